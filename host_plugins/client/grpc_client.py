@@ -1,0 +1,259 @@
+"""The facebridge gRPC client: server info, sessions and streaming frames through the server."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from facebridge.chunking import MAX_CHUNK_BYTES, Reassembler, split_chunks
+from facebridge.v1 import facebridge_pb2 as pb
+from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .errors import ClientError
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{"service": "facebridge.v1.FaceBridge", "method": m} for m in ("GetServerInfo", "CloseSession")],
+        "retryPolicy": {
+            "maxAttempts": 4, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }]
+})
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+_STATUS_NAMES = {pb.FrameStatus.OK: "ok", pb.FrameStatus.WARNING: "warning", pb.FrameStatus.FAILED: "failed"}
+
+
+def _mapped(exc: grpc.RpcError, what: str, address: str) -> ClientError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return ClientError(f"server {address} unavailable during {what}: {detail}", retryable=True)
+    return ClientError(f"{what}: {detail}", retryable=code in _RETRYABLE)
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One frame to process: read ``input_path``, write the result to ``output_path``."""
+
+    frame_number: int
+    input_path: str
+    output_path: str
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    frame_number: int
+    status: str  # ok | warning | failed
+    kind: str
+    message: str
+    input_path: str
+    output_path: str
+    faces: list[dict[str, object]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    session_id: str
+    params_hash: str
+    model_ids: list[str]
+    sources: list[dict[str, object]]
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | bytearray) -> None:
+    """Write ``data`` to a temporary name beside ``path`` and rename it into place when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _number(value: float, digits: int = 4) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def _face_dict(face: pb.FaceQC) -> dict[str, object]:
+    return {
+        "index": face.index,
+        "swapped": face.swapped,
+        "source": face.source_label,
+        "identity_distance": _number(face.identity_distance),
+        "identity_distance_plate": _number(face.identity_distance_plate),
+        "box": [round(v, 1) for v in face.box],
+        "pose": {"yaw": round(face.yaw, 1), "pitch": round(face.pitch, 1), "roll": round(face.roll, 1)},
+    }
+
+
+class FaceBridgeClient:
+    """A connection to one facebridge server.
+
+    Args:
+        address: ``host:port``.
+        timeout: deadline in seconds for the unary calls.
+    """
+
+    def __init__(self, address: str, timeout: float = 120.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.service_config", _SERVICE_CONFIG),
+                ("grpc.enable_retries", 1),
+            ],
+        )
+        self._stub = pb_grpc.FaceBridgeStub(self._channel)
+
+    def __enter__(self) -> "FaceBridgeClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the server's health service says SERVING, or raise ClientError after ``timeout`` s."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            reply = health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(service="facebridge.v1.FaceBridge"), timeout=timeout
+            )
+        except grpc.FutureTimeoutError as exc:
+            raise ClientError(f"server {self.address} did not answer within {timeout:.0f} s", retryable=True) from exc
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "health check", self.address) from exc
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise ClientError(f"server {self.address} is not serving", retryable=True)
+
+    def server_info(self) -> pb.GetServerInfoResponse:
+        try:
+            return self._stub.GetServerInfo(pb.GetServerInfoRequest(), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "GetServerInfo", self.address) from exc
+
+    def open_session(
+        self,
+        sources: Sequence[str | os.PathLike[str]],
+        *,
+        shot: str = "",
+        blend: float = 1.0,
+        colorspace: str = "",
+        output_format: str = "exr",
+        mode: str = "swap",
+        client: str = "",
+    ) -> SessionInfo:
+        images = []
+        for source in sources:
+            path = Path(source)
+            try:
+                images.append(pb.SourceImage(label=path.name, data=path.read_bytes()))
+            except OSError as exc:
+                raise ClientError(f"source {path}: cannot read ({exc.strerror})") from exc
+        request = pb.OpenSessionRequest(
+            client=client or f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()}",
+            shot=shot,
+            sources=images,
+            params=pb.ProcessParams(mode=mode, blend=blend, colorspace=colorspace, output_format=output_format),
+        )
+        try:
+            reply = self._stub.OpenSession(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "OpenSession", self.address) from exc
+        return SessionInfo(
+            session_id=reply.session_id,
+            params_hash=reply.params_hash,
+            model_ids=list(reply.model_ids),
+            sources=[{"label": s.label, "sha256": s.sha256, "yaw": s.yaw, "pitch": s.pitch, "roll": s.roll}
+                     for s in reply.sources],
+        )
+
+    def close_session(self, session_id: str) -> tuple[int, int]:
+        try:
+            reply = self._stub.CloseSession(pb.CloseSessionRequest(session_id=session_id), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "CloseSession", self.address) from exc
+        return reply.frames_processed, reply.frames_failed
+
+    def process(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False) -> Iterator[FrameOutcome]:
+        """Send ``jobs`` through the server; yield one outcome per job as results come back.
+
+        Results are written to each job's ``output_path`` atomically (stream transport: by this client;
+        path transport: by the server). A frame that fails leaves nothing at its output path.
+        """
+        call = self._stub.ProcessFrames(self._requests(session_id, jobs, use_paths))
+        pending: tuple[pb.FrameResult, Reassembler] | None = None
+        try:
+            for message in call:
+                if message.WhichOneof("payload") == "result":
+                    result = message.result
+                    if result.total_bytes:
+                        pending = (result, Reassembler(result.total_bytes, result.total_bytes))
+                        continue
+                    yield self._outcome(jobs[result.frame_id], result)
+                else:
+                    if pending is None or message.chunk.frame_id != pending[0].frame_id:
+                        raise ClientError(f"server sent a chunk for frame id {message.chunk.frame_id} out of order")
+                    result, assembler = pending
+                    assembler.add(message.chunk.offset, message.chunk.data)
+                    if assembler.complete:
+                        pending = None
+                        write_atomic(jobs[result.frame_id].output_path, assembler.result())
+                        yield self._outcome(jobs[result.frame_id], result)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "ProcessFrames", self.address) from exc
+        finally:
+            call.cancel()
+
+    @staticmethod
+    def _outcome(job: FrameJob, result: pb.FrameResult) -> FrameOutcome:
+        return FrameOutcome(
+            frame_number=job.frame_number,
+            status=_STATUS_NAMES[result.status.code],
+            kind=result.status.kind,
+            message=result.status.message,
+            input_path=job.input_path,
+            output_path=job.output_path if result.status.code != pb.FrameStatus.FAILED else "",
+            faces=[_face_dict(f) for f in result.qc.faces],
+            timings_ms={k: round(v, 2) for k, v in result.qc.timings_ms.items()},
+        )
+
+    @staticmethod
+    def _requests(session_id: str, jobs: Sequence[FrameJob], use_paths: bool) -> Iterator[pb.ProcessFramesRequest]:
+        yield pb.ProcessFramesRequest(start=pb.StreamStart(session_id=session_id))
+        for frame_id, job in enumerate(jobs):
+            name = os.path.basename(job.input_path)
+            if use_paths:
+                yield pb.ProcessFramesRequest(header=pb.FrameHeader(
+                    frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_PATH,
+                    input_path=os.path.abspath(job.input_path), output_path=os.path.abspath(job.output_path)))
+                continue
+            data = Path(job.input_path).read_bytes()
+            yield pb.ProcessFramesRequest(header=pb.FrameHeader(
+                frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
+                total_bytes=len(data)))
+            for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
+                yield pb.ProcessFramesRequest(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=bytes(piece)))

@@ -1,0 +1,69 @@
+"""A private facebridge server on a free loopback port, for the length of one run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .errors import ClientError
+
+_READY = re.compile(r"facebridge serving on (\S+):(\d+)")
+
+
+class LocalServer:
+    """Starts ``python -m inference_server serve --port 0`` and stops it on exit.
+
+    Use as a context manager; ``address`` is ``127.0.0.1:PORT`` once started.
+
+    Args:
+        device: passed to ``serve --device``.
+        audit_log: passed to ``serve --audit-log`` when given.
+        startup_timeout: seconds to wait for the server to print its address.
+    """
+
+    def __init__(self, device: str = "auto", audit_log: Path | None = None, startup_timeout: float = 120.0) -> None:
+        self.device = device
+        self.audit_log = audit_log
+        self.startup_timeout = startup_timeout
+        self.address = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> "LocalServer":
+        command = [sys.executable, "-m", "inference_server", "serve", "--host", "127.0.0.1", "--port", "0",
+                   "--device", self.device]
+        if self.audit_log is not None:
+            command += ["--audit-log", str(self.audit_log)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        line_holder: list[str] = []
+        reader = threading.Thread(target=lambda: line_holder.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(self.startup_timeout)
+        match = _READY.search(line_holder[0]) if line_holder else None
+        if match is None:
+            code = self._process.poll()
+            self.stop()
+            state = f"exited with code {code}" if code is not None else f"did not start within {self.startup_timeout:.0f} s"
+            raise ClientError(f"local facebridge server {state}")
+        self.address = f"{match.group(1)}:{match.group(2)}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Ask the server to shut down gracefully (SIGTERM); kill it if it does not within ``timeout``."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,76 @@
+"""The ``facebridge`` command: ``serve``, ``process`` and ``demo``.
+
+Each subcommand's module is imported only when it runs, so ``facebridge process`` never loads the
+server's models and ``facebridge serve`` never loads the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server.app import ServerConfig, serve
+    from .server.errors import FaceBridgeError
+
+    try:
+        return serve(ServerConfig(host=args.host, port=args.port, device=args.device, audit_log=args.audit_log))
+    except (FaceBridgeError, OSError) as exc:
+        print(f"facebridge: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _process(args: argparse.Namespace) -> int:
+    from host_plugins.client.process_cmd import run
+
+    return run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from host_plugins.client.demo import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facebridge", description="Face swap on linear EXR plates via a local gRPC server.")
+    parser.add_argument("--version", action="version", version=f"facebridge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the inference server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one (the bound address is printed)")
+    serve.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
+    serve.add_argument("--audit-log", type=Path, default=None,
+                       help="JSON-lines audit log (default $XDG_CACHE_HOME/facebridge/audit.jsonl)")
+    serve.set_defaults(func=_serve)
+
+    from host_plugins.client.process_cmd import add_arguments
+
+    process = commands.add_parser("process", help="swap faces in an image sequence through a server")
+    add_arguments(process)
+    process.set_defaults(func=_process)
+
+    demo = commands.add_parser("demo", help="build a demo plate from package photos and run the whole pipeline")
+    demo.add_argument("--out", type=Path, default=Path("facebridge_demo"), help="output folder (default ./facebridge_demo)")
+    demo.add_argument("--frames", type=int, default=24, help="number of frames (default 24)")
+    demo.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

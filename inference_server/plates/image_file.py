@@ -1,0 +1,170 @@
+"""Decode and encode image files with OpenImageIO, keeping everything about them.
+
+Convention:
+    - ``Plate.pixels`` is ``(H, W, C)`` float32, the data window of subimage 0, channels in file order.
+      Half and float values convert to float32 exactly, so writing them back to the same channel formats
+      reproduces the file's values bit for bit (NaN, Inf and values above 1 included).
+    - Channel formats, data/display windows, tiling, compression and metadata come from the file's
+      ``ImageSpec`` and are reused when encoding; further subimages (multi-part EXR) are carried through
+      untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+
+from .errors import PlateError
+
+MetadataValue = str | int | float
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest frame accepted, checked before any pixel is read."""
+
+    max_width: int = 16384
+    max_height: int = 16384
+    max_channels: int = 64
+
+
+@dataclass
+class Plate:
+    """One decoded image: subimage 0 as float32 pixels plus everything needed to write it back."""
+
+    pixels: np.ndarray
+    spec: oiio.ImageSpec
+    format_name: str
+    extra_subimages: list[tuple[oiio.ImageSpec, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(self.spec.channelnames)
+
+    def channel_index(self, names: Sequence[str]) -> list[int]:
+        """Indices of ``names`` in file order; PlateError(``channels``) naming the missing ones."""
+        have = self.channel_names
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise PlateError("channels", f"missing channel(s) {','.join(missing)}; has {','.join(have) or 'none'}")
+        return [have.index(n) for n in names]
+
+
+def _check_spec(spec: oiio.ImageSpec, limits: Limits) -> None:
+    if spec.deep:
+        raise PlateError("format", "deep images are not supported")
+    if spec.width <= 0 or spec.height <= 0 or spec.nchannels <= 0:
+        raise PlateError("dimensions", f"empty image ({spec.width}x{spec.height}, {spec.nchannels} channels)")
+    if spec.width > limits.max_width or spec.height > limits.max_height:
+        raise PlateError(
+            "dimensions",
+            f"{spec.width}x{spec.height} exceeds the server limit of {limits.max_width}x{limits.max_height}",
+        )
+    if spec.nchannels > limits.max_channels:
+        raise PlateError("dimensions", f"{spec.nchannels} channels exceed the limit of {limits.max_channels}")
+
+
+def _read_subimage(inp: oiio.ImageInput, spec: oiio.ImageSpec) -> np.ndarray:
+    pixels = inp.read_image(format=oiio.FLOAT)
+    if pixels is None or inp.has_error:
+        raise PlateError("decode", f"unreadable pixels ({inp.geterror() or oiio.geterror() or 'truncated?'})")
+    return np.ascontiguousarray(pixels.reshape(spec.height, spec.width, spec.nchannels), dtype=np.float32)
+
+
+def read_plate(path: str | os.PathLike[str], limits: Limits = Limits()) -> Plate:
+    """Decode the image file at ``path`` (anything OpenImageIO reads).
+
+    Raises:
+        PlateError: unreadable, truncated, deep, empty or oversized images.
+    """
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        detail = oiio.geterror().strip().splitlines()
+        raise PlateError("decode", f"cannot open image ({detail[-1] if detail else 'unknown format'})")
+    try:
+        spec = inp.spec()
+        _check_spec(spec, limits)
+        pixels = _read_subimage(inp, spec)
+        extra: list[tuple[oiio.ImageSpec, np.ndarray]] = []
+        index = 1
+        while inp.seek_subimage(index, 0):
+            sub = inp.spec()
+            _check_spec(sub, limits)
+            extra.append((sub, _read_subimage(inp, sub)))
+            index += 1
+        return Plate(pixels=pixels, spec=spec, format_name=inp.format_name(), extra_subimages=extra)
+    finally:
+        inp.close()
+
+
+def decode_plate(data: bytes | bytearray | memoryview, name: str, scratch_dir: Path, limits: Limits = Limits()) -> Plate:
+    """Decode an encoded image held in memory; ``name``'s extension helps OpenImageIO pick the reader."""
+    suffix = Path(name).suffix or ".img"
+    with tempfile.NamedTemporaryFile(dir=scratch_dir, suffix=suffix) as handle:
+        handle.write(data)
+        handle.flush()
+        return read_plate(handle.name, limits)
+
+
+def _output_spec(spec: oiio.ImageSpec, metadata: Mapping[str, MetadataValue]) -> oiio.ImageSpec:
+    out = oiio.ImageSpec(spec)
+    for key, value in metadata.items():
+        out.attribute(key, value)
+    return out
+
+
+def write_plate_atomic(
+    path: str | os.PathLike[str],
+    plate: Plate,
+    pixels: np.ndarray,
+    metadata: Mapping[str, MetadataValue],
+) -> None:
+    """Write ``pixels`` (same shape as ``plate.pixels``) with ``plate``'s spec plus ``metadata`` to ``path``.
+
+    The file is written under a temporary name in the same folder and renamed when complete, so a failure
+    never leaves a partial file at ``path``. The format follows ``path``'s extension.
+    """
+    path = Path(path)
+    if pixels.shape != plate.pixels.shape:
+        raise PlateError("encode", f"pixels {pixels.shape} do not match the plate {plate.pixels.shape}")
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    specs = [_output_spec(plate.spec, metadata)] + [_output_spec(s, metadata) for s, _ in plate.extra_subimages]
+    images = [pixels] + [p for _, p in plate.extra_subimages]
+    out = oiio.ImageOutput.create(str(tmp))
+    if out is None:
+        raise PlateError("encode", f"no writer for '{path.suffix}' ({oiio.geterror().strip()})")
+    try:
+        if len(specs) > 1 and not out.supports("multiimage"):
+            raise PlateError("encode", f"'{path.suffix}' cannot hold the {len(specs)} parts of the input")
+        ok = out.open(str(tmp), specs) if len(specs) > 1 else out.open(str(tmp), specs[0])
+        for index, (spec, image) in enumerate(zip(specs, images)):
+            if index > 0:
+                ok = ok and out.open(str(tmp), spec, "AppendSubimage")
+            ok = ok and out.write_image(np.ascontiguousarray(image, dtype=np.float32))
+        if not ok:
+            raise PlateError("encode", f"cannot write '{path.name}' ({out.geterror() or oiio.geterror()})")
+        out.close()
+        os.replace(tmp, path)
+    except BaseException:
+        out.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def encode_plate(
+    plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], extension: str, scratch_dir: Path
+) -> bytes:
+    """Encode like ``write_plate_atomic`` and return the file's bytes (for streaming back)."""
+    path = Path(scratch_dir) / f"{uuid.uuid4().hex}.{extension.lstrip('.')}"
+    try:
+        write_plate_atomic(path, plate, pixels, metadata)
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)

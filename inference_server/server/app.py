@@ -1,0 +1,112 @@
+"""Building, starting and stopping the gRPC server (``facebridge serve``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from ..faces.dlib_models import DlibFaceModels
+from ..paths import default_audit_log, scratch_parent
+from .audit import AuditLog
+from .device import describe_device, resolve_device
+from .engine import FaceSwapEngine
+from .service import MAX_MESSAGE_BYTES, FaceBridgeService
+
+_LOG = logging.getLogger(__name__)
+SERVICE_NAME = "facebridge.v1.FaceBridge"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    device: str = "auto"
+    audit_log: Path | None = None
+    max_workers: int = 8
+    allow_paths: bool | None = None  # None: offered when bound to a loopback address
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class RunningServer:
+    """A started server; ``stop`` is graceful (in-flight calls get ``grace`` seconds)."""
+
+    def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer,
+                 service: FaceBridgeService, scratch_dir: Path) -> None:
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.service = service
+        self._scratch_dir = scratch_dir
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+
+def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> RunningServer:
+    """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving."""
+    device = resolve_device(config.device)
+    scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
+    engine = FaceSwapEngine(scratch, models=models or DlibFaceModels())
+    allow_paths = is_loopback(config.host) if config.allow_paths is None else config.allow_paths
+    service = FaceBridgeService(engine, AuditLog(config.audit_log or default_audit_log()),
+                                describe_device(device), allow_paths)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="facebridge"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    pb_grpc.add_FaceBridgeServicer_to_server(service, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    host = f"[{config.host}]" if ":" in config.host and not config.host.startswith("[") else config.host
+    port = server.add_insecure_port(f"{host}:{config.port}")
+    if port == 0:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise OSError(f"cannot bind {config.host}:{config.port}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, health_servicer, service, scratch)
+
+
+def serve(config: ServerConfig) -> int:
+    """Run until SIGINT or SIGTERM; print the bound address as the first line of stdout."""
+    running = start_server(config)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        _LOG.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(f"facebridge serving on {config.host}:{running.port} (device {running.service.device})", flush=True)
+    while not stop.wait(0.5):
+        pass
+    running.stop()
+    print("facebridge server stopped", file=sys.stderr, flush=True)
+    return 0

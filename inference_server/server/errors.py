@@ -1,0 +1,23 @@
+"""Domain errors of the server. They are mapped to gRPC status codes once, in ``service.py``."""
+
+from __future__ import annotations
+
+
+class FaceBridgeError(Exception):
+    """Base class of the errors a client can be told about."""
+
+
+class InvalidRequest(FaceBridgeError):
+    """The request is malformed or names impossible parameters."""
+
+
+class SessionNotFound(FaceBridgeError):
+    """No open session has this id (never opened, closed, or the server restarted)."""
+
+
+class ServerBusy(FaceBridgeError):
+    """A server-wide limit (open sessions) is reached."""
+
+
+class SourceError(FaceBridgeError):
+    """A source identity image cannot be used (unreadable, or no face in it)."""

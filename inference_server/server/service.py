@@ -1,0 +1,249 @@
+"""The gRPC servicer: translates messages to engine calls, and maps errors to status codes (only here)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import grpc
+from facebridge.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
+from facebridge.v1 import facebridge_pb2 as pb
+from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
+
+from .. import __version__
+from ..pipeline.swap_frame import FaceReport
+from .audit import AuditLog
+from .engine import FaceSwapEngine, FrameRequest, FrameResultData
+from .errors import FaceBridgeError, InvalidRequest, ServerBusy, SessionNotFound, SourceError
+from .sessions import Session, SessionParams
+
+_LOG = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Receive limit for one message: OpenSession carries whole source images; frames always come in chunks."""
+
+_STATUS = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    SourceError: grpc.StatusCode.INVALID_ARGUMENT,
+    ChunkError: grpc.StatusCode.INVALID_ARGUMENT,
+    SessionNotFound: grpc.StatusCode.NOT_FOUND,
+    ServerBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+_FRAME_CODE = {"ok": pb.FrameStatus.OK, "warning": pb.FrameStatus.WARNING, "failed": pb.FrameStatus.FAILED}
+
+T = TypeVar("T")
+
+
+def _status_for(exc: BaseException) -> grpc.StatusCode:
+    for kind, code in _STATUS.items():
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _mapped(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn domain errors raised by ``method`` into a gRPC status with a one-line message."""
+
+    @functools.wraps(method)
+    def wrapper(self: "FaceBridgeService", request: object, context: grpc.ServicerContext) -> T:
+        try:
+            return method(self, request, context)
+        except (FaceBridgeError, ChunkError) as exc:
+            context.abort(_status_for(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001
+            _LOG.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error: {exc}")
+        raise AssertionError("unreachable")  # context.abort raises
+
+    return wrapper
+
+
+def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    """As ``_mapped``, for response-streaming methods."""
+
+    @functools.wraps(method)
+    def wrapper(self: "FaceBridgeService", request: object, context: grpc.ServicerContext) -> Iterator[T]:
+        try:
+            yield from method(self, request, context)
+        except (FaceBridgeError, ChunkError) as exc:
+            context.abort(_status_for(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001
+            _LOG.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error: {exc}")
+
+    return wrapper
+
+
+def _face_qc(face: FaceReport) -> pb.FaceQC:
+    return pb.FaceQC(
+        index=face.index,
+        swapped=face.swapped,
+        identity_distance=face.identity_distance,
+        identity_distance_plate=face.identity_distance_plate,
+        source_label=face.source_label,
+        box=list(face.box),
+        yaw=face.pose[0],
+        pitch=face.pose[1],
+        roll=face.pose[2],
+    )
+
+
+def _result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.ProcessFramesResponse]:
+    qc = pb.FrameQC(
+        faces_found=len(result.faces),
+        faces_swapped=sum(f.swapped for f in result.faces),
+        faces=[_face_qc(f) for f in result.faces],
+        timings_ms=result.timings_ms,
+    )
+    yield pb.ProcessFramesResponse(
+        result=pb.FrameResult(
+            frame_id=frame_id,
+            frame_number=result.frame_number,
+            status=pb.FrameStatus(code=_FRAME_CODE[result.status], kind=result.kind, message=result.message),
+            qc=qc,
+            total_bytes=len(result.output) if result.output is not None else 0,
+            output_path=result.output_path,
+        )
+    )
+    if result.output is not None:
+        for offset, piece in split_chunks(result.output, MAX_CHUNK_BYTES):
+            yield pb.ProcessFramesResponse(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=bytes(piece)))
+
+
+class FaceBridgeService(pb_grpc.FaceBridgeServicer):
+    """Thin transport layer over ``FaceSwapEngine``.
+
+    Args:
+        engine: does the work.
+        audit: where who-processed-what is recorded.
+        device: the resolved compute device, reported by GetServerInfo.
+        allow_paths: offer TRANSPORT_PATH (the server reads and writes client-named files).
+    """
+
+    def __init__(self, engine: FaceSwapEngine, audit: AuditLog, device: str, allow_paths: bool) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.device = device
+        self.allow_paths = allow_paths
+
+    @_mapped
+    def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext) -> pb.GetServerInfoResponse:
+        models = self.engine.models
+        transports = [pb.TRANSPORT_STREAM] + ([pb.TRANSPORT_PATH] if self.allow_paths else [])
+        return pb.GetServerInfoResponse(
+            server_version=__version__,
+            api_version="facebridge.v1",
+            device=self.device,
+            models=[
+                pb.ModelInfo(id=models.identifier, kind="detector+landmarker+embedder", format="embedded",
+                             status="ready", detail=str(models.directory)),
+                pb.ModelInfo(id=self.engine.model_ids()[1], kind="swapper", format="embedded", status="ready",
+                             detail="landmark-driven warp, linear-light colour match, soft blend (CPU)"),
+            ],
+            limits=pb.Limits(
+                max_chunk_bytes=MAX_CHUNK_BYTES,
+                max_frame_bytes=self.engine.max_frame_bytes,
+                max_width=self.engine.limits.max_width,
+                max_height=self.engine.limits.max_height,
+                max_message_bytes=MAX_MESSAGE_BYTES,
+            ),
+            transports=transports,
+            hostname=socket.gethostname(),
+        )
+
+    @_mapped
+    def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.OpenSessionResponse:
+        p = request.params
+        params = SessionParams(
+            mode=p.mode or "swap",
+            blend=p.blend if p.HasField("blend") else 1.0,
+            colorspace=p.colorspace,
+            output_format=p.output_format or "exr",
+        )
+        sources = [(s.label or f"source{i}", s.data) for i, s in enumerate(request.sources)]
+        session = self.engine.open_session(request.client or context.peer(), request.shot, sources, params)
+        self.audit.append("open", self._audit_record(session, context))
+        return pb.OpenSessionResponse(
+            session_id=session.id,
+            sources=[
+                pb.SourceFaceInfo(label=s.label, yaw=s.pose[0], pitch=s.pose[1], roll=s.pose[2], sha256=h)
+                for s, h in zip(session.sources, session.source_hashes)
+            ],
+            params_hash=session.params_hash,
+            model_ids=session.model_ids,
+        )
+
+    @_mapped
+    def CloseSession(self, request: pb.CloseSessionRequest, context: grpc.ServicerContext) -> pb.CloseSessionResponse:
+        session = self.engine.sessions.remove(request.session_id)
+        self.audit.append("close", self._audit_record(session, context))
+        return pb.CloseSessionResponse(frames_processed=session.frames_processed, frames_failed=session.frames_failed)
+
+    @_mapped_stream
+    def ProcessFrames(
+        self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ProcessFramesResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "start":
+            raise InvalidRequest("ProcessFrames must begin with a StreamStart message")
+        session = self.engine.sessions.get(first.start.session_id)
+        done: list[int] = []
+        failed: list[int] = []
+        pending: dict[int, tuple[pb.FrameHeader, Reassembler]] = {}
+        try:
+            for message in request_iterator:
+                kind = message.WhichOneof("payload")
+                if kind == "header":
+                    header = message.header
+                    if header.transport == pb.TRANSPORT_PATH:
+                        if not self.allow_paths:
+                            raise InvalidRequest("this server does not offer TRANSPORT_PATH; stream the frames")
+                        request = FrameRequest(header.frame_number, header.name or header.input_path,
+                                               input_path=header.input_path, output_path=header.output_path)
+                    else:
+                        if header.frame_id in pending:
+                            raise InvalidRequest(f"frame id {header.frame_id} announced twice")
+                        pending[header.frame_id] = (header, Reassembler(header.total_bytes, self.engine.max_frame_bytes))
+                        if header.total_bytes:
+                            continue
+                        request = FrameRequest(header.frame_number, header.name, data=b"")
+                        pending.pop(header.frame_id)
+                    frame_id = header.frame_id
+                elif kind == "chunk":
+                    chunk = message.chunk
+                    if chunk.frame_id not in pending:
+                        raise InvalidRequest(f"chunk for unannounced frame id {chunk.frame_id}")
+                    header, assembler = pending[chunk.frame_id]
+                    assembler.add(chunk.offset, chunk.data)
+                    if not assembler.complete:
+                        continue
+                    pending.pop(chunk.frame_id)
+                    request = FrameRequest(header.frame_number, header.name, data=assembler.result())
+                    frame_id = chunk.frame_id
+                else:
+                    raise InvalidRequest(f"unexpected '{kind}' message inside a stream")
+                if not context.is_active():
+                    return
+                result = self.engine.process_frame(session, request)
+                (failed if result.failed else done).append(result.frame_number)
+                yield from _result_messages(frame_id, result)
+        finally:
+            self.audit.append(
+                "frames", {**self._audit_record(session, context), "frames": done, "failed_frames": failed}
+            )
+
+    @staticmethod
+    def _audit_record(session: Session, context: grpc.ServicerContext) -> dict[str, object]:
+        return {
+            "client": session.client,
+            "peer": context.peer(),
+            "shot": session.shot,
+            "session": session.id,
+            "sources_sha256": session.source_hashes,
+            "params": session.params.as_dict(),
+            "params_hash": session.params_hash,
+            "model_ids": session.model_ids,
+        }

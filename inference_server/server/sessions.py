@@ -1,0 +1,97 @@
+"""Open sessions: one per shot and client, holding the prepared sources and the parameters."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from ..swap import SourceFace
+from .errors import InvalidRequest, ServerBusy, SessionNotFound
+
+OUTPUT_FORMATS = ("exr", "tif", "tiff", "png", "dpx", "jpg", "jpeg")
+MODES = ("swap",)
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """The parameters of a session; together with the sources and models they decide every pixel."""
+
+    mode: str = "swap"
+    blend: float = 1.0
+    colorspace: str = ""
+    output_format: str = "exr"
+
+    def validated(self) -> "SessionParams":
+        mode = self.mode or "swap"
+        if mode not in MODES:
+            raise InvalidRequest(f"mode '{mode}' is not available (available: {', '.join(MODES)})")
+        if not (math.isfinite(self.blend) and 0.0 <= self.blend <= 1.0):
+            raise InvalidRequest(f"blend must be within 0..1, got {self.blend}")
+        fmt = (self.output_format or "exr").lower().lstrip(".")
+        if fmt not in OUTPUT_FORMATS:
+            raise InvalidRequest(f"output format '{fmt}' is not supported (supported: {', '.join(OUTPUT_FORMATS)})")
+        return SessionParams(mode=mode, blend=float(self.blend), colorspace=self.colorspace, output_format=fmt)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Session:
+    id: str
+    client: str
+    shot: str
+    params: SessionParams
+    sources: list[SourceFace]
+    source_hashes: list[str]
+    params_hash: str
+    model_ids: list[str]
+    created: float = field(default_factory=time.time)
+    frames_processed: int = 0
+    frames_failed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, failed: bool) -> None:
+        with self._lock:
+            self.frames_processed += 1
+            self.frames_failed += int(failed)
+
+
+class SessionRegistry:
+    """Thread-safe map of open sessions with an upper bound on how many may be open."""
+
+    def __init__(self, max_sessions: int = 64) -> None:
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self._max = max_sessions
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    def add(self, session: Session) -> None:
+        with self._lock:
+            if len(self._sessions) >= self._max:
+                raise ServerBusy(f"{self._max} sessions are open; close one first")
+            self._sessions[session.id] = session
+
+    def get(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(f"no open session '{session_id}'")
+        return session
+
+    def remove(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is None:
+            raise SessionNotFound(f"no open session '{session_id}'")
+        return session
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)

@@ -1,0 +1,266 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Transport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSPORT_UNSPECIFIED: _ClassVar[Transport]
+    TRANSPORT_STREAM: _ClassVar[Transport]
+    TRANSPORT_PATH: _ClassVar[Transport]
+TRANSPORT_UNSPECIFIED: Transport
+TRANSPORT_STREAM: Transport
+TRANSPORT_PATH: Transport
+
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("max_chunk_bytes", "max_frame_bytes", "max_width", "max_height", "max_message_bytes")
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAME_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_chunk_bytes: int
+    max_frame_bytes: int
+    max_width: int
+    max_height: int
+    max_message_bytes: int
+    def __init__(self, max_chunk_bytes: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "kind", "format", "status", "detail")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    format: str
+    status: str
+    detail: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., format: _Optional[str] = ..., status: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class GetServerInfoResponse(_message.Message):
+    __slots__ = ("server_version", "api_version", "device", "models", "limits", "transports", "hostname")
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORTS_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    server_version: str
+    api_version: str
+    device: str
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    limits: Limits
+    transports: _containers.RepeatedScalarFieldContainer[Transport]
+    hostname: str
+    def __init__(self, server_version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., transports: _Optional[_Iterable[_Union[Transport, str]]] = ..., hostname: _Optional[str] = ...) -> None: ...
+
+class SourceImage(_message.Message):
+    __slots__ = ("label", "data")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    data: bytes
+    def __init__(self, label: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ProcessParams(_message.Message):
+    __slots__ = ("mode", "blend", "colorspace", "output_format")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    BLEND_FIELD_NUMBER: _ClassVar[int]
+    COLORSPACE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    blend: float
+    colorspace: str
+    output_format: str
+    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ...) -> None: ...
+
+class OpenSessionRequest(_message.Message):
+    __slots__ = ("client", "shot", "sources", "params")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    SHOT_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    shot: str
+    sources: _containers.RepeatedCompositeFieldContainer[SourceImage]
+    params: ProcessParams
+    def __init__(self, client: _Optional[str] = ..., shot: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[SourceImage, _Mapping]]] = ..., params: _Optional[_Union[ProcessParams, _Mapping]] = ...) -> None: ...
+
+class SourceFaceInfo(_message.Message):
+    __slots__ = ("label", "yaw", "pitch", "roll", "sha256")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    ROLL_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    yaw: float
+    pitch: float
+    roll: float
+    sha256: str
+    def __init__(self, label: _Optional[str] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class OpenSessionResponse(_message.Message):
+    __slots__ = ("session_id", "sources", "params_hash", "model_ids")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    sources: _containers.RepeatedCompositeFieldContainer[SourceFaceInfo]
+    params_hash: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[SourceFaceInfo, _Mapping]]] = ..., params_hash: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ("frames_processed", "frames_failed")
+    FRAMES_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FAILED_FIELD_NUMBER: _ClassVar[int]
+    frames_processed: int
+    frames_failed: int
+    def __init__(self, frames_processed: _Optional[int] = ..., frames_failed: _Optional[int] = ...) -> None: ...
+
+class StreamStart(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class FrameHeader(_message.Message):
+    __slots__ = ("frame_id", "frame_number", "name", "transport", "total_bytes", "input_path", "output_path")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    frame_number: int
+    name: str
+    transport: Transport
+    total_bytes: int
+    input_path: str
+    output_path: str
+    def __init__(self, frame_id: _Optional[int] = ..., frame_number: _Optional[int] = ..., name: _Optional[str] = ..., transport: _Optional[_Union[Transport, str]] = ..., total_bytes: _Optional[int] = ..., input_path: _Optional[str] = ..., output_path: _Optional[str] = ...) -> None: ...
+
+class FrameChunk(_message.Message):
+    __slots__ = ("frame_id", "offset", "data")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    offset: int
+    data: bytes
+    def __init__(self, frame_id: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ProcessFramesRequest(_message.Message):
+    __slots__ = ("start", "header", "chunk")
+    START_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    start: StreamStart
+    header: FrameHeader
+    chunk: FrameChunk
+    def __init__(self, start: _Optional[_Union[StreamStart, _Mapping]] = ..., header: _Optional[_Union[FrameHeader, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class FrameStatus(_message.Message):
+    __slots__ = ("code", "kind", "message")
+    class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OK: _ClassVar[FrameStatus.Code]
+        WARNING: _ClassVar[FrameStatus.Code]
+        FAILED: _ClassVar[FrameStatus.Code]
+    OK: FrameStatus.Code
+    WARNING: FrameStatus.Code
+    FAILED: FrameStatus.Code
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: FrameStatus.Code
+    kind: str
+    message: str
+    def __init__(self, code: _Optional[_Union[FrameStatus.Code, str]] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class FaceQC(_message.Message):
+    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SWAPPED_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_DISTANCE_PLATE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    ROLL_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    swapped: bool
+    identity_distance: float
+    identity_distance_plate: float
+    source_label: str
+    box: _containers.RepeatedScalarFieldContainer[float]
+    yaw: float
+    pitch: float
+    roll: float
+    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ...) -> None: ...
+
+class FrameQC(_message.Message):
+    __slots__ = ("faces_found", "faces_swapped", "faces", "timings_ms")
+    class TimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    FACES_FOUND_FIELD_NUMBER: _ClassVar[int]
+    FACES_SWAPPED_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    faces_found: int
+    faces_swapped: int
+    faces: _containers.RepeatedCompositeFieldContainer[FaceQC]
+    timings_ms: _containers.ScalarMap[str, float]
+    def __init__(self, faces_found: _Optional[int] = ..., faces_swapped: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[FaceQC, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class FrameResult(_message.Message):
+    __slots__ = ("frame_id", "frame_number", "status", "qc", "total_bytes", "output_path")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    QC_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    frame_number: int
+    status: FrameStatus
+    qc: FrameQC
+    total_bytes: int
+    output_path: str
+    def __init__(self, frame_id: _Optional[int] = ..., frame_number: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, _Mapping]] = ..., qc: _Optional[_Union[FrameQC, _Mapping]] = ..., total_bytes: _Optional[int] = ..., output_path: _Optional[str] = ...) -> None: ...
+
+class ProcessFramesResponse(_message.Message):
+    __slots__ = ("result", "chunk")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    result: FrameResult
+    chunk: FrameChunk
+    def __init__(self, result: _Optional[_Union[FrameResult, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
