@@ -32,6 +32,7 @@ class SwapSettings:
     colourspace: ColourSpace = field(default_factory=ColourSpace)
     swap: SwapParams = field(default_factory=SwapParams)
     crop_margin: float = 0.6
+    min_detection_score: float = 0.25  # HOG margin; real faces score ~0.3-2.8, badges and patterns ~0.1
     quality_checks: bool = True
 
 
@@ -82,9 +83,9 @@ def swap_plate(
     """Swap every face found in ``pixels`` with the best-matching source; see the module docstring."""
     clock = _Stopwatch()
     rgb = pixels[..., rgb_index]
-    proxy = to_uint8(settings.colourspace.to_model(rgb))
+    proxy = settings.colourspace.to_proxy8(rgb)
     clock.lap("proxy")
-    detections = models.detect(proxy)
+    detections = [d for d in models.detect(proxy) if d.score >= settings.min_detection_score]
     clock.lap("detect")
     out = pixels.copy()
     reports: list[FaceReport] = []

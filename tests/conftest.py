@@ -1,0 +1,64 @@
+"""Shared fixtures: real faces from ../shared, the dlib models, and a real gRPC server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import FACES_DIR  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not FACES_DIR.is_dir():
+        pytest.skip(f"real face photos not found at {FACES_DIR} (the shared data folder beside the repository)")
+    return FACES_DIR
+
+
+@pytest.fixture(scope="session")
+def dlib_models():  # type: ignore[no-untyped-def]
+    from inference_server.faces.dlib_models import DlibFaceModels
+
+    return DlibFaceModels()
+
+
+@pytest.fixture(scope="session")
+def audit_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
+
+
+@pytest.fixture(scope="session")
+def server(dlib_models, audit_log_path: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """One real server on 127.0.0.1:<free port> for the whole test session."""
+    from inference_server.server.app import ServerConfig, start_server
+
+    running = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", audit_log=audit_log_path),
+                           models=dlib_models)
+    yield running
+    running.stop(grace=2.0)
+
+
+@pytest.fixture(scope="session")
+def server_address(server) -> str:  # type: ignore[no-untyped-def]
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture()
+def client(server_address: str) -> Iterator[object]:
+    from host_plugins.client.grpc_client import FaceBridgeClient
+
+    with FaceBridgeClient(server_address, timeout=120.0) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep default cache/audit locations of any server started by a test out of the user's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

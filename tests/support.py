@@ -1,0 +1,120 @@
+"""Test helpers: linear EXR plates built from real photos, EXR reading, and the face zone.
+
+Written for the tests (independent of the project's code paths they check).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+
+REPO = Path(__file__).resolve().parents[1]
+FACES_DIR = REPO.parent / "shared" / "data" / "faces"
+
+
+def load_rgb8(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"cannot read {path}"
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def srgb8_to_linear(rgb8: np.ndarray) -> np.ndarray:
+    x = rgb8.astype(np.float32) / 255.0
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
+    x = np.clip(np.nan_to_num(linear, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return (np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055) * 255 + 0.5).astype(np.uint8)
+
+
+def write_exr(path: Path, pixels: np.ndarray, names: tuple[str, ...], formats: tuple[object, ...] | None = None,
+              compression: str = "zip", attributes: dict[str, object] | None = None,
+              origin: tuple[int, int] = (0, 0), display: tuple[int, int] | None = None) -> Path:
+    h, w, c = pixels.shape
+    spec = oiio.ImageSpec(w, h, c, oiio.HALF)
+    spec.channelnames = names
+    if formats is not None and len(set(map(str, formats))) == 1:
+        spec.set_format(formats[0])
+    elif formats is not None:
+        spec.channelformats = formats
+    spec.x, spec.y = origin
+    if display is not None:
+        spec.full_x, spec.full_y = 0, 0
+        spec.full_width, spec.full_height = display
+    spec.attribute("compression", compression)
+    for key, value in (attributes or {}).items():
+        spec.attribute(key, value)
+    out = oiio.ImageOutput.create(str(path))
+    assert out is not None and out.open(str(path), spec), oiio.geterror()
+    assert out.write_image(np.ascontiguousarray(pixels, dtype=np.float32)), out.geterror()
+    out.close()
+    return path
+
+
+def read_exr(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    spec = inp.spec()
+    pixels = inp.read_image(format=oiio.FLOAT).reshape(spec.height, spec.width, spec.nchannels)
+    inp.close()
+    return pixels, spec
+
+
+def face_landmarks(models, rgb8: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    return [d.landmarks for d in models.detect(rgb8)]
+
+
+def face_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float = 0.35) -> np.ndarray:
+    """Pixels a face process may touch: landmark hull plus forehead, dilated by ``grow`` x face size."""
+    h, w = shape_hw
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    size = float(max(hi - lo))
+    top = landmarks[17:27].copy()
+    top[:, 1] -= 0.45 * size
+    zone = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(zone, cv2.convexHull(np.concatenate([landmarks, top]).astype(np.int32)), 1)
+    k = int(2 * grow * size) | 1
+    return cv2.dilate(zone, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+
+
+def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Linear half EXR (R,G,B,A,Z[,N.x]) from an sRGB photo, with HDR spots, a NaN and an Inf far from faces.
+
+    Returns the path and the union of the plate's face zones (grown by 0.8 x face size, which is where no
+    special pixel is placed).
+    """
+    rgb8 = load_rgb8(photo)
+    h, w = rgb8.shape[:2]
+    linear = srgb8_to_linear(rgb8)
+    zone = np.zeros((h, w), bool)
+    for landmarks in face_landmarks(models, rgb8):
+        zone |= face_zone((h, w), landmarks, grow=0.8)
+    free = np.argwhere(~zone)
+    assert len(free) > 100, f"{photo.name}: no room away from the face for test pixels"
+    rng = np.random.default_rng(3)
+    for y, x in free[rng.choice(len(free), size=30, replace=False)]:
+        linear[y, x] = linear[y, x] * 5.0 + 3.0  # HDR highlights
+    y0, x0 = free[0]
+    y1, x1 = free[-1]
+    linear[y0, x0, 0] = np.nan
+    linear[y1, x1, 1] = np.inf
+    alpha = np.ones((h, w, 1), np.float32)
+    z = np.fromfunction(lambda yy, xx: 5.0 + 0.01 * xx + 0.03 * yy, (h, w), dtype=np.float32)[..., None]
+    channels = [linear, alpha, z]
+    names: tuple[str, ...] = ("R", "G", "B", "A", "Z")
+    formats: tuple[object, ...] = (oiio.HALF,) * 4 + (oiio.FLOAT,)
+    if aovs:
+        channels.append(rng.normal(0.0, 1.0, (h, w, 1)).astype(np.float32))
+        names += ("N.x",)
+        formats += (oiio.FLOAT,)
+    write_exr(out, np.concatenate(channels, axis=2), names, formats)
+    return out, zone
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise equality that treats NaN as equal to NaN."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
