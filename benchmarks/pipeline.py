@@ -1,0 +1,82 @@
+"""Pipeline throughput on a 1080p plate with one face: frames/s and milliseconds per stage.
+
+Runs the engine in-process (no gRPC) on matplotlib's Grace Hopper photo placed in a 1920x1080 linear
+plate, swapping in scikit-image's astronaut, and then the same frames through a real server. Baseline
+measured in the same run: reading and writing the same EXR with OpenImageIO (the I/O floor).
+
+Usage: python benchmarks/pipeline.py [--frames 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _plates import astronaut_png, one_face_1080p  # noqa: E402
+
+from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
+from inference_server.plates.image_file import read_plate, write_plate_atomic  # noqa: E402
+from inference_server.server.app import ServerConfig, start_server  # noqa: E402
+from inference_server.server.engine import FaceSwapEngine, FrameRequest  # noqa: E402
+from inference_server.server.sessions import SessionParams  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=8)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
+    plate = one_face_1080p(work / "plate.exr")
+    source = astronaut_png(work / "src.png")
+
+    io_ms = []
+    for k in range(args.frames):
+        t = time.perf_counter()
+        p = read_plate(plate)
+        write_plate_atomic(work / f"io_{k}.exr", p, p.pixels, {})
+        io_ms.append((time.perf_counter() - t) * 1000)
+    io = statistics.median(io_ms)
+
+    engine = FaceSwapEngine(work)
+    session = engine.open_session("bench", "bench", [(source.name, source.read_bytes())], SessionParams())
+    stages: dict[str, list[float]] = {}
+    walls = []
+    for k in range(args.frames):
+        t = time.perf_counter()
+        result = engine.process_frame(session, FrameRequest(k, plate.name, input_path=str(plate),
+                                                            output_path=str(work / f"eng_{k}.exr")))
+        walls.append((time.perf_counter() - t) * 1000)
+        assert result.status == "ok", result.message
+        for stage, ms in result.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
+    wall = statistics.median(walls)
+    print(f"1080p one face, {args.frames} frames, in-process engine: {1000 / wall:.2f} frames/s "
+          f"({wall:.0f} ms/frame; EXR read+write baseline {io:.0f} ms, ratio {wall / io:.1f}x)")
+    for stage, values in stages.items():
+        print(f"  {stage:>10}: {statistics.median(values):8.1f} ms")
+
+    running = start_server(ServerConfig(port=0, device="cpu", audit_log=work / "audit.jsonl"), models=engine.models)
+    try:
+        with FaceBridgeClient(f"127.0.0.1:{running.port}") as client:
+            info = client.open_session([source])
+            jobs = [FrameJob(k, str(plate), str(work / f"srv_{k}.exr")) for k in range(args.frames)]
+            for use_paths in (False, True):
+                t = time.perf_counter()
+                outcomes = list(client.process(info.session_id, jobs, use_paths=use_paths))
+                elapsed = time.perf_counter() - t
+                assert all(o.status == "ok" for o in outcomes)
+                print(f"through the server ({'path' if use_paths else 'stream'}): {len(jobs) / elapsed:.2f} frames/s "
+                      f"({elapsed / len(jobs) * 1000:.0f} ms/frame, {elapsed / len(jobs) * 1000 / wall:.2f}x in-process)")
+    finally:
+        running.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
