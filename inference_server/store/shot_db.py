@@ -1,0 +1,198 @@
+"""The shot database: shots, per-frame analysis, face tracks, landmarks and the cache index (SQLite, WAL).
+
+Every write is its own transaction, committed before the call returns, so a killed server loses nothing
+that was reported as done. Connections are per thread (SQLite objects must not cross threads).
+
+Convention: landmarks are stored as ``(68, 2)`` float32 little-endian blobs, x/y in data-window pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS shots (
+    shot TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS frames (
+    shot TEXT NOT NULL,
+    frame INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    cut INTEGER NOT NULL,
+    PRIMARY KEY (shot, frame)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    shot TEXT NOT NULL,
+    frame INTEGER NOT NULL,
+    track INTEGER NOT NULL,
+    landmarks BLOB NOT NULL,
+    score REAL NOT NULL,
+    origin TEXT NOT NULL,
+    PRIMARY KEY (shot, frame, track)
+);
+CREATE TABLE IF NOT EXISTS tracks (
+    shot TEXT NOT NULL,
+    track INTEGER NOT NULL,
+    cut INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    PRIMARY KEY (shot, track)
+);
+CREATE TABLE IF NOT EXISTS cache_entries (
+    key TEXT PRIMARY KEY,
+    relpath TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    last_used REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_lru ON cache_entries (last_used);
+"""
+
+
+@dataclass(frozen=True)
+class Observation:
+    frame: int
+    track: int
+    landmarks: np.ndarray  # (68, 2) float32
+    score: float
+    origin: str  # "detect" | "track" | "interpolated"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    relpath: str
+    size: int
+    sha256: str
+
+
+def _blob(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array, dtype="<f4").tobytes()
+
+
+def _array(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").reshape(shape).astype(np.float32)
+
+
+class ShotDatabase:
+    """Thin stateful wrapper over one SQLite file in WAL mode."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connection().executescript(SCHEMA)  # executescript manages its own transaction
+
+    def _connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self._connection()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- shots ------------------------------------------------------------------------------------
+    def ensure_shot(self, shot: str, config: dict[str, object]) -> dict[str, object]:
+        """Create the shot with ``config`` unless it exists; return its stored config."""
+        text = json.dumps(config, sort_keys=True)
+        with self._tx() as con:
+            con.execute("INSERT OR IGNORE INTO shots (shot, config, created) VALUES (?, ?, ?)", (shot, text, time.time()))
+            row = con.execute("SELECT config FROM shots WHERE shot = ?", (shot,)).fetchone()
+        return json.loads(row[0])
+
+    def reset_shot(self, shot: str) -> None:
+        """Forget a shot's analysis (frames, observations, tracks)."""
+        with self._tx() as con:
+            for table in ("shots", "frames", "observations", "tracks"):
+                con.execute(f"DELETE FROM {table} WHERE shot = ?", (shot,))  # noqa: S608 - fixed names
+
+    def shots(self) -> list[str]:
+        return [r[0] for r in self._connection().execute("SELECT shot FROM shots ORDER BY shot")]
+
+    # -- per-frame analysis -----------------------------------------------------------------------
+    def commit_frame(self, shot: str, frame: int, content_hash: str, cut: int,
+                     observations: Iterable[Observation], new_tracks: Iterable[tuple[int, int, np.ndarray]]) -> None:
+        """Record one analysed frame and its observations (and tracks first seen on it) atomically."""
+        with self._tx() as con:
+            con.execute("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?)", (shot, frame, content_hash, cut))
+            con.execute("DELETE FROM observations WHERE shot = ? AND frame = ?", (shot, frame))
+            con.executemany(
+                "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?)",
+                [(shot, frame, o.track, _blob(o.landmarks), float(o.score), o.origin) for o in observations],
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?)",
+                [(shot, track, cut_id, _blob(embedding)) for track, cut_id, embedding in new_tracks],
+            )
+
+    def analysed_frames(self, shot: str) -> dict[int, tuple[str, int]]:
+        """frame -> (content hash, cut id) for every committed frame of ``shot``."""
+        rows = self._connection().execute("SELECT frame, content_hash, cut FROM frames WHERE shot = ?", (shot,))
+        return {f: (h, c) for f, h, c in rows}
+
+    def observations(self, shot: str) -> list[Observation]:
+        rows = self._connection().execute(
+            "SELECT frame, track, landmarks, score, origin FROM observations WHERE shot = ? ORDER BY track, frame",
+            (shot,))
+        return [Observation(f, t, _array(b, (68, 2)), s, o) for f, t, b, s, o in rows]
+
+    def tracks(self, shot: str) -> dict[int, tuple[int, np.ndarray]]:
+        """track id -> (cut id, identity embedding (128,) float32)."""
+        rows = self._connection().execute("SELECT track, cut, embedding FROM tracks WHERE shot = ?", (shot,))
+        return {t: (c, _array(e, (-1,))) for t, c, e in rows}
+
+    # -- cache index ------------------------------------------------------------------------------
+    def cache_lookup(self, key: str) -> CacheEntry | None:
+        row = self._connection().execute(
+            "SELECT key, relpath, size, sha256 FROM cache_entries WHERE key = ?", (key,)).fetchone()
+        return CacheEntry(*row) if row else None
+
+    def cache_touch(self, key: str) -> None:
+        with self._tx() as con:
+            con.execute("UPDATE cache_entries SET last_used = ? WHERE key = ?", (time.time(), key))
+
+    def cache_insert(self, entry: CacheEntry) -> None:
+        with self._tx() as con:
+            con.execute("INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?)",
+                        (entry.key, entry.relpath, entry.size, entry.sha256, time.time()))
+
+    def cache_delete(self, key: str) -> None:
+        with self._tx() as con:
+            con.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
+
+    def cache_total_bytes(self) -> int:
+        return int(self._connection().execute("SELECT COALESCE(SUM(size), 0) FROM cache_entries").fetchone()[0])
+
+    def cache_oldest(self, limit: int) -> list[CacheEntry]:
+        rows = self._connection().execute(
+            "SELECT key, relpath, size, sha256 FROM cache_entries ORDER BY last_used, key LIMIT ?", (limit,))
+        return [CacheEntry(*r) for r in rows]

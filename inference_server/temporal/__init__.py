@@ -1,0 +1,1 @@
+"""Whole-shot temporal analysis: cuts, face tracks, zero-phase smoothing of landmark trajectories."""

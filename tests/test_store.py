@@ -1,0 +1,79 @@
+"""The shot database (a real SQLite file in WAL mode) and the checksummed payload cache."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inference_server.store.payload_cache import PayloadCache
+from inference_server.store.shot_db import Observation, ShotDatabase
+
+
+def _landmarks(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((68, 2)).astype(np.float32) * 500
+
+
+def test_database_is_wal_and_round_trips_analysis(tmp_path: Path) -> None:
+    db = ShotDatabase(tmp_path / "shots.sqlite")
+    assert sqlite3.connect(tmp_path / "shots.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.ensure_shot("sh010", {"keyframe_interval": 5}) == {"keyframe_interval": 5}
+    assert db.ensure_shot("sh010", {"keyframe_interval": 9}) == {"keyframe_interval": 5}
+    emb = np.arange(128, dtype=np.float32)
+    db.commit_frame("sh010", 1001, "h1", 0, [Observation(1001, 0, _landmarks(1), 1.5, "detect")], [(0, 0, emb)])
+    db.commit_frame("sh010", 1002, "h2", 0, [Observation(1002, 0, _landmarks(2), 0.9, "track")], [])
+    assert db.analysed_frames("sh010") == {1001: ("h1", 0), 1002: ("h2", 0)}
+    obs = db.observations("sh010")
+    assert [(o.frame, o.track, o.origin) for o in obs] == [(1001, 0, "detect"), (1002, 0, "track")]
+    assert np.array_equal(obs[0].landmarks, _landmarks(1))
+    assert np.array_equal(db.tracks("sh010")[0][1], emb)
+    db.reset_shot("sh010")
+    assert db.analysed_frames("sh010") == {} and db.shots() == []
+
+
+def test_committed_frames_survive_a_killed_writer(tmp_path: Path) -> None:
+    path = tmp_path / "shots.sqlite"
+    script = (
+        "import os, numpy as np\n"
+        "from inference_server.store.shot_db import ShotDatabase, Observation\n"
+        f"db = ShotDatabase(__import__('pathlib').Path({str(path)!r}))\n"
+        "for f in range(5):\n"
+        "    db.commit_frame('s', f, 'h%d' % f, 0, [Observation(f, 0, np.zeros((68, 2), np.float32), 1.0, 'detect')], [])\n"
+        "os._exit(9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
+    assert sorted(ShotDatabase(path).analysed_frames("s")) == [0, 1, 2, 3, 4]
+
+
+def test_payload_cache_hits_and_treats_corruption_as_a_miss(tmp_path: Path) -> None:
+    db = ShotDatabase(tmp_path / "db.sqlite")
+    cache = PayloadCache(tmp_path / "payloads", db, memory_bytes=0)
+    face = np.random.default_rng(0).random((64, 64, 3)).astype(np.float16)
+    cache.put("k" * 64, {"face": face, "box": np.array([1, 2, 3, 4])})
+    got = cache.get("k" * 64)
+    assert got is not None and np.array_equal(got["face"], face)
+    entry = db.cache_lookup("k" * 64)
+    assert entry is not None
+    path = tmp_path / "payloads" / entry.relpath
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fresh = PayloadCache(tmp_path / "payloads", db, memory_bytes=0)
+    assert fresh.get("k" * 64) is None
+    assert not path.exists() and db.cache_lookup("k" * 64) is None
+
+
+def test_payload_cache_evicts_least_recently_used(tmp_path: Path) -> None:
+    db = ShotDatabase(tmp_path / "db.sqlite")
+    block = {"x": np.zeros(10_000, np.uint8)}
+    cache = PayloadCache(tmp_path / "p", db, max_bytes=35_000, memory_bytes=0)
+    for name in ("a", "b", "c"):
+        cache.put(name * 8, block)
+    assert cache.get("a" * 8) is not None  # a is now the most recently used
+    cache.put("d" * 8, block)
+    assert db.cache_lookup("b" * 8) is None, "the least recently used entry should be gone"
+    assert all(db.cache_lookup(k * 8) is not None for k in "acd")
+    assert db.cache_total_bytes() <= 35_000
