@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
+from inference_server.plates.colour import linear_to_srgb8, srgb_decode
+
 from .process_cmd import add_arguments, run as run_process
 
 FRAME_SIZE = 480
@@ -40,15 +42,10 @@ def camera_move(t: float, image_size: int, frame_size: int) -> np.ndarray:
     return np.array([[zoom, 0.0, offset[0]], [0.0, zoom, offset[1]]], np.float64)
 
 
-def srgb_to_linear(rgb8: np.ndarray) -> np.ndarray:
-    x = rgb8.astype(np.float32) / 255.0
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
 def write_demo_plate(folder: Path, frames: int, first: int = 1001) -> str:
     """Write ``plate.####.exr`` (half R,G,B,A, scene-linear Rec.709) and return the pattern."""
     folder.mkdir(parents=True, exist_ok=True)
-    linear = srgb_to_linear(astronaut_rgb8())
+    linear = srgb_decode(astronaut_rgb8().astype(np.float32) / 255.0)
     size = linear.shape[0]
     for k in range(frames):
         matrix = camera_move(k / max(1, frames - 1), size, FRAME_SIZE)
@@ -67,11 +64,8 @@ def write_demo_plate(folder: Path, frames: int, first: int = 1001) -> str:
 
 
 def _display(path: str) -> np.ndarray:
-    buf = oiio.ImageBuf(path)
-    rgb = np.asarray(buf.get_pixels(oiio.FLOAT))[..., :3]
-    x = np.clip(np.nan_to_num(rgb), 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return (srgb * 255.0 + 0.5).astype(np.uint8)
+    """sRGB uint8 view of a linear EXR's RGB."""
+    return linear_to_srgb8(np.asarray(oiio.ImageBuf(path).get_pixels(oiio.FLOAT))[..., :3])
 
 
 def contact_sheet(pairs: list[tuple[str, str]], path: Path, thumb: int = 240) -> None:

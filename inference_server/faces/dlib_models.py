@@ -1,0 +1,147 @@
+"""The embedded face models: dlib HOG detector, 68-point landmarks and the ResNet identity embedding.
+
+The weights come from the ``face-recognition-models`` pip package. That package's ``__init__`` imports
+``pkg_resources`` (absent from current setuptools), so its directory is located with
+``importlib.util.find_spec`` and never imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+
+from .errors import ModelFilesMissingError
+from .types import FaceDetection
+
+LANDMARKS_68_FILE = "shape_predictor_68_face_landmarks.dat"
+RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"  # optional, not used by default
+REQUIRED_FILES: tuple[str, ...] = (LANDMARKS_68_FILE, RESNET_FILE)
+
+
+def model_dir() -> Path:
+    """Directory holding the dlib ``.dat`` files of the ``face-recognition-models`` package.
+
+    Raises:
+        ModelFilesMissingError: the package is not installed.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFilesMissingError(
+            "the 'face-recognition-models' package is not installed "
+            "(pip install face-recognition-models); it carries the dlib landmark and identity weights"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+def _check_files(directory: Path) -> None:
+    missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ModelFilesMissingError(f"dlib model files missing in {directory}: {', '.join(missing)}")
+
+
+def _rect_tuple(r: "dlib.rectangle", scale: float) -> tuple[float, float, float, float]:
+    return (r.left() * scale, r.top() * scale, (r.right() + 1) * scale, (r.bottom() + 1) * scale)
+
+
+class DlibFaceModels:
+    """Loads the dlib models once and runs them.
+
+    Methods may be called from several threads: each call into dlib holds the instance's lock (dlib's
+    detector and predictor objects are not documented as re-entrant).
+
+    Attributes:
+        directory: where the ``.dat`` files were read from.
+        identifier: short provenance id of the model set.
+    """
+
+    identifier: str = "dlib-hog+sp68+resnet-v1"
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else model_dir()
+        _check_files(self.directory)
+        self._lock = threading.Lock()
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(self.directory / LANDMARKS_68_FILE))
+        self._encoder = dlib.face_recognition_model_v1(str(self.directory / RESNET_FILE))
+        self._weights_hash: str | None = None
+
+    # -- provenance -------------------------------------------------------------------------------
+    def weights_hash(self) -> str:
+        """sha256 over the used ``.dat`` files (name + content), hex; computed once and cached."""
+        with self._lock:
+            if self._weights_hash is None:
+                h = hashlib.sha256()
+                for name in REQUIRED_FILES:
+                    h.update(name.encode())
+                    with open(self.directory / name, "rb") as fh:
+                        for block in iter(lambda: fh.read(1 << 20), b""):
+                            h.update(block)
+                self._weights_hash = h.hexdigest()
+            return self._weights_hash
+
+    # -- inference --------------------------------------------------------------------------------
+    @staticmethod
+    def _check_rgb8(rgb8: np.ndarray) -> np.ndarray:
+        if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
+            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb8.shape} {rgb8.dtype}")
+        return np.ascontiguousarray(rgb8)
+
+    def detect(self, rgb8: np.ndarray, max_side: int = 1280, upsample: int = 1) -> list[FaceDetection]:
+        """Find faces and fit 68 landmarks to each.
+
+        Args:
+            rgb8: ``(H, W, 3)`` uint8, display-referred sRGB.
+            max_side: the HOG detector runs on a copy downscaled (INTER_AREA) so that its long side is at
+                most this; landmarks are fitted on the full-resolution image.
+            upsample: dlib's pyramid upsampling count for the detector (finds faces down to ~40/2**n px).
+
+        Returns:
+            Detections sorted largest box first (ties broken by position), deterministic.
+        """
+        img = self._check_rgb8(rgb8)
+        h, w = img.shape[:2]
+        scale = 1.0
+        small = img
+        if max(h, w) > max_side:
+            scale = max(h, w) / float(max_side)
+            small = cv2.resize(img, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        with self._lock:
+            rects, scores, _ = self._detector.run(small, upsample, 0.0)
+        out: list[FaceDetection] = []
+        for r, s in zip(rects, scores):
+            box = _rect_tuple(r, scale)
+            out.append(FaceDetection(rect=box, score=float(s), landmarks=self.landmarks(img, box)))
+        out.sort(key=lambda d: (-d.area, d.rect[1], d.rect[0]))
+        return out
+
+    def landmarks(self, rgb8: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
+        """Fit the 68 iBUG landmarks inside ``rect`` (x0, y0, x1, y1 pixels). Returns (68, 2) float32."""
+        img = self._check_rgb8(rgb8)
+        x0, y0, x1, y1 = rect
+        r = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1, int(round(y1)) - 1)
+        with self._lock:
+            shape = self._predictor(img, r)
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+
+    def embed(self, rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """dlib ResNet identity descriptor (128,) float64 of the face with the given (68, 2) landmarks.
+
+        Euclidean distance < 0.6 between two descriptors means "same person" in dlib's convention.
+        """
+        img = self._check_rgb8(rgb8)
+        pts = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
+        ipts = [dlib.point(int(round(x)), int(round(y))) for x, y in pts]
+        x0, y0 = pts.min(0)
+        x1, y1 = pts.max(0)
+        rect = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)))
+        det = dlib.full_object_detection(rect, ipts)
+        with self._lock:
+            desc = self._encoder.compute_face_descriptor(img, det)
+        return np.array(desc, dtype=np.float64)

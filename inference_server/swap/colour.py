@@ -1,0 +1,180 @@
+"""Colour helpers for the swap: sRGB transfer functions and colour matching in linear light.
+
+All images are float32 ``(h, w, 3)`` RGB. "Encoded" means display-referred sRGB-encoded in [0, 1];
+"linear" means the sRGB/Rec.709 primaries with the transfer function removed.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..plates.colour import srgb_decode as srgb_to_linear
+from ..plates.colour import srgb_encode as linear_to_srgb
+
+# Rec.709 / sRGB luminance weights (linear light).
+LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+_EPS = 1e-4
+
+
+def luminance(lin: np.ndarray) -> np.ndarray:
+    """(h, w) float32 relative luminance of linear RGB."""
+    return (lin @ LUMA).astype(np.float32)
+
+
+def _wstats(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation over pixels; x (n, c), w (n,)."""
+    ws = float(w.sum()) + 1e-12
+    mean = (x * w[:, None]).sum(0) / ws
+    var = (((x - mean) ** 2) * w[:, None]).sum(0) / ws
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _robust_stats(x: np.ndarray) -> tuple[float, float]:
+    """Median and a robust standard deviation (half the 16th-84th percentile range) of samples."""
+    if x.size == 0:
+        return 0.0, 1.0
+    p16, p50, p84 = np.percentile(x, [16.0, 50.0, 84.0])
+    return float(p50), float(max(0.5 * (p84 - p16), 1e-6))
+
+
+def fit_gamut(lin: np.ndarray) -> np.ndarray:
+    """Bring linear RGB into [0, 1] by moving out-of-range pixels toward their own luminance (a
+    saturation reduction that keeps hue and, where possible, Y) instead of clipping channels one by
+    one, which would shift hue (a clipped red channel turns skin highlights cyan)."""
+    y = np.clip(luminance(lin), 0.0, 1.0)[..., None]
+    hi = lin.max(axis=2, keepdims=True)
+    lo = lin.min(axis=2, keepdims=True)
+    t = np.ones_like(y)
+    over = hi > 1.0
+    t = np.where(over, (1.0 - y) / np.maximum(hi - y, 1e-6), t)
+    under = lo < 0.0
+    t = np.minimum(t, np.where(under, y / np.maximum(y - lo, 1e-6), 1.0))
+    out = y + np.clip(t, 0.0, 1.0) * (lin - y)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _robust_weights(y: np.ndarray, w: np.ndarray, dark: float) -> np.ndarray:
+    """Weights with the darkest pixels (below ``dark`` x the weighted median luminance) dropped: their
+    chromaticity is mostly noise (nostrils, lash lines, mouth corners)."""
+    sel = w > 0
+    if not sel.any():
+        return w
+    med = float(np.median(y[sel]))
+    return np.where(y > dark * med, w, 0.0).astype(np.float32)
+
+
+def match_statistics(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray, tgt_w: np.ndarray,
+                     max_contrast_ratio: float = 1.5, max_saturation_gain: float = 1.0,
+                     dark: float = 0.35) -> np.ndarray:
+    """Match the source's tone and colour statistics to the target's, in linear light.
+
+    Luminance Y (Rec.709 weights on linear RGB) is matched as lightness ``Y ** (1/3)``: median
+    (exposure) and robust spread (contrast, the ratio clipped to
+    ``[1/max_contrast_ratio, max_contrast_ratio]``). Colour is
+    handled as chromaticity ``rgb / Y``: its mean is moved to the target's and the spread around it
+    scaled by the target/source spread ratio (at most ``max_saturation_gain``), so a black-and-white
+    target yields a neutral face and a saturated target a saturated one. Y is preserved exactly.
+
+    Args:
+        src_lin, tgt_lin: (h, w, 3) float32 linear RGB on the same grid.
+        src_w, tgt_w: (h, w) float32 weights selecting the (skin) pixels whose statistics count.
+    Returns:
+        (h, w, 3) float32 linear RGB, the source recoloured.
+    """
+    ys, yt = luminance(src_lin), luminance(tgt_lin)
+    # lightness ~ cube root of Y (as in CIELAB / Oklab): a perceptually even scale for tone matching
+    ls, lt = np.cbrt(np.maximum(ys, 0.0)), np.cbrt(np.maximum(yt, 0.0))
+    mu_s, sd_s = _robust_stats(ls[src_w > 0])
+    mu_t, sd_t = _robust_stats(lt[tgt_w > 0])
+    k = float(np.clip(sd_t / max(sd_s, 1e-6), 1.0 / max_contrast_ratio, max_contrast_ratio))
+    y_out = np.maximum((ls - mu_s) * k + mu_t, 0.0) ** 3
+
+    cs = src_lin / (ys[..., None] + _EPS)
+    ct = tgt_lin / (yt[..., None] + _EPS)
+    rws = _robust_weights(ys, src_w, dark)
+    rwt = _robust_weights(yt, tgt_w, dark)
+    cm_s, csd_s = _wstats(cs[rws > 0], rws[rws > 0])
+    cm_t, csd_t = _wstats(ct[rwt > 0], rwt[rwt > 0])
+    spread_s = float(np.sqrt((csd_s ** 2).sum()))
+    spread_t = float(np.sqrt((csd_t ** 2).sum()))
+    r = min(spread_t / max(spread_s, 1e-6), max_saturation_gain)
+    c_out = np.maximum(cm_t + (cs - cm_s) * r, 0.0)
+    c_out = c_out / np.maximum(c_out @ LUMA, 1e-6)[..., None]
+    return (y_out[..., None] * c_out).astype(np.float32)
+
+
+def detail_level(lin: np.ndarray, weight: np.ndarray) -> float:
+    """Fine-detail energy of an image region: weighted RMS of the Laplacian of log luminance."""
+    ly = np.log(luminance(lin) + 1e-3)
+    lap = cv2.Laplacian(ly, cv2.CV_32F, ksize=1)
+    sel = weight > 0
+    if not sel.any():
+        return 0.0
+    return float(np.sqrt((lap[sel] ** 2 * weight[sel]).sum() / weight[sel].sum()))
+
+
+def match_sharpness(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray, tgt_w: np.ndarray,
+                    sigmas: tuple[float, ...] = (0.6, 0.9, 1.3, 1.8, 2.5, 3.5)) -> np.ndarray:
+    """Blur the source (Gaussian, sigma from ``sigmas`` in px) until its fine detail is no stronger than
+    the target's, so a sharp face does not sit on a soft plate. Never sharpens."""
+    want = detail_level(tgt_lin, tgt_w)
+    if detail_level(src_lin, src_w) <= want * 1.05:
+        return src_lin
+    out = src_lin
+    for sg in sigmas:
+        out = cv2.GaussianBlur(src_lin, (0, 0), sg, borderType=cv2.BORDER_REFLECT)
+        if detail_level(out, src_w) <= want * 1.05:
+            break
+    return out
+
+
+def shading_field(src_lin: np.ndarray, tgt_lin: np.ndarray, weight: np.ndarray, centre: tuple[float, float],
+                  scale: float, degree: int = 2, max_ratio: float = 2.0, stride: int = 2) -> np.ndarray:
+    """Smooth multiplicative lighting correction: a low-order polynomial in x, y fitted (robustly) to
+    log(Y_target / Y_source) over the pixels where ``weight`` > 0 (skin seen in both faces).
+
+    A polynomial, unlike a blurred ratio, does not pick up hair, brows or background that happen to
+    lie under the mask, and it extends smoothly to the forehead and the mask's edge.
+
+    Args:
+        src_lin, tgt_lin: (h, w, 3) float32 linear RGB on the same grid.
+        weight: (h, w) float32 sample weights.
+        centre, scale: the face centre (x, y) and size in px, to normalise coordinates.
+        degree: polynomial degree (1 = a lighting gradient, 2 = also curvature).
+        stride: sample every ``stride``-th pixel in x and y (speed).
+    Returns:
+        (h, w) float32 ratio field, clipped to [1/max_ratio, max_ratio].
+    """
+    h, w = weight.shape
+    ys, xs = np.mgrid[0:h:stride, 0:w:stride]
+    wv = weight[::stride, ::stride]
+    sel = wv > 0
+    if sel.sum() < 12:
+        return np.ones((h, w), np.float32)
+    d = (np.log(luminance(tgt_lin)[::stride, ::stride] + 1e-3)
+         - np.log(luminance(src_lin)[::stride, ::stride] + 1e-3))[sel].astype(np.float64)
+    u = (xs[sel] - centre[0]) / scale
+    v = (ys[sel] - centre[1]) / scale
+
+    def basis(uu: np.ndarray, vv: np.ndarray) -> np.ndarray:
+        cols = [np.ones_like(uu)]
+        for k in range(1, degree + 1):
+            for j in range(k + 1):
+                cols.append(uu ** (k - j) * vv ** j)
+        return np.stack(cols, axis=-1)
+
+    B = basis(u, v)
+    wt = wv[sel].astype(np.float64)
+    coef = np.zeros(B.shape[1])
+    for _ in range(3):  # iteratively reweighted: drop outliers (hair, shadows, specular spots)
+        sw = np.sqrt(wt)
+        coef, *_ = np.linalg.lstsq(B * sw[:, None], d * sw, rcond=None)
+        res = d - B @ coef
+        mad = float(np.median(np.abs(res))) + 1e-6
+        wt = wv[sel] * (np.abs(res) < 2.5 * 1.4826 * mad)
+        if wt.sum() < B.shape[1] * 4:
+            break
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    field = basis((gx - centre[0]) / scale, (gy - centre[1]) / scale) @ coef.astype(np.float32)
+    return np.clip(np.exp(field), 1.0 / max_ratio, max_ratio).astype(np.float32)

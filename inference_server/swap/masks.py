@@ -1,0 +1,157 @@
+"""Masks for the swap, all (h, w) float32 in [0, 1] on the target crop grid.
+
+Only the landmarks decide where the swap may act: a face polygon (jaw line + a forehead band above the
+brows), feathered inward so the mask is exactly 0 on and outside the polygon's edge.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .geometry import BROWS, EYES, face_size
+
+_SUB = 4  # polygon rasterisation sub-pixel bits
+
+
+def _fill(shape_hw: tuple[int, int], poly: np.ndarray) -> np.ndarray:
+    m = np.zeros(shape_hw, np.uint8)
+    pts = np.round(np.asarray(poly, np.float64) * (1 << _SUB)).astype(np.int32)
+    cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=_SUB)
+    return m
+
+
+def forehead_points(landmarks: np.ndarray, height: float | np.ndarray) -> np.ndarray:
+    """The 10 brow points pushed up (away from the eyes, along the face's vertical axis) by
+    ``height`` x face size (a scalar, or one height per brow point). (10, 2) float64."""
+    p = np.asarray(landmarks, np.float64)
+    eye_c = p[EYES].mean(0)
+    chin = p[8]
+    up = eye_c - chin
+    up /= np.linalg.norm(up) + 1e-9
+    hgt = np.broadcast_to(np.asarray(height, np.float64), (len(BROWS),))[:, None]
+    return p[BROWS] + up * hgt * face_size(p)
+
+
+def face_polygon(landmarks: np.ndarray, forehead: float | np.ndarray, convex: bool = True) -> np.ndarray:
+    """Face outline: the jaw line closed over the raised brows; (k, 2) float64.
+
+    ``convex`` returns the convex hull; otherwise the outline follows the raised brows (jaw 0..16,
+    then brows 26..17), so a lower forehead band on one side stays low there."""
+    p = np.asarray(landmarks, np.float64)
+    top = forehead_points(p, forehead)
+    if not convex:
+        return np.concatenate([p[:17], top[::-1]])
+    pts = np.concatenate([p[:17], top])
+    return cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+
+
+def feathered(hard: np.ndarray, width: float) -> np.ndarray:
+    """Soft mask rising smoothly from exactly 0 at the edge of ``hard`` (uint8 0/1) to 1 at ``width`` px
+    inside (smoothstep of the inside distance). Zero wherever ``hard`` is zero."""
+    if width <= 0.5:
+        return hard.astype(np.float32)
+    padded = cv2.copyMakeBorder(hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    t = np.clip((dist - 0.5) / width, 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def region_mask(shape_hw: tuple[int, int], polygon: np.ndarray, feather: float) -> np.ndarray:
+    """Rasterise ``polygon`` and feather it inward by ``feather`` px."""
+    return feathered(_fill(shape_hw, polygon), feather)
+
+
+def polygon_mask(shape_hw: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    """Hard (h, w) uint8 0/1 rasterisation of a polygon."""
+    return _fill(shape_hw, polygon)
+
+
+def allowed_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float, grow: float) -> np.ndarray:
+    """Hard (h, w) uint8 zone the swap may touch: the target face polygon grown by ``grow`` x face size."""
+    p = np.asarray(landmarks, np.float64)
+    hard = _fill(shape_hw, face_polygon(p, forehead))
+    k = int(2 * grow * face_size(p)) | 1
+    if k > 1:
+        hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return hard
+
+
+def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float = 0.0) -> np.ndarray:
+    """Hard (h, w) uint8 mask of cheek/nose skin: the landmark hull shrunk by 6% of the face size,
+    without the eyes, brows and lips (each grown by a few percent of the face size); with
+    ``forehead`` > 0 also the band from just above the brows up to ``forehead`` x face size."""
+    p = np.asarray(landmarks, np.float64)
+    s = face_size(p)
+    m = _fill(shape_hw, cv2.convexHull(p[:27].astype(np.float32)).reshape(-1, 2))
+    # keep away from the outline, where background, hair and the jaw's shadow mix in
+    e = int(0.12 * s) | 1
+    m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
+    holes = np.zeros(shape_hw, np.uint8)
+    for idx in (np.arange(36, 42), np.arange(42, 48), np.arange(48, 60)):
+        holes |= _fill(shape_hw, cv2.convexHull(p[idx].astype(np.float32)).reshape(-1, 2))
+    for idx in (np.arange(17, 22), np.arange(22, 27)):
+        cv2.polylines(holes, [np.round(p[idx]).astype(np.int32)], False, 1, thickness=max(1, int(0.06 * s)))
+    k = int(0.06 * s) | 1
+    holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    if forehead > 0:  # a band above the brows
+        band = np.concatenate([forehead_points(p, 0.06)[::-1], forehead_points(p, forehead)])
+        m |= _fill(shape_hw, cv2.convexHull(band.astype(np.float32)).reshape(-1, 2))
+    return m & (1 - holes)
+
+
+def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndarray, max_height: float,
+                    step: float = 0.03, darker: float = 0.8) -> np.ndarray:
+    """How far (x face size) bare skin reaches above each brow before hair (or the image edge) starts.
+
+    For each side of the face separately, walks up from just above the brow in bands ``step`` high;
+    stops at the first band whose median lightness falls below ``darker`` x the cheeks' median (hair,
+    hat brim, shadow) or that has too few valid pixels. Light hair over light skin is not detected.
+
+    Args:
+        lightness: (h, w) float32 perceptual lightness (e.g. cube root of linear Y).
+        valid: (h, w) uint8 1 where the image has real pixels.
+        landmarks: (68, 2) face landmarks on the same grid.
+        max_height: upper bound returned when no hairline is found.
+    Returns:
+        (10,) float64 heights for the brow points 17..26 (the 5 of each side share one value).
+    """
+    shape = lightness.shape
+    out = np.full(len(BROWS), float(max_height))
+    cheeks = skin_mask(shape, landmarks) & valid
+    if cheeks.sum() < 8:
+        return out
+    ref = float(np.median(lightness[cheeks > 0]))
+    p = np.asarray(landmarks, np.float64)
+    for side in (slice(0, 5), slice(5, 10)):
+        t = 0.04
+        while t < max_height:
+            lo = forehead_points(p, t)[side]
+            hi = forehead_points(p, min(t + step, max_height))[side]
+            band = _fill(shape, np.concatenate([lo, hi[::-1]]))
+            total = int(band.sum())
+            inside = band & valid
+            if total == 0 or inside.sum() < 0.7 * total or \
+                    float(np.median(lightness[inside > 0])) < darker * ref:
+                break
+            t += step
+        out[side] = min(t, max_height)
+    return out
+
+
+def features_hull(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float) -> np.ndarray:
+    """Hard (h, w) uint8 hull of brows, eyes, nose and mouth, dilated by ``grow`` x face size."""
+    p = np.asarray(landmarks, np.float64)
+    m = _fill(shape_hw, cv2.convexHull(p[17:68].astype(np.float32)).reshape(-1, 2))
+    k = int(2 * grow * face_size(p)) | 1
+    return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) if k > 1 else m
+
+
+def skin_likeness(lightness: np.ndarray, skin: np.ndarray, start: float = 0.2, full: float = 0.45) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: 1 where a pixel is about as light as the face's skin (median over
+    ``skin``), falling to 0 as it gets darker by ``start`` .. ``full`` of that (hair, beard shadow)."""
+    if skin.sum() < 8:
+        return np.ones(lightness.shape, np.float32)
+    ref = float(np.median(lightness[skin > 0]))
+    darker = (ref - lightness) / max(ref, 1e-6)
+    return np.clip(1.0 - (darker - start) / (full - start), 0.0, 1.0).astype(np.float32)

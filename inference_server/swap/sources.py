@@ -1,0 +1,81 @@
+"""Swap sources: the identity photos, prepared once, and the choice among them per target face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..faces.dlib_models import DlibFaceModels
+from ..faces.errors import NoFaceError
+from ..faces.pose import head_pose, pose_distance
+from .geometry import face_size
+
+# how much context is kept around the source face, x face size on each side
+_CROP_MARGIN = 0.8
+
+
+@dataclass(frozen=True, eq=False)
+class SourceFace:
+    """One prepared source face.
+
+    Attributes:
+        image: (H, W, 3) float32 display-referred sRGB-encoded [0, 1]: a crop of the photo around the face.
+        landmarks: (68, 2) float32 in ``image`` pixel coordinates.
+        embedding: (128,) float64 dlib identity descriptor.
+        pose: (yaw, pitch, roll) degrees, see :mod:`inference_server.faces.pose`.
+        label: the caller's name for the photo.
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    embedding: np.ndarray
+    pose: tuple[float, float, float]
+    label: str
+
+
+def crop_box(landmarks: np.ndarray, shape_hw: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+    """Integer (x0, y0, x1, y1) of the landmark box grown by ``margin`` x face size per side, clipped."""
+    p = np.asarray(landmarks, np.float64)
+    s = face_size(p)
+    x0, y0 = np.floor(p.min(0) - margin * s).astype(int)
+    x1, y1 = np.ceil(p.max(0) + margin * s).astype(int) + 1
+    h, w = shape_hw
+    return max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
+
+
+def prepare_sources(images: Sequence[tuple[str, np.ndarray]], models: DlibFaceModels) -> list[SourceFace]:
+    """Detect, fit, embed and pose the largest face of each source photo.
+
+    Args:
+        images: (label, rgb8) pairs; rgb8 (H, W, 3) uint8 display-referred sRGB.
+        models: the loaded dlib models.
+    Raises:
+        NoFaceError: a photo has no detectable face (``.label`` names it).
+    """
+    out: list[SourceFace] = []
+    for label, rgb8 in images:
+        if rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8:
+            raise ValueError(f"source {label!r}: expected (H, W, 3) uint8, got {rgb8.shape} {rgb8.dtype}")
+        dets = models.detect(rgb8)
+        if not dets:
+            dets = models.detect(rgb8, upsample=2)
+        if not dets:
+            raise NoFaceError(label)
+        lm = dets[0].landmarks
+        emb = models.embed(rgb8, lm)
+        x0, y0, x1, y1 = crop_box(lm, rgb8.shape[:2], _CROP_MARGIN)
+        crop = np.ascontiguousarray(rgb8[y0:y1, x0:x1]).astype(np.float32) / 255.0
+        lm_c = (lm - np.array([x0, y0], np.float32)).astype(np.float32)
+        out.append(SourceFace(image=crop, landmarks=lm_c, embedding=emb, pose=head_pose(lm), label=label))
+    return out
+
+
+def choose_source(sources: Sequence[SourceFace], target_landmarks: np.ndarray) -> SourceFace:
+    """The source whose head pose (yaw, pitch) is nearest the target face's; first one on ties."""
+    if not sources:
+        raise ValueError("no sources given")
+    tp = head_pose(target_landmarks)
+    best = min(range(len(sources)), key=lambda i: (pose_distance(sources[i].pose, tp), i))
+    return sources[best]
