@@ -33,15 +33,18 @@ def composite_face(
         The number of pixels written.
     """
     rows, cols = box.slices
-    src = plate[rows, cols][..., rgb_index]
-    finite = np.isfinite(src).all(axis=2)
-    write = (mask > 0.0) & finite
-    if not write.any():
+    live = mask > 0.0
+    if not live.any():
         return 0
-    m = mask[write][:, None].astype(np.float32)
-    blended = src[write] + m * (face_linear[write].astype(np.float32) - src[write])
-    region = out[rows, cols]
+    ys, xs = np.flatnonzero(live.any(axis=1)), np.flatnonzero(live.any(axis=0))
+    sub_rows = slice(rows.start + ys[0], rows.start + ys[-1] + 1)
+    sub_cols = slice(cols.start + xs[0], cols.start + xs[-1] + 1)
+    local = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+    src = plate[sub_rows, sub_cols][..., rgb_index]
+    write = live[local] & np.isfinite(src).all(axis=2)
+    m = np.where(write, mask[local], np.float32(0.0))[..., None].astype(np.float32)
+    blended = src + m * (face_linear[local].astype(np.float32) - src)
+    region = out[sub_rows, sub_cols]
     for k, channel in enumerate(rgb_index):
-        plane = region[..., channel]
-        plane[write] = blended[:, k]
+        np.copyto(region[..., channel], blended[..., k], where=write)
     return int(write.sum())

@@ -13,12 +13,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.pose import head_pose
 from ..faces.types import FaceDetection
-from ..plates.colour import ColourSpace, to_uint8
+from ..plates.colour import ColourSpace
 from ..swap import SourceFace, SwapParams, choose_source, swap_face
 from .composite import composite_face
 from .crops import Box, exposure_scale, face_crop_box
@@ -32,6 +33,7 @@ class SwapSettings:
     colourspace: ColourSpace = field(default_factory=ColourSpace)
     swap: SwapParams = field(default_factory=SwapParams)
     crop_margin: float = 0.6
+    max_working_side: int = 1024  # larger face crops are swapped at this size and scaled back up
     min_detection_score: float = 0.25  # HOG margin; real faces score ~0.3-2.8, badges and patterns ~0.1
     quality_checks: bool = True
 
@@ -73,6 +75,50 @@ def _identity_distance(models: DlibFaceModels, rgb8: np.ndarray, landmarks: np.n
     return float(np.linalg.norm(models.embed(rgb8, landmarks) - source.embedding))
 
 
+def working_factor(crop_hw: tuple[int, int], max_side: int) -> float:
+    """Scale (<= 1) that brings a crop's long side down to ``max_side``."""
+    return min(1.0, max_side / max(crop_hw))
+
+
+def resize_to(image: np.ndarray, size_wh: tuple[int, int], shrink: bool) -> np.ndarray:
+    """Area-average when shrinking, cubic when enlarging (float32 in, float32 out)."""
+    return cv2.resize(image, size_wh, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def swap_crop(
+    crop_linear: np.ndarray,
+    landmarks: np.ndarray,
+    source: SourceFace,
+    settings: SwapSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Swap the face in one linear crop; returns ``(face_linear (h, w, 3), mask (h, w))`` at the crop's size.
+
+    The crop is exposure-normalised (HDR faces), area-downscaled in linear light when its long side
+    exceeds ``settings.max_working_side`` (the swap's cost grows with the square of the crop size while
+    its detail is bounded by the source photo), converted to the model space, swapped, converted back
+    and scaled up again.
+
+    Args:
+        crop_linear: ``(h, w, 3)`` float32 scene-linear plate crop (may hold NaN/Inf/HDR values).
+        landmarks: ``(68, 2)`` float32 in crop pixels.
+    """
+    h, w = crop_linear.shape[:2]
+    scale = exposure_scale(crop_linear)
+    clean = np.nan_to_num(crop_linear, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
+    factor = working_factor((h, w), settings.max_working_side)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    if factor < 1.0:
+        clean = resize_to(clean, size, shrink=True)
+        landmarks = (landmarks + 0.5) * np.array([size[0] / w, size[1] / h], np.float32) - 0.5
+    result = swap_face(settings.colourspace.to_model(clean), landmarks, source, settings.swap)
+    face = settings.colourspace.from_model(result.face) * np.float32(scale)
+    mask = result.mask
+    if factor < 1.0:
+        face = resize_to(face, (w, h), shrink=False)
+        mask = np.clip(cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return face, mask
+
+
 def swap_plate(
     pixels: np.ndarray,
     rgb_index: list[int],
@@ -92,15 +138,11 @@ def swap_plate(
     for index, det in enumerate(detections):
         box = face_crop_box(det.landmarks, rgb.shape[:2], settings.crop_margin)
         offset = np.array([box.x0, box.y0], np.float32)
-        crop_linear = out[box.slices][..., rgb_index]
-        scale = exposure_scale(crop_linear)
-        crop_model = settings.colourspace.to_model(crop_linear / scale)
         source = choose_source(sources, det.landmarks)
         clock.lap("prepare")
-        result = swap_face(crop_model, det.landmarks - offset, source, settings.swap)
+        face_linear, mask = swap_crop(out[box.slices][..., rgb_index], det.landmarks - offset, source, settings)
         clock.lap("swap")
-        face_linear = settings.colourspace.from_model(result.face) * scale
-        written = composite_face(out, pixels, rgb_index, box, face_linear, result.mask * np.float32(settings.blend))
+        written = composite_face(out, pixels, rgb_index, box, face_linear, mask * np.float32(settings.blend))
         clock.lap("composite")
         report = FaceReport(
             index=index,
@@ -128,7 +170,7 @@ def _with_identity(
     settings: SwapSettings,
 ) -> FaceReport:
     """Measure the identity distances of the plate's and the output's face to ``source``."""
-    out_crop8 = to_uint8(settings.colourspace.to_model(out[box.slices][..., rgb_index]))
+    out_crop8 = settings.colourspace.to_proxy8(out[box.slices][..., rgb_index])
     rect = det.rect
     local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
     out_landmarks = models.landmarks(np.ascontiguousarray(out_crop8), local)
