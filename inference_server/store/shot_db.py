@@ -3,7 +3,8 @@
 Every write is its own transaction, committed before the call returns, so a killed server loses nothing
 that was reported as done. Connections are per thread (SQLite objects must not cross threads).
 
-Convention: landmarks are stored as ``(68, 2)`` float32 little-endian blobs, x/y in data-window pixels.
+Convention: landmarks are stored as ``(68, 2)`` float32 little-endian blobs, x/y in data-window pixels;
+rects as four float64 (exactly as the tracker holds them, so a resumed analysis continues bit-identically).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS frames (
     frame INTEGER NOT NULL,
     content_hash TEXT NOT NULL,
     cut INTEGER NOT NULL,
+    keyframe INTEGER NOT NULL,
     PRIMARY KEY (shot, frame)
 );
 CREATE TABLE IF NOT EXISTS observations (
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS observations (
     frame INTEGER NOT NULL,
     track INTEGER NOT NULL,
     landmarks BLOB NOT NULL,
+    rect BLOB NOT NULL,
     score REAL NOT NULL,
     origin TEXT NOT NULL,
     PRIMARY KEY (shot, frame, track)
@@ -65,7 +68,8 @@ class Observation:
     track: int
     landmarks: np.ndarray  # (68, 2) float32
     score: float
-    origin: str  # "detect" | "track" | "interpolated"
+    origin: str  # "detect" | "track"
+    rect: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the detector-style box the landmarks were fitted in
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ def _blob(array: np.ndarray) -> bytes:
 
 def _array(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").reshape(shape).astype(np.float32)
+
+
+def _observation(frame: int, track: int, landmarks: bytes, score: float, origin: str, rect: bytes) -> Observation:
+    x0, y0, x1, y1 = (float(v) for v in np.frombuffer(rect, dtype="<f8"))
+    return Observation(frame, track, _array(landmarks, (68, 2)), score, origin, (x0, y0, x1, y1))
 
 
 class ShotDatabase:
@@ -140,14 +149,17 @@ class ShotDatabase:
 
     # -- per-frame analysis -----------------------------------------------------------------------
     def commit_frame(self, shot: str, frame: int, content_hash: str, cut: int,
-                     observations: Iterable[Observation], new_tracks: Iterable[tuple[int, int, np.ndarray]]) -> None:
+                     observations: Iterable[Observation], new_tracks: Iterable[tuple[int, int, np.ndarray]],
+                     keyframe: bool = False) -> None:
         """Record one analysed frame and its observations (and tracks first seen on it) atomically."""
         with self._tx() as con:
-            con.execute("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?)", (shot, frame, content_hash, cut))
+            con.execute("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?)",
+                        (shot, frame, content_hash, cut, int(keyframe)))
             con.execute("DELETE FROM observations WHERE shot = ? AND frame = ?", (shot, frame))
             con.executemany(
-                "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?)",
-                [(shot, frame, o.track, _blob(o.landmarks), float(o.score), o.origin) for o in observations],
+                "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(shot, frame, o.track, _blob(o.landmarks), np.array(o.rect, "<f8").tobytes(), float(o.score), o.origin)
+                 for o in observations],
             )
             con.executemany(
                 "INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?)",
@@ -159,11 +171,22 @@ class ShotDatabase:
         rows = self._connection().execute("SELECT frame, content_hash, cut FROM frames WHERE shot = ?", (shot,))
         return {f: (h, c) for f, h, c in rows}
 
+    def keyframes(self, shot: str) -> list[int]:
+        rows = self._connection().execute(
+            "SELECT frame FROM frames WHERE shot = ? AND keyframe = 1 ORDER BY frame", (shot,))
+        return [r[0] for r in rows]
+
+    def frame_observations(self, shot: str, frame: int) -> list[Observation]:
+        rows = self._connection().execute(
+            "SELECT frame, track, landmarks, score, origin, rect FROM observations WHERE shot = ? AND frame = ? "
+            "ORDER BY track", (shot, frame))
+        return [_observation(*row) for row in rows]
+
     def observations(self, shot: str) -> list[Observation]:
         rows = self._connection().execute(
-            "SELECT frame, track, landmarks, score, origin FROM observations WHERE shot = ? ORDER BY track, frame",
+            "SELECT frame, track, landmarks, score, origin, rect FROM observations WHERE shot = ? ORDER BY track, frame",
             (shot,))
-        return [Observation(f, t, _array(b, (68, 2)), s, o) for f, t, b, s, o in rows]
+        return [_observation(*row) for row in rows]
 
     def tracks(self, shot: str) -> dict[int, tuple[int, np.ndarray]]:
         """track id -> (cut id, identity embedding (128,) float32)."""

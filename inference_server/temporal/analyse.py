@@ -1,0 +1,180 @@
+"""Whole-shot analysis: cuts, detection on keyframes, landmark tracking in between, stable track ids.
+
+Frames must arrive in increasing frame order. Each analysed frame is committed to the shot database
+before the next is looked at, so a killed server resumes exactly where it stopped: frames already
+committed with the same content are replayed from the database (restoring the tracker's state) instead
+of being analysed again, and the result equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from ..faces.dlib_models import DlibFaceModels
+from ..store.shot_db import Observation, ShotDatabase
+from .cuts import is_cut, thumbnail
+from .tracking import Rect, associate, face_size, propagate, transform_rect
+
+
+@dataclass(frozen=True)
+class AnalyseConfig:
+    """Analysis settings; part of a shot's identity in the database (changing them re-analyses)."""
+
+    keyframe_interval: int = 8
+    cut_threshold: float = 0.25
+    min_detection_score: float = 0.25
+    min_track_iou: float = 0.3
+    reid_distance: float = 0.5
+    track_tolerance: float = 0.05  # flow vs landmark-fit disagreement, x face size, that forces a detection
+    min_flow_confidence: float = 0.5
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    frame: int
+    cut: int
+    keyframe: bool
+    replayed: bool
+    observations: tuple[Observation, ...]
+
+
+@dataclass
+class _Track:
+    id: int
+    landmarks: np.ndarray
+    rect: Rect
+
+
+@dataclass
+class _State:
+    prev_gray: np.ndarray | None = None
+    prev_thumb: np.ndarray | None = None
+    prev_frame: int | None = None
+    cut: int = -1
+    last_keyframe: int | None = None
+    active: dict[int, _Track] = field(default_factory=dict)
+
+
+class ShotAnalyser:
+    """Analyses one shot frame by frame into a ``ShotDatabase``.
+
+    Args:
+        db: where frames, observations and tracks are committed.
+        shot: the shot id.
+        models: dlib detector, landmarks and embedding.
+        config: analysis settings; a shot analysed with other settings is reset.
+    """
+
+    def __init__(self, db: ShotDatabase, shot: str, models: DlibFaceModels, config: AnalyseConfig) -> None:
+        self.db = db
+        self.shot = shot
+        self.models = models
+        self.config = config
+        if db.ensure_shot(shot, config.as_dict()) != config.as_dict():
+            db.reset_shot(shot)
+            db.ensure_shot(shot, config.as_dict())
+        self._committed = db.analysed_frames(shot)
+        self._keyframes = set(db.keyframes(shot))
+        self._tracks = db.tracks(shot)
+        self._state = _State()
+
+    def analyse(self, frame: int, rgb8: np.ndarray, content_hash: str) -> FrameAnalysis:
+        """Analyse (or replay) one frame; ``rgb8`` is the ``(H, W, 3)`` uint8 display proxy of the plate."""
+        state = self._state
+        if state.prev_frame is not None and frame <= state.prev_frame:
+            raise ValueError(f"frame {frame} arrived after frame {state.prev_frame}; analysis needs increasing order")
+        gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
+        thumb = thumbnail(rgb8)
+        known = self._committed.get(frame)
+        if known is not None and known[0] != content_hash:
+            self._restart()
+            known = None
+        result = self._replay(frame, known[1]) if known is not None else self._analyse_new(frame, rgb8, gray, thumb, content_hash)
+        state.prev_gray, state.prev_thumb, state.prev_frame = gray, thumb, frame
+        return result
+
+    def _restart(self) -> None:
+        """The plate changed under a committed analysis: forget the shot and start over."""
+        self.db.reset_shot(self.shot)
+        self.db.ensure_shot(self.shot, self.config.as_dict())
+        self._committed, self._keyframes, self._tracks = {}, set(), {}
+        self._state = _State()
+
+    def _replay(self, frame: int, cut: int) -> FrameAnalysis:
+        state = self._state
+        observations = tuple(self.db.frame_observations(self.shot, frame))
+        keyframe = frame in self._keyframes
+        state.active = {}
+        for obs in observations:
+            state.active[obs.track] = _Track(obs.track, obs.landmarks, obs.rect)
+        state.cut = cut
+        if keyframe:
+            state.last_keyframe = frame
+        return FrameAnalysis(frame, cut, keyframe, True, observations)
+
+    def _analyse_new(self, frame: int, rgb8: np.ndarray, gray: np.ndarray, thumb: np.ndarray,
+                     content_hash: str) -> FrameAnalysis:
+        state, cfg = self._state, self.config
+        new_cut = state.prev_thumb is None or state.prev_frame != frame - 1 or is_cut(state.prev_thumb, thumb, cfg.cut_threshold)
+        if new_cut:
+            state.cut += 1
+            state.active = {}
+        tracked: dict[int, _Track] = {}
+        # with nobody tracked, look for faces entering the picture more often than on regular keyframes
+        interval = cfg.keyframe_interval if state.active else max(1, cfg.keyframe_interval // 4)
+        need_detection = new_cut or state.last_keyframe is None or frame - state.last_keyframe >= interval
+        for track in state.active.values():
+            moved, confidence = propagate(state.prev_gray, gray, track.landmarks)  # type: ignore[arg-type]
+            rect = transform_rect(track.rect, track.landmarks, moved)
+            fitted = self.models.landmarks(rgb8, rect)
+            disagreement = float(np.median(np.linalg.norm(fitted - moved, axis=1))) / face_size(fitted)
+            if confidence < cfg.min_flow_confidence or disagreement > cfg.track_tolerance:
+                need_detection = True
+            tracked[track.id] = _Track(track.id, fitted, rect)
+        new_tracks: list[tuple[int, int, np.ndarray]] = []
+        origins = {t: "track" for t in tracked}
+        scores = {t: 0.0 for t in tracked}
+        if need_detection:
+            detections = [d for d in self.models.detect(rgb8) if d.score >= cfg.min_detection_score]
+            matched = associate({t: tr.rect for t, tr in tracked.items()}, [d.rect for d in detections], cfg.min_track_iou)
+            by_detection = {i: t for t, i in matched.items()}
+            kept = {t: tracked[t] for t in matched}
+            for index, det in enumerate(detections):
+                track_id = by_detection.get(index)
+                if track_id is None:
+                    embedding = self.models.embed(rgb8, det.landmarks).astype(np.float32)
+                    track_id = self._reidentify(embedding, state.cut, exclude=set(kept))
+                    if track_id is None:
+                        track_id = max(self._tracks, default=-1) + 1
+                        self._tracks[track_id] = (state.cut, embedding)
+                        new_tracks.append((track_id, state.cut, embedding))
+                kept[track_id] = _Track(track_id, det.landmarks.astype(np.float32), det.rect)
+                origins[track_id] = "detect"
+                scores[track_id] = det.score
+            tracked = kept
+            state.last_keyframe = frame
+        observations = tuple(Observation(frame, t, tr.landmarks, scores[t], origins[t], tr.rect)
+                             for t, tr in sorted(tracked.items()))
+        self.db.commit_frame(self.shot, frame, content_hash, state.cut, observations, new_tracks, keyframe=need_detection)
+        self._committed[frame] = (content_hash, state.cut)
+        if need_detection:
+            self._keyframes.add(frame)
+        state.active = tracked
+        return FrameAnalysis(frame, state.cut, need_detection, False, observations)
+
+    def _reidentify(self, embedding: np.ndarray, cut: int, exclude: set[int]) -> int | None:
+        """The closest earlier track of the same cut within ``reid_distance``, if any."""
+        best, best_distance = None, self.config.reid_distance
+        for track_id, (track_cut, known) in sorted(self._tracks.items()):
+            if track_cut != cut or track_id in exclude:
+                continue
+            distance = float(np.linalg.norm(known - embedding))
+            if distance < best_distance:
+                best, best_distance = track_id, distance
+        return best
