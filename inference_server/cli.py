@@ -19,7 +19,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.errors import FaceBridgeError
 
     try:
-        return serve(ServerConfig(host=args.host, port=args.port, device=args.device, audit_log=args.audit_log))
+        return serve(ServerConfig(host=args.host, port=args.port, device=args.device, audit_log=args.audit_log,
+                                  cache_dir=args.cache_dir))
     except (FaceBridgeError, OSError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return 2
@@ -29,6 +30,12 @@ def _process(args: argparse.Namespace) -> int:
     from host_plugins.client.process_cmd import run
 
     return run(args)
+
+
+def _analyse(args: argparse.Namespace) -> int:
+    from host_plugins.client.process_cmd import run_analyse
+
+    return run_analyse(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -48,10 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one (the bound address is printed)")
     serve.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
     serve.add_argument("--audit-log", type=Path, default=None,
-                       help="JSON-lines audit log (default $XDG_CACHE_HOME/facebridge/audit.jsonl)")
+                       help="JSON-lines audit log (default CACHE_DIR/audit.jsonl)")
+    serve.add_argument("--cache-dir", type=Path, default=None,
+                       help="shot database and model-output cache (default $XDG_CACHE_HOME/facebridge, "
+                            "else ~/.cache/facebridge)")
     serve.set_defaults(func=_serve)
 
-    from host_plugins.client.process_cmd import add_arguments
+    from host_plugins.client.process_cmd import add_analyse_arguments, add_arguments
+
+    analyse = commands.add_parser("analyse", help="analyse a shot: cuts, face tracks, landmarks (resumable)")
+    add_analyse_arguments(analyse)
+    analyse.set_defaults(func=_analyse)
 
     process = commands.add_parser("process", help="swap faces in an image sequence through a server")
     add_arguments(process)

@@ -18,6 +18,7 @@ from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .errors import ClientError
+from .params import ParamsError, RenderParams, with_overrides
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _SERVICE_CONFIG = json.dumps({
@@ -60,6 +61,23 @@ class FrameOutcome:
     output_path: str
     faces: list[dict[str, object]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    analysed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class AnalyseOutcome:
+    frame_number: int
+    status: str  # ok | failed
+    kind: str
+    message: str
+    cut: int
+    keyframe: bool
+    replayed: bool
+    tracks: list[int]
 
     @property
     def failed(self) -> bool:
@@ -88,6 +106,14 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | bytearray) -> None:
         raise
 
 
+def _source_image(source: str | os.PathLike[str]) -> pb.SourceImage:
+    path = Path(source)
+    try:
+        return pb.SourceImage(label=path.name, data=path.read_bytes())
+    except OSError as exc:
+        raise ClientError(f"source {path}: cannot read ({exc.strerror})") from exc
+
+
 def _number(value: float, digits: int = 4) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
@@ -101,6 +127,10 @@ def _face_dict(face: pb.FaceQC) -> dict[str, object]:
         "identity_distance_plate": _number(face.identity_distance_plate),
         "box": [round(v, 1) for v in face.box],
         "pose": {"yaw": round(face.yaw, 1), "pitch": round(face.pitch, 1), "roll": round(face.roll, 1)},
+        "track": face.track_id,
+        "cache": "hit" if face.cache_hit else "miss",
+        "jitter_raw": _number(face.jitter_raw, 3),
+        "jitter_smoothed": _number(face.jitter_smoothed, 3),
     }
 
 
@@ -160,24 +190,24 @@ class FaceBridgeClient:
         sources: Sequence[str | os.PathLike[str]],
         *,
         shot: str = "",
-        blend: float = 1.0,
-        colorspace: str = "",
+        params: RenderParams | None = None,
         output_format: str = "exr",
-        mode: str = "swap",
         client: str = "",
+        quality_checks: bool = True,
+        **overrides: object,
     ) -> SessionInfo:
-        images = []
-        for source in sources:
-            path = Path(source)
-            try:
-                images.append(pb.SourceImage(label=path.name, data=path.read_bytes()))
-            except OSError as exc:
-                raise ClientError(f"source {path}: cannot read ({exc.strerror})") from exc
+        """Open a session for ``shot`` with ``params`` (fields may also be given as keyword overrides)."""
+        try:
+            params = with_overrides(params or RenderParams(), overrides)
+        except (ParamsError, TypeError) as exc:
+            raise ClientError(str(exc)) from exc
+        images = [_source_image(source) for source in sources]
+        reference = _source_image(params.face[4:]) if params.face.startswith("ref:") else None
         request = pb.OpenSessionRequest(
             client=client or f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()}",
             shot=shot,
             sources=images,
-            params=pb.ProcessParams(mode=mode, blend=blend, colorspace=colorspace, output_format=output_format),
+            params=params.to_proto(output_format, reference, skip_quality_checks=not quality_checks),
         )
         try:
             reply = self._stub.OpenSession(request, timeout=self.timeout)
@@ -239,7 +269,20 @@ class FaceBridgeClient:
             output_path=job.output_path if result.status.code != pb.FrameStatus.FAILED else "",
             faces=[_face_dict(f) for f in result.qc.faces],
             timings_ms={k: round(v, 2) for k, v in result.qc.timings_ms.items()},
+            analysed=result.qc.analysed,
         )
+
+    def analyse(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False) -> Iterator[AnalyseOutcome]:
+        """Analyse the session's shot over ``jobs`` (increasing frame order); one outcome per frame."""
+        call = self._stub.AnalyseShot(self._requests(session_id, jobs, use_paths))
+        try:
+            for reply in call:
+                yield AnalyseOutcome(reply.frame_number, _STATUS_NAMES[reply.status.code], reply.status.kind,
+                                     reply.status.message, reply.cut, reply.keyframe, reply.replayed, list(reply.tracks))
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "AnalyseShot", self.address) from exc
+        finally:
+            call.cancel()
 
     @staticmethod
     def _requests(session_id: str, jobs: Sequence[FrameJob], use_paths: bool) -> Iterator[pb.ProcessFramesRequest]:

@@ -2,6 +2,7 @@
 
 JSON lines (stdout, one object per line; the contract host plugins parse):
     {"event": "start", "total": N, "server": ADDR}
+    {"event": "analyse", "frame": F, "status": "ok|failed", "done": K, "total": M, "replayed": bool}
     {"event": "frame", "frame": F, "status": "ok|warning|failed", "done": K, "total": N, "message": "..."}
     {"event": "end", "total": N, "ok": A, "warnings": W, "failed": B, "elapsed_s": S}
 """
@@ -13,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from .grpc_client import FrameOutcome
+from .grpc_client import AnalyseOutcome, FrameOutcome
 
 MODES = ("auto", "bar", "json", "none")
 
@@ -21,7 +22,8 @@ MODES = ("auto", "bar", "json", "none")
 class Progress:
     """Reports a run's progress; errors and warnings always go to ``err`` as one line each."""
 
-    def __init__(self, mode: str, total: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    def __init__(self, mode: str, total: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                 analyse_total: int = 0) -> None:
         if mode == "auto":
             mode = "bar" if err.isatty() else "none"
         self.mode = mode
@@ -29,6 +31,8 @@ class Progress:
         self.done = 0
         self.failed = 0
         self.warnings = 0
+        self.analyse_total = analyse_total
+        self.analysed_count = 0
         self._out = out
         self._err = err
         self._start = time.monotonic()
@@ -40,6 +44,14 @@ class Progress:
     def start(self, server: str) -> None:
         if self.mode == "json":
             self._emit(event="start", total=self.total, server=server)
+
+    def analysed(self, outcome: AnalyseOutcome) -> None:
+        self.analysed_count += 1
+        if self.mode == "json":
+            self._emit(event="analyse", frame=outcome.frame_number, status=outcome.status, done=self.analysed_count,
+                       total=self.analyse_total, replayed=outcome.replayed, message=outcome.message)
+        elif self.mode == "bar":
+            self._draw(self.analysed_count, self.analyse_total, "analysed", 0)
 
     def frame(self, outcome: FrameOutcome) -> None:
         self.done += 1
@@ -54,20 +66,19 @@ class Progress:
             self._emit(event="frame", frame=outcome.frame_number, status=outcome.status, kind=outcome.kind,
                        done=self.done, total=self.total, message=outcome.message, output=outcome.output_path)
         elif self.mode == "bar":
-            self._draw_bar()
+            self._draw(self.done, self.total, "frames", self.failed)
 
     def _clear_bar(self) -> None:
         if self.mode == "bar":
             self._err.write("\r\033[K")
 
-    def _draw_bar(self) -> None:
+    def _draw(self, done: int, total: int, what: str, failed: int) -> None:
         width = 30
-        filled = int(width * self.done / max(1, self.total))
+        filled = int(width * done / max(1, total))
         elapsed = time.monotonic() - self._start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        failed = f"  {self.failed} failed" if self.failed else ""
-        self._err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} frames"
-                        f"{failed}  {elapsed:5.1f}s  eta {eta:4.0f}s")
+        failures = f"  {failed} failed" if failed else ""
+        self._err.write(f"\r\033[K[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+                        f"{failures}  {elapsed:5.1f}s")
         self._err.flush()
 
     def end(self) -> None:

@@ -18,7 +18,7 @@ from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..faces.dlib_models import DlibFaceModels
-from ..paths import default_audit_log, scratch_parent
+from ..paths import default_audit_log, default_cache_dir, scratch_parent
 from .audit import AuditLog
 from .device import describe_device, resolve_device
 from .engine import FaceSwapEngine
@@ -34,6 +34,7 @@ class ServerConfig:
     port: int = 50051
     device: str = "auto"
     audit_log: Path | None = None
+    cache_dir: Path | None = None  # None: default_cache_dir()
     max_workers: int = 8
     allow_paths: bool | None = None  # None: offered when bound to a loopback address
 
@@ -68,9 +69,10 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving."""
     device = resolve_device(config.device)
     scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
-    engine = FaceSwapEngine(scratch, models=models or DlibFaceModels())
+    engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels())
     allow_paths = is_loopback(config.host) if config.allow_paths is None else config.allow_paths
-    service = FaceBridgeService(engine, AuditLog(config.audit_log or default_audit_log()),
+    service = FaceBridgeService(engine, AuditLog(config.audit_log or (config.cache_dir / "audit.jsonl" if config.cache_dir
+                                                                      else default_audit_log())),
                                 describe_device(device), allow_paths)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="facebridge"),

@@ -1,13 +1,15 @@
-"""The engine behind the gRPC service: sessions of prepared sources, and frames through the face pipeline.
+"""The engine behind the gRPC service: sessions, shot analysis and frames through the face pipeline.
 
 It knows nothing about gRPC; ``service.py`` translates messages to the calls here and errors back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,22 +17,27 @@ import numpy as np
 
 from .. import swap as swap_module
 from ..faces.dlib_models import DlibFaceModels
-from ..pipeline.swap_frame import FaceReport, SwapSettings, swap_plate
+from ..pipeline.render import FaceReport, FaceTarget, RenderSettings, Stopwatch, detect_targets, render_faces
 from ..plates.colour import plate_colourspace, srgb_encode, to_uint8
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate, decode_plate, encode_plate, read_plate, write_plate_atomic
 from ..provenance import output_metadata, params_hash, sha256_hex
+from ..store.payload_cache import PayloadCache
+from ..store.shot_db import ShotDatabase
+from ..temporal.analyse import ShotAnalyser
+from ..temporal.tracks import FaceSelection, TrackPath, build_paths
 from .errors import InvalidRequest, SourceError
 from .sessions import Session, SessionParams, SessionRegistry
 
 _LOG = logging.getLogger(__name__)
 
 LINEAR_FORMATS = ("openexr", "hdr", "rla")
+MIN_DETECTION_SCORE = 0.25  # HOG margin; real faces score ~0.3-2.8, badges and patterns ~0.1
 
 
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame to process: encoded bytes (stream transport) or an input/output path pair."""
+    """One frame: encoded bytes (stream transport) or an input path, and where the result goes."""
 
     frame_number: int
     name: str
@@ -49,10 +56,24 @@ class FrameResultData:
     timings_ms: dict[str, float] = field(default_factory=dict)
     output: bytes | None = None
     output_path: str = ""
+    analysed: bool = False
 
     @property
     def failed(self) -> bool:
         return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class AnalyseResultData:
+    frame_number: int
+    status: str  # ok | failed
+    kind: str = ""
+    message: str = ""
+    cut: int = 0
+    keyframe: bool = False
+    replayed: bool = False
+    tracks: tuple[int, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 def source_rgb8(plate: Plate) -> np.ndarray:
@@ -69,11 +90,17 @@ def source_rgb8(plate: Plate) -> np.ndarray:
     return np.ascontiguousarray(to_uint8(rgb))
 
 
+def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
+    """sha256 of the frame's R, G, B values (float32): what the analysis and the model outputs depend on."""
+    return hashlib.sha256(np.ascontiguousarray(pixels[..., rgb_index], np.float32).tobytes()).hexdigest()
+
+
 class FaceSwapEngine:
-    """Holds the loaded models, the open sessions and a scratch folder; processes frames.
+    """Holds the loaded models, the open sessions, the shot database, the model cache and a scratch folder.
 
     Args:
         scratch_dir: where encoded frames are staged for OpenImageIO (a RAM-backed folder is best).
+        cache_dir: the shot database and cached model outputs (shared by processes that use it).
         limits: the largest frames accepted.
         models: preloaded models (tests share one instance); loaded on first use otherwise.
     """
@@ -81,17 +108,24 @@ class FaceSwapEngine:
     def __init__(
         self,
         scratch_dir: Path,
+        cache_dir: Path,
         limits: Limits = Limits(),
         models: DlibFaceModels | None = None,
         max_sessions: int = 64,
         max_frame_bytes: int = 2 * 1024**3,
+        cache_bytes: int = 20 * 1024**3,
+        memory_bytes: int = 1024**3,
     ) -> None:
         self.scratch_dir = Path(scratch_dir)
-        self.max_frame_bytes = max_frame_bytes
         self.limits = limits
+        self.max_frame_bytes = max_frame_bytes
         self.sessions = SessionRegistry(max_sessions)
+        self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
+        self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, memory_bytes)
         self._models = models
         self._models_lock = threading.Lock()
+        self._paths: OrderedDict[tuple[str, float, tuple[float, int, int]], dict[int, TrackPath]] = OrderedDict()
+        self._paths_lock = threading.Lock()
 
     @property
     def models(self) -> DlibFaceModels:
@@ -101,10 +135,18 @@ class FaceSwapEngine:
             return self._models
 
     def model_ids(self) -> list[str]:
-        return [self.models.identifier, getattr(swap_module, "ALGORITHM_ID", "classical-swap")]
+        return [self.models.identifier, swap_module.ALGORITHM_ID]
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def _decode_source(self, label: str, data: bytes) -> np.ndarray:
+        try:
+            return source_rgb8(decode_plate(data, label, self.scratch_dir, self.limits))
+        except PlateError as exc:
+            raise SourceError(f"source '{label}': {exc}") from exc
 
     def open_session(
-        self, client: str, shot: str, sources: list[tuple[str, bytes]], params: SessionParams
+        self, client: str, shot: str, sources: list[tuple[str, bytes]], params: SessionParams,
+        face_reference: tuple[str, bytes] | None = None,
     ) -> Session:
         """Validate parameters, decode the source images and find their faces; register the session."""
         params = params.validated()
@@ -113,32 +155,94 @@ class FaceSwapEngine:
                 plate_colourspace(params.colorspace, None)
             except PlateError as exc:
                 raise InvalidRequest(str(exc)) from exc
-        if not sources:
-            raise SourceError("no source image given")
-        images: list[tuple[str, np.ndarray]] = []
-        for label, data in sources:
-            try:
-                images.append((label, source_rgb8(decode_plate(data, label, self.scratch_dir, self.limits))))
-            except PlateError as exc:
-                raise SourceError(f"source '{label}': {exc}") from exc
+        images = [(label, self._decode_source(label, data)) for label, data in sources]
         try:
             prepared = swap_module.prepare_sources(images, self.models)
+            reference = None
+            if params.face == "ref":
+                if face_reference is None:
+                    raise InvalidRequest("face selection 'ref' needs a reference image")
+                (ref,) = swap_module.prepare_sources([(face_reference[0], self._decode_source(*face_reference))],
+                                                     self.models)
+                reference = ref.embedding.astype(np.float32)
         except swap_module.NoFaceError as exc:
             raise SourceError(f"source '{exc.label}': no face found") from exc
         hashes = [sha256_hex(data) for _, data in sources]
         model_ids = self.model_ids()
+        extra = [sha256_hex(face_reference[1])] if reference is not None and face_reference else []
         session = Session(
             id=SessionRegistry.new_id(),
             client=client,
-            shot=shot,
+            shot=shot or f"session-{SessionRegistry.new_id()[:12]}",
             params=params,
             sources=prepared,
             source_hashes=hashes,
-            params_hash=params_hash(params.as_dict(), hashes, model_ids),
+            params_hash=params_hash(params.as_dict(), hashes + extra, model_ids),
             model_ids=model_ids,
+            face_reference=reference,
         )
         self.sessions.add(session)
         return session
+
+    # -- frames -----------------------------------------------------------------------------------
+    def _load(self, request: FrameRequest) -> Plate:
+        if request.data is not None:
+            return decode_plate(request.data, request.name, self.scratch_dir, self.limits)
+        return read_plate(request.input_path, self.limits)
+
+    def analyser(self, session: Session) -> ShotAnalyser:
+        """A fresh analyser for one AnalyseShot stream of ``session``'s shot."""
+        return ShotAnalyser(self.db, session.shot, self.models, session.params.analyse_config())
+
+    def analyse_frame(self, session: Session, analyser: ShotAnalyser, request: FrameRequest) -> AnalyseResultData:
+        """Analyse one frame of the shot (frames in increasing order); failures name file, frame and cause."""
+        where = f"{request.name} (frame {request.frame_number})"
+        clock = Stopwatch()
+        try:
+            plate = self._load(request)
+            clock.lap("decode")
+            rgb_index = plate.channel_index(("R", "G", "B"))
+            colourspace = plate_colourspace(session.params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace"))
+            proxy = np.ascontiguousarray(colourspace.to_proxy8(plate.pixels[..., rgb_index]))
+            frame_hash = content_hash(plate.pixels, rgb_index)
+            clock.lap("proxy")
+            result = analyser.analyse(request.frame_number, proxy, frame_hash)
+            clock.lap("analyse")
+        except PlateError as exc:
+            return AnalyseResultData(request.frame_number, "failed", exc.kind, f"{where}: {exc}")
+        except ValueError as exc:
+            return AnalyseResultData(request.frame_number, "failed", "order", f"{where}: {exc}")
+        return AnalyseResultData(request.frame_number, "ok", cut=result.cut, keyframe=result.keyframe,
+                                 replayed=result.replayed, tracks=tuple(o.track for o in result.observations),
+                                 timings_ms=clock.timings)
+
+    def _track_paths(self, shot: str, sigma: float) -> dict[int, TrackPath]:
+        fingerprint = self.db.analysis_fingerprint(shot)
+        key = (shot, sigma, fingerprint)
+        with self._paths_lock:
+            if key in self._paths:
+                self._paths.move_to_end(key)
+                return self._paths[key]
+        paths = build_paths(self.db.observations(shot), sigma)
+        with self._paths_lock:
+            self._paths[key] = paths
+            while len(self._paths) > 16:
+                self._paths.popitem(last=False)
+        return paths
+
+    def _tracked_targets(self, session: Session, frame: int) -> list[FaceTarget]:
+        paths = self._track_paths(session.shot, session.params.smoothing)
+        present = [t for t, p in paths.items() if p.landmarks(frame) is not None]
+        selection = FaceSelection.parse(session.params.face, session.face_reference)
+        rects = {o.track: o.rect for o in self.db.frame_observations(session.shot, frame)}
+        targets = []
+        for track in selection.choose(present, self.db.tracks(session.shot)):
+            landmarks = paths[track].landmarks(frame)
+            assert landmarks is not None
+            lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+            rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
+            targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame)))
+        return targets
 
     def process_frame(self, session: Session, request: FrameRequest) -> FrameResultData:
         """Process one frame; every failure becomes a failed result naming file, frame and cause."""
@@ -155,33 +259,46 @@ class FaceSwapEngine:
 
     def _process(self, session: Session, request: FrameRequest) -> FrameResultData:
         where = f"{request.name} (frame {request.frame_number})"
-        started = time.perf_counter()
-        if request.data is not None:
-            plate = decode_plate(request.data, request.name, self.scratch_dir, self.limits)
-        else:
-            plate = read_plate(request.input_path, self.limits)
-        decode_ms = (time.perf_counter() - started) * 1000.0
+        if not session.sources:
+            raise PlateError("session", "this session has no source image (it was opened for analysis only)")
+        clock = Stopwatch()
+        plate = self._load(request)
+        clock.lap("decode")
         rgb_index = plate.channel_index(("R", "G", "B"))
-        settings = SwapSettings(
-            blend=session.params.blend,
-            colourspace=plate_colourspace(session.params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace")),
+        params = session.params
+        settings = RenderSettings(
+            colourspace=plate_colourspace(params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace")),
+            controls=params.controls(),
+            quality_checks=params.quality_checks,
         )
-        outcome = swap_plate(plate.pixels, rgb_index, session.sources, self.models, settings)
-        metadata = output_metadata(session.params.mode, session.model_ids, session.params_hash, session.source_hashes)
+        frame_hash = content_hash(plate.pixels, rgb_index)
+        clock.lap("hash")
+        record = self.db.frame_record(session.shot, request.frame_number)
+        analysed = record is not None and record[0] == frame_hash
+        if analysed:
+            targets = self._tracked_targets(session, request.frame_number)
+            clock.lap("tracks")
+        else:
+            targets = detect_targets(plate.pixels, rgb_index, self.models, settings.colourspace,
+                                     MIN_DETECTION_SCORE, clock)
+        key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(),
+                                            settings.model_key_material()]).encode()).hexdigest()
+        outcome = render_faces(plate.pixels, rgb_index, targets, session.sources, session.source_hashes, settings,
+                               self.models, frame_hash, key_base, self.cache, clock)
+        metadata = output_metadata(params.mode, session.model_ids, session.params_hash, session.source_hashes)
         if outcome.faces_swapped:
             status, kind, message = "ok", "", ""
         elif outcome.faces:
-            status, kind, message = "warning", "not_swapped", f"{where}: face(s) found but none could be swapped"
+            status, kind, message = "warning", "not_swapped", f"{where}: face(s) found but none was changed"
         else:
             status, kind, message = "warning", "no_face", f"{where}: no face found; plate passed through unchanged"
-        started = time.perf_counter()
         output: bytes | None = None
         if request.data is not None:
-            output = encode_plate(plate, outcome.pixels, metadata, session.params.output_format, self.scratch_dir)
+            output = encode_plate(plate, outcome.pixels, metadata, params.output_format, self.scratch_dir)
         else:
             write_plate_atomic(request.output_path, plate, outcome.pixels, metadata)
-        timings = {"decode": decode_ms, **outcome.timings_ms, "encode": (time.perf_counter() - started) * 1000.0}
+        clock.lap("encode")
         return FrameResultData(
-            request.frame_number, status, kind, message, outcome.faces, timings, output,
-            "" if output is not None else request.output_path,
+            request.frame_number, status, kind, message, outcome.faces, clock.timings, output,
+            "" if output is not None else request.output_path, analysed,
         )

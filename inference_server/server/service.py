@@ -14,9 +14,9 @@ from facebridge.v1 import facebridge_pb2 as pb
 from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
 
 from .. import __version__
-from ..pipeline.swap_frame import FaceReport
+from ..pipeline.render import FaceReport
 from .audit import AuditLog
-from .engine import FaceSwapEngine, FrameRequest, FrameResultData
+from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData
 from .errors import FaceBridgeError, InvalidRequest, ServerBusy, SessionNotFound, SourceError
 from .sessions import Session, SessionParams
 
@@ -88,6 +88,10 @@ def _face_qc(face: FaceReport) -> pb.FaceQC:
         yaw=face.pose[0],
         pitch=face.pose[1],
         roll=face.pose[2],
+        track_id=face.track,
+        cache_hit=face.cache_hit,
+        jitter_raw=face.jitter[0],
+        jitter_smoothed=face.jitter[1],
     )
 
 
@@ -97,6 +101,7 @@ def _result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.Proc
         faces_swapped=sum(f.swapped for f in result.faces),
         faces=[_face_qc(f) for f in result.faces],
         timings_ms=result.timings_ms,
+        analysed=result.analysed,
     )
     yield pb.ProcessFramesResponse(
         result=pb.FrameResult(
@@ -111,6 +116,38 @@ def _result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.Proc
     if result.output is not None:
         for offset, piece in split_chunks(result.output, MAX_CHUNK_BYTES):
             yield pb.ProcessFramesResponse(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=bytes(piece)))
+
+
+def _analyse_message(result: AnalyseResultData) -> pb.AnalyseProgress:
+    return pb.AnalyseProgress(
+        frame_number=result.frame_number,
+        status=pb.FrameStatus(code=_FRAME_CODE[result.status], kind=result.kind, message=result.message),
+        cut=result.cut,
+        keyframe=result.keyframe,
+        replayed=result.replayed,
+        tracks=list(result.tracks),
+        timings_ms=result.timings_ms,
+    )
+
+
+def session_params(p: pb.ProcessParams) -> SessionParams:
+    """Wire parameters -> SessionParams (defaults for absent fields; validated by the engine)."""
+    defaults = SessionParams()
+    return SessionParams(
+        mode=p.mode or defaults.mode,
+        blend=p.blend if p.HasField("blend") else defaults.blend,
+        colorspace=p.colorspace,
+        output_format=p.output_format or defaults.output_format,
+        regions=tuple(sorted(p.regions.items())),
+        feather=p.feather,
+        erode=p.erode,
+        grain=p.grain,
+        colour_match=p.colour_match or defaults.colour_match,
+        smoothing=p.smoothing if p.HasField("smoothing") else defaults.smoothing,
+        keyframe_interval=p.keyframe_interval or defaults.keyframe_interval,
+        face=p.face or defaults.face,
+        quality_checks=not p.skip_quality_checks,
+    )
 
 
 class FaceBridgeService(pb_grpc.FaceBridgeServicer):
@@ -156,15 +193,11 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
 
     @_mapped
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.OpenSessionResponse:
-        p = request.params
-        params = SessionParams(
-            mode=p.mode or "swap",
-            blend=p.blend if p.HasField("blend") else 1.0,
-            colorspace=p.colorspace,
-            output_format=p.output_format or "exr",
-        )
+        params = session_params(request.params)
         sources = [(s.label or f"source{i}", s.data) for i, s in enumerate(request.sources)]
-        session = self.engine.open_session(request.client or context.peer(), request.shot, sources, params)
+        reference = request.params.face_reference
+        session = self.engine.open_session(request.client or context.peer(), request.shot, sources, params,
+                                           (reference.label or "reference", reference.data) if reference.data else None)
         self.audit.append("open", self._audit_record(session, context))
         return pb.OpenSessionResponse(
             session_id=session.id,
@@ -182,51 +215,56 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         self.audit.append("close", self._audit_record(session, context))
         return pb.CloseSessionResponse(frames_processed=session.frames_processed, frames_failed=session.frames_failed)
 
+    def _incoming_frames(
+        self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
+    ) -> Iterator[tuple[int, FrameRequest]]:
+        """Reassemble the frames of a stream (after its StreamStart) into ``(frame_id, FrameRequest)``."""
+        pending: dict[int, tuple[pb.FrameHeader, Reassembler]] = {}
+        for message in request_iterator:
+            kind = message.WhichOneof("payload")
+            if kind == "header":
+                header = message.header
+                if header.transport == pb.TRANSPORT_PATH:
+                    if not self.allow_paths:
+                        raise InvalidRequest("this server does not offer TRANSPORT_PATH; stream the frames")
+                    yield header.frame_id, FrameRequest(header.frame_number, header.name or header.input_path,
+                                                        input_path=header.input_path, output_path=header.output_path)
+                    continue
+                if header.frame_id in pending:
+                    raise InvalidRequest(f"frame id {header.frame_id} announced twice")
+                if header.total_bytes == 0:
+                    yield header.frame_id, FrameRequest(header.frame_number, header.name, data=b"")
+                    continue
+                pending[header.frame_id] = (header, Reassembler(header.total_bytes, self.engine.max_frame_bytes))
+            elif kind == "chunk":
+                chunk = message.chunk
+                if chunk.frame_id not in pending:
+                    raise InvalidRequest(f"chunk for unannounced frame id {chunk.frame_id}")
+                header, assembler = pending[chunk.frame_id]
+                assembler.add(chunk.offset, chunk.data)
+                if assembler.complete:
+                    del pending[chunk.frame_id]
+                    yield chunk.frame_id, FrameRequest(header.frame_number, header.name, data=assembler.result())
+            else:
+                raise InvalidRequest(f"unexpected '{kind}' message inside a stream")
+            if not context.is_active():
+                return
+
+    def _stream_session(self, request_iterator: Iterator[pb.ProcessFramesRequest]) -> Session:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "start":
+            raise InvalidRequest("the stream must begin with a StreamStart message")
+        return self.engine.sessions.get(first.start.session_id)
+
     @_mapped_stream
     def ProcessFrames(
         self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ProcessFramesResponse]:
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("payload") != "start":
-            raise InvalidRequest("ProcessFrames must begin with a StreamStart message")
-        session = self.engine.sessions.get(first.start.session_id)
+        session = self._stream_session(request_iterator)
         done: list[int] = []
         failed: list[int] = []
-        pending: dict[int, tuple[pb.FrameHeader, Reassembler]] = {}
         try:
-            for message in request_iterator:
-                kind = message.WhichOneof("payload")
-                if kind == "header":
-                    header = message.header
-                    if header.transport == pb.TRANSPORT_PATH:
-                        if not self.allow_paths:
-                            raise InvalidRequest("this server does not offer TRANSPORT_PATH; stream the frames")
-                        request = FrameRequest(header.frame_number, header.name or header.input_path,
-                                               input_path=header.input_path, output_path=header.output_path)
-                    else:
-                        if header.frame_id in pending:
-                            raise InvalidRequest(f"frame id {header.frame_id} announced twice")
-                        pending[header.frame_id] = (header, Reassembler(header.total_bytes, self.engine.max_frame_bytes))
-                        if header.total_bytes:
-                            continue
-                        request = FrameRequest(header.frame_number, header.name, data=b"")
-                        pending.pop(header.frame_id)
-                    frame_id = header.frame_id
-                elif kind == "chunk":
-                    chunk = message.chunk
-                    if chunk.frame_id not in pending:
-                        raise InvalidRequest(f"chunk for unannounced frame id {chunk.frame_id}")
-                    header, assembler = pending[chunk.frame_id]
-                    assembler.add(chunk.offset, chunk.data)
-                    if not assembler.complete:
-                        continue
-                    pending.pop(chunk.frame_id)
-                    request = FrameRequest(header.frame_number, header.name, data=assembler.result())
-                    frame_id = chunk.frame_id
-                else:
-                    raise InvalidRequest(f"unexpected '{kind}' message inside a stream")
-                if not context.is_active():
-                    return
+            for frame_id, request in self._incoming_frames(request_iterator, context):
                 result = self.engine.process_frame(session, request)
                 (failed if result.failed else done).append(result.frame_number)
                 yield from _result_messages(frame_id, result)
@@ -234,6 +272,25 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             self.audit.append(
                 "frames", {**self._audit_record(session, context), "frames": done, "failed_frames": failed}
             )
+
+    @_mapped_stream
+    def AnalyseShot(
+        self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.AnalyseProgress]:
+        session = self._stream_session(request_iterator)
+        if not session.analysis_lock.acquire(blocking=False):
+            raise ServerBusy(f"shot '{session.shot}' is already being analysed in this session")
+        analysed: list[int] = []
+        try:
+            analyser = self.engine.analyser(session)
+            for _, request in self._incoming_frames(request_iterator, context):
+                result = self.engine.analyse_frame(session, analyser, request)
+                if result.status == "ok":
+                    analysed.append(result.frame_number)
+                yield _analyse_message(result)
+        finally:
+            session.analysis_lock.release()
+            self.audit.append("analyse", {**self._audit_record(session, context), "frames": analysed})
 
     @staticmethod
     def _audit_record(session: Session, context: grpc.ServicerContext) -> dict[str, object]:

@@ -6,9 +6,12 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from ..swap import SourceFace
+import numpy as np
+
+from ..swap import CompositeControls, SourceFace
+from ..temporal.analyse import AnalyseConfig
 from .errors import InvalidRequest, ServerBusy, SessionNotFound
 
 OUTPUT_FORMATS = ("exr", "tif", "tiff", "png", "dpx", "jpg", "jpeg")
@@ -23,6 +26,22 @@ class SessionParams:
     blend: float = 1.0
     colorspace: str = ""
     output_format: str = "exr"
+    regions: tuple[tuple[str, float], ...] = ()
+    feather: float = 0.0
+    erode: float = 0.0
+    grain: float = 0.0
+    colour_match: str = "mean-std"
+    smoothing: float = 2.0
+    keyframe_interval: int = 8
+    face: str = "all"
+    quality_checks: bool = True
+
+    def controls(self) -> CompositeControls:
+        return CompositeControls(blend=self.blend, regions=self.regions, feather=self.feather, erode=self.erode,
+                                 grain=self.grain, colour_match=self.colour_match)
+
+    def analyse_config(self) -> AnalyseConfig:
+        return AnalyseConfig(keyframe_interval=self.keyframe_interval)
 
     def validated(self) -> "SessionParams":
         mode = self.mode or "swap"
@@ -33,7 +52,21 @@ class SessionParams:
         fmt = (self.output_format or "exr").lower().lstrip(".")
         if fmt not in OUTPUT_FORMATS:
             raise InvalidRequest(f"output format '{fmt}' is not supported (supported: {', '.join(OUTPUT_FORMATS)})")
-        return SessionParams(mode=mode, blend=float(self.blend), colorspace=self.colorspace, output_format=fmt)
+        if not (math.isfinite(self.smoothing) and self.smoothing >= 0.0):
+            raise InvalidRequest(f"smoothing must be a number >= 0 (frames), got {self.smoothing}")
+        if self.keyframe_interval < 1:
+            raise InvalidRequest(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
+        face = (self.face or "all").strip()
+        if not (face == "all" or face == "ref" or (face.startswith("track:") and face[6:].isdigit())):
+            raise InvalidRequest(f"face selection '{face}': expected all, track:N or ref")
+        params = replace(self, mode=mode, blend=float(self.blend), output_format=fmt, face=face,
+                         colour_match=self.colour_match or "mean-std",
+                         regions=tuple(sorted((name, float(w)) for name, w in self.regions)))
+        try:
+            params.controls().validated()
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        return params
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -50,9 +83,11 @@ class Session:
     params_hash: str
     model_ids: list[str]
     created: float = field(default_factory=time.time)
+    face_reference: np.ndarray | None = None  # (128,) identity picked by face = "ref"
     frames_processed: int = 0
     frames_failed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    analysis_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, failed: bool) -> None:
         with self._lock:

@@ -171,6 +171,20 @@ class ShotDatabase:
         rows = self._connection().execute("SELECT frame, content_hash, cut FROM frames WHERE shot = ?", (shot,))
         return {f: (h, c) for f, h, c in rows}
 
+    def frame_record(self, shot: str, frame: int) -> tuple[str, int] | None:
+        """(content hash, cut id) of one committed frame, or None."""
+        row = self._connection().execute(
+            "SELECT content_hash, cut FROM frames WHERE shot = ? AND frame = ?", (shot, frame)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def analysis_fingerprint(self, shot: str) -> tuple[float, int, int]:
+        """(shot created, frames committed, observations committed): changes whenever the analysis does."""
+        con = self._connection()
+        created = con.execute("SELECT created FROM shots WHERE shot = ?", (shot,)).fetchone()
+        frames = con.execute("SELECT COUNT(*) FROM frames WHERE shot = ?", (shot,)).fetchone()[0]
+        observations = con.execute("SELECT COUNT(*) FROM observations WHERE shot = ?", (shot,)).fetchone()[0]
+        return (float(created[0]) if created else 0.0), int(frames), int(observations)
+
     def keyframes(self, shot: str) -> list[int]:
         rows = self._connection().execute(
             "SELECT frame FROM frames WHERE shot = ? AND keyframe = 1 ORDER BY frame", (shot,))

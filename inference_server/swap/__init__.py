@@ -1,5 +1,9 @@
 """Embedded classical face swap (CPU, dlib landmarks, no learned generator).
 
+Two stages (see :mod:`.model` and :mod:`.compositing`): :func:`swap_model` computes the cacheable,
+deterministic part for one face crop; :func:`composite_face_crop` applies the artist controls (blend,
+region weights, mask feather / erode, grain, colour match) in milliseconds. :func:`swap_face` runs both.
+
 Pipeline of :func:`swap_face`: source landmarks aligned to the target (similarity, turning affine as
 head poses differ) keep the source's facial proportions; a thin-plate-spline warp carries the source
 texture there; tone and colour are matched in linear light on skin, plus a smooth lighting field and an
@@ -8,11 +12,16 @@ feathered inward, with the target's open mouth interior kept.
 """
 
 from ..faces.errors import NoFaceError
-from .core import SwapParams, SwapResult, swap_face
+from .compositing import COLOUR_MATCH_MODES, CompositeControls, composite_face_crop, parse_regions
+from .core import swap_face
+from .model import SwapModelOutput, swap_model
+from .params import SwapParams, SwapResult
+from .regions import REGION_NAMES, region_masks
 from .sources import SourceFace, choose_source, prepare_sources
 
 # bump when the algorithm changes its output for the same inputs and params (part of cache keys)
-ALGORITHM_ID = "classical-swap-v1"
+ALGORITHM_ID = "classical-swap-v2"
 
-__all__ = ["ALGORITHM_ID", "NoFaceError", "SourceFace", "SwapParams", "SwapResult", "choose_source",
-           "prepare_sources", "swap_face"]
+__all__ = ["ALGORITHM_ID", "COLOUR_MATCH_MODES", "CompositeControls", "NoFaceError", "REGION_NAMES", "SourceFace",
+           "SwapModelOutput", "SwapParams", "SwapResult", "choose_source", "composite_face_crop", "parse_regions",
+           "prepare_sources", "region_masks", "swap_face", "swap_model"]

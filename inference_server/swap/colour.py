@@ -42,16 +42,20 @@ def fit_gamut(lin: np.ndarray) -> np.ndarray:
     """Bring linear RGB into [0, 1] by moving out-of-range pixels toward their own luminance (a
     saturation reduction that keeps hue and, where possible, Y) instead of clipping channels one by
     one, which would shift hue (a clipped red channel turns skin highlights cyan)."""
-    y = np.clip(luminance(lin), 0.0, 1.0)[..., None]
-    hi = lin.max(axis=2, keepdims=True)
-    lo = lin.min(axis=2, keepdims=True)
-    t = np.ones_like(y)
-    over = hi > 1.0
-    t = np.where(over, (1.0 - y) / np.maximum(hi - y, 1e-6), t)
-    under = lo < 0.0
-    t = np.minimum(t, np.where(under, y / np.maximum(y - lo, 1e-6), 1.0))
-    out = y + np.clip(t, 0.0, 1.0) * (lin - y)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    lin = np.asarray(lin, np.float32)
+    hi = lin.max(axis=-1)
+    lo = lin.min(axis=-1)
+    bad = (hi > 1.0) | (lo < 0.0)
+    out = np.clip(lin, 0.0, 1.0)
+    if not bad.any():
+        return out
+    px = lin[bad]  # only out-of-range pixels move toward their luminance
+    y = np.clip(px @ LUMA, 0.0, 1.0)[:, None]
+    h_, l_ = hi[bad][:, None], lo[bad][:, None]
+    t = np.where(h_ > 1.0, (1.0 - y) / np.maximum(h_ - y, 1e-6), 1.0)
+    t = np.minimum(t, np.where(l_ < 0.0, y / np.maximum(y - l_, 1e-6), 1.0))
+    out[bad] = np.clip(y + np.clip(t, 0.0, 1.0) * (px - y), 0.0, 1.0)
+    return out
 
 
 def _robust_weights(y: np.ndarray, w: np.ndarray, dark: float) -> np.ndarray:
@@ -82,26 +86,34 @@ def match_statistics(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray
     Returns:
         (h, w, 3) float32 linear RGB, the source recoloured.
     """
-    ys, yt = luminance(src_lin), luminance(tgt_lin)
+    sel_s, sel_t = src_w > 0, tgt_w > 0
+    ws, wt = np.asarray(src_w, np.float32)[sel_s], np.asarray(tgt_w, np.float32)[sel_t]
+    ys = luminance(src_lin)
     # lightness ~ cube root of Y (as in CIELAB / Oklab): a perceptually even scale for tone matching
-    ls, lt = np.cbrt(np.maximum(ys, 0.0)), np.cbrt(np.maximum(yt, 0.0))
-    mu_s, sd_s = _robust_stats(ls[src_w > 0])
-    mu_t, sd_t = _robust_stats(lt[tgt_w > 0])
+    ls = np.cbrt(np.maximum(ys, 0.0))
+    tpx = tgt_lin[sel_t]  # target: only the pixels whose statistics count
+    yt = tpx @ LUMA
+    mu_s, sd_s = _robust_stats(ls[sel_s])
+    mu_t, sd_t = _robust_stats(np.cbrt(np.maximum(yt, 0.0)))
     k = float(np.clip(sd_t / max(sd_s, 1e-6), 1.0 / max_contrast_ratio, max_contrast_ratio))
-    y_out = np.maximum((ls - mu_s) * k + mu_t, 0.0) ** 3
+    y_out = np.maximum((ls - np.float32(mu_s)) * np.float32(k) + np.float32(mu_t), 0.0)
+    y_out = y_out * y_out * y_out
 
-    cs = src_lin / (ys[..., None] + _EPS)
-    ct = tgt_lin / (yt[..., None] + _EPS)
-    rws = _robust_weights(ys, src_w, dark)
-    rwt = _robust_weights(yt, tgt_w, dark)
-    cm_s, csd_s = _wstats(cs[rws > 0], rws[rws > 0])
-    cm_t, csd_t = _wstats(ct[rwt > 0], rwt[rwt > 0])
+    inv = 1.0 / (ys + np.float32(_EPS))
+    rws = _robust_weights(ys[sel_s], ws, dark)
+    rwt = _robust_weights(yt, wt, dark)
+    cm_s, csd_s = _wstats(src_lin[sel_s][rws > 0] * inv[sel_s][rws > 0][:, None], rws[rws > 0])
+    cm_t, csd_t = _wstats(tpx[rwt > 0] / (yt[rwt > 0, None] + _EPS), rwt[rwt > 0])
     spread_s = float(np.sqrt((csd_s ** 2).sum()))
     spread_t = float(np.sqrt((csd_t ** 2).sum()))
     r = min(spread_t / max(spread_s, 1e-6), max_saturation_gain)
-    c_out = np.maximum(cm_t + (cs - cm_s) * r, 0.0)
-    c_out = c_out / np.maximum(c_out @ LUMA, 1e-6)[..., None]
-    return (y_out[..., None] * c_out).astype(np.float32)
+    # chromaticity cs = rgb / Y moved to the target's mean, spread scaled by r: cs * r + (cm_t - cm_s * r)
+    c_out = src_lin * (inv * np.float32(r))[..., None]
+    c_out += (cm_t - cm_s * r).astype(np.float32)
+    np.maximum(c_out, 0.0, out=c_out)
+    scale = y_out / np.maximum(c_out @ LUMA, np.float32(1e-6))
+    c_out *= scale[..., None]
+    return c_out.astype(np.float32, copy=False)
 
 
 def detail_level(lin: np.ndarray, weight: np.ndarray) -> float:
@@ -152,29 +164,69 @@ def shading_field(src_lin: np.ndarray, tgt_lin: np.ndarray, weight: np.ndarray, 
     sel = wv > 0
     if sel.sum() < 12:
         return np.ones((h, w), np.float32)
-    d = (np.log(luminance(tgt_lin)[::stride, ::stride] + 1e-3)
-         - np.log(luminance(src_lin)[::stride, ::stride] + 1e-3))[sel].astype(np.float64)
+    d = (np.log(luminance(tgt_lin[::stride, ::stride]) + 1e-3)
+         - np.log(luminance(src_lin[::stride, ::stride]) + 1e-3))[sel].astype(np.float64)
     u = (xs[sel] - centre[0]) / scale
     v = (ys[sel] - centre[1]) / scale
-
-    def basis(uu: np.ndarray, vv: np.ndarray) -> np.ndarray:
-        cols = [np.ones_like(uu)]
-        for k in range(1, degree + 1):
-            for j in range(k + 1):
-                cols.append(uu ** (k - j) * vv ** j)
-        return np.stack(cols, axis=-1)
-
-    B = basis(u, v)
+    powers = [(k - j, j) for k in range(degree + 1) for j in range(k + 1)]  # (power of u, power of v)
+    B = np.stack([u ** a * v ** b for a, b in powers], axis=-1)
     wt = wv[sel].astype(np.float64)
     coef = np.zeros(B.shape[1])
     for _ in range(3):  # iteratively reweighted: drop outliers (hair, shadows, specular spots)
-        sw = np.sqrt(wt)
-        coef, *_ = np.linalg.lstsq(B * sw[:, None], d * sw, rcond=None)
+        Bw = B * wt[:, None]
+        try:  # weighted normal equations (a few columns, coordinates normalised to the face size)
+            coef = np.linalg.solve(Bw.T @ B + 1e-9 * np.eye(B.shape[1]), Bw.T @ d)
+        except np.linalg.LinAlgError:
+            coef, *_ = np.linalg.lstsq(B * np.sqrt(wt)[:, None], d * np.sqrt(wt), rcond=None)
         res = d - B @ coef
         mad = float(np.median(np.abs(res))) + 1e-6
         wt = wv[sel] * (np.abs(res) < 2.5 * 1.4826 * mad)
         if wt.sum() < B.shape[1] * 4:
             break
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    field = basis((gx - centre[0]) / scale, (gy - centre[1]) / scale) @ coef.astype(np.float32)
+    # evaluate separably: field = V @ C @ U.T with U[x, a] = u(x) ** a, V[y, b] = v(y) ** b
+    C = np.zeros((degree + 1, degree + 1))
+    for (a, b), c in zip(powers, coef):
+        C[b, a] = c
+    gu = (np.arange(w, dtype=np.float64) - centre[0]) / scale
+    gv = (np.arange(h, dtype=np.float64) - centre[1]) / scale
+    U = gu[:, None] ** np.arange(degree + 1)
+    V = gv[:, None] ** np.arange(degree + 1)
+    field = (V @ C @ U.T).astype(np.float32)
     return np.clip(np.exp(field), 1.0 / max_ratio, max_ratio).astype(np.float32)
+
+
+def _quantile_map(x: np.ndarray, src_q: np.ndarray, tgt_q: np.ndarray) -> np.ndarray:
+    """Piecewise-linear map taking the quantiles ``src_q`` to ``tgt_q``; beyond the ends it scales
+    proportionally (x * tgt_end / src_end), as an exposure change would in linear light."""
+    sq = np.maximum.accumulate(src_q) + np.arange(src_q.size) * 1e-7  # strictly increasing for interp
+    out = np.interp(x, sq, tgt_q).astype(np.float32)
+    lo, hi = sq[0], sq[-1]
+    if hi > 1e-6:
+        out = np.where(x > hi, x * (tgt_q[-1] / hi), out)
+    if lo > 1e-6:
+        out = np.where(x < lo, x * (tgt_q[0] / lo), out)
+    return out.astype(np.float32)
+
+
+def match_histograms(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray, tgt_w: np.ndarray,
+                     levels: int = 33, trim: float = 0.5) -> np.ndarray:
+    """Match each linear RGB channel's distribution over the source's weighted pixels to the target's
+    (quantile mapping through ``levels`` percentiles from ``trim`` to ``100 - trim``).
+
+    Args:
+        src_lin, tgt_lin: (h, w, 3) float32 linear RGB (the grids may differ).
+        src_w, tgt_w: (h, w) weights; pixels with weight > 0 count.
+    Returns:
+        (h, w, 3) float32 linear RGB, the source remapped; values beyond the sampled range scale
+        proportionally, so highlights keep their relation to the skin.
+    """
+    sel_s, sel_t = src_w > 0, tgt_w > 0
+    if sel_s.sum() < 8 or sel_t.sum() < 8:
+        return src_lin.astype(np.float32, copy=True)
+    q = np.linspace(trim, 100.0 - trim, levels)
+    qs = np.percentile(src_lin[sel_s], q, axis=0)  # (levels, 3)
+    qt = np.percentile(tgt_lin[sel_t], q, axis=0)
+    out = np.empty(src_lin.shape, np.float32)
+    for c in range(3):
+        out[..., c] = _quantile_map(src_lin[..., c], qs[:, c], qt[:, c])
+    return out

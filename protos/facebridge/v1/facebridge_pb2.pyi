@@ -75,16 +75,43 @@ class SourceImage(_message.Message):
     def __init__(self, label: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ProcessParams(_message.Message):
-    __slots__ = ("mode", "blend", "colorspace", "output_format")
+    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks")
+    class RegionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     MODE_FIELD_NUMBER: _ClassVar[int]
     BLEND_FIELD_NUMBER: _ClassVar[int]
     COLORSPACE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    FEATHER_FIELD_NUMBER: _ClassVar[int]
+    ERODE_FIELD_NUMBER: _ClassVar[int]
+    GRAIN_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_MATCH_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    FACE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SKIP_QUALITY_CHECKS_FIELD_NUMBER: _ClassVar[int]
     mode: str
     blend: float
     colorspace: str
     output_format: str
-    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ...) -> None: ...
+    regions: _containers.ScalarMap[str, float]
+    feather: float
+    erode: float
+    grain: float
+    colour_match: str
+    smoothing: float
+    keyframe_interval: int
+    face: str
+    face_reference: SourceImage
+    skip_quality_checks: bool
+    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client", "shot", "sources", "params")
@@ -201,7 +228,7 @@ class FrameStatus(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameStatus.Code, str]] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class FaceQC(_message.Message):
-    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll")
+    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SWAPPED_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +238,10 @@ class FaceQC(_message.Message):
     YAW_FIELD_NUMBER: _ClassVar[int]
     PITCH_FIELD_NUMBER: _ClassVar[int]
     ROLL_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    JITTER_RAW_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SMOOTHED_FIELD_NUMBER: _ClassVar[int]
     index: int
     swapped: bool
     identity_distance: float
@@ -220,10 +251,14 @@ class FaceQC(_message.Message):
     yaw: float
     pitch: float
     roll: float
-    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ...) -> None: ...
+    track_id: int
+    cache_hit: bool
+    jitter_raw: float
+    jitter_smoothed: float
+    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ...) -> None: ...
 
 class FrameQC(_message.Message):
-    __slots__ = ("faces_found", "faces_swapped", "faces", "timings_ms")
+    __slots__ = ("faces_found", "faces_swapped", "faces", "timings_ms", "analysed")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -235,11 +270,13 @@ class FrameQC(_message.Message):
     FACES_SWAPPED_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    ANALYSED_FIELD_NUMBER: _ClassVar[int]
     faces_found: int
     faces_swapped: int
     faces: _containers.RepeatedCompositeFieldContainer[FaceQC]
     timings_ms: _containers.ScalarMap[str, float]
-    def __init__(self, faces_found: _Optional[int] = ..., faces_swapped: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[FaceQC, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    analysed: bool
+    def __init__(self, faces_found: _Optional[int] = ..., faces_swapped: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[FaceQC, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., analysed: _Optional[bool] = ...) -> None: ...
 
 class FrameResult(_message.Message):
     __slots__ = ("frame_id", "frame_number", "status", "qc", "total_bytes", "output_path")
@@ -256,6 +293,31 @@ class FrameResult(_message.Message):
     total_bytes: int
     output_path: str
     def __init__(self, frame_id: _Optional[int] = ..., frame_number: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, _Mapping]] = ..., qc: _Optional[_Union[FrameQC, _Mapping]] = ..., total_bytes: _Optional[int] = ..., output_path: _Optional[str] = ...) -> None: ...
+
+class AnalyseProgress(_message.Message):
+    __slots__ = ("frame_number", "status", "cut", "keyframe", "replayed", "tracks", "timings_ms")
+    class TimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CUT_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    frame_number: int
+    status: FrameStatus
+    cut: int
+    keyframe: bool
+    replayed: bool
+    tracks: _containers.RepeatedScalarFieldContainer[int]
+    timings_ms: _containers.ScalarMap[str, float]
+    def __init__(self, frame_number: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, _Mapping]] = ..., cut: _Optional[int] = ..., keyframe: _Optional[bool] = ..., replayed: _Optional[bool] = ..., tracks: _Optional[_Iterable[int]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ProcessFramesResponse(_message.Message):
     __slots__ = ("result", "chunk")

@@ -54,6 +54,11 @@ class FaceBridgeStub:
                 request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
                 response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.FromString,
                 _registered_method=True)
+        self.AnalyseShot = channel.stream_stream(
+                '/facebridge.v1.FaceBridge/AnalyseShot',
+                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
+                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
+                _registered_method=True)
 
 
 class FaceBridgeServicer:
@@ -87,6 +92,15 @@ class FaceBridgeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnalyseShot(self, request_iterator, context):
+        """Whole-shot analysis of the session's shot: frames in increasing order (same messages as
+        ProcessFrames), one progress message per frame out. Frames already committed for the shot with the
+        same content are replayed, not analysed again, so an interrupted analysis resumes where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceBridgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +123,11 @@ def add_FaceBridgeServicer_to_server(servicer, server):
                     servicer.ProcessFrames,
                     request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
                     response_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.SerializeToString,
+            ),
+            'AnalyseShot': grpc.stream_stream_rpc_method_handler(
+                    servicer.AnalyseShot,
+                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
+                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +238,33 @@ class FaceBridge:
             '/facebridge.v1.FaceBridge/ProcessFrames',
             facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
             facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnalyseShot(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/facebridge.v1.FaceBridge/AnalyseShot',
+            facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
+            facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
             options,
             channel_credentials,
             insecure,

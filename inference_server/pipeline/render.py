@@ -1,0 +1,223 @@
+"""Rendering faces into a frame: model output (cached by content) plus the artist's compositing controls.
+
+Convention:
+    - ``pixels``: ``(H, W, C)`` float32 scene-linear plate (data window), channels in file order.
+    - A ``FaceTarget`` says where a face is (its landmarks, detected on this frame or smoothed over its
+      track). Each face's model input is cut from the original plate, so a face's model output depends
+      only on (frame content, landmarks, models, model parameters) and is cached under a key of those.
+    - Cached model outputs are stored at reduced precision; a freshly computed output goes through the
+      same reduction before use, so cold and warm renders give identical pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..faces.dlib_models import DlibFaceModels
+from ..faces.pose import head_pose
+from ..plates.colour import ColourSpace
+from ..swap import CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source, composite_face_crop, swap_model
+from .composite import composite_face
+from .crops import Box, exposure_scale, face_crop_box
+
+Payload = dict[str, np.ndarray]
+
+
+class ModelCache(Protocol):
+    """What ``render_faces`` needs of a cache: get and put payloads by key (see ``store.payload_cache``)."""
+
+    def get(self, key: str) -> Payload | None: ...
+
+    def put(self, key: str, payload: Payload) -> None: ...
+
+
+@dataclass(frozen=True)
+class FaceTarget:
+    landmarks: np.ndarray                  # (68, 2) float32
+    rect: tuple[float, float, float, float]
+    track: int = -1                        # -1: detected on this frame, no track
+    jitter: tuple[float, float] = (float("nan"), float("nan"))  # raw, smoothed
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything besides pixels, faces and sources that decides a frame's result."""
+
+    colourspace: ColourSpace = field(default_factory=ColourSpace)
+    swap: SwapParams = field(default_factory=SwapParams)
+    controls: CompositeControls = field(default_factory=CompositeControls)
+    crop_margin: float = 0.6
+    max_working_side: int = 1024
+    quality_checks: bool = True
+
+    def model_key_material(self) -> str:
+        """The settings that change model output (not the compositing controls)."""
+        return json.dumps({"colourspace": self.colourspace.name, "swap": asdict(self.swap),
+                           "crop_margin": self.crop_margin, "max_working_side": self.max_working_side},
+                          sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    index: int
+    swapped: bool
+    source_label: str
+    box: tuple[float, float, float, float]
+    pose: tuple[float, float, float]
+    track: int = -1
+    cache_hit: bool = False
+    jitter: tuple[float, float] = (float("nan"), float("nan"))
+    identity_distance: float = float("nan")        # output face -> its source
+    identity_distance_plate: float = float("nan")  # plate face -> the same source
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    pixels: np.ndarray
+    faces: tuple[FaceReport, ...]
+    timings_ms: dict[str, float]
+
+    @property
+    def faces_swapped(self) -> int:
+        return sum(f.swapped for f in self.faces)
+
+
+class Stopwatch:
+    """Accumulates milliseconds per named stage."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._t) * 1000.0
+        self._t = now
+
+
+@dataclass(frozen=True)
+class _WorkingCrop:
+    box: Box
+    linear: np.ndarray     # (h', w', 3) float32, exposure-normalised, finite, at working size
+    landmarks: np.ndarray  # (68, 2) float32 in working-crop pixels
+    scale: float           # exposure scale
+    size: tuple[int, int]  # (w, h) of the crop in the frame
+
+
+def _working_crop(pixels: np.ndarray, rgb_index: list[int], target: FaceTarget, settings: RenderSettings) -> _WorkingCrop:
+    box = face_crop_box(target.landmarks, pixels.shape[:2], settings.crop_margin)
+    crop = pixels[box.slices][..., rgb_index]
+    scale = exposure_scale(crop)
+    clean = np.nan_to_num(crop, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
+    h, w = clean.shape[:2]
+    factor = min(1.0, settings.max_working_side / max(h, w))
+    landmarks = target.landmarks - np.array([box.x0, box.y0], np.float32)
+    if factor < 1.0:
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
+        landmarks = (landmarks + 0.5) * np.array([size[0] / w, size[1] / h], np.float32) - 0.5
+    return _WorkingCrop(box, np.ascontiguousarray(clean, np.float32), landmarks.astype(np.float32), scale, (w, h))
+
+
+def model_key(frame_hash: str, key_base: str, source: SourceFace, source_hash: str, work: _WorkingCrop) -> str:
+    """Content key of one face's model output."""
+    digest = hashlib.sha256()
+    for part in (frame_hash, key_base, source_hash, repr(tuple(work.box)), repr(work.scale), repr(work.size)):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    digest.update(np.ascontiguousarray(work.landmarks, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _model_output(work: _WorkingCrop, source: SourceFace, settings: RenderSettings, cache: ModelCache | None,
+                  key: str) -> tuple[SwapModelOutput, bool]:
+    if cache is not None:
+        payload = cache.get(key)
+        if payload is not None:
+            return SwapModelOutput.from_arrays(payload), True
+    output = swap_model(settings.colourspace.to_model(work.linear), work.landmarks, source, settings.swap)
+    payload = output.to_arrays()
+    if cache is not None:
+        cache.put(key, payload)
+    return SwapModelOutput.from_arrays(payload), False
+
+
+def _to_frame_size(face: np.ndarray, mask: np.ndarray, work: _WorkingCrop) -> tuple[np.ndarray, np.ndarray]:
+    if face.shape[1::-1] == work.size:
+        return face, mask
+    face = cv2.resize(face, work.size, interpolation=cv2.INTER_CUBIC)
+    mask = np.clip(cv2.resize(mask, work.size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return face, mask
+
+
+def render_faces(
+    pixels: np.ndarray,
+    rgb_index: list[int],
+    targets: Sequence[FaceTarget],
+    sources: Sequence[SourceFace],
+    source_hashes: Sequence[str],
+    settings: RenderSettings,
+    models: DlibFaceModels,
+    frame_hash: str,
+    key_base: str,
+    cache: ModelCache | None,
+    clock: Stopwatch,
+) -> FrameOutcome:
+    """Swap each target face and composite it with the settings' controls; see the module docstring."""
+    out = pixels.copy()
+    reports = []
+    hashes = dict(zip((id(s) for s in sources), source_hashes))
+    for index, target in enumerate(targets):
+        work = _working_crop(pixels, rgb_index, target, settings)
+        source = choose_source(sources, target.landmarks)
+        key = model_key(frame_hash, key_base, source, hashes.get(id(source), source.label), work)
+        clock.lap("prepare")
+        output, hit = _model_output(work, source, settings, cache, key)
+        clock.lap("cache" if hit else "swap")
+        face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls)
+        face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
+        written = composite_face(out, pixels, rgb_index, work.box, face, mask)
+        clock.lap("composite")
+        report = FaceReport(index=index, swapped=written > 0, source_label=source.label,
+                            box=tuple(float(v) for v in target.rect), pose=head_pose(target.landmarks),
+                            track=target.track, cache_hit=hit, jitter=target.jitter)
+        if settings.quality_checks:
+            report = _with_identity(report, models, pixels, out, rgb_index, work.box, target, source, settings)
+            clock.lap("qc")
+        reports.append(report)
+    return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings)
+
+
+def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarray, out: np.ndarray,
+                   rgb_index: list[int], box: Box, target: FaceTarget, source: SourceFace,
+                   settings: RenderSettings) -> FaceReport:
+    """Identity distances of the plate's and the output's face (in the crop) to ``source``."""
+    offset = np.array([box.x0, box.y0], np.float32)
+    rect = target.rect
+    local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
+    plate8 = np.ascontiguousarray(settings.colourspace.to_proxy8(pixels[box.slices][..., rgb_index]))
+    out8 = np.ascontiguousarray(settings.colourspace.to_proxy8(out[box.slices][..., rgb_index]))
+    out_landmarks = models.landmarks(out8, local)
+    return replace(
+        report,
+        identity_distance=float(np.linalg.norm(models.embed(out8, out_landmarks) - source.embedding)),
+        identity_distance_plate=float(np.linalg.norm(models.embed(plate8, target.landmarks - offset) - source.embedding)),
+    )
+
+
+def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: DlibFaceModels, colourspace: ColourSpace,
+                   min_score: float, clock: Stopwatch) -> list[FaceTarget]:
+    """Faces found on this frame alone (no shot analysis): whole-frame proxy, detector, landmarks."""
+    proxy = colourspace.to_proxy8(pixels[..., rgb_index])
+    clock.lap("proxy")
+    targets = [FaceTarget(d.landmarks, d.rect) for d in models.detect(proxy) if d.score >= min_score]
+    clock.lap("detect")
+    return targets

@@ -1,0 +1,313 @@
+"""The model stage of the classical swap: everything slow and deterministic, cached per face and frame.
+
+:func:`swap_model` fits the geometry (source proportions aligned to the target, thin-plate warp), warps
+the source, matches its fine-detail level to the target's and works out where the swap may act (face
+polygon with the hairline-aware forehead band, hair occlusion, the target's open mouth interior). It
+stops short of everything an artist may change afterwards (colour match, mask edge, region weights,
+grain, blend), which :mod:`.compositing` applies from the cached :class:`SwapModelOutput` in
+milliseconds.
+
+All arrays of the output cover only the *work box*: the bounding box of the zone the swap may ever touch
+(see :attr:`SwapModelOutput.box`); outside it the plate always stays as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from . import colour, geometry, masks, warp
+from ..faces.pose import head_pose, pose_distance
+from .params import SwapParams
+from .sources import SourceFace
+
+# bits of SwapModelOutput.flags
+FLAG_SOURCE_SKIN = 1   # the warped source's own skin (colour statistics of the source)
+FLAG_TARGET_SKIN = 2   # the target's skin (colour statistics of the target)
+FLAG_SHADING = 4       # skin seen in both faces (lighting-field samples)
+
+_MAX_DISTANCE = 4096.0  # signed distances are clipped to this (px) before storing as float16
+
+
+@dataclass(frozen=True, eq=False)
+class SwapModelOutput:
+    """Everything the slow, deterministic part of the swap computes for one face crop (cache payload).
+
+    Arrays only; :meth:`to_arrays` / :meth:`from_arrays` convert to and from a flat ``dict[str, ndarray]``.
+    Image-sized arrays cover the work box ``box`` of the crop, not the whole crop.
+
+    Attributes:
+        crop_hw: (2,) int32, the crop's height and width.
+        box: (4,) int32 ``y0, x0, y1, x1`` of the work box inside the crop (empty when y1 <= y0).
+        source: (bh, bw, 3) float16, the warped source face in the model space (sRGB-encoded [0, 1]),
+            already softened to the target's level of fine detail.
+        edge_distance: (bh, bw) float16 signed distance in px to the edge of the swap's hard region
+            (the destination face polygon within the allowed zone), positive inside. The model's own
+            mask edge is ``smoothstep((d - 0.5) / feather_px)``.
+        allowed_distance: (bh, bw) float16 distance in px inside the allowed zone (the target's grown
+            face polygon where the warped source has real pixels), 0 outside: a grown mask never
+            reaches past it.
+        keep: (bh, bw) float16 in [0, 1], the mask's other factors: hair occlusion times (1 - the
+            target's open mouth interior).
+        mouth_interior: (bh, bw) float16 in [0, 1], the target's open mouth interior kept from the plate
+            (zeros when the mouth is closed or the option is off); already part of ``keep``.
+        flags: (bh, bw) uint8 bit set of FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, FLAG_SHADING.
+        destination: (68, 2) float32 landmarks of the swapped face (where the source's features landed)
+            in crop pixels.
+        settings: (4,) float32 ``face_size_px, feather_px, edge_match_px, shading_degree``.
+    """
+
+    crop_hw: np.ndarray
+    box: np.ndarray
+    source: np.ndarray
+    edge_distance: np.ndarray
+    allowed_distance: np.ndarray
+    keep: np.ndarray
+    mouth_interior: np.ndarray
+    flags: np.ndarray
+    destination: np.ndarray
+    settings: np.ndarray
+
+    # -- serialisation ------------------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat ``{name: array}`` (the arrays themselves, not copies)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SwapModelOutput":
+        """Inverse of :meth:`to_arrays`; checks names, dtypes and shapes (ValueError)."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise ValueError(f"swap model output lacks {', '.join(missing)}")
+        vals = {n: np.asarray(arrays[n]) for n in names}
+        for n, dt in _DTYPES.items():
+            if vals[n].dtype != dt:
+                raise ValueError(f"swap model output {n}: dtype {vals[n].dtype}, expected {np.dtype(dt)}")
+        out = cls(**vals)
+        out.check()
+        return out
+
+    def check(self) -> None:
+        """ValueError when the arrays do not fit together."""
+        if self.crop_hw.shape != (2,) or self.box.shape != (4,) or self.settings.shape != (4,):
+            raise ValueError("swap model output: bad crop_hw/box/settings shape")
+        y0, x0, y1, x1 = (int(v) for v in self.box)
+        h, w = (int(v) for v in self.crop_hw)
+        if not (0 <= y0 <= y1 <= h and 0 <= x0 <= x1 <= w):
+            raise ValueError(f"swap model output: box {self.box.tolist()} outside crop {h}x{w}")
+        hw = (y1 - y0, x1 - x0)
+        for n in ("edge_distance", "allowed_distance", "keep", "mouth_interior", "flags"):
+            if getattr(self, n).shape != hw:
+                raise ValueError(f"swap model output {n}: shape {getattr(self, n).shape}, expected {hw}")
+        if self.source.shape != hw + (3,):
+            raise ValueError(f"swap model output source: shape {self.source.shape}, expected {hw + (3,)}")
+        if self.destination.shape != (68, 2):
+            raise ValueError("swap model output destination: expected (68, 2)")
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.to_arrays().values())
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the swap cannot touch any pixel of the crop."""
+        return self.source.shape[0] == 0 or self.source.shape[1] == 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SwapModelOutput):
+            return NotImplemented
+        a, b = self.to_arrays(), other.to_arrays()
+        return all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_DTYPES = {
+    "crop_hw": np.int32, "box": np.int32, "source": np.float16, "edge_distance": np.float16,
+    "allowed_distance": np.float16, "keep": np.float16, "mouth_interior": np.float16,
+    "flags": np.uint8, "destination": np.float32, "settings": np.float32,
+}
+
+
+def _prefiltered_source(source: SourceFace, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Source image and landmarks, downsampled (INTER_AREA) when the swap would shrink it by more than
+    2x, so the warp does not alias."""
+    img = source.image
+    lm = np.asarray(source.landmarks, np.float64)
+    if scale >= 0.5:
+        return img, lm
+    f = scale * 2.0
+    h, w = img.shape[:2]
+    nw, nh = max(8, int(round(w * f))), max(8, int(round(h * f)))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    lm = (lm + 0.5) * np.array([nw / w, nh / h]) - 0.5
+    return small, lm
+
+
+def _close_mouth(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Copy of the source image with its open mouth's interior (teeth, tongue) inpainted from the lips,
+    so that a closed or differently opened target mouth is filled with lip, not squashed teeth."""
+    size = geometry.face_size(lm)
+    inner = lm[geometry.INNER_MOUTH]
+    x0, y0 = np.floor(inner.min(0) - 0.1 * size).astype(int)
+    x1, y1 = np.ceil(inner.max(0) + 0.1 * size).astype(int) + 1
+    hh, ww = img.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(ww, x1), min(hh, y1)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return img
+    roi = np.ascontiguousarray(img[y0:y1, x0:x1], dtype=np.float32)
+    hole = masks.polygon_mask(roi.shape[:2], cv2.convexHull((inner - [x0, y0]).astype(np.float32)).reshape(-1, 2))
+    k = int(0.02 * size) * 2 + 1
+    hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    radius = max(2.0, 0.02 * size)
+    roi8 = (np.clip(roi, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    filled = cv2.inpaint(roi8, hole, radius, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.where(hole[..., None] > 0, filled, roi)
+    return out
+
+
+def _inside_distance(hard: np.ndarray) -> np.ndarray:
+    """Euclidean distance (px) from each pixel of ``hard`` (uint8 0/1) to the nearest pixel outside it,
+    the crop border counting as outside; 0 outside."""
+    padded = cv2.copyMakeBorder(hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+
+
+def _signed_distance(hard: np.ndarray) -> np.ndarray:
+    """Distance to the edge of ``hard``, positive inside (as :func:`_inside_distance`), negative outside
+    (minus the distance to the nearest pixel inside; the crop border does not count as inside)."""
+    inside = _inside_distance(hard)
+    if not hard.any():
+        return np.full(hard.shape, -_MAX_DISTANCE, np.float32)
+    padded = cv2.copyMakeBorder(1 - hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    outside = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    return inside - outside
+
+
+def _box_of(zone: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(zone.any(axis=1)), np.flatnonzero(zone.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFace,
+               params: SwapParams = SwapParams()) -> SwapModelOutput:
+    """The model stage of the classical swap for one face crop.
+
+    Args:
+        target: (h, w, 3) float32 display-referred sRGB-encoded [0, 1] crop around one face.
+        target_landmarks: (68, 2) landmarks of that face in crop pixel coordinates.
+        source: the prepared source face.
+        params: swap settings (all of them model-affecting).
+    Returns:
+        The :class:`SwapModelOutput`; bit-identical for identical inputs.
+    """
+    if target.ndim != 3 or target.shape[2] != 3:
+        raise ValueError(f"target must be (h, w, 3), got {target.shape}")
+    tgt = np.clip(np.nan_to_num(target.astype(np.float32, copy=False)), 0.0, 1.0)
+    h, w = tgt.shape[:2]
+    T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
+    size = geometry.face_size(T)
+
+    # geometry: source proportions, aligned to the target by a similarity
+    S0 = np.asarray(source.landmarks, np.float64)
+    A0 = geometry.similarity_fit(S0[geometry.ALIGN_POINTS], T[geometry.ALIGN_POINTS])
+    scale = float(np.sqrt(abs(np.linalg.det(A0[:, :2]))))
+    src_img, S = _prefiltered_source(source, scale)
+    if params.keep_mouth_interior and geometry.mouth_opening(S) > params.mouth_open_threshold:
+        src_img = _close_mouth(src_img, S)
+    A = geometry.similarity_fit(S[geometry.ALIGN_POINTS], T[geometry.ALIGN_POINTS])
+    # The source keeps its own proportions (similarity alignment) when the head poses agree; as they
+    # differ, an affine alignment absorbs the foreshortening and the target's outline takes over.
+    pose_gap = pose_distance(head_pose(S), head_pose(T))
+    beta = float(np.clip((pose_gap - params.pose_tolerance) / params.pose_range, 0.0, 1.0))
+    S_al = geometry.apply_affine(A, S)
+    if beta > 0:
+        A_aff = geometry.affine_fit(S[geometry.ALIGN_POINTS], T[geometry.ALIGN_POINTS])
+        S_al = (1.0 - beta) * S_al + beta * geometry.apply_affine(A_aff, S)
+    mouth_open = params.keep_mouth_interior and geometry.mouth_opening(T) > params.mouth_open_threshold
+    D = geometry.destination_shape(S_al, T, params.jaw_weight * (1.0 - beta),
+                                   "target_opening" if mouth_open else "follow")
+
+    # backward warp: target pixel -> source pixel; far anchors follow the plain similarity
+    anchors_t = warp.boundary_anchors(np.concatenate([T, D]), 1.8)
+    anchors_s = geometry.apply_affine(geometry.invert_affine(A), anchors_t)
+    # keep the warp one-to-one: no landmark triangle may flip between the target and destination shapes
+    ctrl_t = np.concatenate([T, anchors_t])
+    tri = Delaunay(ctrl_t).simplices
+    D = geometry.untangle(np.concatenate([D, anchors_t]), ctrl_t, tri)[:68]
+    tps = warp.ThinPlateSpline.fit(np.concatenate([D, anchors_t]), np.concatenate([S, anchors_s]),
+                                   params.tps_regularisation)
+    mx, my = warp.remap_grid(tps, (h, w), max(1, int(params.grid_step)))
+    warped = cv2.remap(src_img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    sh, sw = src_img.shape[:2]
+    inside_src = ((mx >= 0) & (mx <= sw - 1) & (my >= 0) & (my <= sh - 1)).astype(np.uint8)
+
+    src_lin = colour.srgb_to_linear(warped)
+    tgt_lin = colour.srgb_to_linear(tgt)
+
+    # where the swap acts: destination face polygon within the target's (grown) polygon and the source's
+    # extent; the forehead band stops where either face's hair starts
+    forehead: float | np.ndarray = params.forehead
+    if params.adaptive_forehead:
+        full = np.ones((h, w), np.uint8)
+        ext_s = masks.forehead_extent(np.cbrt(colour.luminance(src_lin)), inside_src, D, params.forehead)
+        ext_t = masks.forehead_extent(np.cbrt(colour.luminance(tgt_lin)), full, T, params.forehead)
+        forehead = np.maximum(np.minimum(ext_s, ext_t), 0.04)
+    allowed = masks.allowed_zone((h, w), T, params.forehead, params.grow) & inside_src
+    hard = masks.polygon_mask((h, w), masks.face_polygon(D, forehead, convex=False)) & allowed
+
+    # hair over the face's sides (either face's): keep the plate there, outside the inner features
+    keep = np.ones((h, w), np.float32)
+    if params.occlusion:
+        outer = hard & (1 - masks.features_hull((h, w), T, 0.04)) & (1 - masks.features_hull((h, w), D, 0.04))
+        like = np.minimum(
+            masks.skin_likeness(np.cbrt(colour.luminance(src_lin)), masks.skin_mask((h, w), D) & inside_src),
+            masks.skin_likeness(np.cbrt(colour.luminance(tgt_lin)), masks.skin_mask((h, w), T)))
+        like = np.where(outer > 0, like, 1.0).astype(np.float32)
+        keep = cv2.GaussianBlur(like, (0, 0), max(1.0, 0.02 * size))
+
+    # mouth interior: where the target's mouth is open show its own interior (teeth, tongue)
+    hole = np.zeros((h, w), np.float32)
+    if mouth_open:
+        hard_hole = masks.polygon_mask((h, w), cv2.convexHull(T[geometry.INNER_MOUTH].astype(np.float32)).reshape(-1, 2))
+        sigma = max(0.7, 0.01 * size)
+        k = 2 * int(np.ceil(1.5 * sigma)) + 1  # grow by ~1.5 sigma so the blurred hole is ~1 inside the lips
+        grown = cv2.dilate(hard_hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        hole = np.clip(cv2.GaussianBlur(grown.astype(np.float32), (0, 0), sigma), 0.0, 1.0)
+        keep = keep * (1.0 - hole)
+
+    # pixels whose statistics count: each face's own skin, and skin seen in both (lighting field)
+    src_skin = masks.skin_mask((h, w), D) & inside_src
+    tgt_skin = masks.skin_mask((h, w), T)
+    if src_skin.sum() < 16 or tgt_skin.sum() < 16:
+        src_skin = tgt_skin = hard.copy()
+    band = 0.8 * float(np.min(forehead))
+    both = masks.skin_mask((h, w), D, band) & masks.skin_mask((h, w), T, band) & inside_src
+    if params.match_sharpness:
+        src_lin = colour.match_sharpness(src_lin, tgt_lin, src_skin.astype(np.float32), tgt_skin.astype(np.float32))
+        warped = colour.linear_to_srgb(src_lin)
+    flags = (src_skin * FLAG_SOURCE_SKIN) | (tgt_skin * FLAG_TARGET_SKIN) | (both * FLAG_SHADING)
+
+    y0, x0, y1, x1 = _box_of(allowed)
+    win = (slice(y0, y1), slice(x0, x1))
+    lim = _MAX_DISTANCE
+    return SwapModelOutput(
+        crop_hw=np.array([h, w], np.int32),
+        box=np.array([y0, x0, y1, x1], np.int32),
+        source=np.ascontiguousarray(warped[win], dtype=np.float16),
+        edge_distance=np.clip(_signed_distance(hard), -lim, lim)[win].astype(np.float16),
+        allowed_distance=np.clip(_inside_distance(allowed), 0.0, lim)[win].astype(np.float16),
+        keep=np.clip(keep, 0.0, 1.0)[win].astype(np.float16),
+        mouth_interior=hole[win].astype(np.float16),
+        flags=np.ascontiguousarray(flags[win].astype(np.uint8)),
+        destination=D.astype(np.float32),
+        settings=np.array([size, params.feather * size, params.edge_match * size, params.shading_degree],
+                          np.float32),
+    )
