@@ -118,3 +118,21 @@ def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path,
 def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise equality that treats NaN as equal to NaN."""
     return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def make_sequence(video: Path, folder: Path, count: int, start: int = 0, first: int = 1001) -> str:
+    """Frames ``start .. start+count-1`` of ``video`` as linear half EXR (R,G,B,A); returns the #### pattern."""
+    folder.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(str(video))
+    index = written = 0
+    while written < count:
+        ok, frame = capture.read()
+        assert ok, f"{video.name}: ran out of frames"
+        if index >= start:
+            linear = srgb8_to_linear(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            alpha = np.ones(linear.shape[:2] + (1,), np.float32)
+            write_exr(folder / f"plate.{first + written:04d}.exr", np.concatenate([linear, alpha], axis=2),
+                      ("R", "G", "B", "A"))
+            written += 1
+        index += 1
+    return str(folder / "plate.####.exr")

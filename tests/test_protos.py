@@ -34,4 +34,5 @@ def test_contract_has_the_expected_rpcs() -> None:
         "OpenSession": (False, False),
         "CloseSession": (False, False),
         "ProcessFrames": (True, True),
+        "AnalyseShot": (True, True),
     }

@@ -182,7 +182,8 @@ def render_faces(
         clock.lap("prepare")
         output, hit = _model_output(work, source, settings, cache, key)
         clock.lap("cache" if hit else "swap")
-        face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls)
+        face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls,
+                                         from_model=settings.colourspace.from_model)
         face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
         written = composite_face(out, pixels, rgb_index, work.box, face, mask)
         clock.lap("composite")

@@ -92,7 +92,8 @@ def source_rgb8(plate: Plate) -> np.ndarray:
 
 def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
     """sha256 of the frame's R, G, B values (float32): what the analysis and the model outputs depend on."""
-    return hashlib.sha256(np.ascontiguousarray(pixels[..., rgb_index], np.float32).tobytes()).hexdigest()
+    rgb = np.ascontiguousarray(pixels[..., rgb_index], np.float32)
+    return hashlib.sha256(memoryview(rgb).cast("B")).hexdigest()
 
 
 class FaceSwapEngine:

@@ -17,9 +17,28 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 _EPS = 1e-4
 
 
+def _cbrt(x: np.ndarray) -> np.ndarray:
+    """Cube root of max(x, 0), float32 (OpenCV's vectorised pow; numpy's cbrt is several times slower)."""
+    x = np.ascontiguousarray(np.maximum(x, 0.0), dtype=np.float32)
+    return cv2.pow(x, 1.0 / 3.0).reshape(x.shape)
+
+
+_LUMA_ROW = LUMA.reshape(1, 3)
+
+
 def luminance(lin: np.ndarray) -> np.ndarray:
     """(h, w) float32 relative luminance of linear RGB."""
+    if lin.ndim == 3 and lin.dtype == np.float32 and lin.shape[2] == 3 and lin.flags.c_contiguous:
+        return cv2.transform(lin, _LUMA_ROW).reshape(lin.shape[:2])
     return (lin @ LUMA).astype(np.float32)
+
+
+def _times(img: np.ndarray, plane: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 times a (h, w) plane, per pixel (OpenCV: numpy broadcasting over a 3-long last
+    axis is several times slower)."""
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    p = np.ascontiguousarray(plane, dtype=np.float32)
+    return cv2.multiply(img, cv2.merge([p, p, p]))
 
 
 def _wstats(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,16 +61,15 @@ def fit_gamut(lin: np.ndarray) -> np.ndarray:
     """Bring linear RGB into [0, 1] by moving out-of-range pixels toward their own luminance (a
     saturation reduction that keeps hue and, where possible, Y) instead of clipping channels one by
     one, which would shift hue (a clipped red channel turns skin highlights cyan)."""
-    lin = np.asarray(lin, np.float32)
-    hi = lin.max(axis=-1)
-    lo = lin.min(axis=-1)
-    bad = (hi > 1.0) | (lo < 0.0)
+    lin = np.ascontiguousarray(lin, dtype=np.float32)
+    inside = cv2.inRange(lin.reshape(lin.shape[0], -1, 3), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    bad = inside.reshape(lin.shape[:-1]) == 0
     out = np.clip(lin, 0.0, 1.0)
     if not bad.any():
         return out
     px = lin[bad]  # only out-of-range pixels move toward their luminance
     y = np.clip(px @ LUMA, 0.0, 1.0)[:, None]
-    h_, l_ = hi[bad][:, None], lo[bad][:, None]
+    h_, l_ = px.max(axis=1, keepdims=True), px.min(axis=1, keepdims=True)
     t = np.where(h_ > 1.0, (1.0 - y) / np.maximum(h_ - y, 1e-6), 1.0)
     t = np.minimum(t, np.where(l_ < 0.0, y / np.maximum(y - l_, 1e-6), 1.0))
     out[bad] = np.clip(y + np.clip(t, 0.0, 1.0) * (px - y), 0.0, 1.0)
@@ -86,34 +104,35 @@ def match_statistics(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray
     Returns:
         (h, w, 3) float32 linear RGB, the source recoloured.
     """
-    sel_s, sel_t = src_w > 0, tgt_w > 0
-    ws, wt = np.asarray(src_w, np.float32)[sel_s], np.asarray(tgt_w, np.float32)[sel_t]
+    # statistics from every other pixel in x and y (plenty for medians and spreads, 4x less work)
+    sel_s, sel_t = src_w[::2, ::2] > 0, tgt_w[::2, ::2] > 0
+    ws, wt = np.asarray(src_w, np.float32)[::2, ::2][sel_s], np.asarray(tgt_w, np.float32)[::2, ::2][sel_t]
     ys = luminance(src_lin)
     # lightness ~ cube root of Y (as in CIELAB / Oklab): a perceptually even scale for tone matching
-    ls = np.cbrt(np.maximum(ys, 0.0))
-    tpx = tgt_lin[sel_t]  # target: only the pixels whose statistics count
+    ls = _cbrt(ys)
+    spx = src_lin[::2, ::2][sel_s]
+    tpx = tgt_lin[::2, ::2][sel_t]  # target: only the pixels whose statistics count
     yt = tpx @ LUMA
-    mu_s, sd_s = _robust_stats(ls[sel_s])
-    mu_t, sd_t = _robust_stats(np.cbrt(np.maximum(yt, 0.0)))
+    ys_s = spx @ LUMA
+    mu_s, sd_s = _robust_stats(_cbrt(ys_s))
+    mu_t, sd_t = _robust_stats(_cbrt(yt))
     k = float(np.clip(sd_t / max(sd_s, 1e-6), 1.0 / max_contrast_ratio, max_contrast_ratio))
     y_out = np.maximum((ls - np.float32(mu_s)) * np.float32(k) + np.float32(mu_t), 0.0)
     y_out = y_out * y_out * y_out
 
-    inv = 1.0 / (ys + np.float32(_EPS))
-    rws = _robust_weights(ys[sel_s], ws, dark)
+    rws = _robust_weights(ys_s, ws, dark)
     rwt = _robust_weights(yt, wt, dark)
-    cm_s, csd_s = _wstats(src_lin[sel_s][rws > 0] * inv[sel_s][rws > 0][:, None], rws[rws > 0])
+    cm_s, csd_s = _wstats(spx[rws > 0] / (ys_s[rws > 0, None] + _EPS), rws[rws > 0])
     cm_t, csd_t = _wstats(tpx[rwt > 0] / (yt[rwt > 0, None] + _EPS), rwt[rwt > 0])
     spread_s = float(np.sqrt((csd_s ** 2).sum()))
     spread_t = float(np.sqrt((csd_t ** 2).sum()))
     r = min(spread_t / max(spread_s, 1e-6), max_saturation_gain)
     # chromaticity cs = rgb / Y moved to the target's mean, spread scaled by r: cs * r + (cm_t - cm_s * r)
-    c_out = src_lin * (inv * np.float32(r))[..., None]
-    c_out += (cm_t - cm_s * r).astype(np.float32)
+    c_out = _times(src_lin, np.float32(r) / (ys + np.float32(_EPS)))
+    off = cm_t - cm_s * r
+    c_out = cv2.add(c_out, (float(off[0]), float(off[1]), float(off[2]), 0.0))
     np.maximum(c_out, 0.0, out=c_out)
-    scale = y_out / np.maximum(c_out @ LUMA, np.float32(1e-6))
-    c_out *= scale[..., None]
-    return c_out.astype(np.float32, copy=False)
+    return _times(c_out, y_out / np.maximum(luminance(c_out), np.float32(1e-6)))
 
 
 def detail_level(lin: np.ndarray, weight: np.ndarray) -> float:
@@ -195,23 +214,44 @@ def shading_field(src_lin: np.ndarray, tgt_lin: np.ndarray, weight: np.ndarray, 
     return np.clip(np.exp(field), 1.0 / max_ratio, max_ratio).astype(np.float32)
 
 
-def _quantile_map(x: np.ndarray, src_q: np.ndarray, tgt_q: np.ndarray) -> np.ndarray:
-    """Piecewise-linear map taking the quantiles ``src_q`` to ``tgt_q``; beyond the ends it scales
-    proportionally (x * tgt_end / src_end), as an exposure change would in linear light."""
-    sq = np.maximum.accumulate(src_q) + np.arange(src_q.size) * 1e-7  # strictly increasing for interp
-    out = np.interp(x, sq, tgt_q).astype(np.float32)
-    lo, hi = sq[0], sq[-1]
+def _quantile_map(x: np.ndarray, src_q: np.ndarray, tgt_q: np.ndarray, steps: int = 512) -> np.ndarray:
+    """Piecewise-linear map of a (h, w) plane taking the quantiles ``src_q`` to ``tgt_q`` (tabulated on
+    ``steps`` even intervals between the end quantiles); beyond the ends it scales proportionally
+    (x * tgt_end / src_end), as an exposure change would in linear light."""
+    sq = np.maximum.accumulate(np.asarray(src_q, np.float64))
+    lo, hi = float(sq[0]), float(sq[-1])
+    if hi - lo < 1e-6:
+        return x * np.float32(tgt_q[-1] / hi) if hi > 1e-6 else np.full_like(x, tgt_q[-1])
+    sq = sq + np.arange(sq.size) * 1e-9 * (hi - lo)  # strictly increasing for interp
+    table = np.interp(np.linspace(lo, hi, steps + 1), sq, tgt_q).astype(np.float32)
+    table = np.append(table, table[-1])
+    t = np.clip((x - np.float32(lo)) * np.float32(steps / (hi - lo)), 0.0, float(steps))
+    i = t.astype(np.int32)
+    frac = t - i
+    t0 = table[i]
+    out = t0 + frac * (table[i + 1] - t0)
     if hi > 1e-6:
-        out = np.where(x > hi, x * (tgt_q[-1] / hi), out)
+        np.copyto(out, x * np.float32(tgt_q[-1] / hi), where=x > hi)
     if lo > 1e-6:
-        out = np.where(x < lo, x * (tgt_q[0] / lo), out)
-    return out.astype(np.float32)
+        np.copyto(out, x * np.float32(tgt_q[0] / lo), where=x < lo)
+    return out
+
+
+def _quantiles(samples: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per-column percentiles (linear interpolation between order statistics) of (n, c) samples."""
+    srt = np.sort(samples, axis=0)
+    pos = q / 100.0 * (len(srt) - 1)
+    i0 = np.floor(pos).astype(int)
+    i1 = np.minimum(i0 + 1, len(srt) - 1)
+    f = (pos - i0)[:, None]
+    return srt[i0] * (1.0 - f) + srt[i1] * f
 
 
 def match_histograms(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray, tgt_w: np.ndarray,
                      levels: int = 33, trim: float = 0.5) -> np.ndarray:
     """Match each linear RGB channel's distribution over the source's weighted pixels to the target's
-    (quantile mapping through ``levels`` percentiles from ``trim`` to ``100 - trim``).
+    (quantile mapping through ``levels`` percentiles from ``trim`` to ``100 - trim``, sampled on every
+    other pixel in x and y).
 
     Args:
         src_lin, tgt_lin: (h, w, 3) float32 linear RGB (the grids may differ).
@@ -220,13 +260,11 @@ def match_histograms(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray
         (h, w, 3) float32 linear RGB, the source remapped; values beyond the sampled range scale
         proportionally, so highlights keep their relation to the skin.
     """
-    sel_s, sel_t = src_w > 0, tgt_w > 0
+    sel_s, sel_t = src_w[::2, ::2] > 0, tgt_w[::2, ::2] > 0
     if sel_s.sum() < 8 or sel_t.sum() < 8:
-        return src_lin.astype(np.float32, copy=True)
+        return np.array(src_lin, np.float32, copy=True)
     q = np.linspace(trim, 100.0 - trim, levels)
-    qs = np.percentile(src_lin[sel_s], q, axis=0)  # (levels, 3)
-    qt = np.percentile(tgt_lin[sel_t], q, axis=0)
-    out = np.empty(src_lin.shape, np.float32)
-    for c in range(3):
-        out[..., c] = _quantile_map(src_lin[..., c], qs[:, c], qt[:, c])
-    return out
+    qs = _quantiles(src_lin[::2, ::2][sel_s].astype(np.float64), q)  # (levels, 3)
+    qt = _quantiles(tgt_lin[::2, ::2][sel_t].astype(np.float64), q)
+    planes = cv2.split(np.ascontiguousarray(src_lin, dtype=np.float32))
+    return cv2.merge([_quantile_map(planes[c], qs[:, c], qt[:, c]) for c in range(3)])

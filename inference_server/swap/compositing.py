@@ -134,18 +134,6 @@ def _ramp(distance: np.ndarray, width: float) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _blur_coarse(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (replicated border) of a smooth-result image, done on a grid coarsened so the blur
-    is ~3 coarse pixels, then interpolated back."""
-    h, w = img.shape[:2]
-    f = int(np.clip(sigma / 3.0, 1, 16))
-    if f == 1:
-        return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    small = cv2.resize(img, (max(1, -(-w // f)), max(1, -(-h // f))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / f, borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
 def _edge_correction(face: np.ndarray, tgt: np.ndarray, distance: np.ndarray, ring_width: float,
                      reach: float, max_log_ratio: float = 1.0) -> np.ndarray:
     """Match ``face`` to ``tgt`` on the band just inside the mask edge and fade the correction out
@@ -153,20 +141,35 @@ def _edge_correction(face: np.ndarray, tgt: np.ndarray, distance: np.ndarray, ri
 
     The per-channel log ratio target/face is sampled on the edge band (``ring_width`` px wide, from the
     signed edge ``distance``), clipped to ``+-max_log_ratio`` so hair or background cannot stain the
-    face, spread smoothly by normalised convolution and applied with a weight of 1 at the edge and 0
-    deep inside."""
+    face, spread smoothly by normalised convolution (a Gaussian of half the ring width) and applied
+    with a weight of 1 at the edge and 0 deep inside. The spreading is smooth, so it runs on a grid
+    coarsened to about a third of that Gaussian."""
     ring = ((distance > 0) & (distance - 0.5 < ring_width)).astype(np.float32)
     if ring.sum() < 4:
         return face
-    d = np.log(np.maximum(tgt, 0.0) + np.float32(1e-3))
-    d -= np.log(np.maximum(face, 0.0) + np.float32(1e-3))
+    h, w = ring.shape
+    sigma = max(1.0, 0.5 * ring_width)
+    f = int(np.clip(sigma / 3.0, 1, 16))
+    eps = np.float32(1e-3)
+    fall = 1.0 - _ramp(distance, reach)
+    if f > 1:
+        size = (max(1, -(-w // f)), max(1, -(-h // f)))
+        ring = cv2.resize(ring, size, interpolation=cv2.INTER_AREA)
+        fall = cv2.resize(fall, size, interpolation=cv2.INTER_AREA)
+        face_c = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
+        tgt_c = cv2.resize(tgt, size, interpolation=cv2.INTER_AREA)
+    else:
+        face_c, tgt_c = face, tgt
+    d = cv2.log(np.maximum(tgt_c, 0.0) + eps) - cv2.log(np.maximum(face_c, 0.0) + eps)
     np.clip(d, -max_log_ratio, max_log_ratio, out=d)
     both = np.concatenate([d * ring[..., None], ring[..., None]], axis=2)
-    spread = _blur_coarse(both, max(1.0, 0.5 * ring_width))
-    den = spread[..., 3]
-    fall = (1.0 - _ramp(distance, reach)) * np.clip(den * 20.0, 0.0, 1.0)
-    gain = spread[..., :3] * (fall / np.maximum(den, 1e-4))[..., None]
-    return face * np.exp(gain)
+    both = cv2.GaussianBlur(both, (0, 0), sigma / f, borderType=cv2.BORDER_REPLICATE)
+    den = both[..., 3]
+    weight = np.clip(den * 20.0, 0.0, 1.0) * fall / np.maximum(den, 1e-4)
+    gain = cv2.exp(np.ascontiguousarray(both[..., :3] * weight[..., None]))
+    if f > 1:
+        gain = cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
+    return face * gain
 
 
 def _high_pass(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -218,7 +221,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         distance = np.minimum(distance - np.float32(c.erode * size), model_out.allowed_distance.astype(np.float32))
     width = feather_px + c.feather * size
     mask = _ramp(distance, width) * model_out.keep.astype(np.float32)
-    mask = np.where(mask > _MASK_FLOOR, mask, np.float32(0.0))
+    mask *= mask > _MASK_FLOOR
     weights = c.region_weights()
     if any(v != 1.0 for v in weights.values()):
         mask *= region_weight_map(mask.shape, T - np.array([x0, y0]), size, weights)
@@ -244,7 +247,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         if degree > 0:
             centre = (float(T[:, 0].mean()) - x0, float(T[:, 1].mean()) - y0)
             ratio = colour.shading_field(face, tgt, ((flags & FLAG_SHADING) > 0).astype(np.float32),
-                                         centre, size, int(degree))
+                                         centre, size, int(degree), stride=3)
             face *= ratio[..., None]
         if edge_px > 0:
             face = _edge_correction(face, tgt, distance, width, edge_px + c.feather * size)
@@ -253,6 +256,9 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         sigma = max(0.8, _GRAIN_SIGMA * size)
         face = face + np.float32(c.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
 
-    face_full[win] = np.where(live[..., None], face, tgt)
+    # the face where the mask is live, the plate elsewhere
+    region = np.ascontiguousarray(tgt)
+    cv2.copyTo(np.ascontiguousarray(face, dtype=np.float32), live.view(np.uint8), region)
+    face_full[win] = region
     mask_full[win] = mask
     return face_full, mask_full

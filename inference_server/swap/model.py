@@ -71,6 +71,13 @@ class SwapModelOutput:
     destination: np.ndarray
     settings: np.ndarray
 
+    def __post_init__(self) -> None:
+        # read-only views: a cached payload may be shared by many renders
+        for f in fields(self):
+            view = np.asarray(getattr(self, f.name)).view()
+            view.flags.writeable = False
+            object.__setattr__(self, f.name, view)
+
     # -- serialisation ------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat ``{name: array}`` (the arrays themselves, not copies)."""

@@ -2,13 +2,14 @@
 
 The regions partition the image: at every pixel the masks of :data:`REGION_NAMES` sum to 1, ``skin``
 taking whatever the named features leave. Each feature starts as a hard shape drawn from its landmarks
-(iBUG groups: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67), is blurred and then mapped
-through a smoothstep between two blur levels, so it is exactly 1 in its core, exactly 0 beyond its
-soft rim, and smooth in between. Where features overlap, the earlier one in :data:`_PRIORITY` owns the
-overlap (``m_r = a_r * prod_{q before r} (1 - a_q)``), which keeps the sum at 1 without hard seams.
+(iBUG groups: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67); its field is exactly 1 on
+the shape and a small core margin around it, then falls to exactly 0 along a smoothstep of the distance
+to the shape. Where features overlap, the earlier one in :data:`_PRIORITY` owns the overlap
+(``m_r = a_r * prod_{q before r} (1 - a_q)``), which keeps the sum at 1 without hard seams.
 
-The fields are computed on a grid a few times coarser than the image (they are blurred by several
-pixels anyway) and interpolated up: exact zeros stay exact zeros.
+The fields are computed on a grid a few times coarser than the image (they vary over many pixels
+anyway) and interpolated up: exact zeros stay exact zeros, and the coarse cells are at most half the
+smallest core margin, so a feature's own landmarks stay inside its exact core.
 """
 
 from __future__ import annotations
@@ -28,20 +29,19 @@ REGION_NAMES = ("eyes", "brows", "nose", "mouth", "cheeks", "forehead", "jaw", "
 @dataclass(frozen=True)
 class _Region:
     name: str
-    sigma: float      # blur, x face size
-    full: float       # blur level at and above which the region is 1 (smaller = a wider core)
-    zero: float = 0.02  # blur level at and below which it is 0
+    core: float   # the region is 1 up to this far outside its shape, x face size
+    soft: float   # and falls smoothly to 0 over this much further
 
 
 # owners of overlaps first; skin is the remainder
 _PRIORITY = (
-    _Region("mouth", 0.025, 0.2),
-    _Region("eyes", 0.03, 0.25),
-    _Region("brows", 0.03, 0.3),
-    _Region("nose", 0.03, 0.4),
-    _Region("jaw", 0.05, 0.5),
-    _Region("cheeks", 0.05, 0.5),
-    _Region("forehead", 0.05, 0.5),
+    _Region("mouth", 0.03, 0.05),
+    _Region("eyes", 0.02, 0.05),
+    _Region("brows", 0.0, 0.05),
+    _Region("nose", 0.0, 0.05),
+    _Region("jaw", 0.0, 0.08),
+    _Region("cheeks", 0.0, 0.08),
+    _Region("forehead", 0.0, 0.08),
 )
 _SUB = 4
 
@@ -104,11 +104,16 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 
 def _coarse_fields(shape_hw: tuple[int, int], landmarks: np.ndarray, face_size_px: float
                    ) -> tuple[np.ndarray, tuple[int, int]]:
-    """(hl, wl, 7) float32 region fields ``a_r`` in :data:`_PRIORITY` order on a coarse grid, and its size."""
+    """(hl, wl, 7) float32 region fields ``a_r`` in :data:`_PRIORITY` order on a coarse grid, and its size.
+
+    ``a_r = 1 - smoothstep((distance to the shape - core) / soft)``: exactly 1 on the shape and ``core``
+    around it, exactly 0 beyond ``core + soft``."""
     h, w = shape_hw
     size = max(float(face_size_px), 1.0)
-    # the coarse grid keeps the sharpest blur at >= ~2.5 coarse pixels
-    factor = int(np.clip(min(r.sigma for r in _PRIORITY) * size / 2.5, 1, 8))
+    # coarse pixels at most half the smallest core margin (interpolating up loses at most one of them)
+    # and a third of the smallest soft width
+    cores = [r.core for r in _PRIORITY if r.core > 0]
+    factor = int(np.clip(min(min(cores) / 2.0, min(r.soft for r in _PRIORITY) / 3.0) * size, 1, 8))
     hl, wl = max(1, -(-h // factor)), max(1, -(-w // factor))
     sx, sy = wl / w, hl / h
     p = (np.asarray(landmarks, np.float64) + 0.5) * np.array([sx, sy]) - 0.5
@@ -116,9 +121,9 @@ def _coarse_fields(shape_hw: tuple[int, int], landmarks: np.ndarray, face_size_p
     shapes = _shapes((hl, wl), p, s)
     fields = np.empty((hl, wl, len(_PRIORITY)), np.float32)
     for i, r in enumerate(_PRIORITY):
-        b = cv2.GaussianBlur(shapes[r.name].astype(np.float32), (0, 0), max(0.5, r.sigma * s),
-                             borderType=cv2.BORDER_CONSTANT)
-        fields[..., i] = _smoothstep((b - r.zero) / (r.full - r.zero))
+        outside = cv2.copyMakeBorder(1 - shapes[r.name], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+        dist = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+        fields[..., i] = 1.0 - _smoothstep((dist - r.core * s) / max(r.soft * s, 1e-3))
     return fields, (hl, wl)
 
 
