@@ -136,3 +136,23 @@ def make_sequence(video: Path, folder: Path, count: int, start: int = 0, first: 
             written += 1
         index += 1
     return str(folder / "plate.####.exr")
+
+
+def face_photo(name: str) -> np.ndarray:
+    """A photo of ../shared/data/faces as ``(H, W, 3)`` uint8 RGB (alpha dropped)."""
+    return load_rgb8(FACES_DIR / name)
+
+
+def crop_target(rgb8: np.ndarray, landmarks: np.ndarray, grow: float = 0.6) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """Like the server: landmark box grown by ``grow`` per side, as float32 sRGB-encoded [0, 1].
+
+    Returns the crop, the landmarks in crop pixels and the box ``(x0, y0, x1, y1)``.
+    """
+    x0, y0 = landmarks.min(0)
+    x1, y1 = landmarks.max(0)
+    bw, bh = x1 - x0, y1 - y0
+    h, w = rgb8.shape[:2]
+    box = (max(0, int(x0 - grow * bw)), max(0, int(y0 - grow * bh)),
+           min(w, int(x1 + grow * bw) + 1), min(h, int(y1 + grow * bh) + 1))
+    crop = rgb8[box[1]:box[3], box[0]:box[2]].astype(np.float32) / 255.0
+    return crop, (landmarks - np.array(box[:2], np.float32)).astype(np.float32), box

@@ -20,7 +20,9 @@ from inference_server.swap import SourceFace, SwapParams, SwapResult, choose_sou
 from inference_server.swap.colour import linear_to_srgb, match_statistics, srgb_to_linear
 from inference_server.swap.geometry import apply_affine, face_size, similarity_fit
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+from support import FACES_DIR as FACES
+from support import crop_target
+from support import face_photo as load_rgb8
 needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"face test photos not found at {FACES}")
 
 # iBUG 68 index permutation for a horizontal mirror
@@ -29,30 +31,12 @@ MIRROR = np.array([16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26,
                    51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
 
 
-def load_rgb8(name: str) -> np.ndarray:
-    im = cv2.imread(str(FACES / name), cv2.IMREAD_COLOR)  # drops an alpha channel
-    assert im is not None, name
-    return np.ascontiguousarray(cv2.cvtColor(im, cv2.COLOR_BGR2RGB))
-
-
 @pytest.fixture(scope="module")
 def models() -> DlibFaceModels:
     try:
         return DlibFaceModels()
     except Exception as exc:  # pragma: no cover - environment without the weights
         pytest.skip(f"dlib models unavailable: {exc}")
-
-
-def crop_target(rgb8: np.ndarray, lm: np.ndarray, grow: float = 0.6):
-    """Like the server: landmark box grown by 60% per side, as float32 sRGB-encoded [0, 1]."""
-    x0, y0 = lm.min(0)
-    x1, y1 = lm.max(0)
-    bw, bh = x1 - x0, y1 - y0
-    h, w = rgb8.shape[:2]
-    box = (max(0, int(x0 - grow * bw)), max(0, int(y0 - grow * bh)),
-           min(w, int(x1 + grow * bw) + 1), min(h, int(y1 + grow * bh) + 1))
-    crop = rgb8[box[1]:box[3], box[0]:box[2]].astype(np.float32) / 255.0
-    return crop, (lm - np.array(box[:2], np.float32)).astype(np.float32), box
 
 
 def composite_rgb8(rgb8: np.ndarray, box, res: SwapResult) -> np.ndarray:

@@ -21,26 +21,10 @@ from inference_server.swap.geometry import face_size
 from inference_server.swap.model import FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN
 from inference_server.swap.regions import region_weight_map
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+from support import FACES_DIR as FACES
+from support import crop_target
+from support import face_photo as load_rgb8
 needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"face test photos not found at {FACES}")
-
-
-def load_rgb8(name: str) -> np.ndarray:
-    im = cv2.imread(str(FACES / name), cv2.IMREAD_COLOR)
-    assert im is not None, name
-    return np.ascontiguousarray(cv2.cvtColor(im, cv2.COLOR_BGR2RGB))
-
-
-def crop_target(rgb8: np.ndarray, lm: np.ndarray, grow: float = 0.6):
-    """Landmark box grown by 60% per side, as float32 sRGB-encoded [0, 1] (like the server)."""
-    x0, y0 = lm.min(0)
-    x1, y1 = lm.max(0)
-    bw, bh = x1 - x0, y1 - y0
-    h, w = rgb8.shape[:2]
-    box = (max(0, int(x0 - grow * bw)), max(0, int(y0 - grow * bh)),
-           min(w, int(x1 + grow * bw) + 1), min(h, int(y1 + grow * bh) + 1))
-    crop = rgb8[box[1]:box[3], box[0]:box[2]].astype(np.float32) / 255.0
-    return crop, (lm - np.array(box[:2], np.float32)).astype(np.float32)
 
 
 def hull_mask(shape_hw, pts: np.ndarray, erode: int = 0) -> np.ndarray:
@@ -64,7 +48,7 @@ def case():
     src = prepare_sources([("biden", load_rgb8("fr_biden2.jpg"))], models)[0]
     tgt8 = load_rgb8("fr_obama.jpg")
     lm = models.detect(tgt8)[0].landmarks
-    crop, clm = crop_target(tgt8, lm)
+    crop, clm, _ = crop_target(tgt8, lm)
     out = swap_model(crop, clm, src)
     return {"src": src, "crop": crop, "lm": clm, "out": out, "lin": srgb_to_linear(crop)}
 

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--analyse-range", metavar="A-B",
                         help="frames the shot analysis covers (default: every frame of the input on disk)")
     parser.add_argument("--no-analyse", action="store_true",
-                        help="skip the whole-shot analysis: detect faces on each frame alone (no tracking, no smoothing)")
+                        help="skip the analysis pass: frames the shot's analysis already covers render from it, "
+                             "others are detected on their own (no tracking, no smoothing)")
     parser.add_argument("--blend", type=float, metavar="F", help="face blend strength 0..1 (default 1)")
     parser.add_argument("--regions", metavar="R=W,...", help="region weights 0..1, e.g. eyes=1,mouth=0.3 "
                         "(eyes, brows, nose, mouth, cheeks, forehead, jaw, skin)")
