@@ -49,3 +49,17 @@ def astronaut_png(path: Path) -> Path:
 
     cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     return path
+
+
+def moving_shot(folder: Path, frames: int) -> list[Path]:
+    """``frames`` 1080p plates of ``one_face_1080p`` under a slow push-in and drift (shot.1001.exr, ...)."""
+    from inference_server.plates.image_file import read_plate
+
+    base = read_plate(one_face_1080p(folder / "base.exr")).pixels
+    paths = []
+    for k in range(frames):
+        matrix = cv2.getRotationMatrix2D((960.0, 540.0), 0.0, 1.0 + 0.004 * k)
+        matrix[0, 2] += 1.5 * k
+        paths.append(write_half_rgba(folder / f"shot.{1001 + k:04d}.exr",
+                                     cv2.warpAffine(base, matrix, (1920, 1080), flags=cv2.INTER_LINEAR)))
+    return paths

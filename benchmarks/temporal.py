@@ -17,28 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _plates import astronaut_png, one_face_1080p, write_half_rgba  # noqa: E402
+from _plates import astronaut_png, moving_shot  # noqa: E402
 
 from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
-from inference_server.plates.image_file import read_plate  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
-
-
-def shot(folder: Path, frames: int) -> list[Path]:
-    base = read_plate(one_face_1080p(folder / "base.exr")).pixels
-    paths = []
-    for k in range(frames):
-        zoom = 1.0 + 0.004 * k
-        matrix = cv2.getRotationMatrix2D((960.0, 540.0), 0.0, zoom)
-        matrix[0, 2] += 1.5 * k
-        paths.append(write_half_rgba(folder / f"shot.{1001 + k:04d}.exr",
-                                     cv2.warpAffine(base, matrix, (1920, 1080), flags=cv2.INTER_LINEAR)))
-    return paths
 
 
 def main() -> int:
@@ -46,7 +30,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=8)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
-    paths = shot(work, args.frames)
+    paths = moving_shot(work, args.frames)
     source = astronaut_png(work / "src.png")
     running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache"))
     try:

@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
-    running = start_server(ServerConfig(port=0, device="cpu", audit_log=work / "audit.jsonl"))
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache"))
     try:
         with FaceBridgeClient(f"127.0.0.1:{running.port}") as client:
             session = client.open_session([astronaut_png(work / "src.png")])
