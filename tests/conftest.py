@@ -34,11 +34,12 @@ def audit_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(dlib_models, audit_log_path: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """One real server on 127.0.0.1:<free port> for the whole test session."""
+def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """One real server on 127.0.0.1:<free port> for the whole test session, with its own empty cache dir."""
     from inference_server.server.app import ServerConfig, start_server
 
-    running = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", audit_log=audit_log_path),
+    running = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", audit_log=audit_log_path,
+                                        cache_dir=tmp_path_factory.mktemp("server-cache")),
                            models=dlib_models)
     yield running
     running.stop(grace=2.0)

@@ -156,6 +156,7 @@ def test_source_without_a_face_is_refused(client: FaceBridgeClient, tmp_path: Pa
 
 
 def test_unknown_session_is_a_clear_error(client: FaceBridgeClient, tmp_path: Path) -> None:
+    write_exr(tmp_path / "x.exr", np.zeros((8, 8, 3), np.float32), ("R", "G", "B"))
     with pytest.raises(ClientError, match="no open session"):
         list(client.process("nope", [FrameJob(1, str(tmp_path / "x.exr"), str(tmp_path / "y.exr"))]))
 

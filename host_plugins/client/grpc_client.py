@@ -294,7 +294,10 @@ class FaceBridgeClient:
                     frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_PATH,
                     input_path=os.path.abspath(job.input_path), output_path=os.path.abspath(job.output_path)))
                 continue
-            data = Path(job.input_path).read_bytes()
+            try:
+                data = Path(job.input_path).read_bytes()
+            except OSError:
+                data = b""  # the server answers with a failed frame naming the file; the stream goes on
             yield pb.ProcessFramesRequest(header=pb.FrameHeader(
                 frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
                 total_bytes=len(data)))
