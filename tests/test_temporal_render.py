@@ -123,3 +123,31 @@ def test_killed_server_resumes_the_analysis(clip: str, tmp_path: Path) -> None:
     assert len(outcomes) == FRAMES and all(o.status == "ok" for o in outcomes)
     replayed = sum(o.replayed for o in outcomes)
     assert 4 <= replayed < FRAMES, f"{replayed} frames replayed from the committed analysis"
+
+
+def test_face_selection_by_track_and_by_reference_identity(
+    client: FaceBridgeClient, faces_dir: Path, dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from support import make_plate
+
+    plate, _ = make_plate(faces_dir / "fr_two_people.jpg", tmp_path / "two.exr", dlib_models, aovs=False)
+    job = [FrameJob(1, str(plate), str(tmp_path / "unused.exr"))]
+    shot = "two-people"
+    analysis = client.open_session([], shot=shot)
+    (result,) = list(client.analyse(analysis.session_id, job))
+    assert sorted(result.tracks) == [0, 1]
+
+    def swapped_boxes(**params: object) -> list[list[float]]:
+        session = client.open_session([faces_dir / "lp_d12.jpg"], shot=shot, **params)
+        out = tmp_path / f"out_{len(list(tmp_path.iterdir()))}.exr"
+        (outcome,) = list(client.process(session.session_id, [FrameJob(1, str(plate), str(out))]))
+        client.close_session(session.session_id)
+        return [f["box"] for f in outcome.faces if f["swapped"]]
+
+    assert len(swapped_boxes()) == 2
+    by_reference = swapped_boxes(face=f"ref:{faces_dir / 'fr_biden2.jpg'}")
+    assert len(by_reference) == 1 and by_reference[0][0] > 600, "the face on the right is the reference's identity"
+    other = swapped_boxes(face=f"ref:{faces_dir / 'fr_obama.jpg'}")
+    assert len(other) == 1 and other[0][0] < 600
+    (only,) = [f for f in swapped_boxes(face="track:1")]
+    assert only in (by_reference[0], other[0])
