@@ -7,7 +7,6 @@ absent.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np

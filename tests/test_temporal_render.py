@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support import face_zone, linear_to_srgb8, make_sequence, read_exr, same_bits
+from support import linear_to_srgb8, make_sequence, read_exr, same_bits
 
 from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob
 from host_plugins.client.sequence import parse_pattern

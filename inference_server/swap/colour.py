@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..plates.colour import srgb_decode as srgb_to_linear
-from ..plates.colour import srgb_encode as linear_to_srgb
+from ..plates.colour import srgb_decode as srgb_to_linear  # noqa: F401  (the swap's sRGB curves are the plates')
+from ..plates.colour import srgb_encode as linear_to_srgb  # noqa: F401
 
 # Rec.709 / sRGB luminance weights (linear light).
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)

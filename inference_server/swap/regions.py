@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import face_size
 from .masks import forehead_points
 
 REGION_NAMES = ("eyes", "brows", "nose", "mouth", "cheeks", "forehead", "jaw", "skin")
