@@ -38,6 +38,8 @@ class RenderParams:
     keyframe_interval: int = 8
     face: str = "all"
     colorspace: str = ""
+    stabilise: float = 1.0
+    flow_threshold: float = 0.04
 
     def validated(self) -> "RenderParams":
         if not (0.0 <= self.blend <= 1.0):
@@ -67,7 +69,7 @@ class RenderParams:
             regions=self.regions, feather=self.feather, erode=self.erode, grain=self.grain,
             colour_match=self.colour_match, smoothing=self.smoothing, keyframe_interval=self.keyframe_interval,
             face="ref" if self.face.startswith("ref:") else self.face, face_reference=face_reference,
-            skip_quality_checks=skip_quality_checks,
+            skip_quality_checks=skip_quality_checks, stabilise=self.stabilise, flow_threshold=self.flow_threshold,
         )
 
 

@@ -68,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--erode", type=float, metavar="F", help="shrink (>0) or grow (<0) the mask, fraction of face size")
     parser.add_argument("--colour-match", choices=("none", "mean-std", "histogram"), help="colour match in linear light")
     parser.add_argument("--smooth", type=float, metavar="F", help="landmark smoothing over the track, frames (0 = off; default 2)")
+    parser.add_argument("--stabilise", type=float, metavar="F", help="temporal stabilisation: blend each face with "
+                        "its neighbours carried along the plate's optical flow, weight F per neighbour (default 1; 0 = off)")
+    parser.add_argument("--flow-threshold", type=float, metavar="F",
+                        help="grey difference 0..1 up to which the plate's flow is trusted (default 0.04)")
     parser.add_argument("--face", metavar="all|track:N|ref:IMG", help="which faces: all (default), one track, or "
                         "the track nearest the identity in IMG")
     parser.add_argument("--colorspace", metavar="NAME",
@@ -88,6 +92,8 @@ def render_params(args: argparse.Namespace) -> RenderParams:
         "keyframe_interval": getattr(args, "keyframe_interval", None),
         "face": getattr(args, "face", None),
         "colorspace": getattr(args, "colorspace", None),
+        "stabilise": getattr(args, "stabilise", None),
+        "flow_threshold": getattr(args, "flow_threshold", None),
     }
     return with_overrides(base, overrides)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
@@ -27,6 +27,7 @@ from ..plates.colour import ColourSpace
 from ..swap import CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source, composite_face_crop, swap_model
 from .composite import composite_face
 from .crops import Box, exposure_scale, face_crop_box
+from .stabilise import Neighbour, stabilise_face
 
 Payload = dict[str, np.ndarray]
 
@@ -40,11 +41,22 @@ class ModelCache(Protocol):
 
 
 @dataclass(frozen=True)
+class NeighbourPlate:
+    """A neighbouring frame of the same track, for temporal stabilisation: its plate around the face."""
+
+    frame_hash: str
+    landmarks: np.ndarray  # (68, 2) float32 smoothed landmarks on that frame
+    crop: np.ndarray       # (h, w, 3) float32 scene-linear RGB of that frame's plate inside ``crop_box``
+    crop_box: "Box"
+
+
+@dataclass(frozen=True)
 class FaceTarget:
     landmarks: np.ndarray                  # (68, 2) float32
     rect: tuple[float, float, float, float]
     track: int = -1                        # -1: detected on this frame, no track
     jitter: tuple[float, float] = (float("nan"), float("nan"))  # raw, smoothed
+    neighbours: tuple[NeighbourPlate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class RenderSettings:
     crop_margin: float = 0.6
     max_working_side: int = 1024
     quality_checks: bool = True
+    stabilise: float = 0.0        # weight of each flow-warped neighbour face (0 = off)
+    flow_threshold: float = 0.04  # largest grey difference (0..1) at which the flow is still trusted
 
     def model_key_material(self) -> str:
         """The settings that change model output (not the compositing controls)."""
@@ -112,14 +126,13 @@ class _WorkingCrop:
     size: tuple[int, int]  # (w, h) of the crop in the frame
 
 
-def _working_crop(pixels: np.ndarray, rgb_index: list[int], target: FaceTarget, settings: RenderSettings) -> _WorkingCrop:
-    box = face_crop_box(target.landmarks, pixels.shape[:2], settings.crop_margin)
-    crop = pixels[box.slices][..., rgb_index]
+def _working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, settings: RenderSettings) -> _WorkingCrop:
+    """``crop``: ``(h, w, 3)`` float32 linear RGB of the plate inside ``box``."""
     scale = exposure_scale(crop)
     clean = np.nan_to_num(crop, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
     h, w = clean.shape[:2]
     factor = min(1.0, settings.max_working_side / max(h, w))
-    landmarks = target.landmarks - np.array([box.x0, box.y0], np.float32)
+    landmarks = target_landmarks - np.array([box.x0, box.y0], np.float32)
     if factor < 1.0:
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
@@ -175,16 +188,28 @@ def render_faces(
     out = pixels.copy()
     reports = []
     hashes = dict(zip((id(s) for s in sources), source_hashes))
-    for index, target in enumerate(targets):
-        work = _working_crop(pixels, rgb_index, target, settings)
-        source = choose_source(sources, target.landmarks)
-        key = model_key(frame_hash, key_base, source, hashes.get(id(source), source.label), work)
-        clock.lap("prepare")
+    frame_hw = pixels.shape[:2]
+
+    def processed(crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> tuple[
+            _WorkingCrop, SourceFace, np.ndarray, np.ndarray, bool]:
+        work = _working_crop(crop, box, landmarks, settings)
+        source = choose_source(sources, landmarks)
+        key = model_key(crop_hash, key_base, source, hashes.get(id(source), source.label), work)
         output, hit = _model_output(work, source, settings, cache, key)
-        clock.lap("cache" if hit else "swap")
         face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls,
                                          from_model=settings.colourspace.from_model)
         face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
+        return work, source, face, mask, hit
+
+    for index, target in enumerate(targets):
+        box = face_crop_box(target.landmarks, frame_hw, settings.crop_margin)
+        clock.lap("prepare")
+        work, source, face, mask, hit = processed(pixels[box.slices][..., rgb_index], box, target.landmarks, frame_hash)
+        clock.lap("cache" if hit else "swap")
+        if settings.stabilise > 0.0 and target.neighbours:
+            face = _stabilised(face, mask, pixels[box.slices][..., rgb_index], box, target, settings, processed,
+                               frame_hw)
+            clock.lap("stabilise")
         written = composite_face(out, pixels, rgb_index, work.box, face, mask)
         clock.lap("composite")
         report = FaceReport(index=index, swapped=written > 0, source_label=source.label,
@@ -195,6 +220,26 @@ def render_faces(
             clock.lap("qc")
         reports.append(report)
     return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings)
+
+
+def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, target: FaceTarget,
+                settings: RenderSettings, processed: Callable[..., tuple], frame_hw: tuple[int, int]) -> np.ndarray:
+    """Blend the face with its neighbours' processed faces carried along the plate's flow."""
+    def grey(rgb: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(np.ascontiguousarray(settings.colourspace.to_proxy8(rgb)), cv2.COLOR_RGB2GRAY)
+
+    neighbours = []
+    for nb in target.neighbours:
+        cb = nb.crop_box
+        if not (cb.x0 <= box.x0 and cb.y0 <= box.y0 and box.x1 <= cb.x1 and box.y1 <= cb.y1):
+            continue  # the neighbour's stored plate does not cover this face's crop
+        nbox = face_crop_box(nb.landmarks, frame_hw, settings.crop_margin)
+        nbox = Box(max(nbox.x0, cb.x0), max(nbox.y0, cb.y0), min(nbox.x1, cb.x1), min(nbox.y1, cb.y1))
+        ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
+        _, _, nface, nmask, _ = processed(ncrop, nbox, nb.landmarks, nb.frame_hash)
+        plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
+        neighbours.append(Neighbour(nface, nmask, (nbox.x0 - box.x0, nbox.y0 - box.y0), grey(plate_n)))
+    return stabilise_face(face, mask, grey(crop), neighbours, settings.stabilise, settings.flow_threshold)
 
 
 def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarray, out: np.ndarray,

@@ -16,7 +16,9 @@ import numpy as np
 
 from .. import swap as swap_module
 from ..faces.dlib_models import DlibFaceModels
-from ..pipeline.render import FaceReport, FaceTarget, RenderSettings, Stopwatch, detect_targets, render_faces
+from ..pipeline.crops import Box, face_crop_box
+from ..pipeline.render import (FaceReport, FaceTarget, NeighbourPlate, RenderSettings, Stopwatch, detect_targets,
+                               render_faces)
 from ..plates.colour import plate_colourspace, srgb_encode, to_uint8
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate, decode_plate, encode_plate, read_plate, write_plate_atomic
@@ -32,6 +34,7 @@ _LOG = logging.getLogger(__name__)
 
 LINEAR_FORMATS = ("openexr", "hdr", "rla")
 MIN_DETECTION_SCORE = 0.25  # HOG margin; real faces score ~0.3-2.8, badges and patterns ~0.1
+PLATE_CROP_MARGIN = 1.0  # stored neighbour plates reach further than the render crop (0.6) plus smoothing offsets
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,9 @@ class FaceSwapEngine:
             clock.lap("proxy")
             result = analyser.analyse(request.frame_number, proxy, frame_hash)
             clock.lap("analyse")
+            for obs in result.observations:
+                self._store_plate_crop(plate.pixels, rgb_index, frame_hash, obs.landmarks)
+            clock.lap("store")
         except PlateError as exc:
             return AnalyseResultData(request.frame_number, "failed", exc.kind, f"{where}: {exc}")
         except ValueError as exc:
@@ -215,6 +221,35 @@ class FaceSwapEngine:
         return AnalyseResultData(request.frame_number, "ok", cut=result.cut, keyframe=result.keyframe,
                                  replayed=result.replayed, tracks=tuple(o.track for o in result.observations),
                                  timings_ms=clock.timings)
+
+    @staticmethod
+    def _plate_crop_key(frame_hash: str, box: Box) -> str:
+        return hashlib.sha256(f"plate-crop|{frame_hash}|{tuple(box)}".encode()).hexdigest()
+
+    def _store_plate_crop(self, pixels: np.ndarray, rgb_index: list[int], frame_hash: str, landmarks: np.ndarray) -> None:
+        """Keep the plate around an analysed face, so neighbouring frames can be stabilised against it."""
+        box = face_crop_box(landmarks, pixels.shape[:2], PLATE_CROP_MARGIN)
+        key = self._plate_crop_key(frame_hash, box)
+        if self.cache.get(key) is None:
+            self.cache.put(key, {"rgb": np.ascontiguousarray(pixels[box.slices][..., rgb_index], np.float32)})
+
+    def _neighbours(self, session: Session, paths: dict[int, TrackPath], track: int, frame: int,
+                    frame_hw: tuple[int, int]) -> tuple[NeighbourPlate, ...]:
+        """The stored plates of ``frame``'s neighbours on ``track`` (PlateError when one is missing)."""
+        neighbours = []
+        for n in (frame - 1, frame + 1):
+            landmarks = paths[track].landmarks(n)
+            record = self.db.frame_record(session.shot, n)
+            raw = [o for o in self.db.frame_observations(session.shot, n) if o.track == track]
+            if landmarks is None or record is None or not raw:
+                continue
+            box = face_crop_box(raw[0].landmarks, frame_hw, PLATE_CROP_MARGIN)
+            payload = self.cache.get(self._plate_crop_key(record[0], box))
+            if payload is None:
+                raise PlateError("analysis", f"the stored plate of frame {n} is missing (evicted or analysed by an "
+                                             "older version); analyse the shot again")
+            neighbours.append(NeighbourPlate(record[0], landmarks, payload["rgb"], box))
+        return tuple(neighbours)
 
     def _track_paths(self, shot: str, sigma: float) -> dict[int, TrackPath]:
         fingerprint = self.db.analysis_fingerprint(shot)
@@ -230,7 +265,7 @@ class FaceSwapEngine:
                 self._paths.popitem(last=False)
         return paths
 
-    def _tracked_targets(self, session: Session, frame: int) -> list[FaceTarget]:
+    def _tracked_targets(self, session: Session, frame: int, frame_hw: tuple[int, int]) -> list[FaceTarget]:
         paths = self._track_paths(session.shot, session.params.smoothing)
         present = [t for t, p in paths.items() if p.landmarks(frame) is not None]
         selection = FaceSelection.parse(session.params.face, session.face_reference)
@@ -241,7 +276,9 @@ class FaceSwapEngine:
             assert landmarks is not None
             lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
             rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
-            targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame)))
+            neighbours = (self._neighbours(session, paths, track, frame, frame_hw)
+                          if session.params.stabilise > 0.0 else ())
+            targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours))
         return targets
 
     def process_frame(self, session: Session, request: FrameRequest) -> FrameResultData:
@@ -270,13 +307,15 @@ class FaceSwapEngine:
             colourspace=plate_colourspace(params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace")),
             controls=params.controls(),
             quality_checks=params.quality_checks,
+            stabilise=params.stabilise,
+            flow_threshold=params.flow_threshold,
         )
         frame_hash = content_hash(plate.pixels, rgb_index)
         clock.lap("hash")
         record = self.db.frame_record(session.shot, request.frame_number)
         analysed = record is not None and record[0] == frame_hash
         if analysed:
-            targets = self._tracked_targets(session, request.frame_number)
+            targets = self._tracked_targets(session, request.frame_number, plate.pixels.shape[:2])
             clock.lap("tracks")
         else:
             targets = detect_targets(plate.pixels, rgb_index, self.models, settings.colourspace,

@@ -147,6 +147,8 @@ def session_params(p: pb.ProcessParams) -> SessionParams:
         keyframe_interval=p.keyframe_interval or defaults.keyframe_interval,
         face=p.face or defaults.face,
         quality_checks=not p.skip_quality_checks,
+        stabilise=p.stabilise if p.HasField("stabilise") else defaults.stabilise,
+        flow_threshold=p.flow_threshold or defaults.flow_threshold,
     )
 
 

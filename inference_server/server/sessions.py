@@ -35,6 +35,8 @@ class SessionParams:
     keyframe_interval: int = 8
     face: str = "all"
     quality_checks: bool = True
+    stabilise: float = 1.0
+    flow_threshold: float = 0.04
 
     def controls(self) -> CompositeControls:
         return CompositeControls(blend=self.blend, regions=self.regions, feather=self.feather, erode=self.erode,
@@ -54,6 +56,10 @@ class SessionParams:
             raise InvalidRequest(f"output format '{fmt}' is not supported (supported: {', '.join(OUTPUT_FORMATS)})")
         if not (math.isfinite(self.smoothing) and self.smoothing >= 0.0):
             raise InvalidRequest(f"smoothing must be a number >= 0 (frames), got {self.smoothing}")
+        if not (math.isfinite(self.stabilise) and 0.0 <= self.stabilise <= 4.0):
+            raise InvalidRequest(f"stabilise must be within 0..4, got {self.stabilise}")
+        if not (math.isfinite(self.flow_threshold) and 0.0 < self.flow_threshold <= 1.0):
+            raise InvalidRequest(f"flow threshold must be within (0, 1], got {self.flow_threshold}")
         if self.keyframe_interval < 1:
             raise InvalidRequest(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
         face = (self.face or "all").strip()

@@ -75,7 +75,7 @@ class SourceImage(_message.Message):
     def __init__(self, label: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ProcessParams(_message.Message):
-    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks")
+    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold")
     class RegionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,8 @@ class ProcessParams(_message.Message):
     FACE_FIELD_NUMBER: _ClassVar[int]
     FACE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     SKIP_QUALITY_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    STABILISE_FIELD_NUMBER: _ClassVar[int]
+    FLOW_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     mode: str
     blend: float
     colorspace: str
@@ -111,7 +113,9 @@ class ProcessParams(_message.Message):
     face: str
     face_reference: SourceImage
     skip_quality_checks: bool
-    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ...) -> None: ...
+    stabilise: float
+    flow_threshold: float
+    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client", "shot", "sources", "params")

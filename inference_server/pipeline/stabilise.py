@@ -1,0 +1,77 @@
+"""Temporal stabilisation of a processed face with its neighbours, warped by the plate's optical flow.
+
+Convention: everything is in the frame-t crop ``box`` coordinates: faces ``(h, w, 3)`` float32 linear,
+masks ``(h, w)`` float32 [0, 1], grey plates ``(h, w)`` uint8 display-referred. Deterministic: DIS flow
+on identical inputs gives identical fields, and only the neighbours' own (cached or recomputed) results
+are used, so a frame renders the same in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A neighbouring frame's processed face on its own crop grid, ``offset`` (its crop origin minus frame
+    t's) away from frame t's grid; ``grey`` is the neighbour's plate on frame t's grid."""
+
+    face: np.ndarray        # (hn, wn, 3) float32 linear
+    mask: np.ndarray        # (hn, wn) float32
+    offset: tuple[int, int]  # (dx, dy): neighbour crop origin - frame-t crop origin, pixels
+    grey: np.ndarray        # (h, w) uint8: the neighbour's plate on frame t's crop grid
+
+
+def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(a, b, None)
+
+
+def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flow t -> n and a [0, 1] reliability: forward-backward consistent and photometrically matching.
+
+    ``threshold`` is the largest grey difference (0..1) still trusted after warping.
+    """
+    forward = _flow(grey_t, grey_n)
+    backward = _flow(grey_n, grey_t)
+    h, w = grey_t.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + forward[..., 0], gy + forward[..., 1]
+    back_at = cv2.remap(backward, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    consistent = ((forward + back_at) ** 2).sum(2) <= 0.01 * ((forward ** 2).sum(2) + (back_at ** 2).sum(2)) + 0.5
+    warped = cv2.remap(grey_n, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    photometric = np.abs(warped - grey_t.astype(np.float32)) / 255.0 <= threshold
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    weight = (consistent & photometric & inside).astype(np.float32)
+    return forward, cv2.GaussianBlur(weight, (0, 0), 1.5)
+
+
+def stabilise_face(face: np.ndarray, mask: np.ndarray, grey: np.ndarray, neighbours: Sequence[Neighbour],
+                   strength: float, threshold: float) -> np.ndarray:
+    """Blend frame t's processed ``face`` with its neighbours' faces carried along the plate's flow.
+
+    Where the flow is reliable and a neighbour's face covers the pixel, the result is
+    ``(face + sum(s * r_n * face_n)) / (1 + sum(s * r_n))``; elsewhere (and wherever ``mask`` is 0) the
+    face is returned unchanged. The mask itself is not changed.
+    """
+    if strength <= 0.0 or not neighbours:
+        return face
+    h, w = grey.shape
+    total = face.astype(np.float32).copy()
+    weights = np.ones((h, w), np.float32)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    for n in neighbours:
+        flow, reliability = reliable_flow(grey, n.grey, threshold)
+        mx = gx + flow[..., 0] - n.offset[0]
+        my = gy + flow[..., 1] - n.offset[1]
+        face_n = cv2.remap(n.face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        mask_n = cv2.remap(n.mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        # coverage, not mask strength: the blend and region weights scale masks, never the stabilisation
+        weight = np.float32(strength) * reliability * (mask_n > 0.0) * (mask > 0.0)
+        total += weight[..., None] * face_n
+        weights += weight
+    return total / weights[..., None]
