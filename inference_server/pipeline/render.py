@@ -27,7 +27,7 @@ from ..plates.colour import ColourSpace
 from ..swap import CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source, composite_face_crop, swap_model
 from .composite import composite_face
 from .crops import Box, exposure_scale, face_crop_box
-from .stabilise import Neighbour, stabilise_face
+from .stabilise import Neighbour, reliable_flow, stabilise_face
 
 Payload = dict[str, np.ndarray]
 
@@ -208,7 +208,7 @@ def render_faces(
         clock.lap("cache" if hit else "swap")
         if settings.stabilise > 0.0 and target.neighbours:
             face = _stabilised(face, mask, pixels[box.slices][..., rgb_index], box, target, settings, processed,
-                               frame_hw)
+                               frame_hw, frame_hash, cache)
             clock.lap("stabilise")
         written = composite_face(out, pixels, rgb_index, work.box, face, mask)
         clock.lap("composite")
@@ -223,10 +223,25 @@ def render_faces(
 
 
 def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, target: FaceTarget,
-                settings: RenderSettings, processed: Callable[..., tuple], frame_hw: tuple[int, int]) -> np.ndarray:
-    """Blend the face with its neighbours' processed faces carried along the plate's flow."""
+                settings: RenderSettings, processed: Callable[..., tuple], frame_hw: tuple[int, int],
+                frame_hash: str, cache: ModelCache | None) -> np.ndarray:
+    """Blend the face with its neighbours' processed faces carried along the plate's flow.
+
+    The flow fields depend only on the plates, so they are cached like model outputs.
+    """
     def grey(rgb: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(settings.colourspace.to_proxy8(rgb)), cv2.COLOR_RGB2GRAY)
+
+    def flow_to(nb: NeighbourPlate, plate_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = hashlib.sha256(f"flow|{frame_hash}|{nb.frame_hash}|{tuple(box)}|{settings.flow_threshold!r}|"
+                             f"{settings.colourspace.name}".encode()).hexdigest()
+        payload = cache.get(key) if cache is not None else None
+        if payload is None:
+            flow, reliability = reliable_flow(grey(crop), grey(plate_n), settings.flow_threshold)
+            payload = {"flow": flow.astype(np.float16), "reliability": reliability.astype(np.float16)}
+            if cache is not None:
+                cache.put(key, payload)
+        return payload["flow"].astype(np.float32), payload["reliability"].astype(np.float32)
 
     neighbours = []
     for nb in target.neighbours:
@@ -238,8 +253,9 @@ def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, 
         ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
         _, _, nface, nmask, _ = processed(ncrop, nbox, nb.landmarks, nb.frame_hash)
         plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
-        neighbours.append(Neighbour(nface, nmask, (nbox.x0 - box.x0, nbox.y0 - box.y0), grey(plate_n)))
-    return stabilise_face(face, mask, grey(crop), neighbours, settings.stabilise, settings.flow_threshold)
+        flow, reliability = flow_to(nb, plate_n)
+        neighbours.append(Neighbour(nface, nmask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow, reliability))
+    return stabilise_face(face, mask, neighbours, settings.stabilise)
 
 
 def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarray, out: np.ndarray,

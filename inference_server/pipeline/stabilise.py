@@ -18,12 +18,14 @@ import numpy as np
 @dataclass(frozen=True)
 class Neighbour:
     """A neighbouring frame's processed face on its own crop grid, ``offset`` (its crop origin minus frame
-    t's) away from frame t's grid; ``grey`` is the neighbour's plate on frame t's grid."""
+    t's) away from frame t's grid, with the plate's flow from frame t to it and that flow's reliability
+    (both on frame t's grid, from ``reliable_flow``)."""
 
-    face: np.ndarray        # (hn, wn, 3) float32 linear
-    mask: np.ndarray        # (hn, wn) float32
+    face: np.ndarray         # (hn, wn, 3) float32 linear
+    mask: np.ndarray         # (hn, wn) float32
     offset: tuple[int, int]  # (dx, dy): neighbour crop origin - frame-t crop origin, pixels
-    grey: np.ndarray        # (h, w) uint8: the neighbour's plate on frame t's crop grid
+    flow: np.ndarray         # (h, w, 2) float32
+    reliability: np.ndarray  # (h, w) float32 in [0, 1]
 
 
 def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -47,11 +49,10 @@ def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> t
     photometric = np.abs(warped - grey_t.astype(np.float32)) / 255.0 <= threshold
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     weight = (consistent & photometric & inside).astype(np.float32)
-    return forward, cv2.GaussianBlur(weight, (0, 0), 1.5)
+    return forward.astype(np.float32), cv2.GaussianBlur(weight, (0, 0), 1.5)
 
 
-def stabilise_face(face: np.ndarray, mask: np.ndarray, grey: np.ndarray, neighbours: Sequence[Neighbour],
-                   strength: float, threshold: float) -> np.ndarray:
+def stabilise_face(face: np.ndarray, mask: np.ndarray, neighbours: Sequence[Neighbour], strength: float) -> np.ndarray:
     """Blend frame t's processed ``face`` with its neighbours' faces carried along the plate's flow.
 
     Where the flow is reliable and a neighbour's face covers the pixel, the result is
@@ -60,18 +61,17 @@ def stabilise_face(face: np.ndarray, mask: np.ndarray, grey: np.ndarray, neighbo
     """
     if strength <= 0.0 or not neighbours:
         return face
-    h, w = grey.shape
+    h, w = mask.shape
     total = face.astype(np.float32).copy()
     weights = np.ones((h, w), np.float32)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     for n in neighbours:
-        flow, reliability = reliable_flow(grey, n.grey, threshold)
-        mx = gx + flow[..., 0] - n.offset[0]
-        my = gy + flow[..., 1] - n.offset[1]
+        mx = gx + n.flow[..., 0] - n.offset[0]
+        my = gy + n.flow[..., 1] - n.offset[1]
         face_n = cv2.remap(n.face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         mask_n = cv2.remap(n.mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         # coverage, not mask strength: the blend and region weights scale masks, never the stabilisation
-        weight = np.float32(strength) * reliability * (mask_n > 0.0) * (mask > 0.0)
+        weight = np.float32(strength) * n.reliability * (mask_n > 0.0) * (mask > 0.0)
         total += weight[..., None] * face_n
         weights += weight
     return total / weights[..., None]
