@@ -199,6 +199,10 @@ def render_faces(
         face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls,
                                          from_model=settings.colourspace.from_model)
         face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
+        # no new highlights: the swapped face never gets brighter than the brightest finite value of its crop
+        finite = crop[np.isfinite(crop)]
+        if finite.size:
+            face = np.minimum(face, np.float32(finite.max()))
         return work, source, face, mask, hit
 
     for index, target in enumerate(targets):
