@@ -208,11 +208,11 @@ def render_faces(
     for index, target in enumerate(targets):
         box = face_crop_box(target.landmarks, frame_hw, settings.crop_margin)
         clock.lap("prepare")
-        work, source, face, mask, hit = processed(pixels[box.slices][..., rgb_index], box, target.landmarks, frame_hash)
+        crop = pixels[box.slices][..., rgb_index]
+        work, source, face, mask, hit = processed(crop, box, target.landmarks, frame_hash)
         clock.lap("cache" if hit else "swap")
         if settings.stabilise > 0.0 and target.neighbours:
-            face = _stabilised(face, mask, pixels[box.slices][..., rgb_index], box, target, settings, processed,
-                               frame_hw, frame_hash, cache)
+            face = _stabilised(face, mask, crop, box, target, settings, processed, frame_hw, frame_hash, cache)
             clock.lap("stabilise")
         written = composite_face(out, pixels, rgb_index, work.box, face, mask)
         clock.lap("composite")

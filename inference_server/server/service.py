@@ -6,7 +6,7 @@ import functools
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 from facebridge.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
@@ -44,6 +44,15 @@ def _status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> NoReturn:
+    """End the call with the status for ``exc``: domain errors with their one-line message, bugs as INTERNAL."""
+    if isinstance(exc, (FaceBridgeError, ChunkError)):
+        context.abort(_status_for(exc), str(exc))
+    _LOG.exception("%s failed", method)
+    context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {exc}")
+    raise AssertionError("unreachable")  # context.abort raises
+
+
 def _mapped(method: Callable[..., T]) -> Callable[..., T]:
     """Turn domain errors raised by ``method`` into a gRPC status with a one-line message."""
 
@@ -51,12 +60,8 @@ def _mapped(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: "FaceBridgeService", request: object, context: grpc.ServicerContext) -> T:
         try:
             return method(self, request, context)
-        except (FaceBridgeError, ChunkError) as exc:
-            context.abort(_status_for(exc), str(exc))
-        except Exception as exc:  # noqa: BLE001
-            _LOG.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error: {exc}")
-        raise AssertionError("unreachable")  # context.abort raises
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            _abort(context, exc, method.__name__)
 
     return wrapper
 
@@ -68,11 +73,8 @@ def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator
     def wrapper(self: "FaceBridgeService", request: object, context: grpc.ServicerContext) -> Iterator[T]:
         try:
             yield from method(self, request, context)
-        except (FaceBridgeError, ChunkError) as exc:
-            context.abort(_status_for(exc), str(exc))
-        except Exception as exc:  # noqa: BLE001
-            _LOG.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error: {exc}")
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            _abort(context, exc, method.__name__)
 
     return wrapper
 
