@@ -24,7 +24,9 @@ import numpy as np
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.pose import head_pose
 from ..plates.colour import ColourSpace
-from ..swap import CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source, composite_face_crop, swap_model
+from ..store.memo import Memo
+from ..swap import (CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source, colour_stage_key,
+                    composite_face_crop, matched_face, swap_model)
 from .composite import composite_face
 from .crops import Box, exposure_scale, face_crop_box
 from .stabilise import Neighbour, reliable_flow, stabilise_face
@@ -126,18 +128,60 @@ class _WorkingCrop:
     size: tuple[int, int]  # (w, h) of the crop in the frame
 
 
-def _working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, settings: RenderSettings) -> _WorkingCrop:
-    """``crop``: ``(h, w, 3)`` float32 linear RGB of the plate inside ``box``."""
-    scale = exposure_scale(crop)
-    clean = np.nan_to_num(crop, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
-    h, w = clean.shape[:2]
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _nbytes(value: object) -> int:
+    arrays = value if isinstance(value, tuple) else (value,)
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
+@dataclass(frozen=True)
+class RenderMemos:
+    """In-memory memos shared by the renders of one server; every value is a pure function of its key, so
+    a hit gives the same pixels as a miss (they only save time on the next frame or slider move).
+
+    - ``working``: the exposure-normalised working-size plate crop, by (frame hash, box, working side).
+    - ``matched``: the colour-matched face of a model output, by (model key, colour-stage controls).
+    - ``composited``: a face's composited result at frame size, by (model key, controls); a neighbour's
+      result is reused when the next frame is rendered.
+    - ``plate_identity``: the identity embedding of a plate face (quality checks), by (frame, landmarks).
+    """
+
+    working: Memo[tuple[float, np.ndarray]]
+    matched: Memo[np.ndarray]
+    composited: Memo[tuple[np.ndarray, np.ndarray]]
+    plate_identity: Memo[np.ndarray]
+
+    @classmethod
+    def create(cls, budget_bytes: int = 768 * 1024**2) -> "RenderMemos":
+        third = budget_bytes // 3
+        return cls(Memo(third, _nbytes), Memo(third, _nbytes), Memo(third, _nbytes), Memo(1 << 16))
+
+
+def _working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, settings: RenderSettings,
+                  crop_hash: str, memos: RenderMemos | None) -> _WorkingCrop:
+    """``crop``: ``(h, w, 3)`` float32 linear RGB of the plate inside ``box`` of the frame ``crop_hash``."""
+    h, w = crop.shape[:2]
     factor = min(1.0, settings.max_working_side / max(h, w))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+
+    def normalised() -> tuple[float, np.ndarray]:
+        scale = exposure_scale(crop)
+        clean = np.nan_to_num(crop, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
+        if factor < 1.0:
+            clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
+        return scale, _readonly(np.ascontiguousarray(clean, np.float32))
+
+    key = ("working", crop_hash, tuple(box), settings.max_working_side)
+    scale, clean = memos.working.get_or_compute(key, normalised) if memos is not None else normalised()
     landmarks = target_landmarks - np.array([box.x0, box.y0], np.float32)
     if factor < 1.0:
-        size = (max(1, round(w * factor)), max(1, round(h * factor)))
-        clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
         landmarks = (landmarks + 0.5) * np.array([size[0] / w, size[1] / h], np.float32) - 0.5
-    return _WorkingCrop(box, np.ascontiguousarray(clean, np.float32), landmarks.astype(np.float32), scale, (w, h))
+    return _WorkingCrop(box, clean, landmarks.astype(np.float32), scale, (w, h))
 
 
 def model_key(frame_hash: str, key_base: str, source: SourceFace, source_hash: str, work: _WorkingCrop) -> str:
@@ -183,6 +227,7 @@ def render_faces(
     key_base: str,
     cache: ModelCache | None,
     clock: Stopwatch,
+    memos: RenderMemos | None = None,
 ) -> FrameOutcome:
     """Swap each target face and composite it with the settings' controls; see the module docstring."""
     out = pixels.copy()
@@ -192,17 +237,32 @@ def render_faces(
 
     def processed(crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> tuple[
             _WorkingCrop, SourceFace, np.ndarray, np.ndarray, bool]:
-        work = _working_crop(crop, box, landmarks, settings)
+        work = _working_crop(crop, box, landmarks, settings, crop_hash, memos)
         source = choose_source(sources, landmarks)
         key = model_key(crop_hash, key_base, source, hashes.get(id(source), source.label), work)
+        if memos is not None:
+            done = memos.composited.get((key, settings.controls.validated()))
+            if done is not None:
+                return work, source, done[0], done[1], True  # the model ran before: a cache hit
         output, hit = _model_output(work, source, settings, cache, key)
+
+        def matched() -> np.ndarray:
+            def compute() -> np.ndarray:
+                return _readonly(matched_face(work.linear, work.landmarks, output, settings.controls,
+                                              settings.colourspace.from_model))
+            if memos is None:
+                return compute()
+            return memos.matched.get_or_compute((key, colour_stage_key(settings.controls)), compute)
+
         face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls,
-                                         from_model=settings.colourspace.from_model)
+                                         from_model=settings.colourspace.from_model, matched=matched)
         face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
         # no new highlights: the swapped face never gets brighter than the brightest finite value of its crop
         finite = crop[np.isfinite(crop)]
         if finite.size:
             face = np.minimum(face, np.float32(finite.max()))
+        if memos is not None:
+            memos.composited.put((key, settings.controls.validated()), (_readonly(face), _readonly(mask)))
         return work, source, face, mask, hit
 
     for index, target in enumerate(targets):
@@ -220,7 +280,8 @@ def render_faces(
                             box=tuple(float(v) for v in target.rect), pose=head_pose(target.landmarks),
                             track=target.track, cache_hit=hit, jitter=target.jitter)
         if settings.quality_checks:
-            report = _with_identity(report, models, pixels, out, rgb_index, work.box, target, source, settings)
+            report = _with_identity(report, models, pixels, out, rgb_index, work.box, target, source, settings,
+                                    frame_hash, memos)
             clock.lap("qc")
         reports.append(report)
     return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings)
@@ -264,18 +325,25 @@ def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, 
 
 def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarray, out: np.ndarray,
                    rgb_index: list[int], box: Box, target: FaceTarget, source: SourceFace,
-                   settings: RenderSettings) -> FaceReport:
+                   settings: RenderSettings, frame_hash: str, memos: RenderMemos | None) -> FaceReport:
     """Identity distances of the plate's and the output's face (in the crop) to ``source``."""
     offset = np.array([box.x0, box.y0], np.float32)
     rect = target.rect
     local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
-    plate8 = np.ascontiguousarray(settings.colourspace.to_proxy8(pixels[box.slices][..., rgb_index]))
+
+    def plate_embedding() -> np.ndarray:
+        plate8 = np.ascontiguousarray(settings.colourspace.to_proxy8(pixels[box.slices][..., rgb_index]))
+        return _readonly(np.asarray(models.embed(plate8, target.landmarks - offset)))
+
+    key = ("plate-identity", frame_hash, tuple(box), settings.colourspace.name,
+           np.asarray(target.landmarks, np.float32).tobytes())
+    plate_id = memos.plate_identity.get_or_compute(key, plate_embedding) if memos is not None else plate_embedding()
     out8 = np.ascontiguousarray(settings.colourspace.to_proxy8(out[box.slices][..., rgb_index]))
     out_landmarks = models.landmarks(out8, local)
     return replace(
         report,
         identity_distance=float(np.linalg.norm(models.embed(out8, out_landmarks) - source.embedding)),
-        identity_distance_plate=float(np.linalg.norm(models.embed(plate8, target.landmarks - offset) - source.embedding)),
+        identity_distance_plate=float(np.linalg.norm(plate_id - source.embedding)),
     )
 
 

@@ -61,17 +61,24 @@ def stabilise_face(face: np.ndarray, mask: np.ndarray, neighbours: Sequence[Neig
     """
     if strength <= 0.0 or not neighbours:
         return face
-    h, w = mask.shape
-    total = face.astype(np.float32).copy()
-    weights = np.ones((h, w), np.float32)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    rows, cols = np.nonzero((mask > 0.0).any(axis=1))[0], np.nonzero((mask > 0.0).any(axis=0))[0]
+    if rows.size == 0:
+        return face
+    # only where the mask is live can a neighbour weigh in: work on its bounding box, the face elsewhere
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    out = face.astype(np.float32, copy=True)
+    total = out[y0:y1, x0:x1].copy()
+    weights = np.ones((y1 - y0, x1 - x0), np.float32)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    live = mask[y0:y1, x0:x1] > 0.0
     for n in neighbours:
-        mx = gx + n.flow[..., 0] - n.offset[0]
-        my = gy + n.flow[..., 1] - n.offset[1]
+        mx = gx + n.flow[y0:y1, x0:x1, 0] - n.offset[0]
+        my = gy + n.flow[y0:y1, x0:x1, 1] - n.offset[1]
         face_n = cv2.remap(n.face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         mask_n = cv2.remap(n.mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         # coverage, not mask strength: the blend and region weights scale masks, never the stabilisation
-        weight = np.float32(strength) * n.reliability * (mask_n > 0.0) * (mask > 0.0)
+        weight = np.float32(strength) * n.reliability[y0:y1, x0:x1] * (mask_n > 0.0) * live
         total += weight[..., None] * face_n
         weights += weight
-    return total / weights[..., None]
+    out[y0:y1, x0:x1] = total / weights[..., None]
+    return out

@@ -14,6 +14,7 @@ functions below. Any other colourspace goes through OpenColorIO via OpenImageIO'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import OpenImageIO as oiio
@@ -57,6 +58,19 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     return _SRGB8_LUT[x.astype(np.uint16)]
 
 
+@lru_cache(maxsize=64)
+def _is_linear_rec709(name: str) -> bool:
+    """Whether the OCIO config knows ``name`` and it equals linear Rec.709 (PlateError when unknown).
+
+    Memoised: building the config takes tens of milliseconds, and it is fixed for the process ($OCIO is
+    read once). Failures are not memoised.
+    """
+    config = oiio.ColorConfig()
+    if config.getColorSpaceIndex(name) < 0 and not config.getColorSpaceNameByRole(name):
+        raise PlateError("colorspace", f"unknown colourspace '{name}' in OCIO config '{config.configname()}'")
+    return bool(config.equivalent(name, LINEAR_REC709))
+
+
 @dataclass(frozen=True)
 class ColourSpace:
     """A plate colourspace and the conversions to and from the model space.
@@ -75,10 +89,7 @@ class ColourSpace:
     @classmethod
     def named(cls, name: str) -> "ColourSpace":
         """Look ``name`` up in the OCIO config; PlateError(``colorspace``) when it is unknown."""
-        config = oiio.ColorConfig()
-        if config.getColorSpaceIndex(name) < 0 and not config.getColorSpaceNameByRole(name):
-            raise PlateError("colorspace", f"unknown colourspace '{name}' in OCIO config '{config.configname()}'")
-        return cls(name, bool(config.equivalent(name, LINEAR_REC709)))
+        return cls(name, _is_linear_rec709(name))
 
     def _convert(self, rgb: np.ndarray, src: str, dst: str) -> np.ndarray:
         h, w, _ = rgb.shape

@@ -17,12 +17,13 @@ import numpy as np
 from .. import swap as swap_module
 from ..faces.dlib_models import DlibFaceModels
 from ..pipeline.crops import Box, face_crop_box
-from ..pipeline.render import (FaceReport, FaceTarget, NeighbourPlate, RenderSettings, Stopwatch, detect_targets,
+from ..pipeline.render import (FaceReport, FaceTarget, NeighbourPlate, RenderMemos, RenderSettings, Stopwatch, detect_targets,
                                render_faces)
 from ..plates.colour import plate_colourspace, srgb_encode, to_uint8
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate, decode_plate, encode_plate, read_plate, write_plate_atomic
 from ..provenance import output_metadata, params_hash, sha256_hex
+from ..store.memo import Memo
 from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
 from ..temporal.analyse import ShotAnalyser
@@ -129,6 +130,8 @@ class FaceSwapEngine:
         self._models_lock = threading.Lock()
         self._paths: OrderedDict[tuple[str, float, tuple[float, int, int]], dict[int, TrackPath]] = OrderedDict()
         self._paths_lock = threading.Lock()
+        self._frame_hashes: Memo[str] = Memo(1 << 16)
+        self.memos = RenderMemos.create(memory_bytes)
 
     @property
     def models(self) -> DlibFaceModels:
@@ -188,10 +191,24 @@ class FaceSwapEngine:
         return session
 
     # -- frames -----------------------------------------------------------------------------------
-    def _load(self, request: FrameRequest) -> Plate:
+    def _load(self, request: FrameRequest) -> tuple[Plate, str]:
+        """The decoded plate and the sha256 of its encoded bytes (the key of its remembered content hash)."""
         if request.data is not None:
-            return decode_plate(request.data, request.name, self.scratch_dir, self.limits)
-        return read_plate(request.input_path, self.limits)
+            digest = hashlib.sha256(request.data).hexdigest()
+            return decode_plate(request.data, request.name, self.scratch_dir, self.limits), digest
+        try:
+            digest = hashlib.sha256(Path(request.input_path).read_bytes()).hexdigest()
+        except OSError:
+            digest = ""  # read_plate reports the problem
+        return read_plate(request.input_path, self.limits), digest
+
+    def _content_hash(self, plate: Plate, file_digest: str) -> str:
+        """``content_hash`` of the plate, remembered by the digest of the file it was decoded from."""
+        rgb_index = plate.channel_index(("R", "G", "B"))
+        if not file_digest:
+            return content_hash(plate.pixels, rgb_index)
+        key = (file_digest, tuple(rgb_index))
+        return self._frame_hashes.get_or_compute(key, lambda: content_hash(plate.pixels, rgb_index))
 
     def analyser(self, session: Session) -> ShotAnalyser:
         """A fresh analyser for one AnalyseShot stream of ``session``'s shot."""
@@ -202,12 +219,12 @@ class FaceSwapEngine:
         where = f"{request.name} (frame {request.frame_number})"
         clock = Stopwatch()
         try:
-            plate = self._load(request)
+            plate, digest = self._load(request)
             clock.lap("decode")
             rgb_index = plate.channel_index(("R", "G", "B"))
             colourspace = plate_colourspace(session.params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace"))
             proxy = np.ascontiguousarray(colourspace.to_proxy8(plate.pixels[..., rgb_index]))
-            frame_hash = content_hash(plate.pixels, rgb_index)
+            frame_hash = self._content_hash(plate, digest)
             clock.lap("proxy")
             result = analyser.analyse(request.frame_number, proxy, frame_hash)
             clock.lap("analyse")
@@ -230,7 +247,7 @@ class FaceSwapEngine:
         """Keep the plate around an analysed face, so neighbouring frames can be stabilised against it."""
         box = face_crop_box(landmarks, pixels.shape[:2], PLATE_CROP_MARGIN)
         key = self._plate_crop_key(frame_hash, box)
-        if self.cache.get(key) is None:
+        if not self.cache.contains(key):
             self.cache.put(key, {"rgb": np.ascontiguousarray(pixels[box.slices][..., rgb_index], np.float32)})
 
     def _neighbours(self, session: Session, paths: dict[int, TrackPath], track: int, frame: int,
@@ -299,7 +316,7 @@ class FaceSwapEngine:
         if not session.sources:
             raise PlateError("session", "this session has no source image (it was opened for analysis only)")
         clock = Stopwatch()
-        plate = self._load(request)
+        plate, digest = self._load(request)
         clock.lap("decode")
         rgb_index = plate.channel_index(("R", "G", "B"))
         params = session.params
@@ -310,7 +327,7 @@ class FaceSwapEngine:
             stabilise=params.stabilise,
             flow_threshold=params.flow_threshold,
         )
-        frame_hash = content_hash(plate.pixels, rgb_index)
+        frame_hash = self._content_hash(plate, digest)
         clock.lap("hash")
         record = self.db.frame_record(session.shot, request.frame_number)
         analysed = record is not None and record[0] == frame_hash
@@ -323,7 +340,7 @@ class FaceSwapEngine:
         key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(),
                                             settings.model_key_material()]).encode()).hexdigest()
         outcome = render_faces(plate.pixels, rgb_index, targets, session.sources, session.source_hashes, settings,
-                               self.models, frame_hash, key_base, self.cache, clock)
+                               self.models, frame_hash, key_base, self.cache, clock, self.memos)
         metadata = output_metadata(params.mode, session.model_ids, session.params_hash, session.source_hashes)
         if outcome.faces_swapped:
             status, kind, message = "ok", "", ""

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from .memo import Memo
 from .shot_db import CacheEntry, ShotDatabase
 
 Payload = dict[str, np.ndarray]
@@ -51,19 +50,22 @@ class PayloadCache:
         self.db = db
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
-        self._memory: OrderedDict[str, tuple[Payload, int]] = OrderedDict()
-        self._memory_used = 0
-        self._lock = threading.Lock()
+        self._memory: Memo[Payload] = Memo(memory_bytes)
 
     def _path(self, relpath: str) -> Path:
         return self.directory / relpath
 
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is stored (without reading or verifying it; ``get`` may still miss)."""
+        if self._memory.get(key) is not None:
+            return True
+        entry = self.db.cache_lookup(key)
+        return entry is not None and self._path(entry.relpath).exists()
+
     def get(self, key: str) -> Payload | None:
-        with self._lock:
-            hit = self._memory.get(key)
-            if hit is not None:
-                self._memory.move_to_end(key)
-                return hit[0]
+        hit = self._memory.get(key)
+        if hit is not None:
+            return hit
         entry = self.db.cache_lookup(key)
         if entry is None:
             return None
@@ -81,7 +83,7 @@ class PayloadCache:
             self._discard(entry)
             return None
         self.db.cache_touch(key)
-        self._remember(key, payload, len(data))
+        self._memory.put(key, payload, len(data))
         return payload
 
     def put(self, key: str, payload: Payload) -> None:
@@ -96,25 +98,13 @@ class PayloadCache:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         self.db.cache_insert(CacheEntry(key, relpath, len(data), hashlib.sha256(data).hexdigest()))
-        self._remember(key, payload, len(data))
+        self._memory.put(key, payload, len(data))
         self._evict()
-
-    def _remember(self, key: str, payload: Payload, size: int) -> None:
-        with self._lock:
-            if key in self._memory:
-                self._memory_used -= self._memory.pop(key)[1]
-            self._memory[key] = (payload, size)
-            self._memory_used += size
-            while self._memory_used > self.memory_bytes and len(self._memory) > 1:
-                _, (_, dropped) = self._memory.popitem(last=False)
-                self._memory_used -= dropped
 
     def _discard(self, entry: CacheEntry) -> None:
         self._path(entry.relpath).unlink(missing_ok=True)
         self.db.cache_delete(entry.key)
-        with self._lock:
-            if entry.key in self._memory:
-                self._memory_used -= self._memory.pop(entry.key)[1]
+        self._memory.discard(entry.key)
 
     def _evict(self) -> None:
         total = self.db.cache_total_bytes()

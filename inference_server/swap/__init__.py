@@ -12,7 +12,8 @@ feathered inward, with the target's open mouth interior kept.
 """
 
 from ..faces.errors import NoFaceError
-from .compositing import COLOUR_MATCH_MODES, CompositeControls, composite_face_crop, parse_regions
+from .compositing import (COLOUR_MATCH_MODES, CompositeControls, colour_stage_key, composite_face_crop, matched_face,
+                          parse_regions)
 from .core import swap_face
 from .model import SwapModelOutput, swap_model
 from .params import SwapParams, SwapResult
@@ -23,5 +24,5 @@ from .sources import SourceFace, choose_source, prepare_sources
 ALGORITHM_ID = "classical-swap-v2"
 
 __all__ = ["ALGORITHM_ID", "COLOUR_MATCH_MODES", "CompositeControls", "NoFaceError", "REGION_NAMES", "SourceFace",
-           "SwapModelOutput", "SwapParams", "SwapResult", "choose_source", "composite_face_crop", "parse_regions",
-           "prepare_sources", "region_masks", "swap_face", "swap_model"]
+           "SwapModelOutput", "SwapParams", "SwapResult", "choose_source", "colour_stage_key", "composite_face_crop",
+           "matched_face", "parse_regions", "prepare_sources", "region_masks", "swap_face", "swap_model"]

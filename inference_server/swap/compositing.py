@@ -178,9 +178,67 @@ def _high_pass(img: np.ndarray, sigma: float) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------
 
+def colour_stage_key(controls: CompositeControls) -> tuple[str, float, float]:
+    """The controls that :func:`matched_face` depends on (blend, region weights and grain are not)."""
+    c = controls.validated()
+    return (c.colour_match, c.feather, c.erode)
+
+
+def _eroded_distance(model_out: SwapModelOutput, erode: float, size: float) -> np.ndarray:
+    distance = model_out.edge_distance.astype(np.float32)
+    if erode != 0.0:
+        distance = np.minimum(distance - np.float32(erode * size), model_out.allowed_distance.astype(np.float32))
+    return distance
+
+
+def matched_face(target_linear: np.ndarray, target_landmarks: np.ndarray, model_out: SwapModelOutput,
+                 controls: CompositeControls = CompositeControls(),
+                 from_model: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """The swapped face of the work box in the plate's linear light, colour-matched to the target.
+
+    Depends on the controls only through :func:`colour_stage_key` (colour match, feather and erode move
+    the edge correction), so a caller may keep it while the blend, region weights or grain change.
+
+    Args: as :func:`composite_face_crop`.
+    Returns:
+        (bh, bw, 3) float32 linear face over ``model_out.box``, before grain and masking.
+    """
+    c = controls.validated()
+    tl = np.asarray(target_linear, np.float32)
+    y0, x0, y1, x1 = (int(v) for v in model_out.box)
+    tgt = tl[y0:y1, x0:x1]
+    T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
+    size = face_size(T)
+    _, feather_px, edge_px, degree = (float(v) for v in model_out.settings)
+    if from_model is None:
+        face = decode_model_space(model_out.source)
+    else:
+        face = np.asarray(from_model(model_out.source.astype(np.float32)), np.float32)
+    if c.colour_match == "none":
+        return face
+    flags = model_out.flags
+    src_w = (flags & FLAG_SOURCE_SKIN) > 0
+    tgt_w = (flags & FLAG_TARGET_SKIN) > 0
+    if c.colour_match == "mean-std":
+        face = colour.match_statistics(face, tgt, src_w, tgt_w)
+    else:
+        face = colour.match_histograms(face, tgt, src_w, tgt_w)
+    if degree > 0:
+        centre = (float(T[:, 0].mean()) - x0, float(T[:, 1].mean()) - y0)
+        ratio = colour.shading_field(face, tgt, ((flags & FLAG_SHADING) > 0).astype(np.float32),
+                                     centre, size, int(degree), stride=3)
+        face *= ratio[..., None]
+    if edge_px > 0:
+        width = feather_px + c.feather * size
+        face = _edge_correction(face, tgt, _eroded_distance(model_out, c.erode, size), width,
+                                edge_px + c.feather * size)
+    return colour.fit_gamut(face)
+
+
 def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray, model_out: SwapModelOutput,
                         controls: CompositeControls = CompositeControls(),
                         from_model: Callable[[np.ndarray], np.ndarray] | None = None,
+                        matched: Callable[[], np.ndarray] | None = None,
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Composite stage: the swapped face and its blend mask for one face crop.
 
@@ -192,6 +250,8 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         controls: the artist controls.
         from_model: converts the model-space source (float32 (n, m, 3), sRGB-encoded [0, 1]) to the
             plate's linear space; default the sRGB EOTF (linear Rec.709 plates), done by table lookup.
+        matched: returns :func:`matched_face` for these arguments (a caller's memo); computed here when
+            absent. Called only when some of the face shows.
     Returns:
         ``(face_linear, mask)``: (h, w, 3) float32 linear face (equal to ``target_linear`` where the
         mask is 0) and (h, w) float32 mask in [0, 1], already multiplied by the blend strength and the
@@ -213,14 +273,11 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
     tgt = tl[win]
     T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
     size = face_size(T)
-    _, feather_px, edge_px, degree = (float(v) for v in model_out.settings)
+    feather_px = float(model_out.settings[1])
 
     # mask: the model's edge, moved and softened, times occlusion / mouth interior, region weights, blend
-    distance = model_out.edge_distance.astype(np.float32)
-    if c.erode != 0.0:
-        distance = np.minimum(distance - np.float32(c.erode * size), model_out.allowed_distance.astype(np.float32))
-    width = feather_px + c.feather * size
-    mask = _ramp(distance, width) * model_out.keep.astype(np.float32)
+    mask = _ramp(_eroded_distance(model_out, c.erode, size), feather_px + c.feather * size)
+    mask *= model_out.keep.astype(np.float32)
     mask *= mask > _MASK_FLOOR
     weights = c.region_weights()
     if any(v != 1.0 for v in weights.values()):
@@ -231,27 +288,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
     if not live.any():
         return face_full, mask_full
 
-    # colour, in linear light
-    if from_model is None:
-        face = decode_model_space(model_out.source)
-    else:
-        face = np.asarray(from_model(model_out.source.astype(np.float32)), np.float32)
-    if c.colour_match != "none":
-        flags = model_out.flags
-        src_w = (flags & FLAG_SOURCE_SKIN) > 0
-        tgt_w = (flags & FLAG_TARGET_SKIN) > 0
-        if c.colour_match == "mean-std":
-            face = colour.match_statistics(face, tgt, src_w, tgt_w)
-        else:
-            face = colour.match_histograms(face, tgt, src_w, tgt_w)
-        if degree > 0:
-            centre = (float(T[:, 0].mean()) - x0, float(T[:, 1].mean()) - y0)
-            ratio = colour.shading_field(face, tgt, ((flags & FLAG_SHADING) > 0).astype(np.float32),
-                                         centre, size, int(degree), stride=3)
-            face *= ratio[..., None]
-        if edge_px > 0:
-            face = _edge_correction(face, tgt, distance, width, edge_px + c.feather * size)
-        face = colour.fit_gamut(face)
+    face = matched() if matched is not None else matched_face(tl, T, model_out, c, from_model)
     if c.grain > 0.0:
         sigma = max(0.8, _GRAIN_SIGMA * size)
         face = face + np.float32(c.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
