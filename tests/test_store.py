@@ -77,3 +77,21 @@ def test_payload_cache_evicts_least_recently_used(tmp_path: Path) -> None:
     assert db.cache_lookup("b" * 8) is None, "the least recently used entry should be gone"
     assert all(db.cache_lookup(k * 8) is not None for k in "acd")
     assert db.cache_total_bytes() <= 35_000
+
+
+def test_memo_is_bounded_by_size_and_evicts_least_recently_used() -> None:
+    from inference_server.store.memo import Memo
+
+    memo: Memo[np.ndarray] = Memo(budget=3000, size_of=lambda a: a.nbytes)
+    for name in "abc":
+        memo.put(name, np.zeros(1000, np.uint8))
+    assert memo.get("a") is not None          # "a" is now the most recently used
+    memo.put("d", np.zeros(1000, np.uint8))   # over budget: "b", the least recently used, goes
+    assert memo.get("b") is None and memo.get("a") is not None and memo.get("d") is not None
+    assert memo.used == 3000 and len(memo) == 3
+    calls = []
+    value = memo.get_or_compute("e", lambda: calls.append(1) or np.ones(10, np.uint8))
+    again = memo.get_or_compute("e", lambda: calls.append(1) or np.zeros(10, np.uint8))
+    assert calls == [1] and again is value
+    memo.put("huge", np.zeros(10_000, np.uint8))  # larger than the budget: kept alone
+    assert len(memo) == 1 and memo.get("huge") is not None
