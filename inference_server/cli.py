@@ -1,4 +1,4 @@
-"""The ``facebridge`` command: ``serve``, ``process`` and ``demo``.
+"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``models``, ``export-onnx`` and ``demo``.
 
 Each subcommand's module is imported only when it runs, so ``facebridge process`` never loads the
 server's models and ``facebridge serve`` never loads the client.
@@ -20,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         return serve(ServerConfig(host=args.host, port=args.port, device=args.device, audit_log=args.audit_log,
-                                  cache_dir=args.cache_dir))
+                                  cache_dir=args.cache_dir, models_dir=args.models_dir))
     except (FaceBridgeError, OSError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return 2
@@ -36,6 +36,39 @@ def _analyse(args: argparse.Namespace) -> int:
     from host_plugins.client.process_cmd import run_analyse
 
     return run_analyse(args)
+
+
+def _models(args: argparse.Namespace) -> int:
+    """List the registry's models, the files found and their verification state."""
+    import os
+
+    from .models.errors import ModelError
+    from .models.registry import DigestMemo, format_listing, load_records, resolve_models_dir, scan
+    from .paths import default_cache_dir
+
+    try:
+        directory = resolve_models_dir(str(args.models_dir) if args.models_dir else None, os.environ)
+        statuses = scan(directory, load_records(), DigestMemo(args.cache_dir or default_cache_dir()))
+    except ModelError as exc:
+        print(f"facebridge: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"models folder: {directory}")
+    print(format_listing(statuses))
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    """Write a GPEN checkpoint as an ONNX file in the FaceFusion format (input ``input``)."""
+    from .models.errors import ModelError
+    from .models.gpen_export import export_from_checkpoint
+
+    try:
+        written = export_from_checkpoint(args.checkpoint, args.output, opset=args.opset)
+    except (ModelError, ValueError, OSError) as exc:
+        print(f"facebridge: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {written}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -59,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-dir", type=Path, default=None,
                        help="shot database and model-output cache (default $XDG_CACHE_HOME/facebridge, "
                             "else ~/.cache/facebridge)")
+    serve.add_argument("--models-dir", type=Path, default=None,
+                       help="model files (default $FACEBRIDGE_MODELS_DIR, the config file's models_dir, "
+                            "else ~/.local/share/facebridge/models)")
     serve.set_defaults(func=_serve)
 
     from host_plugins.client.process_cmd import add_analyse_arguments, add_arguments
@@ -67,9 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_analyse_arguments(analyse)
     analyse.set_defaults(func=_analyse)
 
-    process = commands.add_parser("process", help="swap faces in an image sequence through a server")
+    process = commands.add_parser("process", help="swap and/or restore faces in an image sequence through a server")
     add_arguments(process)
     process.set_defaults(func=_process)
+
+    models = commands.add_parser("models", help="list known models, the files found and whether they verify")
+    models.add_argument("--models-dir", type=Path, default=None, help="model files (default as for serve)")
+    models.add_argument("--cache-dir", type=Path, default=None, help="where file digests are remembered")
+    models.set_defaults(func=_models)
+
+    export = commands.add_parser("export-onnx", help="write a GPEN .pth checkpoint as ONNX (FaceFusion input names)")
+    export.add_argument("checkpoint", type=Path, help="GPEN state_dict (.pth)")
+    export.add_argument("output", type=Path, help="the .onnx file to write")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    export.set_defaults(func=_export_onnx)
 
     demo = commands.add_parser("demo", help="build a demo plate from package photos and run the whole pipeline")
     demo.add_argument("--out", type=Path, default=Path("facebridge_demo"), help="output folder (default ./facebridge_demo)")

@@ -35,11 +35,13 @@ def audit_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """One real server on 127.0.0.1:<free port> for the whole test session, with its own empty cache dir."""
+    """One real server on 127.0.0.1:<free port> for the whole test session, with its own empty cache dir
+    and an empty models folder (the embedded defaults only)."""
     from inference_server.server.app import ServerConfig, start_server
 
     running = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", audit_log=audit_log_path,
-                                        cache_dir=tmp_path_factory.mktemp("server-cache")),
+                                        cache_dir=tmp_path_factory.mktemp("server-cache"),
+                                        models_dir=tmp_path_factory.mktemp("no-models")),
                            models=dlib_models)
     yield running
     running.stop(grace=2.0)
@@ -62,4 +64,7 @@ def client(server_address: str) -> Iterator[object]:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep default cache/audit locations of any server started by a test out of the user's home."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))  # no model files
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
+    monkeypatch.delenv("FACEBRIDGE_MODELS_DIR", raising=False)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

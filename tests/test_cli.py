@@ -52,7 +52,7 @@ def test_process_sequence_with_private_server_json_progress_and_report(
     entry = data["frames"][0]
     assert entry["frame"] == 1001 and entry["faces_found"] == 1 and entry["faces_swapped"] == 1
     assert 0 < entry["faces"][0]["identity_distance"] < entry["faces"][0]["identity_distance_plate"]
-    assert {"tracks", "swap", "composite", "decode", "encode"} <= set(entry["timings_ms"])
+    assert {"tracks", "model", "composite", "decode", "encode"} <= set(entry["timings_ms"])
     assert entry["faces"][0]["track"] >= 0 and entry["faces"][0]["cache"] == "miss"
     assert data["analysis"]["frames"] == 3 and len(data["analysis"]["failed"]) == 1
     assert sum(e["event"] == "analyse" for e in events) == 3

@@ -68,7 +68,7 @@ def test_blend_change_recomposites_from_cache_and_regions_keep_the_mouth(
 
     lighter = client.open_session([faces_dir / "fr_obama.jpg"], shot=shot, blend=0.5)
     second = list(client.process(lighter.session_id, _jobs(clip, tmp_path / "b", frames[:2])))
-    assert all(o.faces[0]["cache"] == "hit" and "swap" not in o.timings_ms for o in second)
+    assert all(o.faces[0]["cache"] == "hit" and "model" not in o.timings_ms for o in second)
     full, _ = read_exr(tmp_path / "a" / "out.1001.exr")
     half, _ = read_exr(tmp_path / "b" / "out.1001.exr")
     plate, _ = read_exr(Path(parse_pattern(clip).path(1001)))

@@ -90,6 +90,7 @@ class SessionInfo:
     params_hash: str
     model_ids: list[str]
     sources: list[dict[str, object]]
+    notes: list[str] = field(default_factory=list)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | bytearray) -> None:
@@ -131,6 +132,7 @@ def _face_dict(face: pb.FaceQC) -> dict[str, object]:
         "cache": "hit" if face.cache_hit else "miss",
         "jitter_raw": _number(face.jitter_raw, 3),
         "jitter_smoothed": _number(face.jitter_smoothed, 3),
+        "fp32_fallback": face.fp32_fallback,
     }
 
 
@@ -219,6 +221,7 @@ class FaceBridgeClient:
             model_ids=list(reply.model_ids),
             sources=[{"label": s.label, "sha256": s.sha256, "yaw": s.yaw, "pitch": s.pitch, "roll": s.roll}
                      for s in reply.sources],
+            notes=list(reply.notes),
         )
 
     def close_session(self, session_id: str) -> tuple[int, int]:

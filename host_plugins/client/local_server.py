@@ -22,13 +22,15 @@ class LocalServer:
         device: passed to ``serve --device``.
         audit_log: passed to ``serve --audit-log`` when given.
         cache_dir: passed to ``serve --cache-dir`` when given.
+        models_dir: passed to ``serve --models-dir`` when given.
         startup_timeout: seconds to wait for the server to print its address.
     """
 
     def __init__(self, device: str = "auto", audit_log: Path | None = None, startup_timeout: float = 120.0,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, models_dir: Path | None = None) -> None:
         self.device = device
         self.cache_dir = cache_dir
+        self.models_dir = models_dir
         self.audit_log = audit_log
         self.startup_timeout = startup_timeout
         self.address = ""
@@ -41,6 +43,8 @@ class LocalServer:
             command += ["--audit-log", str(self.audit_log)]
         if self.cache_dir is not None:
             command += ["--cache-dir", str(self.cache_dir)]
+        if self.models_dir is not None:
+            command += ["--models-dir", str(self.models_dir)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         line_holder: list[str] = []
         reader = threading.Thread(target=lambda: line_holder.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]

@@ -17,6 +17,8 @@ from facebridge.v1 import facebridge_pb2 as pb
 PRESET_VERSION = 1
 REGION_NAMES = ("eyes", "brows", "nose", "mouth", "cheeks", "forehead", "jaw", "skin")
 COLOUR_MATCH = ("none", "mean-std", "histogram")
+MODES = ("swap", "restore", "swap+restore")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class ParamsError(ValueError):
@@ -40,8 +42,17 @@ class RenderParams:
     colorspace: str = ""
     stabilise: float = 1.0
     flow_threshold: float = 0.04
+    swapper: str = ""            # registry name or file path on the server; "" = best verified, else embedded
+    restorer: str = ""
+    parser: str = ""             # "none" = landmark region masks only
+    allow_unverified: bool = False
+    precision: str = "fp32"
 
     def validated(self) -> "RenderParams":
+        if self.mode not in MODES:
+            raise ParamsError(f"mode '{self.mode}' (expected {', '.join(MODES)})")
+        if self.precision not in PRECISIONS:
+            raise ParamsError(f"precision '{self.precision}' (expected {', '.join(PRECISIONS)})")
         if not (0.0 <= self.blend <= 1.0):
             raise ParamsError(f"blend must be within 0..1, got {self.blend}")
         for name, weight in self.regions.items():
@@ -70,6 +81,8 @@ class RenderParams:
             colour_match=self.colour_match, smoothing=self.smoothing, keyframe_interval=self.keyframe_interval,
             face="ref" if self.face.startswith("ref:") else self.face, face_reference=face_reference,
             skip_quality_checks=skip_quality_checks, stabilise=self.stabilise, flow_threshold=self.flow_threshold,
+            swapper=self.swapper, restorer=self.restorer, parser=self.parser, allow_unverified=self.allow_unverified,
+            precision=self.precision,
         )
 
 

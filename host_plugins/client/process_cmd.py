@@ -35,6 +35,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="HOST:PORT", help="use this server (default: start a private local one)")
     parser.add_argument("--device", default="auto", help="device of the private server: auto|cpu|cuda[:N]|mps")
     parser.add_argument("--cache-dir", type=Path, help="shot database and model cache of the private server")
+    parser.add_argument("--models-dir", type=Path, help="model files of the private server (default: $FACEBRIDGE_MODELS_DIR, "
+                        "the config file, else ~/.local/share/facebridge/models)")
     parser.add_argument("--transport", choices=("auto", "stream", "path"), default="auto",
                         help="how frames travel: stream them, or pass paths (same machine); default auto")
     parser.add_argument("--report", metavar="FILE.json", help="write a JSON report of every frame")
@@ -50,8 +52,20 @@ def add_analyse_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``facebridge process``."""
     _add_common(parser)
-    parser.add_argument("--source", action="append", required=True, metavar="IMG",
-                        help="source identity image; repeat for several (the best pose match is used per face)")
+    parser.add_argument("--source", action="append", default=[], metavar="IMG",
+                        help="source identity image; repeat for several (the best pose match is used per face); "
+                             "needed by the swap modes")
+    parser.add_argument("--mode", choices=("swap", "restore", "swap+restore"),
+                        help="swap faces, restore them, or both (default swap)")
+    parser.add_argument("--swapper", metavar="NAME|FILE", help="swap model: registry name or file (default: the best "
+                        "verified one in the models folder, else the embedded classical swap)")
+    parser.add_argument("--restorer", metavar="NAME|FILE", help="restoration model, e.g. gpen_bfr_512 or "
+                        "GPEN-BFR-512.pth (default: the best verified one, else the embedded classical enhancer)")
+    parser.add_argument("--parser", metavar="NAME|FILE|none", help="face parser refining the region masks "
+                        "(default: the best verified one, else landmark masks)")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="use model files whose sha256 differs from the registry's (the report says so)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="precision of neural models (default fp32)")
     parser.add_argument("--output", required=True, metavar="PATTERN",
                         help="output frames, same tokens; the format follows the extension (EXR by default)")
     parser.add_argument("--frames", metavar="A-B", help="frames to render, e.g. 1001-1024 or 1-10,20 (default: all on disk)")
@@ -94,6 +108,12 @@ def render_params(args: argparse.Namespace) -> RenderParams:
         "colorspace": getattr(args, "colorspace", None),
         "stabilise": getattr(args, "stabilise", None),
         "flow_threshold": getattr(args, "flow_threshold", None),
+        "mode": getattr(args, "mode", None),
+        "swapper": getattr(args, "swapper", None),
+        "restorer": getattr(args, "restorer", None),
+        "parser": getattr(args, "parser", None),
+        "allow_unverified": True if getattr(args, "allow_unverified", False) else None,
+        "precision": getattr(args, "precision", None),
     }
     return with_overrides(base, overrides)
 
@@ -149,7 +169,8 @@ def _use_paths(choice: str, info: pb.GetServerInfoResponse, address: str) -> boo
 @contextmanager
 def _connected(args: argparse.Namespace) -> Iterator[tuple[FaceBridgeClient, pb.GetServerInfoResponse, bool]]:
     with ExitStack() as stack:
-        address = args.server or stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir)).address
+        address = args.server or stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir,
+                                                                     models_dir=getattr(args, "models_dir", None))).address
         client = stack.enter_context(FaceBridgeClient(address))
         client.wait_ready(timeout=60.0)
         info = client.server_info()
@@ -225,7 +246,10 @@ def run(args: argparse.Namespace) -> int:
             session = client.open_session(args.source, shot=shot, params=params, output_format=output_format)
             run_info.update(server=client.address, server_version=info.server_version, device=info.device,
                             transport="path" if use_paths else "stream", params_hash=session.params_hash,
-                            model_ids=session.model_ids, source_faces=session.sources)
+                            model_ids=session.model_ids, source_faces=session.sources,
+                            model_notes=list(session.notes))
+            for note in session.notes:
+                print(f"facebridge: note: {note}", file=sys.stderr)
             progress.start(client.address)
             if shot_jobs:
                 run_info["analysis"] = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)

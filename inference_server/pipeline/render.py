@@ -25,8 +25,10 @@ from ..faces.dlib_models import DlibFaceModels
 from ..faces.pose import head_pose
 from ..plates.colour import ColourSpace
 from ..store.memo import Memo
-from ..swap import (CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source, colour_stage_key,
-                    composite_face_crop, matched_face, swap_model)
+from ..swap import (ALGORITHM_ID, CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source,
+                    colour_stage_key, composite_face_crop, matched_face)
+from .delta import DeltaOutput, composite_delta, delta_face, is_delta_payload
+from .stages import ClassicalSwapStage, Stage
 from .composite import composite_face
 from .crops import Box, exposure_scale, face_crop_box
 from .stabilise import Neighbour, reliable_flow, stabilise_face
@@ -73,10 +75,16 @@ class RenderSettings:
     quality_checks: bool = True
     stabilise: float = 0.0        # weight of each flow-warped neighbour face (0 = off)
     flow_threshold: float = 0.04  # largest grey difference (0..1) at which the flow is still trusted
+    stage: Stage | None = None    # the model stage; None = the embedded classical swap with ``swap``
+
+    @property
+    def model_stage(self) -> Stage:
+        return self.stage if self.stage is not None else ClassicalSwapStage(self.swap, ALGORITHM_ID)
 
     def model_key_material(self) -> str:
         """The settings that change model output (not the compositing controls)."""
         return json.dumps({"colourspace": self.colourspace.name, "swap": asdict(self.swap),
+                           "stage": list(self.model_stage.model_ids),
                            "crop_margin": self.crop_margin, "max_working_side": self.max_working_side},
                           sort_keys=True, default=str)
 
@@ -93,6 +101,7 @@ class FaceReport:
     jitter: tuple[float, float] = (float("nan"), float("nan"))
     identity_distance: float = float("nan")        # output face -> its source
     identity_distance_plate: float = float("nan")  # plate face -> the same source
+    fp32_fallback: bool = False                    # reduced precision failed; recomputed in fp32
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,7 @@ class RenderMemos:
 
     working: Memo[tuple[float, np.ndarray]]
     matched: Memo[np.ndarray]
-    composited: Memo[tuple[np.ndarray, np.ndarray]]
+    composited: Memo[tuple[np.ndarray, np.ndarray, np.ndarray]]
     plate_identity: Memo[np.ndarray]
 
     @classmethod
@@ -184,8 +193,11 @@ def _working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, sett
     return _WorkingCrop(box, clean, landmarks.astype(np.float32), scale, (w, h))
 
 
-def model_key(frame_hash: str, key_base: str, source: SourceFace, source_hash: str, work: _WorkingCrop) -> str:
-    """Content key of one face's model output."""
+ModelOutput = SwapModelOutput | DeltaOutput
+
+
+def model_key(frame_hash: str, key_base: str, source_hash: str, work: _WorkingCrop) -> str:
+    """Content key of one face's model output (``source_hash`` empty when the stage takes no source)."""
     digest = hashlib.sha256()
     for part in (frame_hash, key_base, source_hash, repr(tuple(work.box)), repr(work.scale), repr(work.size)):
         digest.update(part.encode("utf-8"))
@@ -194,17 +206,32 @@ def model_key(frame_hash: str, key_base: str, source: SourceFace, source_hash: s
     return digest.hexdigest()
 
 
-def _model_output(work: _WorkingCrop, source: SourceFace, settings: RenderSettings, cache: ModelCache | None,
-                  key: str) -> tuple[SwapModelOutput, bool]:
+def output_from_payload(payload: Payload) -> ModelOutput:
+    """The model output a cache payload holds (classical swap or aligned stage)."""
+    return DeltaOutput.from_arrays(payload) if is_delta_payload(payload) else SwapModelOutput.from_arrays(payload)
+
+
+def _model_output(work: _WorkingCrop, source: SourceFace | None, settings: RenderSettings,
+                  cache: ModelCache | None, key: str) -> tuple[ModelOutput, bool]:
     if cache is not None:
         payload = cache.get(key)
         if payload is not None:
-            return SwapModelOutput.from_arrays(payload), True
-    output = swap_model(settings.colourspace.to_model(work.linear), work.landmarks, source, settings.swap)
-    payload = output.to_arrays()
+            return output_from_payload(payload), True
+    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source)
     if cache is not None:
         cache.put(key, payload)
-    return SwapModelOutput.from_arrays(payload), False
+    # through the same reduction as a cached payload: cold and warm renders give the same pixels
+    return output_from_payload(payload), False
+
+
+@dataclass(frozen=True)
+class _Processed:
+    work: _WorkingCrop
+    source: SourceFace | None
+    face: np.ndarray   # (h, w, 3) float32 linear, frame-size crop
+    mask: np.ndarray   # (h, w) float32
+    hit: bool
+    fp32_fallback: bool
 
 
 def _to_frame_size(face: np.ndarray, mask: np.ndarray, work: _WorkingCrop) -> tuple[np.ndarray, np.ndarray]:
@@ -235,53 +262,63 @@ def render_faces(
     hashes = dict(zip((id(s) for s in sources), source_hashes))
     frame_hw = pixels.shape[:2]
 
-    def processed(crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> tuple[
-            _WorkingCrop, SourceFace, np.ndarray, np.ndarray, bool]:
+    def processed(crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> _Processed:
         work = _working_crop(crop, box, landmarks, settings, crop_hash, memos)
-        source = choose_source(sources, landmarks)
-        key = model_key(crop_hash, key_base, source, hashes.get(id(source), source.label), work)
+        source = choose_source(sources, landmarks) if settings.model_stage.needs_source else None
+        source_hash = "" if source is None else hashes.get(id(source), source.label)
+        key = model_key(crop_hash, key_base, source_hash, work)
+        controls = settings.controls.validated()
         if memos is not None:
-            done = memos.composited.get((key, settings.controls.validated()))
-            if done is not None:
-                return work, source, done[0], done[1], True  # the model ran before: a cache hit
+            done = memos.composited.get((key, controls))
+            if done is not None:  # the model ran before: a cache hit
+                return _Processed(work, source, done[0], done[1], True, bool(done[2].any()))
         output, hit = _model_output(work, source, settings, cache, key)
+        stage_key = (key, colour_stage_key(controls))
 
-        def matched() -> np.ndarray:
-            def compute() -> np.ndarray:
-                return _readonly(matched_face(work.linear, work.landmarks, output, settings.controls,
-                                              settings.colourspace.from_model))
-            if memos is None:
-                return compute()
-            return memos.matched.get_or_compute((key, colour_stage_key(settings.controls)), compute)
+        def remembered(compute: Callable[[], np.ndarray]) -> np.ndarray:
+            return memos.matched.get_or_compute(stage_key, compute) if memos is not None else compute()
 
-        face, mask = composite_face_crop(work.linear, work.landmarks, output, settings.controls,
-                                         from_model=settings.colourspace.from_model, matched=matched)
+        if isinstance(output, DeltaOutput):
+            face, mask = composite_delta(work.linear, work.landmarks, output, controls, lambda: remembered(
+                lambda: _readonly(delta_face(work.linear, output, controls, settings.colourspace.to_model,
+                                             settings.colourspace.from_model))))
+            fallback = bool(output.fp32_fallback.any())
+        else:
+            face, mask = composite_face_crop(work.linear, work.landmarks, output, controls,
+                                             from_model=settings.colourspace.from_model, matched=lambda: remembered(
+                                                 lambda: _readonly(matched_face(work.linear, work.landmarks, output,
+                                                                                controls,
+                                                                                settings.colourspace.from_model))))
+            fallback = False
         face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
-        # no new highlights: the swapped face never gets brighter than the brightest finite value of its crop
+        # no new highlights: the processed face never gets brighter than the brightest finite value of its crop
         finite = crop[np.isfinite(crop)]
         if finite.size:
             face = np.minimum(face, np.float32(finite.max()))
         if memos is not None:
-            memos.composited.put((key, settings.controls.validated()), (_readonly(face), _readonly(mask)))
-        return work, source, face, mask, hit
+            memos.composited.put((key, controls), (_readonly(face), _readonly(mask), np.array([fallback])))
+        return _Processed(work, source, face, mask, hit, fallback)
 
     for index, target in enumerate(targets):
         box = face_crop_box(target.landmarks, frame_hw, settings.crop_margin)
         clock.lap("prepare")
         crop = pixels[box.slices][..., rgb_index]
-        work, source, face, mask, hit = processed(crop, box, target.landmarks, frame_hash)
-        clock.lap("cache" if hit else "swap")
+        done = processed(crop, box, target.landmarks, frame_hash)
+        face = done.face
+        clock.lap("cache" if done.hit else "model")
         if settings.stabilise > 0.0 and target.neighbours:
-            face = _stabilised(face, mask, crop, box, target, settings, processed, frame_hw, frame_hash, cache)
+            face = _stabilised(face, done.mask, crop, box, target, settings, processed, frame_hw, frame_hash, cache)
             clock.lap("stabilise")
-        written = composite_face(out, pixels, rgb_index, work.box, face, mask)
+        written = composite_face(out, pixels, rgb_index, done.work.box, face, done.mask)
         clock.lap("composite")
-        report = FaceReport(index=index, swapped=written > 0, source_label=source.label,
+        report = FaceReport(index=index, swapped=written > 0,
+                            source_label=done.source.label if done.source is not None else "",
                             box=tuple(float(v) for v in target.rect), pose=head_pose(target.landmarks),
-                            track=target.track, cache_hit=hit, jitter=target.jitter)
+                            track=target.track, cache_hit=done.hit, jitter=target.jitter,
+                            fp32_fallback=done.fp32_fallback)
         if settings.quality_checks:
-            report = _with_identity(report, models, pixels, out, rgb_index, work.box, target, source, settings,
-                                    frame_hash, memos)
+            report = _with_identity(report, models, pixels, out, rgb_index, done.work.box, target, done.source,
+                                    settings, frame_hash, memos)
             clock.lap("qc")
         reports.append(report)
     return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings)
@@ -316,7 +353,8 @@ def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, 
         nbox = face_crop_box(nb.landmarks, frame_hw, settings.crop_margin)
         nbox = Box(max(nbox.x0, cb.x0), max(nbox.y0, cb.y0), min(nbox.x1, cb.x1), min(nbox.y1, cb.y1))
         ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
-        _, _, nface, nmask, _ = processed(ncrop, nbox, nb.landmarks, nb.frame_hash)
+        neighbour = processed(ncrop, nbox, nb.landmarks, nb.frame_hash)
+        nface, nmask = neighbour.face, neighbour.mask
         plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
         flow, reliability = flow_to(nb, plate_n)
         neighbours.append(Neighbour(nface, nmask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow, reliability))
@@ -324,9 +362,10 @@ def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, 
 
 
 def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarray, out: np.ndarray,
-                   rgb_index: list[int], box: Box, target: FaceTarget, source: SourceFace,
+                   rgb_index: list[int], box: Box, target: FaceTarget, source: SourceFace | None,
                    settings: RenderSettings, frame_hash: str, memos: RenderMemos | None) -> FaceReport:
-    """Identity distances of the plate's and the output's face (in the crop) to ``source``."""
+    """Identity distances of the output's and the plate's face (in the crop) to ``source``; without a
+    source (restoration), the output's distance to the plate's own face (how much identity it moved)."""
     offset = np.array([box.x0, box.y0], np.float32)
     rect = target.rect
     local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
@@ -340,9 +379,12 @@ def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarra
     plate_id = memos.plate_identity.get_or_compute(key, plate_embedding) if memos is not None else plate_embedding()
     out8 = np.ascontiguousarray(settings.colourspace.to_proxy8(out[box.slices][..., rgb_index]))
     out_landmarks = models.landmarks(out8, local)
+    out_id = models.embed(out8, out_landmarks)
+    if source is None:
+        return replace(report, identity_distance=float(np.linalg.norm(out_id - plate_id)))
     return replace(
         report,
-        identity_distance=float(np.linalg.norm(models.embed(out8, out_landmarks) - source.embedding)),
+        identity_distance=float(np.linalg.norm(out_id - source.embedding)),
         identity_distance_plate=float(np.linalg.norm(plate_id - source.embedding)),
     )
 

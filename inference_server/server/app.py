@@ -37,6 +37,7 @@ class ServerConfig:
     cache_dir: Path | None = None  # None: default_cache_dir()
     max_workers: int = 8
     allow_paths: bool | None = None  # None: offered when bound to a loopback address
+    models_dir: Path | None = None   # None: --models-dir precedence (env, config file, default)
 
 
 def is_loopback(host: str) -> bool:
@@ -69,7 +70,8 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving."""
     device = resolve_device(config.device)
     scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
-    engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels())
+    engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels(),
+                            models_dir=config.models_dir, device=device)
     allow_paths = is_loopback(config.host) if config.allow_paths is None else config.allow_paths
     service = FaceBridgeService(engine, AuditLog(config.audit_log or (config.cache_dir / "audit.jsonl" if config.cache_dir
                                                                       else default_audit_log())),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ import numpy as np
 
 from .. import swap as swap_module
 from ..faces.dlib_models import DlibFaceModels
+from ..models.errors import ModelError
+from ..models.pool import ModelPool
+from ..models.registry import resolve_models_dir
 from ..pipeline.crops import Box, face_crop_box
 from ..pipeline.render import (FaceReport, FaceTarget, NeighbourPlate, RenderMemos, RenderSettings, Stopwatch, detect_targets,
                                render_faces)
@@ -23,12 +27,14 @@ from ..plates.colour import plate_colourspace, srgb_encode, to_uint8
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate, decode_plate, encode_plate, read_plate, write_plate_atomic
 from ..provenance import output_metadata, params_hash, sha256_hex
+from ..pipeline.stages import AlignedSwapStage, ClassicalSwapStage, RestoreStage, Stage
 from ..store.memo import Memo
 from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
 from ..temporal.analyse import ShotAnalyser
 from ..temporal.tracks import FaceSelection, TrackPath, build_paths
-from .errors import InvalidRequest, SourceError
+from .errors import InvalidRequest, ModelUnavailable, SourceError
+from ..swap import SwapParams
 from .sessions import Session, SessionParams, SessionRegistry
 
 _LOG = logging.getLogger(__name__)
@@ -107,6 +113,8 @@ class FaceSwapEngine:
         cache_dir: the shot database and cached model outputs (shared by processes that use it).
         limits: the largest frames accepted.
         models: preloaded models (tests share one instance); loaded on first use otherwise.
+        models_dir: where model files are found (default: ``resolve_models_dir``'s precedence).
+        device: the resolved device neural models run on.
     """
 
     def __init__(
@@ -119,6 +127,8 @@ class FaceSwapEngine:
         max_frame_bytes: int = 2 * 1024**3,
         cache_bytes: int = 20 * 1024**3,
         memory_bytes: int = 1024**3,
+        models_dir: Path | None = None,
+        device: str = "cpu",
     ) -> None:
         self.scratch_dir = Path(scratch_dir)
         self.limits = limits
@@ -126,6 +136,8 @@ class FaceSwapEngine:
         self.sessions = SessionRegistry(max_sessions)
         self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
         self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, memory_bytes)
+        self.pool = ModelPool(models_dir if models_dir is not None else resolve_models_dir(None, os.environ),
+                              Path(cache_dir), device)
         self._models = models
         self._models_lock = threading.Lock()
         self._paths: OrderedDict[tuple[str, float, tuple[float, int, int]], dict[int, TrackPath]] = OrderedDict()
@@ -141,7 +153,27 @@ class FaceSwapEngine:
             return self._models
 
     def model_ids(self) -> list[str]:
+        """The embedded default's ids (detector/landmarks/embedding, classical swap)."""
         return [self.models.identifier, swap_module.ALGORITHM_ID]
+
+    def _stage(self, params: SessionParams) -> tuple[Stage, tuple[str, ...]]:
+        """The model stage for the session's mode and model choices, and notes about the models."""
+        try:
+            restorer = swapper = None
+            if "restore" in params.mode:
+                restorer = self.pool.load("restorer", params.restorer, params.allow_unverified, params.precision)
+            if "swap" in params.mode:
+                swapper = self.pool.load("swapper", params.swapper, params.allow_unverified, params.precision)
+        except (ModelError, ValueError, OSError) as exc:
+            raise ModelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        notes = tuple(n for loaded in (swapper, restorer) if loaded is not None for n in loaded.notes)
+        restore = restorer.adapter if restorer is not None else None
+        if swapper is None:
+            assert restore is not None
+            return RestoreStage(restore), notes  # type: ignore[arg-type]
+        if swapper.adapter is None:
+            return ClassicalSwapStage(SwapParams(), swap_module.ALGORITHM_ID, restore), notes  # type: ignore[arg-type]
+        return AlignedSwapStage(swapper.adapter, restore), notes  # type: ignore[arg-type]
 
     # -- sessions ---------------------------------------------------------------------------------
     def _decode_source(self, label: str, data: bytes) -> np.ndarray:
@@ -161,6 +193,7 @@ class FaceSwapEngine:
                 plate_colourspace(params.colorspace, None)
             except PlateError as exc:
                 raise InvalidRequest(str(exc)) from exc
+        stage, notes = self._stage(params)
         images = [(label, self._decode_source(label, data)) for label, data in sources]
         try:
             prepared = swap_module.prepare_sources(images, self.models)
@@ -174,7 +207,7 @@ class FaceSwapEngine:
         except swap_module.NoFaceError as exc:
             raise SourceError(f"source '{exc.label}': no face found") from exc
         hashes = [sha256_hex(data) for _, data in sources]
-        model_ids = self.model_ids()
+        model_ids = [self.models.identifier, *stage.model_ids]
         extra = [sha256_hex(face_reference[1])] if reference is not None and face_reference else []
         session = Session(
             id=SessionRegistry.new_id(),
@@ -186,6 +219,8 @@ class FaceSwapEngine:
             params_hash=params_hash(params.as_dict(), hashes + extra, model_ids),
             model_ids=model_ids,
             face_reference=reference,
+            stage=stage,
+            notes=notes,
         )
         self.sessions.add(session)
         return session
@@ -313,8 +348,9 @@ class FaceSwapEngine:
 
     def _process(self, session: Session, request: FrameRequest) -> FrameResultData:
         where = f"{request.name} (frame {request.frame_number})"
-        if not session.sources:
-            raise PlateError("session", "this session has no source image (it was opened for analysis only)")
+        if session.stage is not None and session.stage.needs_source and not session.sources:
+            raise PlateError("session", f"mode '{session.params.mode}' needs a source image and this session has none "
+                                        "(opened for analysis only?)")
         clock = Stopwatch()
         plate, digest = self._load(request)
         clock.lap("decode")
@@ -326,6 +362,7 @@ class FaceSwapEngine:
             quality_checks=params.quality_checks,
             stabilise=params.stabilise,
             flow_threshold=params.flow_threshold,
+            stage=session.stage,
         )
         frame_hash = self._content_hash(plate, digest)
         clock.lap("hash")

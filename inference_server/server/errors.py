@@ -21,3 +21,7 @@ class ServerBusy(FaceBridgeError):
 
 class SourceError(FaceBridgeError):
     """A source identity image cannot be used (unreadable, or no face in it)."""
+
+
+class ModelUnavailable(FaceBridgeError):
+    """A model the session asks for cannot be used (missing, refused as unverified, or not loadable)."""

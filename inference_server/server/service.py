@@ -17,7 +17,7 @@ from .. import __version__
 from ..pipeline.render import FaceReport
 from .audit import AuditLog
 from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData
-from .errors import FaceBridgeError, InvalidRequest, ServerBusy, SessionNotFound, SourceError
+from .errors import FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, SourceError
 from .sessions import Session, SessionParams
 
 _LOG = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ _STATUS = {
     ChunkError: grpc.StatusCode.INVALID_ARGUMENT,
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
     ServerBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ModelUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
 }
 _FRAME_CODE = {"ok": pb.FrameStatus.OK, "warning": pb.FrameStatus.WARNING, "failed": pb.FrameStatus.FAILED}
 
@@ -94,6 +95,7 @@ def _face_qc(face: FaceReport) -> pb.FaceQC:
         cache_hit=face.cache_hit,
         jitter_raw=face.jitter[0],
         jitter_smoothed=face.jitter[1],
+        fp32_fallback=face.fp32_fallback,
     )
 
 
@@ -151,6 +153,11 @@ def session_params(p: pb.ProcessParams) -> SessionParams:
         quality_checks=not p.skip_quality_checks,
         stabilise=p.stabilise if p.HasField("stabilise") else defaults.stabilise,
         flow_threshold=p.flow_threshold or defaults.flow_threshold,
+        swapper=p.swapper,
+        restorer=p.restorer,
+        parser=p.parser,
+        allow_unverified=p.allow_unverified,
+        precision=p.precision or defaults.precision,
     )
 
 
@@ -173,6 +180,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
     @_mapped
     def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext) -> pb.GetServerInfoResponse:
         models = self.engine.models
+        self.engine.pool.statuses(rescan=True)
         transports = [pb.TRANSPORT_STREAM] + ([pb.TRANSPORT_PATH] if self.allow_paths else [])
         return pb.GetServerInfoResponse(
             server_version=__version__,
@@ -181,8 +189,9 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             models=[
                 pb.ModelInfo(id=models.identifier, kind="detector+landmarker+embedder", format="embedded",
                              status="ready", detail=str(models.directory)),
-                pb.ModelInfo(id=self.engine.model_ids()[1], kind="swapper", format="embedded", status="ready",
-                             detail="landmark-driven warp, linear-light colour match, soft blend (CPU)"),
+                *(pb.ModelInfo(id=status.record.name, kind=status.record.kind, format=status.record.format,
+                               status=status.state, detail=str(status.path or ""))
+                  for status in self.engine.pool.statuses()),
             ],
             limits=pb.Limits(
                 max_chunk_bytes=MAX_CHUNK_BYTES,
@@ -211,6 +220,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             ],
             params_hash=session.params_hash,
             model_ids=session.model_ids,
+            notes=list(session.notes),
         )
 
     @_mapped

@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ..pipeline.stages import Stage
 from ..swap import CompositeControls, SourceFace
 from ..temporal.analyse import AnalyseConfig
 from .errors import InvalidRequest, ServerBusy, SessionNotFound
 
 OUTPUT_FORMATS = ("exr", "tif", "tiff", "png", "dpx", "jpg", "jpeg")
-MODES = ("swap",)
+MODES = ("swap", "restore", "swap+restore")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class SessionParams:
     quality_checks: bool = True
     stabilise: float = 1.0
     flow_threshold: float = 0.04
+    swapper: str = ""
+    restorer: str = ""
+    parser: str = ""
+    allow_unverified: bool = False
+    precision: str = "fp32"
 
     def controls(self) -> CompositeControls:
         return CompositeControls(blend=self.blend, regions=self.regions, feather=self.feather, erode=self.erode,
@@ -49,6 +56,8 @@ class SessionParams:
         mode = self.mode or "swap"
         if mode not in MODES:
             raise InvalidRequest(f"mode '{mode}' is not available (available: {', '.join(MODES)})")
+        if (self.precision or "fp32") not in PRECISIONS:
+            raise InvalidRequest(f"precision '{self.precision}' (expected {', '.join(PRECISIONS)})")
         if not (math.isfinite(self.blend) and 0.0 <= self.blend <= 1.0):
             raise InvalidRequest(f"blend must be within 0..1, got {self.blend}")
         fmt = (self.output_format or "exr").lower().lstrip(".")
@@ -66,6 +75,7 @@ class SessionParams:
         if not (face == "all" or face == "ref" or (face.startswith("track:") and face[6:].isdigit())):
             raise InvalidRequest(f"face selection '{face}': expected all, track:N or ref")
         params = replace(self, mode=mode, blend=float(self.blend), output_format=fmt, face=face,
+                         precision=self.precision or "fp32",
                          colour_match=self.colour_match or "mean-std",
                          regions=tuple(sorted((name, float(w)) for name, w in self.regions)))
         try:
@@ -90,6 +100,8 @@ class Session:
     model_ids: list[str]
     created: float = field(default_factory=time.time)
     face_reference: np.ndarray | None = None  # (128,) identity picked by face = "ref"
+    stage: Stage | None = None                # the model stage (None: the embedded classical swap)
+    notes: tuple[str, ...] = ()               # about the models chosen (reports)
     frames_processed: int = 0
     frames_failed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -294,7 +294,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         face = face + np.float32(c.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
 
     # the face where the mask is live, the plate elsewhere
-    region = np.ascontiguousarray(tgt)
+    region = np.array(tgt, np.float32, copy=True, order="C")  # (tgt may be a read-only view)
     cv2.copyTo(np.ascontiguousarray(face, dtype=np.float32), live.view(np.uint8), region)
     face_full[win] = region
     mask_full[win] = mask

@@ -75,7 +75,7 @@ class SourceImage(_message.Message):
     def __init__(self, label: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ProcessParams(_message.Message):
-    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold")
+    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold", "swapper", "restorer", "parser", "allow_unverified", "precision")
     class RegionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,11 @@ class ProcessParams(_message.Message):
     SKIP_QUALITY_CHECKS_FIELD_NUMBER: _ClassVar[int]
     STABILISE_FIELD_NUMBER: _ClassVar[int]
     FLOW_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SWAPPER_FIELD_NUMBER: _ClassVar[int]
+    RESTORER_FIELD_NUMBER: _ClassVar[int]
+    PARSER_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_UNVERIFIED_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     mode: str
     blend: float
     colorspace: str
@@ -115,7 +120,12 @@ class ProcessParams(_message.Message):
     skip_quality_checks: bool
     stabilise: float
     flow_threshold: float
-    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ...) -> None: ...
+    swapper: str
+    restorer: str
+    parser: str
+    allow_unverified: bool
+    precision: str
+    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ..., swapper: _Optional[str] = ..., restorer: _Optional[str] = ..., parser: _Optional[str] = ..., allow_unverified: _Optional[bool] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client", "shot", "sources", "params")
@@ -144,16 +154,18 @@ class SourceFaceInfo(_message.Message):
     def __init__(self, label: _Optional[str] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
-    __slots__ = ("session_id", "sources", "params_hash", "model_ids")
+    __slots__ = ("session_id", "sources", "params_hash", "model_ids", "notes")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_HASH_FIELD_NUMBER: _ClassVar[int]
     MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sources: _containers.RepeatedCompositeFieldContainer[SourceFaceInfo]
     params_hash: str
     model_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[SourceFaceInfo, _Mapping]]] = ..., params_hash: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[SourceFaceInfo, _Mapping]]] = ..., params_hash: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CloseSessionRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -232,7 +244,7 @@ class FrameStatus(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameStatus.Code, str]] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class FaceQC(_message.Message):
-    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed")
+    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed", "fp32_fallback")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SWAPPED_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +258,7 @@ class FaceQC(_message.Message):
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
     JITTER_RAW_FIELD_NUMBER: _ClassVar[int]
     JITTER_SMOOTHED_FIELD_NUMBER: _ClassVar[int]
+    FP32_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     index: int
     swapped: bool
     identity_distance: float
@@ -259,7 +272,8 @@ class FaceQC(_message.Message):
     cache_hit: bool
     jitter_raw: float
     jitter_smoothed: float
-    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ...) -> None: ...
+    fp32_fallback: bool
+    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ..., fp32_fallback: _Optional[bool] = ...) -> None: ...
 
 class FrameQC(_message.Message):
     __slots__ = ("faces_found", "faces_swapped", "faces", "timings_ms", "analysed")

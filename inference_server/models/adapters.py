@@ -1,0 +1,108 @@
+"""Loaded models behind the interfaces of the model stages (:mod:`inference_server.pipeline.stages`).
+
+Every image here is display-referred, sRGB-encoded RGB float32 in [0, 1]; landmarks are the 68 iBUG
+points in crop pixels. Each adapter has a ``model_id`` (name plus the first 16 hex digits of the file's
+sha256, or the algorithm id of an embedded model) that goes into cache keys and output metadata.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..pipeline.stages import Restored
+from ..swap import SourceFace
+from .alignment import points5_from_68
+from .onnx_embedder import ArcfaceEmbedder
+from .onnx_restorer import OnnxRestorer, restore_aligned
+from .onnx_session import run_session
+from .onnx_swapper import InswapperSwapper, inswapper_postprocess, inswapper_preprocess, prepare_inswapper_source
+
+
+@dataclass
+class InswapperAdapter:
+    """inswapper_128 with arcface_w600k_r50 source vectors (one per source, remembered)."""
+
+    swapper: InswapperSwapper
+    embedder: ArcfaceEmbedder | None  # None: an unverified set-up without arcface (see ``source_vector``)
+    model_id: str
+    _vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def template(self) -> str:
+        return self.swapper.template
+
+    @property
+    def size(self) -> int:
+        return self.swapper.size
+
+    def source_vector(self, source: SourceFace) -> np.ndarray:
+        """(1, 512) float32 ``source`` input of the swapper for this source face."""
+        with self._lock:
+            hit = self._vectors.get(id(source))
+        if hit is not None:
+            return hit
+        if self.embedder is not None:
+            raw = self.embedder.embed(source.image, points5_from_68(source.landmarks))
+        else:  # stand-in: the dlib identity (128,) repeated to 512 values; allowed only as unverified
+            raw = np.tile(np.asarray(source.embedding, np.float32), 4)
+        vector = prepare_inswapper_source(raw, self.swapper.emap)
+        with self._lock:
+            self._vectors[id(source)] = vector
+        return vector
+
+    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
+        """(128, 128, 3) aligned target -> (128, 128, 3) swapped, both in [0, 1]."""
+        output = run_session(self.swapper.session, {"target": inswapper_preprocess(aligned), "source": source_vector})
+        return inswapper_postprocess(output[0])
+
+
+@dataclass(frozen=True)
+class OnnxRestorerAdapter:
+    """A FaceFusion-format GPEN ONNX file (gpen_bfr_256/512/1024/2048)."""
+
+    restorer: OnnxRestorer
+    model_id: str
+
+    def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored:
+        result = self.restorer.restore(crop_model, points5_from_68(landmarks))
+        return Restored(result.image, result.coverage)
+
+
+@dataclass(frozen=True)
+class TorchGpenAdapter:
+    """An official-format GPEN checkpoint run in PyTorch (fp32, fp16 or bf16 with fp32 fallback)."""
+
+    runner: object  # inference_server.models.torch_runner.TorchImageModel
+    size: int
+    template: str
+    model_id: str
+
+    def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored:
+        fell_back = []
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            result = self.runner(batch)  # type: ignore[operator]
+            fell_back.append(bool(result.fell_back))
+            return result.output
+
+        result = restore_aligned(crop_model, points5_from_68(landmarks), self.template, self.size, run)
+        return Restored(result.image, result.coverage, any(fell_back))
+
+
+@dataclass(frozen=True)
+class EnhancerAdapter:
+    """The embedded classical enhancer (no model file): edge-aware denoise plus detail enhancement."""
+
+    settings: object  # inference_server.restore.enhancer.EnhancerSettings
+    model_id: str
+
+    def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored:
+        from ..restore.enhancer import enhance_face
+
+        clipped = np.clip(crop_model, 0.0, 1.0).astype(np.float32)
+        change = np.asarray(enhance_face(clipped, landmarks, self.settings), np.float32) - clipped
+        return Restored(crop_model + change, np.ones(crop_model.shape[:2], np.float32))

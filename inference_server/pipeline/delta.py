@@ -1,0 +1,212 @@
+"""Model output of the aligned (neural or classical-enhancer) stages: a change to the plate crop, cached.
+
+An aligned stage (a swapper such as inswapper_128, a restorer such as GPEN or the embedded enhancer)
+computes a new face crop. What is cached is the *change* it makes, in the model space (display-referred
+sRGB-encoded [0, 1]), over the work box where it acts, plus where it acts:
+
+    result_model = plate_model + delta      (inside the work box)
+
+so a model that returns its input unchanged gives back the plate to the last bit, and the compositing
+controls (blend, region weights, feather, erode, grain, colour match) are applied afterwards from the
+cache in linear light, exactly as for the classical swap (:mod:`inference_server.swap.compositing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+
+from ..swap import colour
+from ..swap.compositing import CompositeControls
+from ..swap.geometry import face_size
+from ..swap.masks import face_polygon, polygon_mask
+from ..swap.regions import region_weight_map
+
+KIND = 2                 # payload["kind"] of a DeltaOutput (the classical swap's payloads have none)
+_MASK_FLOOR = 1e-4       # mask values below this are 0 (the plate stays bit-exact there)
+_GRAIN_SIGMA = 0.006     # high-pass scale of grain retention, x face size (>= 0.8 px)
+_MAX_DISTANCE = 4096.0
+FOREHEAD = 0.32          # the acting region reaches this far above the brows, x face size
+EDGE_FEATHER = 0.06      # the stage's own soft edge, x face size
+
+
+@dataclass(frozen=True, eq=False)
+class DeltaOutput:
+    """What an aligned stage computed for one face crop (cache payload; arrays only).
+
+    Attributes:
+        crop_hw: (2,) int32 height and width of the working crop.
+        box: (4,) int32 ``y0, x0, y1, x1`` work box inside the crop (empty when y1 <= y0).
+        delta: (bh, bw, 3) float16 change in model space (sRGB-encoded) over the work box.
+        edge_distance: (bh, bw) float16 signed distance (px, positive inside) to the edge of the region
+            the stage acts on (face outline with forehead, within the model's aligned square).
+        coverage: (bh, bw) float16 in [0, 1], where the model's aligned square covers the crop (its own
+            soft edge); a grown mask never reaches past it.
+        fp32_fallback: (1,) uint8, 1 when reduced precision gave non-finite values and fp32 was used.
+        settings: (2,) float32 ``face_size_px, feather_px``.
+    """
+
+    crop_hw: np.ndarray
+    box: np.ndarray
+    delta: np.ndarray
+    edge_distance: np.ndarray
+    coverage: np.ndarray
+    fp32_fallback: np.ndarray
+    settings: np.ndarray
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            view = np.asarray(getattr(self, f.name)).view()
+            view.flags.writeable = False
+            object.__setattr__(self, f.name, view)
+
+    @property
+    def is_empty(self) -> bool:
+        return int(self.box[2]) <= int(self.box[0]) or int(self.box[3]) <= int(self.box[1])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"kind": np.array(KIND, np.int32), **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "DeltaOutput":
+        return cls(**{f.name: arrays[f.name] for f in fields(cls)})
+
+
+def is_delta_payload(payload: dict[str, np.ndarray]) -> bool:
+    return "kind" in payload and int(payload["kind"]) == KIND
+
+
+def acting_region(shape_hw: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """Hard (h, w) uint8 region an aligned stage acts on: the face outline closed over a forehead band."""
+    return polygon_mask(shape_hw, face_polygon(landmarks, FOREHEAD))
+
+
+def _signed_distance(hard: np.ndarray) -> np.ndarray:
+    padded = cv2.copyMakeBorder(hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    inside = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    outside = cv2.distanceTransform(1 - hard, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.where(hard > 0, inside, -outside).astype(np.float32)
+
+
+def make_delta_output(crop_model: np.ndarray, result_model: np.ndarray, coverage: np.ndarray,
+                      landmarks: np.ndarray, fp32_fallback: bool = False) -> DeltaOutput:
+    """Package a stage's result for the cache.
+
+    Args:
+        crop_model: (h, w, 3) float32 model-space working crop the stage was given.
+        result_model: (h, w, 3) float32 model-space result on the same grid (equal to ``crop_model``
+            wherever the stage did not act).
+        coverage: (h, w) float32 [0, 1] where the model's aligned square covers the crop.
+        landmarks: (68, 2) landmarks in crop pixels.
+    """
+    h, w = crop_model.shape[:2]
+    size = face_size(landmarks)
+    hard = acting_region((h, w), landmarks) * (coverage > 0).astype(np.uint8)
+    distance = _signed_distance(hard)
+    # the work box: where the mask could ever be non-zero (inside the coverage, grown masks included)
+    ys, xs = np.nonzero(coverage > 0)
+    if ys.size == 0 or not hard.any():
+        box = np.array([0, 0, 0, 0], np.int32)
+    else:
+        box = np.array([ys.min(), xs.min(), ys.max() + 1, xs.max() + 1], np.int32)
+    y0, x0, y1, x1 = (int(v) for v in box)
+    delta = (np.asarray(result_model, np.float32) - np.asarray(crop_model, np.float32))[y0:y1, x0:x1]
+    return DeltaOutput(
+        crop_hw=np.array([h, w], np.int32),
+        box=box,
+        delta=np.nan_to_num(delta).astype(np.float16),
+        edge_distance=np.clip(distance[y0:y1, x0:x1], -_MAX_DISTANCE, _MAX_DISTANCE).astype(np.float16),
+        coverage=np.clip(coverage[y0:y1, x0:x1], 0.0, 1.0).astype(np.float16),
+        fp32_fallback=np.array([int(fp32_fallback)], np.uint8),
+        settings=np.array([size, EDGE_FEATHER * size], np.float32),
+    )
+
+
+def _ramp(distance: np.ndarray, width: float) -> np.ndarray:
+    if width <= 0.5:
+        return (distance > 0).astype(np.float32)
+    t = np.clip((distance - 0.5) / np.float32(width), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _high_pass(img: np.ndarray, sigma: float) -> np.ndarray:
+    return img - cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def delta_face(target_linear: np.ndarray, out: DeltaOutput, controls: CompositeControls,
+               to_model: Callable[[np.ndarray], np.ndarray],
+               from_model: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The stage's face over the work box in the plate's linear light, colour-matched per the controls.
+
+    ``target + (from_model(m + delta) - from_model(m))`` with ``m = to_model(target)``: exactly the
+    target where the delta is 0, whatever the plate's range. Depends on the controls only through the
+    colour match. Returns (bh, bw, 3) float32.
+    """
+    c = controls.validated()
+    y0, x0, y1, x1 = (int(v) for v in out.box)
+    tgt = np.asarray(target_linear, np.float32)[y0:y1, x0:x1]
+    model = np.asarray(to_model(tgt), np.float32)
+    moved = np.asarray(from_model(model + out.delta.astype(np.float32)), np.float32)
+    face = tgt + (moved - np.asarray(from_model(model), np.float32))
+    if c.colour_match == "none":
+        return face
+    weights = np.asarray(out.edge_distance, np.float32) > 0
+    if c.colour_match == "mean-std":
+        face = colour.match_statistics(face, tgt, weights, weights)
+    else:
+        face = colour.match_histograms(face, tgt, weights, weights)
+    return colour.fit_gamut(face)
+
+
+def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out: DeltaOutput,
+                    controls: CompositeControls, matched: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Composite stage of an aligned model output (see :func:`inference_server.swap.composite_face_crop`).
+
+    Args:
+        target_linear: (h, w, 3) float32 linear working crop (finite, exposure-normalised).
+        target_landmarks: (68, 2) landmarks in crop pixels.
+        out: the cached stage output for this crop.
+        controls: the artist controls.
+        matched: returns :func:`delta_face` for these arguments (a caller's memo).
+    Returns:
+        ``(face_linear, mask)``: (h, w, 3) float32 face (the target where the mask is 0) and (h, w)
+        float32 mask in [0, 1] including blend and region weights; exactly 0 outside the coverage.
+    """
+    c = controls.validated()
+    tl = np.asarray(target_linear, np.float32)
+    h, w = (int(v) for v in out.crop_hw)
+    if tl.shape != (h, w, 3):
+        raise ValueError(f"target_linear is {tl.shape}, the model output is for a {h}x{w}x3 crop")
+    face_full = np.array(tl, np.float32, copy=True, order="C")
+    mask_full = np.zeros((h, w), np.float32)
+    if out.is_empty or c.blend == 0.0:
+        return face_full, mask_full
+    y0, x0, y1, x1 = (int(v) for v in out.box)
+    size = face_size(target_landmarks)
+    feather_px = float(out.settings[1])
+    distance = out.edge_distance.astype(np.float32) - np.float32(c.erode * size)
+    coverage = out.coverage.astype(np.float32)
+    mask = _ramp(distance, feather_px + c.feather * size) * coverage
+    mask *= mask > _MASK_FLOOR
+    weights = c.region_weights()
+    if any(v != 1.0 for v in weights.values()):
+        landmarks = np.asarray(target_landmarks, np.float64) - np.array([x0, y0])
+        mask *= region_weight_map(mask.shape, landmarks, size, weights)
+    if c.blend != 1.0:
+        mask *= np.float32(c.blend)
+    live = mask > 0
+    if not live.any():
+        return face_full, mask_full
+    tgt = tl[y0:y1, x0:x1]
+    face = matched()
+    if c.grain > 0.0:
+        sigma = max(0.8, _GRAIN_SIGMA * size)
+        face = face + np.float32(c.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
+    region = np.array(tgt, np.float32, copy=True, order="C")  # (tgt may be a read-only view)
+    cv2.copyTo(np.ascontiguousarray(face, dtype=np.float32), live.view(np.uint8), region)
+    face_full[y0:y1, x0:x1] = region
+    mask_full[y0:y1, x0:x1] = mask
+    return face_full, mask_full

@@ -1,0 +1,166 @@
+"""Model stages: what runs on one face crop before compositing, for each mode and choice of models.
+
+A stage takes the working crop in model space (display-referred sRGB-encoded [0, 1] float32, (h, w, 3)),
+the face's 68 landmarks in crop pixels and, for swaps, the chosen source face, and returns the cache
+payload (a :class:`~inference_server.swap.SwapModelOutput` for the classical swap, a
+:class:`~.delta.DeltaOutput` for everything aligned). Stages are deterministic and hold no per-frame
+state; the loaded models they wrap are shared by every session of the server.
+
+- swap, classical: the embedded landmark swap (:func:`~inference_server.swap.swap_model`).
+- swap, aligned (e.g. inswapper_128): the model's change is applied as a residual, ``crop +
+  warp_back(model(x) - x)``, so the plate keeps the detail finer than the model's resolution and a model
+  that changes nothing gives back the plate exactly.
+- restore (GPEN, the embedded enhancer): the restored face replaces the crop inside the face region.
+- swap+restore: the swapped face is restored before it is cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from ..models.alignment import coverage_mask, estimate_alignment, points5_from_68, warp_to_crop, warp_to_model
+from ..swap import SourceFace, SwapParams, swap_model
+from .delta import DeltaOutput, make_delta_output
+
+Payload = dict[str, np.ndarray]
+FEATHER = 0.1  # soft edge of an aligned model's square, fraction of its side
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restorer's result in crop space: ``image`` (h, w, 3) float32 model space, ``coverage`` (h, w)
+    float32 [0, 1] where it applies, and whether reduced precision had to fall back to fp32."""
+
+    image: np.ndarray
+    coverage: np.ndarray
+    fp32_fallback: bool = False
+
+
+class Restorer(Protocol):
+    """Restores the face of a model-space crop (GPEN in PyTorch or ONNX, or the embedded enhancer)."""
+
+    model_id: str
+
+    def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored: ...
+
+
+class AlignedSwapper(Protocol):
+    """An aligned swap model (inswapper_128 format) with the embedder its source vectors come from."""
+
+    model_id: str
+    template: str
+    size: int
+
+    def source_vector(self, source: SourceFace) -> np.ndarray: ...
+
+    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
+
+
+class Stage(Protocol):
+    """A model stage: ``model_ids`` identify it (cache keys, metadata); ``run`` computes one face."""
+
+    model_ids: tuple[str, ...]
+    needs_source: bool
+
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload: ...
+
+
+def residual_swap(crop_model: np.ndarray, landmarks: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
+                  template: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply an aligned model's change to the crop: ``crop + warp_to_crop(run(x) - x)`` with ``x`` the
+    crop aligned on ``template`` at ``size`` px.
+
+    Returns ``(result, coverage)``: (h, w, 3) float32 model space (the crop where the coverage is 0) and
+    the (h, w) float32 [0, 1] coverage of the model's square.
+    """
+    h, w = crop_model.shape[:2]
+    matrix = estimate_alignment(points5_from_68(landmarks), template, size)
+    aligned = warp_to_model(crop_model, matrix, size)
+    change = np.asarray(run(aligned), np.float32) - aligned
+    coverage = coverage_mask(matrix, size, (h, w), feather=FEATHER)
+    moved = warp_to_crop(change, matrix, (h, w))
+    result = crop_model + np.where(coverage[..., None] > 0.0, moved, 0.0).astype(np.float32)
+    return result.astype(np.float32), coverage
+
+
+def _restore_crop(restorer: Restorer, crop_model: np.ndarray, landmarks: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, bool]:
+    restored = restorer.restore(crop_model, landmarks)
+    c = restored.coverage[..., None]
+    image = crop_model * (1.0 - c) + np.asarray(restored.image, np.float32) * c
+    return image.astype(np.float32), restored.coverage, restored.fp32_fallback
+
+
+@dataclass(frozen=True)
+class ClassicalSwapStage:
+    """The embedded classical swap, optionally followed by a restorer on the warped source face."""
+
+    params: SwapParams
+    algorithm_id: str
+    restorer: Restorer | None = None
+    needs_source: bool = True
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return (self.algorithm_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
+
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+        assert source is not None
+        out = swap_model(crop_model, landmarks, source, self.params)
+        if self.restorer is None or out.is_empty:
+            return out.to_arrays()
+        y0, x0, y1, x1 = (int(v) for v in out.box)
+        full = np.array(crop_model, np.float32, copy=True)
+        full[y0:y1, x0:x1] = out.source.astype(np.float32)
+        image, _, _ = _restore_crop(self.restorer, full, out.destination)
+        restored = replace(out, source=np.clip(image[y0:y1, x0:x1], 0.0, 1.0).astype(np.float16))
+        return restored.to_arrays()
+
+
+@dataclass(frozen=True)
+class AlignedSwapStage:
+    """An aligned swap model (residual paste-back), optionally followed by a restorer."""
+
+    swapper: AlignedSwapper
+    restorer: Restorer | None = None
+    needs_source: bool = True
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return (self.swapper.model_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
+
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+        assert source is not None
+        vector = self.swapper.source_vector(source)
+        result, coverage = residual_swap(crop_model, landmarks, lambda x: self.swapper.run(x, vector),
+                                         self.swapper.template, self.swapper.size)
+        fallback = False
+        if self.restorer is not None:
+            restored, _, fallback = _restore_crop(self.restorer, result, landmarks)
+            c = coverage[..., None]
+            result = (result * (1.0 - c) + restored * c).astype(np.float32)
+        return make_delta_output(crop_model, result, coverage, landmarks, fallback).to_arrays()
+
+
+@dataclass(frozen=True)
+class RestoreStage:
+    """Restoration only: the restored face replaces the crop inside the face region."""
+
+    restorer: Restorer
+    needs_source: bool = False
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return (self.restorer.model_id,)
+
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+        image, coverage, fallback = _restore_crop(self.restorer, crop_model, landmarks)
+        return make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
+
+
+__all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "DeltaOutput", "RestoreStage", "Restored",
+           "Restorer", "Stage", "residual_swap"]

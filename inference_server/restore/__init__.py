@@ -1,0 +1,1 @@
+"""Face restoration: the embedded classical enhancer (no model file) in :mod:`.enhancer`."""

@@ -1,0 +1,157 @@
+"""Modes and models end to end: restore with no model files, aligned ONNX models from a models folder.
+
+Real faces, real EXR plates, real servers on loopback ports; the ONNX files are small synthetic models with
+the real files' input and output names and shapes (tests/onnx_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+from onnx_fixtures import make_inswapper, make_restorer
+from support import face_landmarks, make_plate, read_exr, same_bits
+
+from host_plugins.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
+from host_plugins.client.params import RenderParams
+from inference_server.server.app import ServerConfig, start_server
+
+CLI = [sys.executable, "-m", "inference_server"]
+
+
+@pytest.fixture(scope="module")
+def plate(faces_dir: Path, dlib_models, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:  # type: ignore[no-untyped-def]
+    """A linear half EXR of a real face (R,G,B,A,Z,N.x; HDR, NaN and Inf away from the face) and its zone."""
+    return make_plate(faces_dir / "fr_obama.jpg", tmp_path_factory.mktemp("plate") / "plate.exr", dlib_models)
+
+
+@pytest.fixture(scope="module")
+def models_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:  # type: ignore[no-untyped-def]
+    """A server whose models folder holds synthetic FaceFusion-format files (no arcface embedder)."""
+    folder = tmp_path_factory.mktemp("models")
+    make_inswapper(folder)                                      # pass-through: returns its target
+    make_restorer(folder, 512, constant=0.75, name="gpen_bfr_512.onnx")
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
+                                        models_dir=folder), models=dlib_models)
+    yield f"127.0.0.1:{running.port}", folder
+    running.stop(grace=2.0)
+
+
+def _render(address: str, plate: Path, out: Path, params: RenderParams, sources: list[str]) -> tuple[object, object]:
+    with FaceBridgeClient(address, timeout=120.0) as client:
+        session = client.open_session(sources, shot=f"t-{out.stem}", params=params)
+        (outcome,) = client.process(session.session_id, [FrameJob(1, str(plate), str(out))], use_paths=True)
+        return session, outcome
+
+
+def test_passthrough_inswapper_returns_the_plate(models_server: tuple[str, Path], plate: tuple[Path, np.ndarray],
+                                                 faces_dir: Path, tmp_path: Path) -> None:
+    address, _ = models_server
+    path, zone = plate
+    params = RenderParams(swapper="inswapper_128", allow_unverified=True, stabilise=0.0)
+    session, outcome = _render(address, path, tmp_path / "out.exr", params, [str(faces_dir / "fr_alex_lacamoire.png")])
+    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    assert any("inswapper_128" in m for m in session.model_ids), session.model_ids  # type: ignore[attr-defined]
+    assert any("--allow-unverified" in n or "unverified" in n for n in session.notes)  # type: ignore[attr-defined]
+    before, _ = read_exr(path)
+    after, spec = read_exr(tmp_path / "out.exr")
+    assert same_bits(before[~zone], after[~zone]).all(), "pixels outside the face changed"
+    inside = np.abs(after[zone][:, :3] - before[zone][:, :3])
+    assert np.nanmax(inside) <= 1e-3, f"a pass-through swapper moved the face by {np.nanmax(inside)}"
+    assert "inswapper_128" in spec.get_string_attribute("facebridge:models")
+
+
+def test_unverified_swapper_is_refused_without_the_flag(models_server: tuple[str, Path],
+                                                        plate: tuple[Path, np.ndarray], faces_dir: Path,
+                                                        tmp_path: Path) -> None:
+    address, _ = models_server
+    with pytest.raises(ClientError, match="--allow-unverified"):
+        _render(address, plate[0], tmp_path / "out.exr", RenderParams(swapper="inswapper_128"),
+                [str(faces_dir / "fr_alex_lacamoire.png")])
+    assert not (tmp_path / "out.exr").exists()
+
+
+def test_constant_restorer_lands_exactly_where_the_region_weights_say(
+    models_server: tuple[str, Path], plate: tuple[Path, np.ndarray], dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    address, _ = models_server
+    path, zone = plate
+    before, _ = read_exr(path)
+    regions = {name: 0.0 for name in ("brows", "nose", "mouth", "cheeks", "forehead", "jaw", "skin")}
+    params = RenderParams(mode="restore", restorer="gpen_bfr_512", allow_unverified=True, stabilise=0.0,
+                          regions={**regions, "eyes": 1.0}, colour_match="none")
+    _, outcome = _render(address, path, tmp_path / "eyes.exr", params, [])
+    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    after, _ = read_exr(tmp_path / "eyes.exr")
+    changed = ~same_bits(before, after).all(axis=2)
+    assert changed.any() and not changed[~zone].any()
+    (landmarks,) = face_landmarks(dlib_models, _proxy8(before))
+    eyes = np.zeros(changed.shape, np.uint8)
+    import cv2
+
+    for idx in (range(36, 42), range(42, 48)):
+        hull = cv2.convexHull(landmarks[list(idx)].astype(np.float32)).astype(np.int32)
+        cv2.fillConvexPoly(eyes, hull, 1)
+    # the constant grey shows at both eye centres (R = G = B, the same value), nothing moved far from them
+    centres = [landmarks[list(idx)].mean(0).round().astype(int) for idx in (range(36, 42), range(42, 48))]
+    greys = [after[y, x, :3] for x, y in centres]
+    for grey in greys:
+        assert np.ptp(grey) < 1e-3, grey
+    assert abs(float(greys[0][0]) - float(greys[1][0])) < 1e-3 and np.ptp(before[centres[0][1], centres[0][0], :3]) > 1e-2
+    grown = cv2.dilate(eyes, np.ones((3, 3), np.uint8), iterations=int(0.2 * np.ptp(landmarks[:, 0])))
+    assert not changed[grown == 0].any(), "the restorer showed outside the eye region"
+    # with all regions at 1 the same restorer covers the whole face
+    _, outcome = _render(address, path, tmp_path / "all.exr",
+                         RenderParams(mode="restore", restorer="gpen_bfr_512", allow_unverified=True,
+                                      stabilise=0.0, colour_match="none"), [])
+    whole, _ = read_exr(tmp_path / "all.exr")
+    assert (~same_bits(before, whole).all(axis=2)).sum() > 5 * changed.sum()
+
+
+def _proxy8(linear: np.ndarray) -> np.ndarray:
+    from support import linear_to_srgb8
+
+    return linear_to_srgb8(np.nan_to_num(linear[..., :3], nan=0.0, posinf=1.0))
+
+
+def test_restore_mode_works_with_no_model_files(server_address: str, plate: tuple[Path, np.ndarray],
+                                                 tmp_path: Path) -> None:
+    """``facebridge process --mode restore`` on a server with an empty models folder: the embedded enhancer."""
+    path, zone = plate
+    result = subprocess.run(
+        CLI + ["process", "--mode", "restore", "--input", str(path), "--output", str(tmp_path / "r.exr"),
+               "--server", server_address, "--progress", "none", "--report", str(tmp_path / "report.json"),
+               "--stabilise", "0"],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "embedded classical enhancer" in result.stderr
+    before, _ = read_exr(path)
+    after, spec = read_exr(tmp_path / "r.exr")
+    assert same_bits(before[~zone], after[~zone]).all()
+    assert not same_bits(before[zone], after[zone]).all(), "the enhancer changed nothing"
+    assert np.isnan(after).sum() == np.isnan(before).sum() and np.isinf(after).sum() == np.isinf(before).sum()
+    assert "classical-enhancer" in spec.get_string_attribute("facebridge:models")
+    assert spec.get_string_attribute("facebridge:mode") == "restore"
+    report = (tmp_path / "report.json").read_text()
+    assert "embedded classical enhancer" in report
+
+
+def test_swap_needs_a_source_and_restore_does_not(server_address: str, plate: tuple[Path, np.ndarray],
+                                                   faces_dir: Path, tmp_path: Path) -> None:
+    path, _ = plate
+    with FaceBridgeClient(server_address, timeout=120.0) as client:
+        session = client.open_session([], shot="no-source", params=RenderParams(stabilise=0.0))
+        (outcome,) = client.process(session.session_id, [FrameJob(1, str(path), str(tmp_path / "o.exr"))], True)
+    assert outcome.status == "failed" and "needs a source image" in outcome.message
+    session, outcome = _render(server_address, path, tmp_path / "sr.exr",
+                               RenderParams(mode="swap+restore", stabilise=0.0),
+                               [str(faces_dir / "fr_alex_lacamoire.png")])
+    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    assert any("classical-enhancer" in m for m in session.model_ids)  # type: ignore[attr-defined]
+    assert oiio.ImageInput.open(str(tmp_path / "sr.exr")).spec().get_string_attribute("facebridge:mode") == "swap+restore"
