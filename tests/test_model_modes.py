@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from onnx_fixtures import make_inswapper, make_restorer
+from onnx_fixtures import make_bisenet, make_inswapper, make_restorer
 from support import face_landmarks, make_plate, read_exr, same_bits
 
 from host_plugins.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
@@ -37,6 +37,7 @@ def models_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iter
     folder = tmp_path_factory.mktemp("models")
     make_inswapper(folder)                                      # pass-through: returns its target
     make_restorer(folder, 512, constant=0.75, name="gpen_bfr_512.onnx")
+    make_bisenet(folder)                                        # block-wise known labels
     running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
                                         models_dir=folder), models=dlib_models)
     yield f"127.0.0.1:{running.port}", folder
@@ -155,3 +156,55 @@ def test_swap_needs_a_source_and_restore_does_not(server_address: str, plate: tu
     assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
     assert any("classical-enhancer" in m for m in session.model_ids)  # type: ignore[attr-defined]
     assert oiio.ImageInput.open(str(tmp_path / "sr.exr")).spec().get_string_attribute("facebridge:mode") == "swap+restore"
+
+
+def test_face_parser_refines_the_region_masks(models_server: tuple[str, Path], plate: tuple[Path, np.ndarray],
+                                              tmp_path: Path) -> None:
+    address, _ = models_server
+    path, zone = plate
+    before, _ = read_exr(path)
+    base = RenderParams(mode="restore", restorer="gpen_bfr_512", allow_unverified=True, stabilise=0.0,
+                        colour_match="none", regions={"eyes": 0.0, "nose": 0.0})
+    outputs = {}
+    for parser in ("none", "bisenet_resnet_34"):
+        session, outcome = _render(address, path, tmp_path / f"{parser}.exr",
+                                   RenderParams(**{**base.as_dict(), "parser": parser}), [])
+        assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+        assert any("bisenet_resnet_34" in m for m in session.model_ids) == (parser != "none")  # type: ignore[attr-defined]
+        outputs[parser], _ = read_exr(tmp_path / f"{parser}.exr")
+        assert same_bits(before[~zone], outputs[parser][~zone]).all()
+    differs = ~same_bits(outputs["none"], outputs["bisenet_resnet_34"]).all(axis=2)
+    assert differs.any() and not differs[~zone].any(), "the parser's labels did not change the region masks"
+
+
+def test_refined_region_map_follows_the_parser_outline() -> None:
+    from inference_server.swap.regions import refined_region_weight_map, region_weight_map
+
+    rng = np.random.default_rng(0)
+    landmarks = _synthetic_landmarks()
+    shape = (200, 200)
+    eyes = np.zeros(shape, np.float32)
+    eyes[20:40, 20:60] = 1.0                       # the parser's eyes: somewhere the landmarks do not put them
+    weights = {"eyes": 0.0}
+    refined = refined_region_weight_map(shape, landmarks, 120.0, weights, {"eyes": eyes})
+    assert (refined[20:40, 20:60] == 0.0).all()    # exactly 0 inside the parser's eyes
+    plain = region_weight_map(shape, landmarks, 120.0, weights)
+    landmark_eyes = plain < 0.5
+    outside = landmark_eyes & (eyes == 0)
+    assert outside.any() and (refined[outside] == 1.0).all(), "landmark eyes the parser disagrees with stay skin"
+    ones = refined_region_weight_map(shape, landmarks, 120.0, {}, {"eyes": eyes * rng.random(shape, np.float32)})
+    assert (ones == 1.0).all()
+
+
+def _synthetic_landmarks() -> np.ndarray:
+    """A plausible frontal 68-point layout on a 200 px grid (jaw, brows, nose, eyes, mouth)."""
+    t = np.linspace(-1.0, 1.0, 17)
+    jaw = np.stack([100 + 60 * t, 100 + 70 * np.sqrt(1 - 0.8 * t**2) - 20], 1)
+    brows = np.stack([np.r_[np.linspace(55, 90, 5), np.linspace(110, 145, 5)], np.full(10, 70.0)], 1)
+    nose = np.stack([np.r_[np.full(4, 100.0), np.linspace(90, 110, 5)], np.r_[np.linspace(80, 110, 4), np.full(5, 118.0)]], 1)
+    ring = np.linspace(0, 2 * np.pi, 7)[:-1]
+    eye = np.stack([10 * np.cos(ring), 4 * np.sin(ring)], 1)
+    eyes = np.concatenate([eye + [75, 88], eye + [125, 88]])
+    ring20 = np.linspace(0, 2 * np.pi, 21)[:-1]
+    mouth = np.stack([100 + 22 * np.cos(ring20), 140 + 8 * np.sin(ring20)], 1)
+    return np.concatenate([jaw, brows, nose, eyes, mouth]).astype(np.float32)

@@ -106,3 +106,15 @@ class EnhancerAdapter:
         clipped = np.clip(crop_model, 0.0, 1.0).astype(np.float32)
         change = np.asarray(enhance_face(clipped, landmarks, self.settings), np.float32) - clipped
         return Restored(crop_model + change, np.ones(crop_model.shape[:2], np.float32))
+
+
+@dataclass(frozen=True)
+class ParserAdapter:
+    """A BiSeNet face-parsing ONNX file: labels of the crop (0 = background, outside its square too)."""
+
+    parser: object  # inference_server.models.onnx_parser.BisenetParser
+    model_id: str
+
+    def labels(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        parsed = self.parser.parse(np.clip(crop_model, 0.0, 1.0), points5_from_68(landmarks))  # type: ignore[attr-defined]
+        return np.asarray(parsed.labels, np.uint8)

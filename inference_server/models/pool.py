@@ -170,9 +170,10 @@ class ModelPool:
             return Loaded(choice, TorchGpenAdapter(runner, size, record.template or _template_for(size), ident),
                           ident, tuple(notes))
         if kind == "parser":
+            from .adapters import ParserAdapter
             from .onnx_parser import BisenetParser
 
-            return Loaded(choice, BisenetParser(path, self.device), ident, tuple(notes))
+            return Loaded(choice, ParserAdapter(BisenetParser(path, self.device), ident), ident, tuple(notes))
         raise ModelInvalid(f"{path}: models of kind '{kind}' cannot be loaded from a file")
 
     def unload(self) -> None:

@@ -13,7 +13,7 @@ cache in linear light, exactly as for the classical swap (:mod:`inference_server
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 import cv2
@@ -23,7 +23,7 @@ from ..swap import colour
 from ..swap.compositing import CompositeControls
 from ..swap.geometry import face_size
 from ..swap.masks import face_polygon, polygon_mask
-from ..swap.regions import region_weight_map
+from ..swap.regions import refined_region_weight_map, region_weight_map
 
 KIND = 2                 # payload["kind"] of a DeltaOutput (the classical swap's payloads have none)
 _MASK_FLOOR = 1e-4       # mask values below this are 0 (the plate stays bit-exact there)
@@ -162,7 +162,8 @@ def delta_face(target_linear: np.ndarray, out: DeltaOutput, controls: CompositeC
 
 
 def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out: DeltaOutput,
-                    controls: CompositeControls, matched: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+                    controls: CompositeControls, matched: Callable[[], np.ndarray],
+                    parsed: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Composite stage of an aligned model output (see :func:`inference_server.swap.composite_face_crop`).
 
     Args:
@@ -171,6 +172,7 @@ def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out
         out: the cached stage output for this crop.
         controls: the artist controls.
         matched: returns :func:`delta_face` for these arguments (a caller's memo).
+        parsed: a face parser's soft masks on the crop, refining the region masks.
     Returns:
         ``(face_linear, mask)``: (h, w, 3) float32 face (the target where the mask is 0) and (h, w)
         float32 mask in [0, 1] including blend and region weights; exactly 0 outside the coverage.
@@ -194,7 +196,9 @@ def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out
     weights = c.region_weights()
     if any(v != 1.0 for v in weights.values()):
         landmarks = np.asarray(target_landmarks, np.float64) - np.array([x0, y0])
-        mask *= region_weight_map(mask.shape, landmarks, size, weights)
+        mask *= (refined_region_weight_map(mask.shape, landmarks, size, weights,
+                                           {k: v[y0:y1, x0:x1] for k, v in parsed.items()})
+                 if parsed else region_weight_map(mask.shape, landmarks, size, weights))
     if c.blend != 1.0:
         mask *= np.float32(c.blend)
     live = mask > 0

@@ -27,6 +27,8 @@ from ..plates.colour import ColourSpace
 from ..store.memo import Memo
 from ..swap import (ALGORITHM_ID, CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source,
                     colour_stage_key, composite_face_crop, matched_face)
+from ..swap.geometry import face_size
+from ..swap.regions import soft_parsed_masks
 from .delta import DeltaOutput, composite_delta, delta_face, is_delta_payload
 from .stages import ClassicalSwapStage, Stage
 from .composite import composite_face
@@ -211,17 +213,28 @@ def output_from_payload(payload: Payload) -> ModelOutput:
     return DeltaOutput.from_arrays(payload) if is_delta_payload(payload) else SwapModelOutput.from_arrays(payload)
 
 
+def _parsed_masks(payload: Payload, work: _WorkingCrop) -> dict[str, np.ndarray] | None:
+    """Soft parser masks of the crop's face parts, when the stage ran a face parser."""
+    labels = payload.get("parser_labels")
+    if labels is None:
+        return None
+    from ..models.onnx_parser import parser_region_masks
+
+    hard = parser_region_masks(labels, labels.shape[:2])
+    return soft_parsed_masks(hard, face_size(work.landmarks))
+
+
 def _model_output(work: _WorkingCrop, source: SourceFace | None, settings: RenderSettings,
-                  cache: ModelCache | None, key: str) -> tuple[ModelOutput, bool]:
+                  cache: ModelCache | None, key: str) -> tuple[ModelOutput, dict[str, np.ndarray] | None, bool]:
     if cache is not None:
         payload = cache.get(key)
         if payload is not None:
-            return output_from_payload(payload), True
+            return output_from_payload(payload), _parsed_masks(payload, work), True
     payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source)
     if cache is not None:
         cache.put(key, payload)
     # through the same reduction as a cached payload: cold and warm renders give the same pixels
-    return output_from_payload(payload), False
+    return output_from_payload(payload), _parsed_masks(payload, work), False
 
 
 @dataclass(frozen=True)
@@ -272,7 +285,7 @@ def render_faces(
             done = memos.composited.get((key, controls))
             if done is not None:  # the model ran before: a cache hit
                 return _Processed(work, source, done[0], done[1], True, bool(done[2].any()))
-        output, hit = _model_output(work, source, settings, cache, key)
+        output, parsed, hit = _model_output(work, source, settings, cache, key)
         stage_key = (key, colour_stage_key(controls))
 
         def remembered(compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -281,14 +294,15 @@ def render_faces(
         if isinstance(output, DeltaOutput):
             face, mask = composite_delta(work.linear, work.landmarks, output, controls, lambda: remembered(
                 lambda: _readonly(delta_face(work.linear, output, controls, settings.colourspace.to_model,
-                                             settings.colourspace.from_model))))
+                                             settings.colourspace.from_model))), parsed)
             fallback = bool(output.fp32_fallback.any())
         else:
             face, mask = composite_face_crop(work.linear, work.landmarks, output, controls,
                                              from_model=settings.colourspace.from_model, matched=lambda: remembered(
                                                  lambda: _readonly(matched_face(work.linear, work.landmarks, output,
                                                                                 controls,
-                                                                                settings.colourspace.from_model))))
+                                                                                settings.colourspace.from_model))),
+                                             parsed=parsed)
             fallback = False
         face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
         # no new highlights: the processed face never gets brighter than the brightest finite value of its crop

@@ -60,6 +60,25 @@ class AlignedSwapper(Protocol):
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
 
 
+class FaceParser(Protocol):
+    """Labels face parts (BiSeNet); ``labels(crop, landmarks)`` is (h, w) uint8 CelebAMask-HQ labels."""
+
+    model_id: str
+
+    def labels(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
+
+
+def with_labels(payload: Payload, parser: FaceParser | None, crop_model: np.ndarray, landmarks: np.ndarray) -> Payload:
+    """Add the parser's labels of the crop to a payload (key ``parser_labels``), when there is a parser."""
+    if parser is None:
+        return payload
+    return {**payload, "parser_labels": np.asarray(parser.labels(crop_model, landmarks), np.uint8)}
+
+
+def _parser_ids(parser: FaceParser | None) -> tuple[str, ...]:
+    return (parser.model_id,) if parser is not None else ()
+
+
 class Stage(Protocol):
     """A model stage: ``model_ids`` identify it (cache keys, metadata); ``run`` computes one face."""
 
@@ -102,13 +121,18 @@ class ClassicalSwapStage:
     params: SwapParams
     algorithm_id: str
     restorer: Restorer | None = None
+    parser: FaceParser | None = None
     needs_source: bool = True
 
     @property
     def model_ids(self) -> tuple[str, ...]:
-        return (self.algorithm_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
+        return ((self.algorithm_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
+                + _parser_ids(self.parser))
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+        return with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
+
+    def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
         assert source is not None
         out = swap_model(crop_model, landmarks, source, self.params)
         if self.restorer is None or out.is_empty:
@@ -127,13 +151,18 @@ class AlignedSwapStage:
 
     swapper: AlignedSwapper
     restorer: Restorer | None = None
+    parser: FaceParser | None = None
     needs_source: bool = True
 
     @property
     def model_ids(self) -> tuple[str, ...]:
-        return (self.swapper.model_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
+        return ((self.swapper.model_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
+                + _parser_ids(self.parser))
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+        return with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
+
+    def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
         assert source is not None
         vector = self.swapper.source_vector(source)
         result, coverage = residual_swap(crop_model, landmarks, lambda x: self.swapper.run(x, vector),
@@ -151,16 +180,18 @@ class RestoreStage:
     """Restoration only: the restored face replaces the crop inside the face region."""
 
     restorer: Restorer
+    parser: FaceParser | None = None
     needs_source: bool = False
 
     @property
     def model_ids(self) -> tuple[str, ...]:
-        return (self.restorer.model_id,)
+        return (self.restorer.model_id,) + _parser_ids(self.parser)
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
         image, coverage, fallback = _restore_crop(self.restorer, crop_model, landmarks)
-        return make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
+        payload = make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
+        return with_labels(payload, self.parser, crop_model, landmarks)
 
 
-__all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "DeltaOutput", "RestoreStage", "Restored",
-           "Restorer", "Stage", "residual_swap"]
+__all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "DeltaOutput", "FaceParser", "RestoreStage",
+           "Restored", "Restorer", "Stage", "residual_swap", "with_labels"]

@@ -63,6 +63,7 @@ class RunningServer:
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.service.engine.pool.unload()
         shutil.rmtree(self._scratch_dir, ignore_errors=True)
 
 

@@ -159,21 +159,24 @@ class FaceSwapEngine:
     def _stage(self, params: SessionParams) -> tuple[Stage, tuple[str, ...]]:
         """The model stage for the session's mode and model choices, and notes about the models."""
         try:
-            restorer = swapper = None
+            restorer = swapper = parser = None
+            if params.parser.strip().lower() != "none":
+                parser = self.pool.load("parser", params.parser, params.allow_unverified)
             if "restore" in params.mode:
                 restorer = self.pool.load("restorer", params.restorer, params.allow_unverified, params.precision)
             if "swap" in params.mode:
                 swapper = self.pool.load("swapper", params.swapper, params.allow_unverified, params.precision)
         except (ModelError, ValueError, OSError) as exc:
             raise ModelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
-        notes = tuple(n for loaded in (swapper, restorer) if loaded is not None for n in loaded.notes)
+        notes = tuple(n for loaded in (swapper, restorer, parser) if loaded is not None for n in loaded.notes)
         restore = restorer.adapter if restorer is not None else None
+        labels = parser.adapter if parser is not None else None
         if swapper is None:
             assert restore is not None
-            return RestoreStage(restore), notes  # type: ignore[arg-type]
+            return RestoreStage(restore, labels), notes  # type: ignore[arg-type]
         if swapper.adapter is None:
-            return ClassicalSwapStage(SwapParams(), swap_module.ALGORITHM_ID, restore), notes  # type: ignore[arg-type]
-        return AlignedSwapStage(swapper.adapter, restore), notes  # type: ignore[arg-type]
+            return ClassicalSwapStage(SwapParams(), swap_module.ALGORITHM_ID, restore, labels), notes  # type: ignore[arg-type]
+        return AlignedSwapStage(swapper.adapter, restore, labels), notes  # type: ignore[arg-type]
 
     # -- sessions ---------------------------------------------------------------------------------
     def _decode_source(self, label: str, data: bytes) -> np.ndarray:

@@ -10,7 +10,7 @@ slider re-composites from the cache in milliseconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import cv2
@@ -19,7 +19,7 @@ import numpy as np
 from . import colour
 from .geometry import face_size
 from .model import FLAG_SHADING, FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, SwapModelOutput
-from .regions import REGION_NAMES, region_weight_map
+from .regions import REGION_NAMES, refined_region_weight_map, region_weight_map
 
 COLOUR_MATCH_MODES = ("none", "mean-std", "histogram")
 _MASK_FLOOR = 1e-4       # mask values below this are 0 (the plate stays bit-exact there)
@@ -239,6 +239,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
                         controls: CompositeControls = CompositeControls(),
                         from_model: Callable[[np.ndarray], np.ndarray] | None = None,
                         matched: Callable[[], np.ndarray] | None = None,
+                        parsed: Mapping[str, np.ndarray] | None = None,
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Composite stage: the swapped face and its blend mask for one face crop.
 
@@ -252,6 +253,8 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
             plate's linear space; default the sRGB EOTF (linear Rec.709 plates), done by table lookup.
         matched: returns :func:`matched_face` for these arguments (a caller's memo); computed here when
             absent. Called only when some of the face shows.
+        parsed: a face parser's soft (h, w) masks of eyes, brows, nose, mouth on the crop; they refine
+            the landmark region masks (:func:`~.regions.refined_region_weight_map`).
     Returns:
         ``(face_linear, mask)``: (h, w, 3) float32 linear face (equal to ``target_linear`` where the
         mask is 0) and (h, w) float32 mask in [0, 1], already multiplied by the blend strength and the
@@ -281,7 +284,9 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
     mask *= mask > _MASK_FLOOR
     weights = c.region_weights()
     if any(v != 1.0 for v in weights.values()):
-        mask *= region_weight_map(mask.shape, T - np.array([x0, y0]), size, weights)
+        local = T - np.array([x0, y0])
+        mask *= (refined_region_weight_map(mask.shape, local, size, weights, {k: v[win] for k, v in parsed.items()})
+                 if parsed else region_weight_map(mask.shape, local, size, weights))
     if c.blend != 1.0:
         mask *= np.float32(c.blend)
     live = mask > 0

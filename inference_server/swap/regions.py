@@ -181,3 +181,42 @@ def region_weight_map(shape_hw: tuple[int, int], landmarks: np.ndarray, face_siz
     coarse = 1.0 - parts @ loss
     coarse = np.where(coarse < 1e-6, 0.0, np.clip(coarse, 0.0, 1.0)).astype(np.float32)
     return np.clip(_upsample(coarse, shape_hw), 0.0, 1.0)
+
+
+PARSED_REGIONS = ("eyes", "brows", "nose", "mouth")
+
+
+def refined_region_weight_map(shape_hw: tuple[int, int], landmarks: np.ndarray, face_size_px: float,
+                              weights: Mapping[str, float], parsed: Mapping[str, np.ndarray]) -> np.ndarray:
+    """:func:`region_weight_map` with a face parser's masks for the regions it knows.
+
+    ``parsed`` holds soft (h, w) float32 [0, 1] masks of some of :data:`PARSED_REGIONS` (from a parser's
+    labels). Those regions take the parser's outline; the rest of the face keeps the landmark partition,
+    where the parsed regions count as skin::
+
+        sum_p weight_p * P_p + (1 - sum_p P_p) * landmark_map(parsed regions weighted as skin)
+
+    Still exactly 0 inside a fully covered region of weight 0, and exactly 1 everywhere when all weights
+    are 1.
+    """
+    skin = float(weights.get("skin", 1.0))
+    rest = region_weight_map(shape_hw, landmarks, face_size_px,
+                             {**weights, **{name: skin for name in parsed}})
+    if not parsed:
+        return rest
+    total = np.zeros(shape_hw, np.float32)
+    covered = np.zeros(shape_hw, np.float32)
+    for name, mask in parsed.items():
+        m = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
+        total += np.float32(weights.get(name, 1.0)) * m
+        covered += m
+    covered = np.clip(covered, 0.0, 1.0)
+    out = total + (1.0 - covered) * rest
+    return np.where(out < 1e-6, 0.0, np.clip(out, 0.0, 1.0)).astype(np.float32)
+
+
+def soft_parsed_masks(labels_masks: Mapping[str, np.ndarray], face_size_px: float) -> dict[str, np.ndarray]:
+    """Soften a parser's hard region masks by 1% of the face size (their edges are pixel-exact labels)."""
+    sigma = max(0.5, 0.01 * face_size_px)
+    return {name: np.clip(cv2.GaussianBlur(np.asarray(m, np.float32), (0, 0), sigma), 0.0, 1.0)
+            for name, m in labels_masks.items() if name in PARSED_REGIONS}
