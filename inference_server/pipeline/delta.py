@@ -20,21 +20,19 @@ import cv2
 import numpy as np
 
 from ..swap import colour
-from ..swap.compositing import CompositeControls
+from ..swap.compositing import CompositeControls, assemble, controlled_mask, unchanged
 from ..swap.geometry import face_size
+from ..swap.model import ReadOnlyArrays
 from ..swap.masks import face_polygon, polygon_mask
-from ..swap.regions import refined_region_weight_map, region_weight_map
 
 KIND = 2                 # payload["kind"] of a DeltaOutput (the classical swap's payloads have none)
-_MASK_FLOOR = 1e-4       # mask values below this are 0 (the plate stays bit-exact there)
-_GRAIN_SIGMA = 0.006     # high-pass scale of grain retention, x face size (>= 0.8 px)
 _MAX_DISTANCE = 4096.0
 FOREHEAD = 0.32          # the acting region reaches this far above the brows, x face size
 EDGE_FEATHER = 0.06      # the stage's own soft edge, x face size
 
 
 @dataclass(frozen=True, eq=False)
-class DeltaOutput:
+class DeltaOutput(ReadOnlyArrays):
     """What an aligned stage computed for one face crop (cache payload; arrays only).
 
     Attributes:
@@ -56,12 +54,6 @@ class DeltaOutput:
     coverage: np.ndarray
     fp32_fallback: np.ndarray
     settings: np.ndarray
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            view = np.asarray(getattr(self, f.name)).view()
-            view.flags.writeable = False
-            object.__setattr__(self, f.name, view)
 
     @property
     def is_empty(self) -> bool:
@@ -132,10 +124,6 @@ def _ramp(distance: np.ndarray, width: float) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _high_pass(img: np.ndarray, sigma: float) -> np.ndarray:
-    return img - cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-
-
 def delta_face(target_linear: np.ndarray, out: DeltaOutput, controls: CompositeControls,
                to_model: Callable[[np.ndarray], np.ndarray],
                from_model: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -182,35 +170,14 @@ def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out
     h, w = (int(v) for v in out.crop_hw)
     if tl.shape != (h, w, 3):
         raise ValueError(f"target_linear is {tl.shape}, the model output is for a {h}x{w}x3 crop")
-    face_full = np.array(tl, np.float32, copy=True, order="C")
-    mask_full = np.zeros((h, w), np.float32)
     if out.is_empty or c.blend == 0.0:
-        return face_full, mask_full
+        return unchanged(tl)
     y0, x0, y1, x1 = (int(v) for v in out.box)
     size = face_size(target_landmarks)
-    feather_px = float(out.settings[1])
     distance = out.edge_distance.astype(np.float32) - np.float32(c.erode * size)
-    coverage = out.coverage.astype(np.float32)
-    mask = _ramp(distance, feather_px + c.feather * size) * coverage
-    mask *= mask > _MASK_FLOOR
-    weights = c.region_weights()
-    if any(v != 1.0 for v in weights.values()):
-        landmarks = np.asarray(target_landmarks, np.float64) - np.array([x0, y0])
-        mask *= (refined_region_weight_map(mask.shape, landmarks, size, weights,
-                                           {k: v[y0:y1, x0:x1] for k, v in parsed.items()})
-                 if parsed else region_weight_map(mask.shape, landmarks, size, weights))
-    if c.blend != 1.0:
-        mask *= np.float32(c.blend)
-    live = mask > 0
-    if not live.any():
-        return face_full, mask_full
-    tgt = tl[y0:y1, x0:x1]
-    face = matched()
-    if c.grain > 0.0:
-        sigma = max(0.8, _GRAIN_SIGMA * size)
-        face = face + np.float32(c.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
-    region = np.array(tgt, np.float32, copy=True, order="C")  # (tgt may be a read-only view)
-    cv2.copyTo(np.ascontiguousarray(face, dtype=np.float32), live.view(np.uint8), region)
-    face_full[y0:y1, x0:x1] = region
-    mask_full[y0:y1, x0:x1] = mask
-    return face_full, mask_full
+    mask = _ramp(distance, float(out.settings[1]) + c.feather * size) * out.coverage.astype(np.float32)
+    landmarks = np.asarray(target_landmarks, np.float64) - np.array([x0, y0])
+    mask = controlled_mask(mask, c, landmarks, size, {k: v[y0:y1, x0:x1] for k, v in parsed.items()} if parsed else None)
+    if not (mask > 0).any():
+        return unchanged(tl)
+    return assemble(tl, (y0, x0, y1, x1), matched(), mask, c, size)

@@ -266,14 +266,11 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
     h, w = (int(v) for v in model_out.crop_hw)
     if tl.shape != (h, w, 3):
         raise ValueError(f"target_linear is {tl.shape}, the model output is for a {h}x{w}x3 crop")
-    face_full = np.array(tl, np.float32, copy=True, order="C")
-    mask_full = np.zeros((h, w), np.float32)
     if model_out.is_empty or c.blend == 0.0:
-        return face_full, mask_full
+        return unchanged(tl)
 
     y0, x0, y1, x1 = (int(v) for v in model_out.box)
     win = (slice(y0, y1), slice(x0, x1))
-    tgt = tl[win]
     T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
     size = face_size(T)
     feather_px = float(model_out.settings[1])
@@ -281,26 +278,52 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
     # mask: the model's edge, moved and softened, times occlusion / mouth interior, region weights, blend
     mask = _ramp(_eroded_distance(model_out, c.erode, size), feather_px + c.feather * size)
     mask *= model_out.keep.astype(np.float32)
-    mask *= mask > _MASK_FLOOR
+    mask = controlled_mask(mask, c, T - np.array([x0, y0]), size,
+                           {k: v[win] for k, v in parsed.items()} if parsed else None)
+    if not (mask > 0).any():
+        return unchanged(tl)
+    face = matched() if matched is not None else matched_face(tl, T, model_out, c, from_model)
+    return assemble(tl, (y0, x0, y1, x1), face, mask, c, size)
+
+
+def unchanged(target_linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(face, mask)`` of a crop left as it is: a copy of the target and an all-zero mask."""
+    tl = np.asarray(target_linear, np.float32)
+    return np.array(tl, np.float32, copy=True, order="C"), np.zeros(tl.shape[:2], np.float32)
+
+
+def controlled_mask(mask: np.ndarray, controls: CompositeControls, landmarks: np.ndarray, size: float,
+                    parsed: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """A model's (bh, bw) float32 mask over its work box with the artist's region weights and blend.
+
+    Values below a floor become exactly 0 (the plate stays bit-exact there). ``landmarks`` are in work-box
+    pixels; ``parsed`` holds a face parser's soft masks over the same box (or None).
+    """
+    c = controls
+    mask = mask * (mask > _MASK_FLOOR)
     weights = c.region_weights()
     if any(v != 1.0 for v in weights.values()):
-        local = T - np.array([x0, y0])
-        mask *= (refined_region_weight_map(mask.shape, local, size, weights, {k: v[win] for k, v in parsed.items()})
-                 if parsed else region_weight_map(mask.shape, local, size, weights))
+        mask *= (refined_region_weight_map(mask.shape, landmarks, size, weights, parsed)
+                 if parsed else region_weight_map(mask.shape, landmarks, size, weights))
     if c.blend != 1.0:
         mask *= np.float32(c.blend)
-    live = mask > 0
-    if not live.any():
-        return face_full, mask_full
+    return mask.astype(np.float32, copy=False)
 
-    face = matched() if matched is not None else matched_face(tl, T, model_out, c, from_model)
-    if c.grain > 0.0:
+
+def assemble(target_linear: np.ndarray, box: tuple[int, int, int, int], face: np.ndarray, mask: np.ndarray,
+             controls: CompositeControls, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The full-crop ``(face, mask)``: ``face`` (bh, bw, 3) linear over ``box`` (y0, x0, y1, x1), with the
+    plate's grain put back per the controls, wherever ``mask`` is live, the target everywhere else."""
+    y0, x0, y1, x1 = box
+    tl = np.asarray(target_linear, np.float32)
+    tgt = tl[y0:y1, x0:x1]
+    if controls.grain > 0.0:
         sigma = max(0.8, _GRAIN_SIGMA * size)
-        face = face + np.float32(c.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
-
-    # the face where the mask is live, the plate elsewhere
+        face = face + np.float32(controls.grain) * (_high_pass(tgt, sigma) - _high_pass(face, sigma))
     region = np.array(tgt, np.float32, copy=True, order="C")  # (tgt may be a read-only view)
-    cv2.copyTo(np.ascontiguousarray(face, dtype=np.float32), live.view(np.uint8), region)
-    face_full[win] = region
-    mask_full[win] = mask
+    cv2.copyTo(np.ascontiguousarray(face, dtype=np.float32), (mask > 0).view(np.uint8), region)
+    face_full = np.array(tl, np.float32, copy=True, order="C")
+    mask_full = np.zeros(tl.shape[:2], np.float32)
+    face_full[y0:y1, x0:x1] = region
+    mask_full[y0:y1, x0:x1] = mask
     return face_full, mask_full

@@ -32,8 +32,19 @@ FLAG_SHADING = 4       # skin seen in both faces (lighting-field samples)
 _MAX_DISTANCE = 4096.0  # signed distances are clipped to this (px) before storing as float16
 
 
+class ReadOnlyArrays:
+    """Mixin for frozen dataclasses of arrays: every field becomes a read-only view after construction,
+    since a cached payload may be shared by many renders."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            view = np.asarray(getattr(self, f.name)).view()
+            view.flags.writeable = False
+            object.__setattr__(self, f.name, view)
+
+
 @dataclass(frozen=True, eq=False)
-class SwapModelOutput:
+class SwapModelOutput(ReadOnlyArrays):
     """Everything the slow, deterministic part of the swap computes for one face crop (cache payload).
 
     Arrays only; :meth:`to_arrays` / :meth:`from_arrays` convert to and from a flat ``dict[str, ndarray]``.
@@ -70,13 +81,6 @@ class SwapModelOutput:
     flags: np.ndarray
     destination: np.ndarray
     settings: np.ndarray
-
-    def __post_init__(self) -> None:
-        # read-only views: a cached payload may be shared by many renders
-        for f in fields(self):
-            view = np.asarray(getattr(self, f.name)).view()
-            view.flags.writeable = False
-            object.__setattr__(self, f.name, view)
 
     # -- serialisation ------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
