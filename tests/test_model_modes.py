@@ -208,3 +208,77 @@ def _synthetic_landmarks() -> np.ndarray:
     ring20 = np.linspace(0, 2 * np.pi, 21)[:-1]
     mouth = np.stack([100 + 22 * np.cos(ring20), 140 + 8 * np.sin(ring20)], 1)
     return np.concatenate([jaw, brows, nose, eyes, mouth]).astype(np.float32)
+
+
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpen_golden"
+
+
+@pytest.fixture(scope="module")
+def gpen_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The golden tiny GPEN (64 px, random weights) saved as a plain state_dict ``.pth``."""
+    import torch
+
+    golden = GOLDEN / "gpen_small128.pt"
+    if not golden.is_file():
+        pytest.skip(f"GPEN golden data not found at {GOLDEN} (the shared data folder beside the repository)")
+    state = torch.load(golden, map_location="cpu", weights_only=True)["state_dict"]
+    path = tmp_path_factory.mktemp("gpen") / "my_gpen_128.pth"
+    torch.save(state, path)
+    return path
+
+
+def test_gpen_checkpoint_restores_through_the_server_in_bf16(server_address: str, plate: tuple[Path, np.ndarray],
+                                                              gpen_checkpoint: Path, tmp_path: Path) -> None:
+    path, zone = plate
+    params = RenderParams(mode="restore", restorer=str(gpen_checkpoint), stabilise=0.0, precision="bf16")
+    with pytest.raises(ClientError, match="--allow-unverified"):
+        _render(server_address, path, tmp_path / "refused.exr", params, [])
+    params = RenderParams(**{**params.as_dict(), "allow_unverified": True})
+    session, outcome = _render(server_address, path, tmp_path / "gpen.exr", params, [])
+    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    assert any(m.startswith("my_gpen_128") and m.endswith(":bf16") for m in session.model_ids), session.model_ids  # type: ignore[attr-defined]
+    before, _ = read_exr(path)
+    after, _ = read_exr(tmp_path / "gpen.exr")
+    assert same_bits(before[~zone], after[~zone]).all()
+    assert not same_bits(before[zone], after[zone]).all()
+    assert outcome.faces[0]["fp32_fallback"] is False  # type: ignore[attr-defined]
+
+
+def test_export_onnx_command_agrees_with_torch(gpen_checkpoint: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import torch
+
+    from inference_server.models.gpen import load_gpen
+
+    result = subprocess.run(CLI + ["export-onnx", str(gpen_checkpoint), str(tmp_path / "g.onnx")],
+                            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
+    with torch.inference_mode():
+        expected = load_gpen(gpen_checkpoint)(torch.from_numpy(x)).numpy()
+    got = session.run(None, {"input": x})[0]
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_reduced_precision_overflow_is_recomputed_in_fp32_and_reported(
+    server_address: str, plate: tuple[Path, np.ndarray], gpen_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A GPEN whose last RGB layer is scaled by 1e6 overflows fp16 (the "black face"); fp32 copes."""
+    import torch
+
+    state = torch.load(gpen_checkpoint, map_location="cpu", weights_only=True)
+    last = sorted({k.rsplit(".", 2)[0] for k in state if k.startswith("generator.to_rgbs.")})[-1]
+    for key in [k for k in state if k.startswith(last) and k.endswith("weight")]:
+        state[key] = state[key] * 1e6
+    torch.save(state, tmp_path / "hot_gpen.pth")
+    params = RenderParams(mode="restore", restorer=str(tmp_path / "hot_gpen.pth"), allow_unverified=True,
+                          stabilise=0.0, precision="fp16")
+    _, outcome = _render(server_address, plate[0], tmp_path / "hot.exr", params, [])
+    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    assert outcome.faces[0]["fp32_fallback"] is True  # type: ignore[attr-defined]
+    after, _ = read_exr(tmp_path / "hot.exr")
+    before, _ = read_exr(plate[0])
+    zone = plate[1]
+    assert np.isfinite(after[zone]).all() and same_bits(before[~zone], after[~zone]).all()

@@ -1,0 +1,152 @@
+"""Run a PyTorch image model on one device at a chosen precision, with a float32 retry for broken items.
+
+Reduced precision (fp16 especially) can overflow inside a GAN and give an image full of NaN/Inf, the
+"black face". :class:`TorchImageModel` checks each output item and recomputes only the broken ones in
+float32, saying so in the result. The caller's module is kept in float32 on the CPU as the reference
+for those retries; the copy that does the normal work lives on the device in the chosen precision.
+
+Convention: batches are ``(N, C, H, W)`` float32 numpy arrays in, ``(N, C', H', W')`` float32 out;
+value ranges are the model's own (GPEN: RGB in ``[-1, 1]``).
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["PRECISIONS", "Precision", "RunResult", "TorchImageModel"]
+
+Precision = Literal["fp32", "fp16", "bf16"]
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One batch's output.
+
+    ``output`` is ``(N, C, H, W)`` float32. ``precision_used`` is the precision of the main pass;
+    ``fell_back`` is true when some items came out non-finite in it and were recomputed in float32,
+    ``fallback_items`` lists their indices in the batch.
+    """
+
+    output: np.ndarray
+    precision_used: str
+    fell_back: bool
+    fallback_items: tuple[int, ...] = ()
+
+
+class TorchImageModel:
+    """A torch module held on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) at ``precision``.
+
+    The object takes ownership of ``module`` (float32, as loaded): with ``fp32`` it is moved to the
+    device and used directly; with ``fp16``/``bf16`` a converted copy goes to the device and ``module``
+    stays on the CPU as the float32 reference for retries (moved to the device only while retrying).
+    fp16 on the CPU works in PyTorch but is slow; bf16 is the reduced precision to use there. Calls are
+    serialised by a lock. Raises ``ValueError`` for an unknown precision or a device that is absent.
+    """
+
+    def __init__(self, module: nn.Module, device: str = "cpu", precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.device = _checked_device(device)
+        self.precision = precision
+        self._dtype = PRECISIONS[precision]
+        self._lock = threading.Lock()
+        reference = module.float().eval().requires_grad_(False)
+        if self._dtype == torch.float32:
+            self._reference: nn.Module | None = None
+            self._module: nn.Module | None = reference.to(self.device)
+        else:
+            self._reference = reference.cpu()
+            self._module = copy.deepcopy(reference).to(self.device, self._dtype)
+
+    @property
+    def loaded(self) -> bool:
+        return self._module is not None
+
+    def __call__(self, batch: np.ndarray) -> RunResult:
+        """Run ``batch`` ``(N, C, H, W)`` (float32) and return float32 outputs, retrying broken items in fp32."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"expected an (N, C, H, W) batch, got shape {x.shape}")
+        with self._lock, torch.inference_mode():
+            module = self._require()
+            inputs = torch.from_numpy(x).to(self.device)
+            out = module(inputs.to(self._dtype)).float()
+            broken: tuple[int, ...] = ()
+            if self._dtype != torch.float32:
+                bad = ~torch.isfinite(out).flatten(1).all(dim=1)
+                if bool(bad.any()):
+                    index = bad.nonzero().flatten()
+                    with self._reference_on_device() as reference:
+                        out[index] = reference(inputs[index]).float()
+                    broken = tuple(int(i) for i in index.tolist())
+            result = out.cpu().numpy()
+        return RunResult(result, self.precision, bool(broken), broken)
+
+    def warm_up(self, size: int, channels: int = 3, batch: int = 1) -> None:
+        """One pass on a ``(batch, channels, size, size)`` zero batch: kernels chosen, memory reserved."""
+        with self._lock, torch.inference_mode():
+            module = self._require()
+            module(torch.zeros(batch, channels, size, size, device=self.device, dtype=self._dtype))
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+
+    def unload(self) -> None:
+        """Drop the module (and the reference), then return cached GPU memory to the driver."""
+        with self._lock:
+            for module in (self._module, self._reference):
+                if module is not None:
+                    module.to("cpu")
+            self._module = self._reference = None
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            elif self.device.type == "mps":
+                torch.mps.empty_cache()
+
+    def _require(self) -> nn.Module:
+        if self._module is None:
+            raise RuntimeError("this TorchImageModel was unloaded")
+        return self._module
+
+    @contextmanager
+    def _reference_on_device(self) -> Iterator[nn.Module]:
+        reference = self._reference
+        if reference is None:
+            raise RuntimeError("this TorchImageModel was unloaded")
+        if self.device.type == "cpu":
+            yield reference
+            return
+        try:
+            yield reference.to(self.device)
+        finally:
+            reference.to("cpu")
+
+
+def _checked_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown torch device {name!r}") from exc
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ValueError(f"device {name!r} asked for, but this machine has {count} CUDA device(s)")
+        if device.index is None:
+            device = torch.device("cuda", 0)
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {name!r} asked for, but MPS is not available here")
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {name!r}: use cpu, cuda[:N] or mps")
+    return device
