@@ -1,4 +1,5 @@
-"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``models``, ``export-onnx`` and ``demo``.
+"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``models``, ``export-onnx``, ``install``
+and ``demo``.
 
 Each subcommand's module is imported only when it runs, so ``facebridge process`` never loads the
 server's models and ``facebridge serve`` never loads the client.
@@ -117,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", type=Path, help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     export.set_defaults(func=_export_onnx)
+
+    from host_plugins.install import add_install_parser
+
+    add_install_parser(commands)
 
     demo = commands.add_parser("demo", help="build a demo plate from package photos and run the whole pipeline")
     demo.add_argument("--out", type=Path, default=Path("facebridge_demo"), help="output folder (default ./facebridge_demo)")

@@ -1,0 +1,172 @@
+"""Which ``facebridge`` to run, and the argv of ``facebridge process`` / ``facebridge analyse``.
+
+Hosts drive the client as a sidecar process because their interpreters must not import grpc or
+protobuf. The command comes from, in order:
+
+1. ``$FACEBRIDGE_CLI``: a JSON array (``["/opt/fb/bin/python", "-m", "inference_server"]``) or a
+   single executable path (``/opt/fb/bin/facebridge``). ``facebridge install`` records it for Nuke and
+   Resolve, so hosts find the environment it was installed from.
+2. ``facebridge`` on ``$PATH``.
+
+The sidecar runs without the host's ``PYTHONPATH``/``PYTHONHOME`` (:func:`sidecar_env`).
+
+Every parameter is passed explicitly, so the sidecar's defaults never decide a render.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import List, Mapping, NamedTuple, Optional, Sequence
+
+from .frames import FrameRange
+from .knobs import PARAM_DEFAULTS, SettingsError, format_regions, needs_source, validate_params
+
+ENV_CLI = "FACEBRIDGE_CLI"
+
+
+class CliNotFound(RuntimeError):
+    """No ``facebridge`` command could be found; the message says how to point hosts at one."""
+
+
+def resolve_cli(env: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The sidecar command as an argv prefix.
+
+    Raises:
+        CliNotFound: ``$FACEBRIDGE_CLI`` is malformed, or unset with no ``facebridge`` on ``$PATH``.
+    """
+    env = os.environ if env is None else env
+    value = env.get(ENV_CLI, "").strip()
+    if value:
+        if value.startswith("["):
+            try:
+                argv = json.loads(value)
+            except ValueError as exc:
+                raise CliNotFound("%s is not a valid JSON array: %s" % (ENV_CLI, exc)) from None
+            if not argv or not all(isinstance(a, str) and a for a in argv):
+                raise CliNotFound("%s must be a non-empty JSON array of strings" % ENV_CLI)
+            return list(argv)
+        return [value]
+    found = shutil.which("facebridge", path=env.get("PATH"))
+    if found:
+        return [found]
+    raise CliNotFound("cannot find the facebridge command: run `facebridge install nuke|resolve` from the "
+                      "environment facebridge is installed in, or set %s to its path (or to a JSON array such as "
+                      "[\"/path/to/python\", \"-m\", \"inference_server\"])" % ENV_CLI)
+
+
+ENV_SIDECAR_PYTHONPATH = "FACEBRIDGE_CLI_PYTHONPATH"
+_HOST_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "PYTHONUSERBASE")
+
+
+def sidecar_env(env: Optional[Mapping[str, str]] = None) -> dict:
+    """The sidecar's environment: the host's, without the host interpreter's Python variables.
+
+    Nuke and Resolve (or a studio's launcher) may point ``PYTHONPATH``/``PYTHONHOME`` at the host's own
+    packages, an old protobuf among them; the sidecar is another Python and must not see them. Set
+    ``$FACEBRIDGE_CLI_PYTHONPATH`` when the facebridge installation itself needs a ``PYTHONPATH``.
+    """
+    env = dict(os.environ if env is None else env)
+    for name in _HOST_PYTHON_VARIABLES:
+        env.pop(name, None)
+    if env.get(ENV_SIDECAR_PYTHONPATH):
+        env["PYTHONPATH"] = env[ENV_SIDECAR_PYTHONPATH]
+    return env
+
+
+def encode_cli(argv: Sequence[str]) -> str:
+    """The ``$FACEBRIDGE_CLI`` value for ``argv`` (what ``facebridge install`` records)."""
+    return json.dumps(list(argv))
+
+
+class RenderRequest(NamedTuple):
+    """Everything one sidecar render needs besides the command itself.
+
+    Attributes:
+        params: RenderParams fields (validated again here).
+        input_pattern: the frames to read (``####``).
+        output_pattern: where results go (``####``).
+        frames: the frames to render.
+        analyse_range: the frames the shot analysis covers (the whole shot; a farm chunk renders part).
+        sources: source identity images (swap modes need at least one).
+        server: ``HOST:PORT``, or "" for a private local server.
+        shot: the shot id shared by analyse and process.
+        report: a JSON report path, or "".
+    """
+
+    params: Mapping[str, object]
+    input_pattern: str
+    output_pattern: str
+    frames: FrameRange
+    analyse_range: Optional[FrameRange] = None
+    sources: Sequence[str] = ()
+    server: str = ""
+    shot: str = ""
+    report: str = ""
+
+
+def param_args(params: Mapping[str, object]) -> List[str]:
+    """``--mode swap --blend 1.0 ...`` for every field; floats as ``repr`` so they survive exactly."""
+    p = validate_params(params)
+    args = ["--mode", str(p["mode"]), "--blend", repr(p["blend"]), "--feather", repr(p["feather"]),
+            "--erode", repr(p["erode"]), "--grain", repr(p["grain"]), "--colour-match", str(p["colour_match"]),
+            "--smooth", repr(p["smoothing"]), "--keyframe-interval", str(p["keyframe_interval"]),
+            "--face", str(p["face"]), "--stabilise", repr(p["stabilise"]),
+            "--flow-threshold", repr(p["flow_threshold"]), "--precision", str(p["precision"])]
+    if p["regions"]:
+        args += ["--regions", format_regions(p["regions"])]  # type: ignore[arg-type]
+    for field, flag in (("colorspace", "--colorspace"), ("swapper", "--swapper"), ("restorer", "--restorer"),
+                        ("parser", "--parser")):
+        if p[field]:
+            args += [flag, str(p[field])]
+    if p["allow_unverified"]:
+        args.append("--allow-unverified")
+    assert set(p) == set(PARAM_DEFAULTS)
+    return args
+
+
+def _connection_args(server: str, shot: str, report: str) -> List[str]:
+    args = ["--progress", "json"]
+    if server:
+        args += ["--server", server]
+    if shot:
+        args += ["--shot", shot]
+    if report:
+        args += ["--report", report]
+    return args
+
+
+def process_argv(cli: Sequence[str], request: RenderRequest) -> List[str]:
+    """``facebridge process ...`` for ``request``.
+
+    Raises:
+        SettingsError: a swap mode without a source image, or a bad parameter.
+    """
+    if needs_source(request.params) and not [s for s in request.sources if s]:
+        raise SettingsError("mode '%s' needs at least one source image" % request.params.get("mode"))
+    argv = list(cli) + ["process", "--input", request.input_pattern, "--output", request.output_pattern,
+                        "--frames", request.frames.arg()]
+    if request.analyse_range is not None:
+        argv += ["--analyse-range", request.analyse_range.arg()]
+    for source in request.sources:
+        if source:
+            argv += ["--source", source]
+    return argv + param_args(request.params) + _connection_args(request.server, request.shot, request.report)
+
+
+def analyse_argv(cli: Sequence[str], input_pattern: str, frames: FrameRange, keyframe_interval: int,
+                 server: str = "", shot: str = "", report: str = "") -> List[str]:
+    """``facebridge analyse ...``: the shot analysis alone (a later render replays it)."""
+    return list(cli) + ["analyse", "--input", input_pattern, "--frames", frames.arg(),
+                        "--keyframe-interval", str(int(keyframe_interval))] + _connection_args(server, shot, report)
+
+
+def split_sources(text: str) -> List[str]:
+    """Source image paths from a knob or a dialog field: one per line, or separated by ``;``."""
+    parts = [p.strip() for line in str(text).splitlines() for p in line.split(";")]
+    return [p for p in parts if p]
+
+
+__all__ = ["CliNotFound", "ENV_CLI", "ENV_SIDECAR_PYTHONPATH", "RenderRequest", "SettingsError", "analyse_argv",
+           "encode_cli", "param_args", "process_argv", "resolve_cli", "sidecar_env", "split_sources"]

@@ -1,0 +1,213 @@
+"""The FaceBridge node: a Group whose knobs hold every setting of a render.
+
+Inside the group: ``Input1`` (the plate) -> ``ShowResults`` (a Switch) -> ``Output1``, with the
+``Results`` Read on the Switch's second input. Until a render has produced results the Switch shows
+input 0, so the node passes its input through; afterwards it shows the Read (``raw``, linear EXR).
+
+Everything a render needs is read from the knobs by :func:`read_settings`; nothing comes from the
+session, so the saved ``.nk`` renders the same in the GUI, in ``nuke -t`` and for another artist.
+Button knobs call :func:`on_render`, :func:`on_analyse` and :func:`on_open_panel` with
+``nuke.thisNode()``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, NamedTuple, Optional
+
+import nuke
+
+from host_plugins.common.command import split_sources
+from host_plugins.common.frames import FrameRange, FrameRangeError
+from host_plugins.common.knobs import PARAM_KNOBS, REGION_NAMES, SettingsError, params_from_knobs
+from host_plugins.common.sequence import NodeFolders, default_output_dir, node_folders
+
+from . import NODE_TAG
+
+INPUT, SWITCH, READ, OUTPUT = "Input1", "ShowResults", "Results", "Output1"
+MAIN_KNOBS = ("mode", "face", "blend") + tuple("region_" + r for r in REGION_NAMES) \
+    + ("grain", "smoothing", "keyframe_interval")
+ADVANCED_KNOBS = ("feather", "erode", "colour_match", "stabilise", "flow_threshold", "colorspace")
+MODEL_KNOBS = ("swapper", "restorer", "parser", "precision", "allow_unverified")
+
+
+class NodeSettings(NamedTuple):
+    """A FaceBridge node's knobs, checked and resolved."""
+
+    name: str
+    params: Dict[str, object]
+    sources: List[str]
+    server: str
+    frames: FrameRange
+    folders: NodeFolders
+
+
+def _command(function: str) -> str:
+    return "import nuke\nimport facebridge_nuke.node\nfacebridge_nuke.node.%s(nuke.thisNode())" % function
+
+
+def _param_knob(spec):  # type: ignore[no-untyped-def]
+    if spec.kind == "enum":
+        knob = nuke.Enumeration_Knob(spec.name, spec.label, list(spec.choices))
+    elif spec.kind == "float":
+        knob = nuke.Double_Knob(spec.name, spec.label)
+        knob.setRange(spec.lo, spec.hi)
+    elif spec.kind == "int":
+        knob = nuke.Int_Knob(spec.name, spec.label)
+    elif spec.kind == "bool":
+        knob = nuke.Boolean_Knob(spec.name, spec.label)
+    else:
+        knob = nuke.String_Knob(spec.name, spec.label)
+    knob.setValue(spec.default)
+    knob.setTooltip(spec.tooltip)
+    return knob
+
+
+def _unique_name(base: str) -> str:
+    index = 1
+    while nuke.toNode("%s%d" % (base, index)) is not None:
+        index += 1
+    return "%s%d" % (base, index)
+
+
+def add_knobs(node) -> None:  # type: ignore[no-untyped-def]
+    """Add the FaceBridge knobs to ``node`` (a Group)."""
+    specs = {spec.name: spec for spec in PARAM_KNOBS}
+    node.addKnob(nuke.Tab_Knob("facebridge", "FaceBridge"))
+    node.addKnob(nuke.Text_Knob("facebridge_version", "", NODE_TAG))
+    server = nuke.String_Knob("server", "server")
+    server.setTooltip("HOST:PORT of a running facebridge server; empty = start a private local server per render")
+    node.addKnob(server)
+    sources = nuke.Multiline_Eval_String_Knob("sources", "source images")
+    sources.setTooltip("source identity images, one path per line (the swap modes need at least one)")
+    node.addKnob(sources)
+    for name in MAIN_KNOBS:
+        node.addKnob(_param_knob(specs[name]))
+    first = nuke.Int_Knob("first_frame", "frame range")
+    first.setValue(int(nuke.root()["first_frame"].value()))
+    first.setTooltip("first frame of the shot (the analysis covers the whole range)")
+    last = nuke.Int_Knob("last_frame", "to")
+    last.setValue(int(nuke.root()["last_frame"].value()))
+    node.addKnob(first)
+    node.addKnob(last)
+    output = nuke.File_Knob("output_dir", "output folder")
+    output.setTooltip("results and the work folder; empty = <script folder>/facebridge/<script name>/<node name>")
+    node.addKnob(output)
+    node.addKnob(nuke.PyScript_Knob("analyse", "Analyse", _command("on_analyse")))
+    node.addKnob(nuke.PyScript_Knob("render", "Render", _command("on_render")))
+    node.addKnob(nuke.PyScript_Knob("open_panel", "Open Panel", _command("on_open_panel")))
+    node.addKnob(nuke.Text_Knob("status", "status", "no results yet: passing the input through"))
+    node.addKnob(nuke.Tab_Knob("advanced", "Advanced"))
+    for name in ADVANCED_KNOBS:
+        node.addKnob(_param_knob(specs[name]))
+    node.addKnob(nuke.Tab_Knob("models", "Models"))
+    for name in MODEL_KNOBS:
+        node.addKnob(_param_knob(specs[name]))
+
+
+def build_internals(node) -> None:  # type: ignore[no-untyped-def]
+    """Input -> Switch(0: input, 1: Results Read) -> Output, inside ``node``."""
+    node.begin()
+    try:
+        plate = nuke.nodes.Input(name=INPUT)
+        results = nuke.nodes.Read(name=READ)
+        results["raw"].setValue(True)
+        switch = nuke.nodes.Switch(name=SWITCH)
+        switch.setInput(0, plate)
+        switch.setInput(1, results)
+        switch["which"].setValue(0)
+        output = nuke.nodes.Output(name=OUTPUT)
+        output.setInput(0, switch)
+    finally:
+        node.end()
+
+
+def create_node():  # type: ignore[no-untyped-def]
+    """Nodes > facebridge > FaceBridge: a new FaceBridge node (connect its input to the plate)."""
+    node = nuke.createNode("Group", inpanel=False)
+    node.setName(_unique_name("FaceBridge"))
+    add_knobs(node)
+    build_internals(node)
+    return node
+
+
+def is_facebridge(node) -> bool:  # type: ignore[no-untyped-def]
+    return node is not None and node.knob("facebridge_version") is not None
+
+
+def read_settings(node) -> NodeSettings:  # type: ignore[no-untyped-def]
+    """The node's knobs, checked.
+
+    Raises:
+        SettingsError: a bad knob value, a swap mode without sources, or an unsaved script with no
+            output folder set.
+    """
+    values = {spec.name: node[spec.name].value() for spec in PARAM_KNOBS}
+    params = params_from_knobs(values)
+    sources = split_sources(node["sources"].value())
+    if params["mode"] in ("swap", "swap+restore") and not sources:
+        raise SettingsError("mode '%s' needs at least one source image" % params["mode"])
+    try:
+        frames = FrameRange.checked(node["first_frame"].value(), node["last_frame"].value())
+    except FrameRangeError as exc:
+        raise SettingsError(str(exc)) from None
+    output_dir = str(node["output_dir"].value()).strip()
+    if not output_dir:
+        try:
+            script = nuke.scriptName()
+        except RuntimeError:
+            raise SettingsError("save the script first, or set the node's output folder") from None
+        output_dir = default_output_dir(script, node.name())
+    return NodeSettings(node.name(), params, sources, str(node["server"].value()).strip(), frames,
+                        node_folders(output_dir, node.name()))
+
+
+def show_results(node, result_pattern: Optional[str], frames: FrameRange) -> None:  # type: ignore[no-untyped-def]
+    """Point the internal Read at the results (or back to pass-through when None)."""
+    read = node.node(READ)
+    switch = node.node(SWITCH)
+    if result_pattern is None:
+        switch["which"].setValue(0)
+        return
+    read["file"].setValue(result_pattern)
+    read["first"].setValue(frames.first)
+    read["last"].setValue(frames.last)
+    read["raw"].setValue(True)
+    switch["which"].setValue(1)
+
+
+def set_status(node, text: str) -> None:  # type: ignore[no-untyped-def]
+    node["status"].setValue(text)
+
+
+# --- buttons --------------------------------------------------------------------------------------
+
+
+def on_render(node) -> None:  # type: ignore[no-untyped-def]
+    from . import render
+
+    outcome = render.render_node(node.fullName(), reporter=render.default_reporter("FaceBridge render"))
+    if not outcome.ok and not outcome.cancelled and nuke.env["gui"]:
+        nuke.message("FaceBridge %s: %s" % (node.name(), outcome.message))
+
+
+def on_analyse(node) -> None:  # type: ignore[no-untyped-def]
+    from . import render
+
+    outcome = render.analyse_node(node.fullName(), reporter=render.default_reporter("FaceBridge analysis"))
+    if not outcome.ok and not outcome.cancelled and nuke.env["gui"]:
+        nuke.message("FaceBridge %s: %s" % (node.name(), outcome.message))
+
+
+def on_open_panel(node) -> None:  # type: ignore[no-untyped-def]
+    from . import panel  # Qt is imported here only
+
+    panel.open_panel(node)
+
+
+def result_files(settings: NodeSettings) -> List[str]:
+    """Result frames of the node's range that exist on disk."""
+    from host_plugins.common.sequence import frame_path
+
+    return [p for p in (frame_path(settings.folders.result_pattern, f)
+                        for f in range(settings.frames.first, settings.frames.last + 1)) if os.path.isfile(p)]

@@ -1,0 +1,248 @@
+"""Rendering a FaceBridge node: the one code path behind the Render button and ``nuke -t``.
+
+1. The node's input is written for the node's whole frame range (the shot analysis covers the whole
+   shot, so a farm chunk sees the same shot as a full render) to linear EXR with a temporary Write
+   (``raw``, every channel, 32-bit float, lossless) into ``<output>/work/<chunk first>-<chunk last>/``
+   (one folder per chunk, so farm tasks can run side by side). The server keys its shot analysis by
+   shot id, frame and frame content, so every chunk (and an earlier Analyse) shares one analysis.
+2. ``facebridge process --progress json`` runs as a sidecar for the requested frames; its events drive
+   a ``nuke.ProgressTask`` in the GUI (cancel kills it) or progress lines in ``nuke -t``.
+3. The results land in ``<output>/<node>.####.exr`` and the node's internal Read shows them.
+
+Farm entry point (``nuke -t`` strips a trailing frame range from the arguments, so ``--frames`` goes
+before the positional arguments)::
+
+    nuke -t <plugin folder>/facebridge_render.py --frames 1001-1010 shot.nk FaceBridge1
+
+or from Python inside any Nuke session: ``facebridge_nuke.render.render_node("FaceBridge1", 1001, 1010)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, NamedTuple, Optional
+
+import nuke
+
+from host_plugins.common.command import CliNotFound, RenderRequest, analyse_argv, process_argv, resolve_cli
+from host_plugins.common.frames import FrameRange, FrameRangeError, chunk_of
+from host_plugins.common.knobs import SettingsError
+from host_plugins.common.progress import EXIT_FRAMES_FAILED, EXIT_OK, ProgressEvent, ProgressModel, run_sidecar
+from host_plugins.common.sequence import existing_frames, shot_id
+
+from . import node as fb_node
+
+PLATE_DATATYPE = "32 bit float"        # Nuke works in float: writing float keeps the plate exact
+PLATE_COMPRESSION = "Zip (1 scanline)"  # lossless
+
+
+class RenderOutcome(NamedTuple):
+    ok: bool
+    cancelled: bool
+    message: str
+    returncode: int               # 0 ok, 1 some frames failed, 2 nothing rendered, 3 cancelled
+    frames: Optional[FrameRange]
+    result_pattern: str
+
+
+class Reporter:
+    """Progress for a render: a ``nuke.ProgressTask`` in the GUI, lines on stdout in ``nuke -t``."""
+
+    def __init__(self, title: str, gui: bool) -> None:
+        self._task = nuke.ProgressTask(title) if gui else None
+        self._last = -1
+
+    def update(self, percent: int, message: str) -> None:
+        if self._task is not None:
+            self._task.setMessage(message)
+            self._task.setProgress(int(percent))
+        elif percent != self._last:
+            print("facebridge: %3d%% %s" % (percent, message))
+            sys.stdout.flush()
+        self._last = percent
+
+    def keep_alive(self) -> None:
+        """Re-post the last progress while the sidecar is quiet, so the dialog (and Cancel) stay live."""
+        if self._task is not None and self._last >= 0:
+            self._task.setProgress(int(self._last))
+
+    def cancelled(self) -> bool:
+        return bool(self._task is not None and self._task.isCancelled())
+
+    def close(self) -> None:
+        self._task = None   # the task's window closes when the object goes
+
+
+def default_reporter(title: str) -> Reporter:
+    return Reporter(title, bool(nuke.env["gui"]))
+
+
+def _failure(message: str, code: int = 2) -> RenderOutcome:
+    return RenderOutcome(False, False, message, code, None, "")
+
+
+def _resolve(node_name: str):  # type: ignore[no-untyped-def]
+    node = nuke.toNode(node_name)
+    if node is None:
+        raise SettingsError("no node named '%s' in the script" % node_name)
+    if not fb_node.is_facebridge(node):
+        raise SettingsError("'%s' is not a FaceBridge node" % node_name)
+    if node.input(0) is None:
+        raise SettingsError("'%s' has no input: connect the plate" % node_name)
+    if nuke.root()["proxy"].value():
+        raise SettingsError("proxy mode is on: Write nodes would render proxy-sized plates; turn it off")
+    return node
+
+
+def write_plates(node, pattern: str, frames: FrameRange) -> None:  # type: ignore[no-untyped-def]
+    """The node's input over ``frames`` as linear EXR at ``pattern``, via a temporary Write inside it."""
+    os.makedirs(os.path.dirname(pattern), exist_ok=True)
+    node.begin()
+    try:
+        write = nuke.nodes.Write(name="FaceBridgePlateWrite")
+        try:
+            write.setInput(0, node.node(fb_node.INPUT))
+            write["file"].setValue(pattern.replace(os.sep, "/"))
+            write["file_type"].setValue("exr")
+            write["raw"].setValue(True)
+            write["channels"].setValue("all")
+            write["datatype"].setValue(PLATE_DATATYPE)
+            write["compression"].setValue(PLATE_COMPRESSION)
+            write["create_directories"].setValue(True)
+            nuke.execute(write, frames.first, frames.last, 1)
+        finally:
+            nuke.delete(write)
+    finally:
+        node.end()
+
+
+def _sidecar(argv: List[str], reporter: Reporter, what: str):  # type: ignore[no-untyped-def]
+    def on_event(event: ProgressEvent, model: ProgressModel) -> None:
+        reporter.update(model.percent, model.message)
+
+    return run_sidecar(argv, on_event, reporter.cancelled, what=what, on_idle=reporter.keep_alive)
+
+
+def render_node(node_name: str, first: Optional[int] = None, last: Optional[int] = None,
+                reporter: Optional[Reporter] = None) -> RenderOutcome:
+    """Render frames ``first..last`` (default: the node's frame range) of the FaceBridge node.
+
+    The knobs alone decide the result: the GUI's Render button and ``nuke -t`` call this same
+    function, and the same knobs give the same frames.
+    """
+    reporter = reporter or Reporter("FaceBridge render", False)
+    node = None
+    try:
+        node = _resolve(node_name)
+        settings = fb_node.read_settings(node)
+        chunk = chunk_of(settings.frames, first, last)
+        cli = resolve_cli()
+    except (SettingsError, FrameRangeError, CliNotFound) as exc:
+        if node is not None:
+            fb_node.set_status(node, "error: %s" % exc)
+        return _failure(str(exc))
+    folders = settings.folders
+    work = os.path.join(folders.work_dir, chunk.arg())   # one folder per chunk: farm tasks run side by side
+    plates = os.path.join(work, os.path.basename(folders.plate_pattern))
+    fb_node.set_status(node, "rendering %s ..." % chunk.arg())
+    reporter.update(0, "writing the plate, frames %s" % settings.frames.arg())
+    try:
+        write_plates(node, plates, settings.frames)
+    except RuntimeError as exc:   # includes the user cancelling nuke.execute's own progress
+        cancelled = "cancel" in str(exc).lower()
+        fb_node.set_status(node, "cancelled" if cancelled else "plate write failed: %s" % exc)
+        reporter.close()
+        return RenderOutcome(False, cancelled, "cancelled" if cancelled else "plate write failed: %s" % exc,
+                             3 if cancelled else 2, chunk, folders.result_pattern)
+    request = RenderRequest(settings.params, plates, folders.result_pattern, chunk, settings.frames,
+                            settings.sources, settings.server, shot_id("nuke", folders.result_pattern),
+                            os.path.join(work, "report.json"))
+    try:
+        argv = process_argv(cli, request)
+        result = _sidecar(argv, reporter, "frames")
+    except (SettingsError, OSError) as exc:
+        fb_node.set_status(node, "error: %s" % exc)
+        reporter.close()
+        return _failure(str(exc))
+    reporter.close()
+    rendered = existing_frames(folders.result_pattern, range(settings.frames.first, settings.frames.last + 1))
+    fb_node.show_results(node, folders.result_pattern if rendered else None, settings.frames)
+    message = result.describe()
+    fb_node.set_status(node, message)
+    if result.cancelled:
+        return RenderOutcome(False, True, "cancelled", 3, chunk, folders.result_pattern)
+    if result.returncode == EXIT_OK:
+        _remove_plates(work)
+    code = result.returncode if result.returncode in (EXIT_OK, EXIT_FRAMES_FAILED) else 2
+    return RenderOutcome(code == EXIT_OK, False, message, code, chunk, folders.result_pattern)
+
+
+def analyse_node(node_name: str, reporter: Optional[Reporter] = None) -> RenderOutcome:
+    """Analyse the node's shot (cuts, tracks, landmarks) on the server; a later render replays it."""
+    reporter = reporter or Reporter("FaceBridge analysis", False)
+    node = None
+    try:
+        node = _resolve(node_name)
+        settings = fb_node.read_settings(node)
+        cli = resolve_cli()
+    except (SettingsError, FrameRangeError, CliNotFound) as exc:
+        if node is not None:
+            fb_node.set_status(node, "error: %s" % exc)
+        return _failure(str(exc))
+    folders = settings.folders
+    work = os.path.join(folders.work_dir, "analyse")
+    plates = os.path.join(work, os.path.basename(folders.plate_pattern))
+    reporter.update(0, "writing the plate, frames %s" % settings.frames.arg())
+    try:
+        write_plates(node, plates, settings.frames)
+    except RuntimeError as exc:
+        reporter.close()
+        return _failure("plate write failed: %s" % exc)
+    argv = analyse_argv(cli, plates, settings.frames, int(settings.params["keyframe_interval"]),  # type: ignore[call-overload]
+                        settings.server, shot_id("nuke", folders.result_pattern), os.path.join(work, "analysis.json"))
+    try:
+        result = _sidecar(argv, reporter, "analysis")
+    except OSError as exc:
+        reporter.close()
+        return _failure(str(exc))
+    reporter.close()
+    if result.cancelled:
+        return RenderOutcome(False, True, "cancelled", 3, settings.frames, "")
+    message = "analysed %s: %s" % (settings.frames.arg(), result.describe()) if result.ok else result.describe()
+    fb_node.set_status(node, message)
+    return RenderOutcome(result.ok, False, message, 0 if result.ok else 2, settings.frames, "")
+
+
+def _remove_plates(work: str) -> None:
+    """Plates are rewritten by every render (the knobs are the truth, not old files): drop them."""
+    for name in os.listdir(work):
+        if name.startswith("plate.") and name.endswith(".exr"):
+            try:
+                os.unlink(os.path.join(work, name))
+            except OSError:
+                pass
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``nuke -t facebridge_render.py [--frames A-B] SCRIPT.nk NODE``; exit status as ``facebridge process``."""
+    parser = argparse.ArgumentParser(
+        prog="facebridge_render.py",
+        description="Render a FaceBridge node of a Nuke script (for nuke -t and render farms). Put --frames "
+                    "before the script: nuke -t strips a trailing frame range.")
+    parser.add_argument("--frames", metavar="A-B", help="frames to render (default: the node's frame range)")
+    parser.add_argument("script", help="the .nk script")
+    parser.add_argument("node", help="the FaceBridge node's name, e.g. FaceBridge1 (Group1.FaceBridge1 inside a group)")
+    args = parser.parse_args(argv)
+    try:
+        frames = FrameRange.parse(args.frames) if args.frames else None
+    except FrameRangeError as exc:
+        print("facebridge: error: %s" % exc, file=sys.stderr)
+        return 2
+    nuke.scriptOpen(args.script)
+    outcome = render_node(args.node, frames.first if frames else None, frames.last if frames else None,
+                          Reporter("FaceBridge render", False))
+    stream = sys.stdout if outcome.ok else sys.stderr
+    print("facebridge: %s: %s" % (args.node, outcome.message), file=stream)
+    return outcome.returncode

@@ -1,0 +1,354 @@
+"""The Nuke plugin end to end against the fake ``nuke`` module (tests/fakes/nuke.py), with a real server.
+
+The fake implements only the documented calls listed in host_plugins/nuke/README.md; its Read/Write
+nodes move real EXR pixels. Renders go through the real ``facebridge process`` sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import REPO, make_sequence, read_exr, same_bits
+
+FAKES = REPO / "tests" / "fakes"
+NUKE_DIR = REPO / "host_plugins" / "nuke"
+for _path in (str(NUKE_DIR), str(FAKES)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import nuke  # noqa: E402  (the fake)
+
+CLI = json.dumps([sys.executable, "-m", "inference_server"])
+SOURCE = "st_people_0.png"
+
+
+@pytest.fixture()
+def fake_nuke(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FACEBRIDGE_CLI", CLI)
+    nuke._fake.reset()
+    nuke._fake.startup([str(NUKE_DIR)], gui=True)
+    yield nuke
+    nuke._fake.reset()
+
+
+@pytest.fixture(scope="module")
+def plates(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Three linear EXR frames (1001-1003) of a talking head, R, G, B, A half."""
+    return make_sequence(faces_dir / "lp_d18.mp4", tmp_path_factory.mktemp("nuke-plates"), 3)
+
+
+def _script(fake, plates: str, out: Path, source: Path, server: str = ""):  # type: ignore[no-untyped-def]
+    """A Read of the plate feeding a new FaceBridge node (created through the menu, as an artist does)."""
+    read = fake.nodes.Read(file=plates, first=1001, last=1003)
+    fake._fake.menus["Nodes"].findItem("facebridge/FaceBridge").invoke()
+    node = fake.toNode("FaceBridge1")
+    node.setInput(0, read)
+    node["sources"].setValue(str(source))
+    node["server"].setValue(server)
+    node["first_frame"].setValue(1001)
+    node["last_frame"].setValue(1003)
+    node["output_dir"].setValue(str(out))
+    node["blend"].setValue(0.9)
+    node["region_mouth"].setValue(0.5)
+    node["keyframe_interval"].setValue(2)
+    return read, node
+
+
+def _node_output(fake, node, frame: int, path: Path) -> tuple[np.ndarray, object]:  # type: ignore[no-untyped-def]
+    """What the node outputs at ``frame``, through a Write (as a downstream render would see it)."""
+    write = fake.nodes.Write(file=str(path), file_type="exr", channels="all", datatype="32 bit float")
+    write.setInput(0, node)
+    fake.execute(write, frame, frame)
+    fake.delete(write)
+    return read_exr(path)
+
+
+def test_init_builds_no_ui_and_menu_adds_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    nuke._fake.reset()
+    nuke._fake.startup([str(NUKE_DIR)], gui=False)  # the fake's nuke.menu raises without a GUI
+    assert nuke._fake.menus == {}
+    nuke._fake.reset()
+    nuke._fake.startup([str(NUKE_DIR)], gui=True)
+    item = nuke._fake.menus["Nodes"].findItem("facebridge/FaceBridge")
+    item.invoke()
+    node = nuke.toNode("FaceBridge1")
+    from host_plugins.common.knobs import PARAM_KNOBS
+
+    expected = {k.name for k in PARAM_KNOBS} | {"server", "sources", "first_frame", "last_frame", "output_dir",
+                                                "analyse", "render", "open_panel", "status"}
+    assert expected <= set(node.knobs())
+    assert [n.Class() for n in node.nodes()] == ["Input", "Read", "Switch", "Output"]
+    assert node["render"].Class() == "PyScript_Knob" and node["mode"].value() == "swap"
+    item.invoke()
+    assert nuke.toNode("FaceBridge2") is not None
+    nuke._fake.reset()
+
+
+def test_node_passes_its_input_through_until_results_exist(fake_nuke, plates: str, faces_dir: Path,
+                                                           tmp_path: Path) -> None:
+    _read, node = _script(fake_nuke, plates, tmp_path / "out", faces_dir / SOURCE)
+    pixels, spec = _node_output(fake_nuke, node, 1002, tmp_path / "through.exr")
+    plate, plate_spec = read_exr(Path(plates.replace("####", "1002")))
+    assert spec.channelnames == plate_spec.channelnames
+    assert same_bits(pixels, plate).all()
+
+
+def test_gui_render_and_farm_render_give_bit_identical_frames(fake_nuke, plates: str, faces_dir: Path,
+                                                              server_address: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _read, node = _script(fake_nuke, plates, out, faces_dir / SOURCE, server_address)
+    script = tmp_path / "shot.nk"
+
+    # The artist presses Render in the GUI.
+    node["render"].execute()
+    assert node["status"].value().startswith("3 frames: 3 ok"), node["status"].value()
+    results = sorted(p.name for p in out.glob("FaceBridge1.*.exr"))
+    assert results == ["FaceBridge1.1001.exr", "FaceBridge1.1002.exr", "FaceBridge1.1003.exr"]
+    progress = [p for name, p, _m in fake_nuke._fake.progress if name == "FaceBridge render" and p is not None]
+    assert progress[-1] == 100 and progress == sorted(progress)
+    assert not list((out / "work" / "1001-1003").glob("plate.*.exr")), "plates are removed after a good render"
+
+    # The internal Read now shows the results: the node's output is the result file.
+    internal = node.node("Results")
+    assert internal["file"].value() == str(out / "FaceBridge1.####.exr") and internal["raw"].value()
+    assert node.node("ShowResults")["which"].value() == 1
+    shown, _ = _node_output(fake_nuke, node, 1002, tmp_path / "shown.exr")
+    result, result_spec = read_exr(out / "FaceBridge1.1002.exr")
+    plate, _ = read_exr(Path(plates.replace("####", "1002")))
+    assert same_bits(shown, result).all()
+    assert not same_bits(result, plate).all(), "the face was processed"
+    params_hash = result_spec.get_string_attribute("facebridge:params_hash")
+    assert params_hash and result_spec.get_string_attribute("facebridge:ai_processed")
+
+    gui = {f: read_exr(out / ("FaceBridge1.%d.exr" % f)) for f in (1001, 1002, 1003)}
+    fake_nuke.scriptSaveAs(str(script))
+    for path in out.glob("FaceBridge1.*.exr"):
+        path.unlink()
+
+    # The farm (another user, another process) renders the saved script in nuke -t, in two chunks.
+    env = {**os.environ, "NUKE_PATH": str(NUKE_DIR), "FACEBRIDGE_CLI": CLI, "HOME": str(tmp_path / "farm-home")}
+    for frames, count in (("1001-1001", 1), ("1002-1003", 2)):
+        farm = subprocess.run([sys.executable, str(FAKES / "nuke_t.py"), str(NUKE_DIR / "facebridge_render.py"),
+                               "--frames", frames, str(script), "FaceBridge1"],
+                              capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+        assert farm.returncode == 0, farm.stdout + farm.stderr
+        assert "facebridge: FaceBridge1: %d frames: %d ok" % (count, count) in farm.stdout, farm.stdout
+    for frame, (gui_pixels, gui_spec) in gui.items():
+        farm_pixels, farm_spec = read_exr(out / ("FaceBridge1.%d.exr" % frame))
+        assert farm_spec.channelnames == gui_spec.channelnames and str(farm_spec.format) == str(gui_spec.format)
+        assert [str(f) for f in farm_spec.channelformats] == [str(f) for f in gui_spec.channelformats]
+        assert farm_pixels.dtype == gui_pixels.dtype and farm_pixels.tobytes() == gui_pixels.tobytes(), frame
+        assert farm_spec.get_string_attribute("facebridge:params_hash") == params_hash
+
+
+def test_render_passes_every_knob_to_the_sidecar(fake_nuke, plates: str, faces_dir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidecar command carries the knobs (and --server only when the server knob is set)."""
+    log = tmp_path / "argv.json"
+    fake_cli = tmp_path / "fake_cli.py"
+    fake_cli.write_text(textwrap.dedent(f"""
+        import json, sys
+        open({str(log)!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")
+        print(json.dumps({{"event": "start", "total": 3, "server": "x"}}), flush=True)
+        print(json.dumps({{"event": "end", "total": 3, "ok": 3, "warnings": 0, "failed": 0, "elapsed_s": 0.1}}))
+    """))
+    monkeypatch.setenv("FACEBRIDGE_CLI", json.dumps([sys.executable, str(fake_cli)]))
+    _read, node = _script(fake_nuke, plates, tmp_path / "out", faces_dir / SOURCE)
+    node["colour_match"].setValue("histogram")
+    node["swapper"].setValue("inswapper_128")
+    from facebridge_nuke import render
+
+    outcome = render.render_node("FaceBridge1", 1002, 1003)
+    argv = json.loads(log.read_text().splitlines()[-1])
+    assert outcome.returncode == 0, outcome.message
+    assert "--server" not in argv
+    pairs = dict(zip(argv, argv[1:]))
+    assert argv[0] == "process" and pairs["--frames"] == "1002-1003" and pairs["--analyse-range"] == "1001-1003"
+    assert pairs["--blend"] == "0.9" and pairs["--regions"] == "mouth=0.5" and pairs["--keyframe-interval"] == "2"
+    assert pairs["--colour-match"] == "histogram" and pairs["--swapper"] == "inswapper_128"
+    assert pairs["--source"] == str(faces_dir / SOURCE)
+    assert pairs["--input"].endswith(os.path.join("work", "1002-1003", "plate.####.exr"))   # per chunk
+    written = [Path(p).name for p in fake_nuke._fake.written]
+    assert written == ["plate.1001.exr", "plate.1002.exr", "plate.1003.exr"]  # the whole shot, for the analysis
+
+    node["analyse"].execute()   # Analyse: the same shot id, so a render replays the analysis
+    analyse = json.loads(log.read_text().splitlines()[-1])
+    apairs = dict(zip(analyse, analyse[1:]))
+    assert analyse[0] == "analyse" and apairs["--frames"] == "1001-1003" and apairs["--keyframe-interval"] == "2"
+    assert apairs["--input"].endswith(os.path.join("work", "analyse", "plate.####.exr"))
+    assert apairs["--shot"] == pairs["--shot"]
+    assert node["status"].value().startswith("analysed 1001-1003")
+
+
+def test_cancel_kills_the_sidecar(fake_nuke, plates: str, faces_dir: Path, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "pid"
+    slow_cli = tmp_path / "slow_cli.py"
+    slow_cli.write_text(textwrap.dedent(f"""
+        import json, os, sys, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        print(json.dumps({{"event": "start", "total": 3, "server": "x"}}), flush=True)
+        print(json.dumps({{"event": "frame", "frame": 1001, "status": "ok", "done": 1, "total": 3}}), flush=True)
+        time.sleep(60)
+    """))
+    monkeypatch.setenv("FACEBRIDGE_CLI", json.dumps([sys.executable, str(slow_cli)]))
+    _read, node = _script(fake_nuke, plates, tmp_path / "out", faces_dir / SOURCE)
+    # The artist hits Cancel once the sidecar runs (the dialog stays live while it is quiet).
+    fake_nuke._fake.cancel = lambda name, updates: updates >= 2 and pid_file.exists()
+    started = time.monotonic()
+    node["render"].execute()
+    assert time.monotonic() - started < 30
+    assert node["status"].value() == "cancelled"
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not _alive(pid), "the sidecar was killed"
+    assert node.node("ShowResults")["which"].value() == 0
+    assert fake_nuke._fake.messages == []   # a cancel is not an error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of this process counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def test_render_refuses_with_a_clear_message(fake_nuke, plates: str, faces_dir: Path, tmp_path: Path) -> None:
+    from facebridge_nuke import render
+
+    read, node = _script(fake_nuke, plates, tmp_path / "out", faces_dir / SOURCE)
+    node["sources"].setValue("")
+    assert "needs at least one source image" in render.render_node("FaceBridge1").message
+    node["render"].execute()
+    assert "needs at least one source image" in fake_nuke._fake.messages[-1]
+    node["sources"].setValue(str(faces_dir / SOURCE))
+    node["output_dir"].setValue("")
+    assert "save the script first" in render.render_node("FaceBridge1").message
+    node["output_dir"].setValue(str(tmp_path / "out"))
+    assert "outside the node's frame range" in render.render_node("FaceBridge1", 990, 1001).message
+    fake_nuke.root()["proxy"].setValue(True)
+    assert "proxy mode is on" in render.render_node("FaceBridge1").message
+    fake_nuke.root()["proxy"].setValue(False)
+    node.setInput(0, None)
+    assert "has no input" in render.render_node("FaceBridge1").message
+    assert "is not a FaceBridge node" in render.render_node(read.name()).message
+    node["blend"].setValue(1.5)
+    node.setInput(0, read)
+    assert "'blend' must be within 0..1" in render.render_node("FaceBridge1").message
+
+
+def test_saved_script_defaults_the_output_folder_next_to_it(fake_nuke, plates: str, faces_dir: Path,
+                                                            tmp_path: Path) -> None:
+    from facebridge_nuke.node import read_settings
+
+    _read, node = _script(fake_nuke, plates, tmp_path / "unused", faces_dir / SOURCE)
+    node["output_dir"].setValue("")
+    (tmp_path / "shots").mkdir()
+    fake_nuke.scriptSaveAs(str(tmp_path / "shots" / "sh010_comp_v003.nk"))
+    settings = read_settings(node)
+    assert settings.folders.output_dir == str(tmp_path / "shots" / "facebridge" / "sh010_comp_v003" / "FaceBridge1")
+    assert settings.folders.result_pattern.endswith("FaceBridge1.####.exr")
+
+
+def test_plugin_imports_with_the_standard_library_only(tmp_path: Path) -> None:
+    """Nuke's interpreter may carry an old protobuf: the host side loads no grpc, protobuf, numpy or Qt."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(FAKES)!r}]
+        import nuke
+        nuke._fake.startup([{str(NUKE_DIR)!r}], gui=True)
+        import facebridge_nuke.node, facebridge_nuke.render
+        import host_plugins.common.command, host_plugins.common.progress, host_plugins.common.presets
+        bad = [m for m in sys.modules if m.split(".")[0] in
+               ("grpc", "google", "numpy", "OpenImageIO", "PySide2", "PySide6", "shiboken6", "host_plugins.client")]
+        bad += [m for m in sys.modules if m.startswith(("host_plugins.client", "inference_server", "facebridge."))]
+        print(bad)
+    """)
+    # -S: no site-packages at all, so any non-stdlib import would fail outright.
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_panel_edits_the_knobs_and_exchanges_presets(fake_nuke, plates: str, faces_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("PySide6")
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    _read, node = _script(fake_nuke, plates, tmp_path / "out", faces_dir / SOURCE)
+    node["open_panel"].execute()
+    from facebridge_nuke import panel as fb_panel
+
+    widget = fb_panel._open_panels["FaceBridge1"]
+    assert widget.sliders["blend"].value() == 900 and widget.sliders["region_mouth"].value() == 500
+    widget.sliders["region_eyes"].setValue(250)
+    assert node["region_eyes"].value() == 0.25
+    preset = tmp_path / "look.json"
+    widget.save(str(preset))
+    from host_plugins.client.params import load_preset
+
+    saved = load_preset(preset)   # the CLI / standalone panel read what the Nuke panel saved
+    assert saved.regions == {"eyes": 0.25, "mouth": 0.5} and saved.blend == 0.9
+    node["blend"].setValue(1.0)
+    widget.load(str(preset))
+    assert node["blend"].value() == 0.9 and widget.sliders["blend"].value() == 900
+    widget.close()
+    fb_panel._open_panels.clear()
+    app.processEvents()
+    monkeypatch.setattr(fake_nuke, "NUKE_VERSION_MAJOR", 15)
+    try:
+        name = fb_panel.qt_binding()[0]
+    except ImportError as exc:  # PySide2 is not installed here: the import was attempted, as on Nuke 13-15
+        name = re.sub(r".*'(PySide2)'.*", r"\1", str(exc))
+    assert name == "PySide2"
+
+
+def _documented(readme: Path) -> set[str]:
+    """Backticked names in the first column of the README's "Host API calls" table, each with a URL."""
+    section = readme.read_text().split("## Host API calls", 1)[1]
+    names = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0] != "call":
+            assert cells[2].startswith("https://learn.foundry.com/"), line
+            names.add(cells[0].strip("`"))
+    return names
+
+
+def test_every_nuke_call_is_documented_and_the_fake_offers_nothing_else() -> None:
+    documented = _documented(NUKE_DIR / "README.md")
+    sources = [NUKE_DIR / "init.py", NUKE_DIR / "menu.py", NUKE_DIR / "facebridge_render.py",
+               *sorted((NUKE_DIR / "facebridge_nuke").glob("*.py"))]
+    used = {"nuke." + m for path in sources for m in re.findall(r"(?<![\w.])nuke\.([A-Za-z_]\w*)", path.read_text())}
+    assert used and used <= documented, sorted(used - documented)
+    # The fake's public API: module functions/values and the methods of its classes.
+    classes = {"Knob", "Node", "Group", "Menu", "MenuItem", "ProgressTask"}
+    for name, value in vars(nuke).items():
+        if name.startswith("_") or isinstance(value, type(os)) or name in ("OrderedDict", "annotations"):
+            continue
+        if isinstance(value, type):
+            assert name in classes or "nuke." + name in documented, name
+            for method, attr in vars(value).items():
+                if method.startswith("_") and method != "__getitem__" or not callable(attr):
+                    continue
+                owners = [base.__name__ for base in value.__mro__ if method in vars(base)]
+                assert any("%s.%s" % (owner, method) in documented for owner in owners + [name]), (name, method)
+        else:
+            assert "nuke." + name in documented, name
