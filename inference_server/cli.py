@@ -1,5 +1,5 @@
-"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``models``, ``export-onnx``, ``install``
-and ``demo``.
+"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``models``, ``export-onnx``, ``install``,
+``panel`` and ``demo``.
 
 Each subcommand's module is imported only when it runs, so ``facebridge process`` never loads the
 server's models and ``facebridge serve`` never loads the client.
@@ -72,6 +72,12 @@ def _export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _panel(args: argparse.Namespace) -> int:
+    from ui.panel.cli import run
+
+    return run(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from host_plugins.client.demo import run
 
@@ -120,8 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_export_onnx)
 
     from host_plugins.install import add_install_parser
+    from ui.panel.cli import add_panel_arguments
 
     add_install_parser(commands)
+
+    panel = commands.add_parser("panel", help="artist panel: A/B parameter sets, previews re-composited from the cache")
+    add_panel_arguments(panel)
+    panel.set_defaults(func=_panel)
 
     demo = commands.add_parser("demo", help="build a demo plate from package photos and run the whole pipeline")
     demo.add_argument("--out", type=Path, default=Path("facebridge_demo"), help="output folder (default ./facebridge_demo)")

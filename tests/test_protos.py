@@ -35,4 +35,6 @@ def test_contract_has_the_expected_rpcs() -> None:
         "CloseSession": (False, False),
         "ProcessFrames": (True, True),
         "AnalyseShot": (True, True),
+        "ListShots": (False, False),
+        "Preview": (False, False),
     }

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from facebridge.chunking import MAX_CHUNK_BYTES, Reassembler, split_chunks
@@ -19,6 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .errors import ClientError
 from .params import ParamsError, RenderParams, with_overrides
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _SERVICE_CONFIG = json.dumps({
@@ -91,6 +95,61 @@ class SessionInfo:
     model_ids: list[str]
     sources: list[dict[str, object]]
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShotListing:
+    """A shot of the server's shot database (``list_shots``)."""
+
+    shot: str
+    first_frame: int
+    last_frame: int
+    frames: int
+    tracks: list[int]
+    cuts: int
+    keyframes: int
+    created: float
+    # with_frames: one {"frame", "cut", "keyframe", "tracks", "jitter_raw", "jitter_smoothed"} per analysed frame
+    frame_summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """A reduced-size preview of one frame (``preview``).
+
+    ``rendered`` and ``plate`` are ``(h, w, 3)`` float16 scene-linear R,G,B (``colourspace``) of the
+    data-window box ``box = (x0, y0, x1, y1)`` resized to ``(w, h)``; ``faces`` are QC dicts (as in
+    ``FrameOutcome.faces``) with ``landmarks`` ``(68, 2)`` float32 data-window pixels; ``labels`` is the
+    region-label overlay (uint8, its own grid over ``box``; 0 = no face, k = ``region_names[k - 1]``).
+    """
+
+    frame_number: int
+    status: str  # ok | warning | failed
+    kind: str
+    message: str
+    rendered: "np.ndarray | None"
+    plate: "np.ndarray | None"
+    box: tuple[int, int, int, int]
+    frame_size: tuple[int, int]  # (width, height) of the data window
+    faces: list[dict[str, Any]]
+    labels: "np.ndarray | None"
+    region_names: list[str]
+    timings_ms: dict[str, float]
+    analysed: bool
+    colourspace: str
+    round_trip_ms: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+def _preview_array(image: pb.PreviewImage) -> "np.ndarray | None":
+    import numpy as np
+
+    if not image.data:
+        return None
+    return np.frombuffer(image.data, "<f2").reshape(image.height, image.width, image.channels)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | bytearray) -> None:
@@ -286,6 +345,86 @@ class FaceBridgeClient:
             raise _mapped(exc, "AnalyseShot", self.address) from exc
         finally:
             call.cancel()
+
+    def list_shots(self, shot: str = "", with_frames: bool = False, smoothing: float | None = None) -> list[ShotListing]:
+        """The shots in the server's shot database (only ``shot`` when given), with per-frame summaries
+        (cut, keyframe, tracks, landmark jitter at ``smoothing``) on request."""
+        request = pb.ListShotsRequest(shot=shot, with_frames=with_frames)
+        if smoothing is not None:
+            request.smoothing = smoothing
+        try:
+            reply = self._stub.ListShots(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "ListShots", self.address) from exc
+        return [ShotListing(s.shot, s.first_frame, s.last_frame, s.frames, list(s.tracks), s.cuts, s.keyframes,
+                            s.created, [{"frame": f.frame_number, "cut": f.cut, "keyframe": f.keyframe,
+                                         "tracks": list(f.tracks), "jitter_raw": _number(f.jitter_raw, 3),
+                                         "jitter_smoothed": _number(f.jitter_smoothed, 3)}
+                                        for f in s.frame_summaries])
+                for s in reply.shots]
+
+    def preview(
+        self,
+        session_id: str,
+        frame_number: int,
+        *,
+        input_path: str | os.PathLike[str] | None = None,
+        data: bytes | None = None,
+        name: str = "",
+        max_side: int = 0,
+        region: str = "faces",
+        include_plate: bool = False,
+        omit_rendered: bool = False,
+        include_regions: bool = False,
+        params: RenderParams | None = None,
+        quality_checks: bool = True,
+        timeout: float | None = None,
+    ) -> PreviewResult:
+        """A reduced-size preview of one frame, rendered with the session's models and ``params``' compositing
+        and temporal controls (None = the session's): a re-composite from the server's cache when the faces
+        were rendered before. The plate is a path the server reads (same machine) or the encoded file.
+        """
+        import time
+
+        if (input_path is None) == (data is None):
+            raise ClientError("preview: give the plate as input_path or as data (one of them)")
+        request = pb.PreviewRequest(
+            session_id=session_id, frame_number=frame_number,
+            name=name or (os.path.basename(os.fspath(input_path)) if input_path is not None else ""),
+            max_side=max_side, include_plate=include_plate, omit_rendered=omit_rendered,
+            include_regions=include_regions,
+            region=pb.PREVIEW_REGION_FRAME if region == "frame" else pb.PREVIEW_REGION_FACES,
+        )
+        if input_path is not None:
+            request.input_path = os.path.abspath(os.fspath(input_path))
+        else:
+            request.data = bytes(data)  # type: ignore[arg-type]
+        if params is not None or not quality_checks:
+            request.params.CopyFrom((params or RenderParams()).to_proto("exr", None,
+                                                                        skip_quality_checks=not quality_checks))
+        started = time.perf_counter()
+        try:
+            reply = self._stub.Preview(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "Preview", self.address) from exc
+        round_trip = (time.perf_counter() - started) * 1000.0
+        import numpy as np
+
+        faces = []
+        for face in reply.faces:
+            entry = _face_dict(face.qc)
+            entry["landmarks"] = np.asarray(face.landmarks, np.float32).reshape(-1, 2)
+            faces.append(entry)
+        labels = (np.frombuffer(reply.regions.labels, np.uint8).reshape(reply.regions.height, reply.regions.width)
+                  if reply.regions.labels else None)
+        return PreviewResult(
+            frame_number=reply.frame_number, status=_STATUS_NAMES[reply.status.code], kind=reply.status.kind,
+            message=reply.status.message, rendered=_preview_array(reply.rendered), plate=_preview_array(reply.plate),
+            box=(reply.x0, reply.y0, reply.x1, reply.y1), frame_size=(reply.frame_width, reply.frame_height),
+            faces=faces, labels=labels, region_names=list(reply.regions.region_names),
+            timings_ms=dict(reply.timings_ms), analysed=reply.analysed, colourspace=reply.colourspace,
+            round_trip_ms=round_trip,
+        )
 
     @staticmethod
     def _requests(session_id: str, jobs: Sequence[FrameJob], use_paths: bool) -> Iterator[pb.ProcessFramesRequest]:

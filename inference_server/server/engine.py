@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +20,10 @@ from ..faces.dlib_models import DlibFaceModels
 from ..models.errors import ModelError
 from ..models.pool import ModelPool
 from ..models.registry import resolve_models_dir
+from ..pipeline import preview as preview_module
 from ..pipeline.crops import Box, face_crop_box
-from ..pipeline.render import (FaceReport, FaceTarget, NeighbourPlate, RenderMemos, RenderSettings, Stopwatch, detect_targets,
-                               render_faces)
+from ..pipeline.render import (FaceReport, FaceTarget, FrameOutcome, NeighbourPlate, RenderMemos, RenderSettings,
+                               Stopwatch, detect_targets, render_faces)
 from ..plates.colour import plate_colourspace, srgb_encode, to_uint8
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate, decode_plate, encode_plate, read_plate, write_plate_atomic
@@ -85,6 +86,70 @@ class AnalyseResultData:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PreviewData:
+    """A reduced-size preview of one rendered frame (see ``pipeline.preview`` for the geometry).
+
+    ``rendered`` and ``plate`` are ``(h, w, 3)`` float16 scene-linear R,G,B of ``box`` (None when not asked
+    for, or when the frame failed); ``landmarks`` are the rendered faces' ``(68, 2)`` float32 data-window
+    landmarks, in the order of ``faces``; ``labels`` is the region-label overlay (uint8, its own grid).
+    """
+
+    frame_number: int
+    status: str  # ok | warning | failed
+    kind: str = ""
+    message: str = ""
+    rendered: np.ndarray | None = None
+    plate: np.ndarray | None = None
+    box: Box = Box(0, 0, 0, 0)
+    frame_hw: tuple[int, int] = (0, 0)
+    faces: tuple[FaceReport, ...] = ()
+    landmarks: tuple[np.ndarray, ...] = ()
+    labels: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    analysed: bool = False
+    colourspace: str = ""
+
+
+@dataclass(frozen=True)
+class FrameSummaryData:
+    """One analysed frame: its cut, whether it is a keyframe, the tracks on it and their landmark jitter
+    (raw, smoothed; the largest over its tracks, NaN when unknown)."""
+
+    frame_number: int
+    cut: int
+    keyframe: bool
+    tracks: tuple[int, ...]
+    jitter: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ShotSummary:
+    """One shot of the shot database: its analysed frames, tracks and cuts."""
+
+    shot: str
+    frames: tuple[int, ...]
+    tracks: tuple[int, ...]
+    cuts: int
+    keyframes: int
+    created: float
+    per_frame: tuple[FrameSummaryData, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    outcome: FrameOutcome
+    targets: list[FaceTarget]
+    analysed: bool
+    settings: RenderSettings
+    rgb_index: list[int]
+
+
+PREVIEW_CONTROLS = ("blend", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "stabilise",
+                    "flow_threshold", "face", "quality_checks")
+"""The SessionParams fields a preview may set; the rest (models, mode, colourspace) are the session's."""
+
+
 def source_rgb8(plate: Plate) -> np.ndarray:
     """Display-referred ``(H, W, 3)`` uint8 view of a source photo (grey replicated, EXR treated as linear)."""
     names = plate.channel_names
@@ -144,6 +209,7 @@ class FaceSwapEngine:
         self._paths_lock = threading.Lock()
         self._frame_hashes: Memo[str] = Memo(1 << 16)
         self.memos = RenderMemos.create(memory_bytes)
+        self._preview_plates: Memo[tuple[Plate, str]] = Memo(memory_bytes // 4, lambda v: v[0].pixels.nbytes)
 
     @property
     def models(self) -> DlibFaceModels:
@@ -320,10 +386,12 @@ class FaceSwapEngine:
                 self._paths.popitem(last=False)
         return paths
 
-    def _tracked_targets(self, session: Session, frame: int, frame_hw: tuple[int, int]) -> list[FaceTarget]:
-        paths = self._track_paths(session.shot, session.params.smoothing)
+    def _tracked_targets(self, session: Session, frame: int, frame_hw: tuple[int, int],
+                         params: SessionParams | None = None) -> list[FaceTarget]:
+        params = params if params is not None else session.params
+        paths = self._track_paths(session.shot, params.smoothing)
         present = [t for t, p in paths.items() if p.landmarks(frame) is not None]
-        selection = FaceSelection.parse(session.params.face, session.face_reference)
+        selection = FaceSelection.parse(params.face, session.face_reference)
         rects = {o.track: o.rect for o in self.db.frame_observations(session.shot, frame)}
         targets = []
         for track in selection.choose(present, self.db.tracks(session.shot)):
@@ -332,9 +400,138 @@ class FaceSwapEngine:
             lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
             rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
             neighbours = (self._neighbours(session, paths, track, frame, frame_hw)
-                          if session.params.stabilise > 0.0 else ())
+                          if params.stabilise > 0.0 else ())
             targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours))
         return targets
+
+    def _render(self, session: Session, params: SessionParams, plate: Plate, digest: str, frame_number: int,
+                clock: Stopwatch) -> _Rendered:
+        """The frame through the face pipeline with ``params`` (the one render path of process and preview)."""
+        rgb_index = plate.channel_index(("R", "G", "B"))
+        settings = RenderSettings(
+            colourspace=plate_colourspace(params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace")),
+            controls=params.controls(),
+            quality_checks=params.quality_checks,
+            stabilise=params.stabilise,
+            flow_threshold=params.flow_threshold,
+            stage=session.stage,
+        )
+        frame_hash = self._content_hash(plate, digest)
+        clock.lap("hash")
+        record = self.db.frame_record(session.shot, frame_number)
+        analysed = record is not None and record[0] == frame_hash
+        if analysed:
+            targets = self._tracked_targets(session, frame_number, plate.pixels.shape[:2], params)
+            clock.lap("tracks")
+        else:
+            targets = detect_targets(plate.pixels, rgb_index, self.models, settings.colourspace,
+                                     MIN_DETECTION_SCORE, clock)
+        key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(),
+                                            settings.model_key_material()]).encode()).hexdigest()
+        outcome = render_faces(plate.pixels, rgb_index, targets, session.sources, session.source_hashes, settings,
+                               self.models, frame_hash, key_base, self.cache, clock, self.memos)
+        return _Rendered(outcome, targets, analysed, settings, rgb_index)
+
+    # -- previews ---------------------------------------------------------------------------------
+    @staticmethod
+    def preview_params(session: Session, overrides: SessionParams | None) -> SessionParams:
+        """The session's parameters with the compositing and temporal controls of ``overrides``
+        (``PREVIEW_CONTROLS``); InvalidRequest for a bad value."""
+        if overrides is None:
+            return session.params
+        params = replace(session.params, **{name: getattr(overrides, name) for name in PREVIEW_CONTROLS})
+        params = params.validated()
+        try:
+            FaceSelection.parse(params.face, session.face_reference)
+        except ValueError as exc:
+            raise InvalidRequest(f"{exc} (this session has no reference identity)") from exc
+        return params
+
+    def _load_remembered(self, request: FrameRequest) -> tuple[Plate, str]:
+        """``_load``, remembered for the next preview of the same file (by path, size and mtime) or bytes."""
+        if request.data is not None:
+            key: tuple[object, ...] = ("data", hashlib.sha256(request.data).hexdigest())
+        else:
+            try:
+                stat = os.stat(request.input_path)
+                key = ("path", os.path.abspath(request.input_path), stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                return self._load(request)  # read_plate reports the problem
+        hit = self._preview_plates.get(key)
+        return hit if hit is not None else self._preview_plates.put(key, self._load(request))
+
+    def preview_frame(self, session: Session, request: FrameRequest, max_side: int = 0, region: str = "faces",
+                      params: SessionParams | None = None, include_rendered: bool = True,
+                      include_plate: bool = False, include_regions: bool = False) -> PreviewData:
+        """Render one frame as ``process_frame`` does (same path, same pixels) and return reduced-size images
+        of ``region`` (``faces`` | ``frame``) instead of writing a file; failures name file, frame and cause.
+
+        Args:
+            params: controls for this preview (``preview_params``); None = the session's.
+        """
+        where = f"{request.name} (frame {request.frame_number})"
+        if region not in ("faces", "frame"):
+            raise InvalidRequest(f"preview region '{region}' (expected faces or frame)")
+        params = self.preview_params(session, params)
+        clock = Stopwatch()
+        try:
+            if session.stage is not None and session.stage.needs_source and not session.sources:
+                raise PlateError("session", f"mode '{params.mode}' needs a source image and this session has none")
+            plate, digest = self._load_remembered(request)
+            clock.lap("decode")
+            rendered = self._render(session, params, plate, digest, request.frame_number, clock)
+        except PlateError as exc:
+            return PreviewData(request.frame_number, "failed", exc.kind, f"{where}: {exc}", timings_ms=clock.timings)
+        frame_hw = plate.pixels.shape[:2]
+        landmarks = tuple(np.asarray(t.landmarks, np.float32) for t in rendered.targets)
+        if region == "frame":
+            box = Box(0, 0, frame_hw[1], frame_hw[0])
+        else:
+            # every face of the frame, whatever the selection: two parameter sets get the same geometry
+            observed = [o.landmarks for o in self.db.frame_observations(session.shot, request.frame_number)]
+            box = preview_module.faces_region(observed if rendered.analysed else list(landmarks), frame_hw,
+                                              rendered.settings.crop_margin)
+        size = preview_module.preview_size(box, max_side)
+        out = rendered.outcome
+        image = preview_module.reduce_rgb(out.pixels, rendered.rgb_index, box, size) if include_rendered else None
+        plate_image = (preview_module.reduce_rgb(plate.pixels, rendered.rgb_index, box, size)
+                       if include_plate else None)
+        labels = preview_module.region_labels(landmarks, box, size) if include_regions else None
+        clock.lap("preview")
+        if out.faces_swapped:
+            status, kind, message = "ok", "", ""
+        elif out.faces:
+            status, kind, message = "warning", "not_swapped", f"{where}: face(s) found but none was changed"
+        else:
+            status, kind, message = "warning", "no_face", f"{where}: no face found; plate shown unchanged"
+        return PreviewData(request.frame_number, status, kind, message, image, plate_image, box, frame_hw,
+                           out.faces, landmarks, labels, clock.timings, rendered.analysed,
+                           rendered.settings.colourspace.name)
+
+    def shot_summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:
+        """The shots of the shot database (or just ``shot``, when it exists), with per-frame summaries on request."""
+        names = [s for s in self.db.shots() if not shot or s == shot]
+        summaries = []
+        for name in names:
+            frames = self.db.analysed_frames(name)
+            keyframes = set(self.db.keyframes(name))
+            tracks = self.db.tracks(name)
+            created = self.db.analysis_fingerprint(name)[0]
+            per_frame: list[FrameSummaryData] = []
+            if with_frames and frames:
+                paths = self._track_paths(name, smoothing)
+                for frame in sorted(frames):
+                    on = tuple(t for t, p in sorted(paths.items()) if p.landmarks(frame) is not None)
+                    jitters = [paths[t].jitter_at(frame) for t in on]
+                    raw = [j[0] for j in jitters if np.isfinite(j[0])]
+                    smooth = [j[1] for j in jitters if np.isfinite(j[1])]
+                    per_frame.append(FrameSummaryData(frame, frames[frame][1], frame in keyframes, on,
+                                                      (max(raw, default=float("nan")),
+                                                       max(smooth, default=float("nan")))))
+            summaries.append(ShotSummary(name, tuple(sorted(frames)), tuple(sorted(tracks)),
+                                         len({c for _, c in frames.values()}), len(keyframes), created,
+                                         tuple(per_frame)))
+        return summaries
 
     def process_frame(self, session: Session, request: FrameRequest) -> FrameResultData:
         """Process one frame; every failure becomes a failed result naming file, frame and cause."""
@@ -357,30 +554,9 @@ class FaceSwapEngine:
         clock = Stopwatch()
         plate, digest = self._load(request)
         clock.lap("decode")
-        rgb_index = plate.channel_index(("R", "G", "B"))
         params = session.params
-        settings = RenderSettings(
-            colourspace=plate_colourspace(params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace")),
-            controls=params.controls(),
-            quality_checks=params.quality_checks,
-            stabilise=params.stabilise,
-            flow_threshold=params.flow_threshold,
-            stage=session.stage,
-        )
-        frame_hash = self._content_hash(plate, digest)
-        clock.lap("hash")
-        record = self.db.frame_record(session.shot, request.frame_number)
-        analysed = record is not None and record[0] == frame_hash
-        if analysed:
-            targets = self._tracked_targets(session, request.frame_number, plate.pixels.shape[:2])
-            clock.lap("tracks")
-        else:
-            targets = detect_targets(plate.pixels, rgb_index, self.models, settings.colourspace,
-                                     MIN_DETECTION_SCORE, clock)
-        key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(),
-                                            settings.model_key_material()]).encode()).hexdigest()
-        outcome = render_faces(plate.pixels, rgb_index, targets, session.sources, session.source_hashes, settings,
-                               self.models, frame_hash, key_base, self.cache, clock, self.memos)
+        rendered = self._render(session, params, plate, digest, request.frame_number, clock)
+        outcome, analysed = rendered.outcome, rendered.analysed
         metadata = output_metadata(params.mode, session.model_ids, session.params_hash, session.source_hashes)
         if outcome.faces_swapped:
             status, kind, message = "ok", "", ""

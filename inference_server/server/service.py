@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NoReturn, TypeVar
 
 import grpc
+import numpy as np
 from facebridge.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
 from facebridge.v1 import facebridge_pb2 as pb
 from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
@@ -16,7 +20,7 @@ from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
 from .. import __version__
 from ..pipeline.render import FaceReport
 from .audit import AuditLog
-from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData
+from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData, PreviewData, ShotSummary
 from .errors import FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, SourceError
 from .sessions import Session, SessionParams
 
@@ -134,6 +138,52 @@ def _analyse_message(result: AnalyseResultData) -> pb.AnalyseProgress:
     )
 
 
+def _preview_image(image: np.ndarray | None) -> pb.PreviewImage | None:
+    if image is None:
+        return None
+    h, w, c = image.shape
+    return pb.PreviewImage(width=w, height=h, channels=c, data=np.ascontiguousarray(image, "<f2").tobytes())
+
+
+def _preview_message(data: PreviewData) -> pb.PreviewResponse:
+    from ..swap.regions import REGION_NAMES
+
+    reply = pb.PreviewResponse(
+        frame_number=data.frame_number,
+        status=pb.FrameStatus(code=_FRAME_CODE[data.status], kind=data.kind, message=data.message),
+        rendered=_preview_image(data.rendered),
+        plate=_preview_image(data.plate),
+        x0=data.box.x0, y0=data.box.y0, x1=data.box.x1, y1=data.box.y1,
+        frame_width=data.frame_hw[1], frame_height=data.frame_hw[0],
+        faces=[pb.PreviewFace(qc=_face_qc(f), landmarks=np.asarray(lm, np.float32).ravel().tolist())
+               for f, lm in zip(data.faces, data.landmarks)],
+        timings_ms=data.timings_ms,
+        analysed=data.analysed,
+        colourspace=data.colourspace,
+    )
+    if data.labels is not None:
+        h, w = data.labels.shape
+        reply.regions.CopyFrom(pb.RegionOverlay(width=w, height=h, labels=np.ascontiguousarray(data.labels).tobytes(),
+                                                region_names=list(REGION_NAMES)))
+    return reply
+
+
+def _shot_message(summary: ShotSummary) -> pb.ShotInfo:
+    return pb.ShotInfo(
+        shot=summary.shot,
+        first_frame=summary.frames[0] if summary.frames else 0,
+        last_frame=summary.frames[-1] if summary.frames else 0,
+        frames=len(summary.frames),
+        tracks=list(summary.tracks),
+        cuts=summary.cuts,
+        keyframes=summary.keyframes,
+        created=summary.created,
+        frame_summaries=[pb.FrameSummary(frame_number=f.frame_number, cut=f.cut, keyframe=f.keyframe,
+                                         tracks=list(f.tracks), jitter_raw=f.jitter[0], jitter_smoothed=f.jitter[1])
+                         for f in summary.per_frame],
+    )
+
+
 def session_params(p: pb.ProcessParams) -> SessionParams:
     """Wire parameters -> SessionParams (defaults for absent fields; validated by the engine)."""
     defaults = SessionParams()
@@ -169,13 +219,16 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         audit: where who-processed-what is recorded.
         device: the resolved compute device, reported by GetServerInfo.
         allow_paths: offer TRANSPORT_PATH (the server reads and writes client-named files).
+        frame_workers: frames of one stream processed at once (results still return in order).
     """
 
-    def __init__(self, engine: FaceSwapEngine, audit: AuditLog, device: str, allow_paths: bool) -> None:
+    def __init__(self, engine: FaceSwapEngine, audit: AuditLog, device: str, allow_paths: bool,
+                 frame_workers: int | None = None) -> None:
         self.engine = engine
         self.audit = audit
         self.device = device
         self.allow_paths = allow_paths
+        self.frame_workers = max(1, frame_workers if frame_workers is not None else min(2, os.cpu_count() or 1))
 
     @_mapped
     def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext) -> pb.GetServerInfoResponse:
@@ -277,11 +330,28 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         session = self._stream_session(request_iterator)
         done: list[int] = []
         failed: list[int] = []
+
+        def finished(frame_id: int, future: Future[FrameResultData]) -> Iterator[pb.ProcessFramesResponse]:
+            result = future.result()
+            (failed if result.failed else done).append(result.frame_number)
+            yield from _result_messages(frame_id, result)
+
+        # frames are independent (each a pure function of its plate, the analysis and the parameters), so
+        # up to ``frame_workers`` run at once: one frame's decode and encode overlap another's compositing.
+        # Results go back in the order the frames came.
+        in_flight: deque[tuple[int, Future[FrameResultData]]] = deque()
         try:
-            for frame_id, request in self._incoming_frames(request_iterator, context):
-                result = self.engine.process_frame(session, request)
-                (failed if result.failed else done).append(result.frame_number)
-                yield from _result_messages(frame_id, result)
+            with ThreadPoolExecutor(self.frame_workers, thread_name_prefix="facebridge-frame") as pool:
+                try:
+                    for frame_id, request in self._incoming_frames(request_iterator, context):
+                        in_flight.append((frame_id, pool.submit(self.engine.process_frame, session, request)))
+                        while len(in_flight) >= self.frame_workers or (in_flight and in_flight[0][1].done()):
+                            yield from finished(*in_flight.popleft())
+                    while in_flight:
+                        yield from finished(*in_flight.popleft())
+                finally:
+                    for _, future in in_flight:
+                        future.cancel()
         finally:
             self.audit.append(
                 "frames", {**self._audit_record(session, context), "frames": done, "failed_frames": failed}
@@ -305,6 +375,35 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         finally:
             session.analysis_lock.release()
             self.audit.append("analyse", {**self._audit_record(session, context), "frames": analysed})
+
+    @_mapped
+    def ListShots(self, request: pb.ListShotsRequest, context: grpc.ServicerContext) -> pb.ListShotsResponse:
+        smoothing = request.smoothing if request.HasField("smoothing") else SessionParams().smoothing
+        if not smoothing >= 0.0:
+            raise InvalidRequest(f"smoothing must be a number >= 0 (frames), got {smoothing}")
+        summaries = self.engine.shot_summaries(request.shot, request.with_frames, smoothing)
+        return pb.ListShotsResponse(shots=[_shot_message(s) for s in summaries])
+
+    @_mapped
+    def Preview(self, request: pb.PreviewRequest, context: grpc.ServicerContext) -> pb.PreviewResponse:
+        session = self.engine.sessions.get(request.session_id)
+        which = request.WhichOneof("plate")
+        if which == "input_path":
+            if not self.allow_paths:
+                raise InvalidRequest("this server does not offer TRANSPORT_PATH; send the plate's bytes")
+            frame = FrameRequest(request.frame_number, request.name or request.input_path,
+                                 input_path=request.input_path)
+        elif which == "data":
+            frame = FrameRequest(request.frame_number, request.name, data=request.data)
+        else:
+            raise InvalidRequest("a preview needs the plate: input_path or data")
+        overrides = session_params(request.params) if request.HasField("params") else None
+        region = "frame" if request.region == pb.PREVIEW_REGION_FRAME else "faces"
+        data = self.engine.preview_frame(session, frame, request.max_side, region, overrides,
+                                         include_rendered=not request.omit_rendered,
+                                         include_plate=request.include_plate,
+                                         include_regions=request.include_regions)
+        return _preview_message(data)
 
     @staticmethod
     def _audit_record(session: Session, context: grpc.ServicerContext) -> dict[str, object]:

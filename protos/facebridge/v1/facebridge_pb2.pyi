@@ -12,9 +12,16 @@ class Transport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSPORT_UNSPECIFIED: _ClassVar[Transport]
     TRANSPORT_STREAM: _ClassVar[Transport]
     TRANSPORT_PATH: _ClassVar[Transport]
+
+class PreviewRegion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREVIEW_REGION_FACES: _ClassVar[PreviewRegion]
+    PREVIEW_REGION_FRAME: _ClassVar[PreviewRegion]
 TRANSPORT_UNSPECIFIED: Transport
 TRANSPORT_STREAM: Transport
 TRANSPORT_PATH: Transport
+PREVIEW_REGION_FACES: PreviewRegion
+PREVIEW_REGION_FRAME: PreviewRegion
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
@@ -344,3 +351,156 @@ class ProcessFramesResponse(_message.Message):
     result: FrameResult
     chunk: FrameChunk
     def __init__(self, result: _Optional[_Union[FrameResult, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class ListShotsRequest(_message.Message):
+    __slots__ = ("shot", "with_frames", "smoothing")
+    SHOT_FIELD_NUMBER: _ClassVar[int]
+    WITH_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    shot: str
+    with_frames: bool
+    smoothing: float
+    def __init__(self, shot: _Optional[str] = ..., with_frames: _Optional[bool] = ..., smoothing: _Optional[float] = ...) -> None: ...
+
+class FrameSummary(_message.Message):
+    __slots__ = ("frame_number", "cut", "keyframe", "tracks", "jitter_raw", "jitter_smoothed")
+    FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CUT_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_RAW_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SMOOTHED_FIELD_NUMBER: _ClassVar[int]
+    frame_number: int
+    cut: int
+    keyframe: bool
+    tracks: _containers.RepeatedScalarFieldContainer[int]
+    jitter_raw: float
+    jitter_smoothed: float
+    def __init__(self, frame_number: _Optional[int] = ..., cut: _Optional[int] = ..., keyframe: _Optional[bool] = ..., tracks: _Optional[_Iterable[int]] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ...) -> None: ...
+
+class ShotInfo(_message.Message):
+    __slots__ = ("shot", "first_frame", "last_frame", "frames", "tracks", "cuts", "keyframes", "created", "frame_summaries")
+    SHOT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_FRAME_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
+    CUTS_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAMES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    FRAME_SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    shot: str
+    first_frame: int
+    last_frame: int
+    frames: int
+    tracks: _containers.RepeatedScalarFieldContainer[int]
+    cuts: int
+    keyframes: int
+    created: float
+    frame_summaries: _containers.RepeatedCompositeFieldContainer[FrameSummary]
+    def __init__(self, shot: _Optional[str] = ..., first_frame: _Optional[int] = ..., last_frame: _Optional[int] = ..., frames: _Optional[int] = ..., tracks: _Optional[_Iterable[int]] = ..., cuts: _Optional[int] = ..., keyframes: _Optional[int] = ..., created: _Optional[float] = ..., frame_summaries: _Optional[_Iterable[_Union[FrameSummary, _Mapping]]] = ...) -> None: ...
+
+class ListShotsResponse(_message.Message):
+    __slots__ = ("shots",)
+    SHOTS_FIELD_NUMBER: _ClassVar[int]
+    shots: _containers.RepeatedCompositeFieldContainer[ShotInfo]
+    def __init__(self, shots: _Optional[_Iterable[_Union[ShotInfo, _Mapping]]] = ...) -> None: ...
+
+class PreviewImage(_message.Message):
+    __slots__ = ("width", "height", "channels", "data")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    channels: int
+    data: bytes
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., channels: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RegionOverlay(_message.Message):
+    __slots__ = ("width", "height", "labels", "region_names")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    REGION_NAMES_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    labels: bytes
+    region_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., labels: _Optional[bytes] = ..., region_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PreviewFace(_message.Message):
+    __slots__ = ("qc", "landmarks")
+    QC_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    qc: FaceQC
+    landmarks: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, qc: _Optional[_Union[FaceQC, _Mapping]] = ..., landmarks: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class PreviewRequest(_message.Message):
+    __slots__ = ("session_id", "frame_number", "name", "input_path", "data", "max_side", "region", "include_plate", "omit_rendered", "params", "include_regions")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PLATE_FIELD_NUMBER: _ClassVar[int]
+    OMIT_RENDERED_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    frame_number: int
+    name: str
+    input_path: str
+    data: bytes
+    max_side: int
+    region: PreviewRegion
+    include_plate: bool
+    omit_rendered: bool
+    params: ProcessParams
+    include_regions: bool
+    def __init__(self, session_id: _Optional[str] = ..., frame_number: _Optional[int] = ..., name: _Optional[str] = ..., input_path: _Optional[str] = ..., data: _Optional[bytes] = ..., max_side: _Optional[int] = ..., region: _Optional[_Union[PreviewRegion, str]] = ..., include_plate: _Optional[bool] = ..., omit_rendered: _Optional[bool] = ..., params: _Optional[_Union[ProcessParams, _Mapping]] = ..., include_regions: _Optional[bool] = ...) -> None: ...
+
+class PreviewResponse(_message.Message):
+    __slots__ = ("frame_number", "status", "rendered", "plate", "x0", "y0", "x1", "y1", "frame_width", "frame_height", "faces", "regions", "timings_ms", "analysed", "colourspace")
+    class TimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RENDERED_FIELD_NUMBER: _ClassVar[int]
+    PLATE_FIELD_NUMBER: _ClassVar[int]
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    FRAME_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    FRAME_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    ANALYSED_FIELD_NUMBER: _ClassVar[int]
+    COLOURSPACE_FIELD_NUMBER: _ClassVar[int]
+    frame_number: int
+    status: FrameStatus
+    rendered: PreviewImage
+    plate: PreviewImage
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    frame_width: int
+    frame_height: int
+    faces: _containers.RepeatedCompositeFieldContainer[PreviewFace]
+    regions: RegionOverlay
+    timings_ms: _containers.ScalarMap[str, float]
+    analysed: bool
+    colourspace: str
+    def __init__(self, frame_number: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, _Mapping]] = ..., rendered: _Optional[_Union[PreviewImage, _Mapping]] = ..., plate: _Optional[_Union[PreviewImage, _Mapping]] = ..., x0: _Optional[int] = ..., y0: _Optional[int] = ..., x1: _Optional[int] = ..., y1: _Optional[int] = ..., frame_width: _Optional[int] = ..., frame_height: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[PreviewFace, _Mapping]]] = ..., regions: _Optional[_Union[RegionOverlay, _Mapping]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., analysed: _Optional[bool] = ..., colourspace: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,16 @@ class FaceBridgeStub:
                 request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
                 response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
                 _registered_method=True)
+        self.ListShots = channel.unary_unary(
+                '/facebridge.v1.FaceBridge/ListShots',
+                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsRequest.SerializeToString,
+                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsResponse.FromString,
+                _registered_method=True)
+        self.Preview = channel.unary_unary(
+                '/facebridge.v1.FaceBridge/Preview',
+                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
+                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
+                _registered_method=True)
 
 
 class FaceBridgeServicer:
@@ -101,6 +111,23 @@ class FaceBridgeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListShots(self, request, context):
+        """The shots in the server's shot database: analysed frame range, tracks, cuts (and per-frame summaries
+        on request). Input paths are not recorded: a client names the plate it previews.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Preview(self, request, context):
+        """A reduced-size preview of one frame rendered with the session's models and the request's compositing
+        controls: a re-composite from the model-output cache when the faces were rendered before. No file is
+        written. Unary and small (every image < 4 MiB), so a panel can ask on every slider move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceBridgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +155,16 @@ def add_FaceBridgeServicer_to_server(servicer, server):
                     servicer.AnalyseShot,
                     request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
                     response_serializer=facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.SerializeToString,
+            ),
+            'ListShots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShots,
+                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsRequest.FromString,
+                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsResponse.SerializeToString,
+            ),
+            'Preview': grpc.unary_unary_rpc_method_handler(
+                    servicer.Preview,
+                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewRequest.FromString,
+                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +302,60 @@ class FaceBridge:
             '/facebridge.v1.FaceBridge/AnalyseShot',
             facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
             facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facebridge.v1.FaceBridge/ListShots',
+            facebridge_dot_v1_dot_facebridge__pb2.ListShotsRequest.SerializeToString,
+            facebridge_dot_v1_dot_facebridge__pb2.ListShotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facebridge.v1.FaceBridge/Preview',
+            facebridge_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
+            facebridge_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,105 @@
+"""Reduced-size previews of a rendered frame: the region shown, its size, the half-float images and the
+region-label overlay. Pure functions; the engine renders, these only cut, resize and pack.
+
+Convention:
+    - ``pixels``: ``(H, W, C)`` float32 scene-linear frame (data window), channels in file order.
+    - A preview shows the data-window pixels of ``box`` (half-open ``[x0, x1) x [y0, y1)``) resized to
+      ``(w, h)`` with area averaging; a frame point ``(x, y)`` lands at
+      ``((x - x0 + 0.5) * w / box.width - 0.5, (y - y0 + 0.5) * h / box.height - 0.5)`` (pixel centres).
+    - Preview images are ``(h, w, 3)`` float16 R,G,B, little-endian when packed: NaN becomes 0 and values
+      beyond the half range clamp to +-65504 (a preview is for looking at; output files keep them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ..swap.geometry import face_size
+from ..swap.masks import face_polygon, polygon_mask
+from ..swap.regions import REGION_NAMES, region_masks
+from .crops import Box, face_crop_box
+
+DEFAULT_MAX_SIDE = 1024
+MAX_IMAGE_BYTES = 3_500_000
+"""Largest packed preview image: under gRPC's 4 MiB default message limit with room for the rest."""
+OVERLAY_MAX_SIDE = 256
+HALF_MAX = 65504.0
+FOREHEAD = 0.3  # forehead band of the overlay's face zone, x face size
+
+
+def faces_region(landmark_sets: Sequence[np.ndarray], frame_hw: tuple[int, int], margin: float = 0.6) -> Box:
+    """Union of the faces' crop boxes (``face_crop_box`` with ``margin``), or the whole frame when none.
+
+    Args:
+        landmark_sets: ``(68, 2)`` float landmarks of each face, data-window pixels.
+        frame_hw: ``(height, width)`` of the frame.
+    """
+    h, w = frame_hw
+    if not landmark_sets:
+        return Box(0, 0, w, h)
+    boxes = [face_crop_box(np.asarray(lm, np.float32), frame_hw, margin) for lm in landmark_sets]
+    return Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
+
+
+def preview_size(box: Box, max_side: int, channels: int = 3, max_bytes: int = MAX_IMAGE_BYTES) -> tuple[int, int]:
+    """``(w, h)`` of the preview of ``box``: at most ``max_side`` (0 = the default), never enlarged, and
+    small enough that a half-float image stays under ``max_bytes``. Aspect ratio kept (rounded)."""
+    side = max_side if max_side > 0 else DEFAULT_MAX_SIDE
+    bw, bh = max(1, box.width), max(1, box.height)
+    scale = min(1.0, side / max(bw, bh), (max_bytes / (2.0 * channels * bw * bh)) ** 0.5)
+    return max(1, int(bw * scale)), max(1, int(bh * scale))
+
+
+def reduce_rgb(pixels: np.ndarray, rgb_index: Sequence[int], box: Box, size: tuple[int, int]) -> np.ndarray:
+    """The R,G,B of ``pixels`` inside ``box`` resized to ``size`` ``(w, h)``: ``(h, w, 3)`` float16 (see the
+    module's convention for non-finite values; a NaN or Inf may spread over the preview pixel it falls in).
+
+    Resizes before picking channels and cleaning values: both then touch the small image only.
+    """
+    crop = pixels[box.slices]
+    index = list(rgb_index)
+    if crop.shape[2] > 4:  # OpenCV resizes up to 4 channels at once
+        crop, index = crop[..., index], [0, 1, 2]
+    if (crop.shape[1], crop.shape[0]) != tuple(size):
+        crop = cv2.resize(crop, tuple(size), interpolation=cv2.INTER_AREA)
+    # a copy either way: the frame is never modified
+    if index == [0, 1, 2] and crop.shape[2] == 4:
+        rgb = cv2.cvtColor(np.asarray(crop, np.float32), cv2.COLOR_RGBA2RGB)
+    elif index == [0, 1, 2] and crop.shape[2] == 3:
+        rgb = np.array(crop, np.float32)
+    else:
+        rgb = np.ascontiguousarray(crop[..., index], np.float32)
+    np.clip(rgb, -HALF_MAX, HALF_MAX, out=rgb)
+    np.copyto(rgb, np.float32(0.0), where=np.isnan(rgb))
+    return cv2.multiply(rgb, 1.0, dtype=cv2.CV_16F)  # the same bits as numpy's astype(float16), faster
+
+
+def to_preview_points(points: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
+    """Data-window ``(N, 2)`` points -> preview pixels of ``box`` at ``size`` (pixel-centre convention)."""
+    scale = np.array([size[0] / max(1, box.width), size[1] / max(1, box.height)], np.float64)
+    return (np.asarray(points, np.float64) - (box.x0, box.y0) + 0.5) * scale - 0.5
+
+
+def region_labels(landmark_sets: Sequence[np.ndarray], box: Box, size: tuple[int, int],
+                  max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
+    """Region labels of the faces on a grid of at most ``max_side`` over ``box``: ``(h', w')`` uint8,
+    0 outside every face, ``k`` for ``REGION_NAMES[k - 1]`` (the landmark partition of ``swap.regions``,
+    inside each face's outline with a forehead band). Later faces draw over earlier ones."""
+    w, h = size
+    factor = min(1.0, max_side / max(w, h))
+    grid = (max(1, round(h * factor)), max(1, round(w * factor)))
+    labels = np.zeros(grid, np.uint8)
+    grid_size = (grid[1], grid[0])
+    for landmarks in landmark_sets:
+        points = to_preview_points(landmarks, box, grid_size).astype(np.float32)
+        size_px = face_size(points)
+        if size_px < 2.0:
+            continue
+        zone = polygon_mask(grid, face_polygon(points, FOREHEAD)) > 0
+        masks = region_masks(grid, points, size_px)
+        stack = np.stack([masks[name] for name in REGION_NAMES], axis=-1)
+        labels[zone] = (np.argmax(stack, axis=-1) + 1).astype(np.uint8)[zone]
+    return labels

@@ -1,0 +1,1 @@
+"""User interfaces of facebridge (the artist panel)."""
