@@ -227,8 +227,34 @@ def gpen_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_gpen_checkpoint_restores_through_the_server_in_bf16(server_address: str, plate: tuple[Path, np.ndarray],
+@pytest.fixture(scope="module")
+def reduced_precision_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A server that runs fp16/bf16 even on a CPU without native support for them (slow, but real)."""
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
+                                        models_dir=tmp_path_factory.mktemp("no-models"), slow_cpu_precision=True),
+                           models=dlib_models)
+    yield f"127.0.0.1:{running.port}"
+    running.stop(grace=2.0)
+
+
+def test_reduced_precision_on_a_cpu_without_it_runs_fp32_and_says_so(
+    server_address: str, plate: tuple[Path, np.ndarray], gpen_checkpoint: Path, tmp_path: Path
+) -> None:
+    from inference_server.models.torch_runner import cpu_has_native
+
+    params = RenderParams(mode="restore", restorer=str(gpen_checkpoint), stabilise=0.0, precision="bf16",
+                          allow_unverified=True)
+    session, outcome = _render(server_address, plate[0], tmp_path / "g.exr", params, [])
+    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    expected = "bf16" if cpu_has_native("bf16") else "fp32"
+    assert any(m.startswith("my_gpen_128") and m.endswith(f":{expected}") for m in session.model_ids)  # type: ignore[attr-defined]
+    assert cpu_has_native("bf16") or any("running fp32" in n for n in session.notes)  # type: ignore[attr-defined]
+
+
+def test_gpen_checkpoint_restores_through_the_server_in_bf16(reduced_precision_server: str,
+                                                              plate: tuple[Path, np.ndarray],
                                                               gpen_checkpoint: Path, tmp_path: Path) -> None:
+    server_address = reduced_precision_server
     path, zone = plate
     params = RenderParams(mode="restore", restorer=str(gpen_checkpoint), stabilise=0.0, precision="bf16")
     with pytest.raises(ClientError, match="--allow-unverified"):
@@ -263,8 +289,9 @@ def test_export_onnx_command_agrees_with_torch(gpen_checkpoint: Path, tmp_path: 
 
 
 def test_reduced_precision_overflow_is_recomputed_in_fp32_and_reported(
-    server_address: str, plate: tuple[Path, np.ndarray], gpen_checkpoint: Path, tmp_path: Path
+    reduced_precision_server: str, plate: tuple[Path, np.ndarray], gpen_checkpoint: Path, tmp_path: Path
 ) -> None:
+    server_address = reduced_precision_server
     """A GPEN whose last RGB layer is scaled by 1e6 overflows fp16 (the "black face"); fp32 copes."""
     import torch
 

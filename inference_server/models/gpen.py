@@ -108,12 +108,16 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[
         # would hide the shapes from a traced graph. It leaves out the trailing up - 1 zeros: padded below.
         x = F.conv_transpose2d(x, torch.ones_like(kernel[:, :, :1, :1]).to(x.dtype), stride=up, groups=c)
         after += up - 1
-    x = F.pad(x, (max(before, 0), max(after, 0), max(before, 0), max(after, 0)))
-    if before < 0 or after < 0:
-        y0, y1 = max(-before, 0), x.shape[2] - max(-after, 0)
-        x0, x1 = max(-before, 0), x.shape[3] - max(-after, 0)
-        x = x[:, :, y0:y1, x0:x1]
-    x = F.conv2d(x, torch.flip(kernel, (2, 3)).to(x.dtype), groups=c)
+    padding = 0
+    if before == after >= 0:
+        padding = before  # the convolution pads by itself: no padded copy
+    else:
+        x = F.pad(x, (max(before, 0), max(after, 0), max(before, 0), max(after, 0)))
+        if before < 0 or after < 0:
+            y0, y1 = max(-before, 0), x.shape[2] - max(-after, 0)
+            x0, x1 = max(-before, 0), x.shape[3] - max(-after, 0)
+            x = x[:, :, y0:y1, x0:x1]
+    x = F.conv2d(x, torch.flip(kernel, (2, 3)).to(x.dtype), padding=padding, groups=c)
     return x[:, :, ::down, ::down] if down > 1 else x
 
 

@@ -60,11 +60,14 @@ class ModelPool:
         models_dir: where model files are looked for.
         cache_dir: where the digest memo of model files lives.
         device: the server's device (``cpu``, ``cuda:N``, ``mps``), already resolved.
+        slow_cpu_precision: run fp16/bf16 on a CPU without native support for them (very slow; tests),
+            instead of running fp32 there and saying so.
     """
 
-    def __init__(self, models_dir: Path, cache_dir: Path, device: str) -> None:
+    def __init__(self, models_dir: Path, cache_dir: Path, device: str, slow_cpu_precision: bool = False) -> None:
         self.models_dir = Path(models_dir)
         self.device = device
+        self.slow_cpu_precision = slow_cpu_precision
         self.records: tuple[ModelRecord, ...] = load_records()
         self.memo = DigestMemo(cache_dir)
         self._statuses: list[ModelStatus] | None = None
@@ -164,9 +167,11 @@ class ModelPool:
 
             module = load_gpen(path)
             size = int(module.config.size)  # type: ignore[union-attr]
-            runner = TorchImageModel(module, self.device, precision)
+            runner = TorchImageModel(module, self.device, precision, allow_slow_cpu=self.slow_cpu_precision)
             runner.warm_up(size)
-            ident = f"{ident}:{precision}"
+            if runner.note:
+                notes.append(f"{record.name}: {runner.note}")
+            ident = f"{ident}:{runner.precision}"  # the precision that runs: it decides the pixels
             return Loaded(choice, TorchGpenAdapter(runner, size, record.template or _template_for(size), ident),
                           ident, tuple(notes))
         if kind == "parser":

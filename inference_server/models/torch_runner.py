@@ -5,6 +5,10 @@ Reduced precision (fp16 especially) can overflow inside a GAN and give an image 
 float32, saying so in the result. The caller's module is kept in float32 on the CPU as the reference
 for those retries; the copy that does the normal work lives on the device in the chosen precision.
 
+On a CPU without native reduced-precision convolutions (oneDNN needs AVX-512 BF16/FP16 or AMX), PyTorch
+runs bf16/fp16 convolutions on a reference path about a hundred times slower than float32; there the
+runner uses float32 instead and says so (``precision``, ``note``), unless told to go ahead anyway.
+
 Convention: batches are ``(N, C, H, W)`` float32 numpy arrays in, ``(N, C', H', W')`` float32 out;
 value ranges are the model's own (GPEN: RGB in ``[-1, 1]``).
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["PRECISIONS", "Precision", "RunResult", "TorchImageModel"]
+__all__ = ["PRECISIONS", "Precision", "RunResult", "TorchImageModel", "cpu_has_native"]
+
+_LOG = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -50,14 +57,24 @@ class TorchImageModel:
     The object takes ownership of ``module`` (float32, as loaded): with ``fp32`` it is moved to the
     device and used directly; with ``fp16``/``bf16`` a converted copy goes to the device and ``module``
     stays on the CPU as the float32 reference for retries (moved to the device only while retrying).
-    fp16 on the CPU works in PyTorch but is slow; bf16 is the reduced precision to use there. Calls are
-    serialised by a lock. Raises ``ValueError`` for an unknown precision or a device that is absent.
+    ``requested_precision`` is what was asked, ``precision`` what runs: fp32 instead of a reduced
+    precision this CPU cannot run natively (see :func:`cpu_has_native`), unless ``allow_slow_cpu``;
+    ``note`` then says why. Calls are serialised by a lock. Raises ``ValueError`` for an unknown
+    precision or a device that is absent.
     """
 
-    def __init__(self, module: nn.Module, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(self, module: nn.Module, device: str = "cpu", precision: str = "fp32",
+                 allow_slow_cpu: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = _checked_device(device)
+        self.requested_precision = precision
+        self.note: str | None = None
+        if self.device.type == "cpu" and not allow_slow_cpu and not cpu_has_native(precision):
+            self.note = (f"{precision} asked for, but this CPU has no native {precision} convolutions "
+                         "(PyTorch would run them far slower than fp32): running fp32")
+            _LOG.warning(self.note)
+            precision = "fp32"
         self.precision = precision
         self._dtype = PRECISIONS[precision]
         self._lock = threading.Lock()
@@ -131,6 +148,17 @@ class TorchImageModel:
             yield reference.to(self.device)
         finally:
             reference.to("cpu")
+
+
+def cpu_has_native(precision: str) -> bool:
+    """Whether this CPU runs ``precision`` convolutions natively (oneDNN); always true for ``fp32``."""
+    if precision == "fp32":
+        return True
+    probe = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}[precision]
+    try:
+        return torch.backends.mkldnn.is_available() and bool(getattr(torch.ops.mkldnn, probe)())
+    except (AttributeError, RuntimeError):  # an older or stripped build: assume not
+        return False
 
 
 def _checked_device(name: str) -> torch.device:

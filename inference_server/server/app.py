@@ -38,6 +38,7 @@ class ServerConfig:
     max_workers: int = 8
     allow_paths: bool | None = None  # None: offered when bound to a loopback address
     models_dir: Path | None = None   # None: --models-dir precedence (env, config file, default)
+    slow_cpu_precision: bool = False  # fp16/bf16 even on a CPU without native support (tests)
 
 
 def is_loopback(host: str) -> bool:
@@ -72,7 +73,8 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     device = resolve_device(config.device)
     scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
     engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels(),
-                            models_dir=config.models_dir, device=device)
+                            models_dir=config.models_dir, device=device,
+                            slow_cpu_precision=config.slow_cpu_precision)
     allow_paths = is_loopback(config.host) if config.allow_paths is None else config.allow_paths
     service = FaceBridgeService(engine, AuditLog(config.audit_log or (config.cache_dir / "audit.jsonl" if config.cache_dir
                                                                       else default_audit_log())),

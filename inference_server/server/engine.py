@@ -180,6 +180,7 @@ class FaceSwapEngine:
         models: preloaded models (tests share one instance); loaded on first use otherwise.
         models_dir: where model files are found (default: ``resolve_models_dir``'s precedence).
         device: the resolved device neural models run on.
+        slow_cpu_precision: see :class:`~inference_server.models.pool.ModelPool`.
     """
 
     def __init__(
@@ -194,6 +195,7 @@ class FaceSwapEngine:
         memory_bytes: int = 1024**3,
         models_dir: Path | None = None,
         device: str = "cpu",
+        slow_cpu_precision: bool = False,
     ) -> None:
         self.scratch_dir = Path(scratch_dir)
         self.limits = limits
@@ -202,7 +204,7 @@ class FaceSwapEngine:
         self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
         self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, memory_bytes)
         self.pool = ModelPool(models_dir if models_dir is not None else resolve_models_dir(None, os.environ),
-                              Path(cache_dir), device)
+                              Path(cache_dir), device, slow_cpu_precision)
         self._models = models
         self._models_lock = threading.Lock()
         self._paths: OrderedDict[tuple[str, float, tuple[float, int, int]], dict[int, TrackPath]] = OrderedDict()
