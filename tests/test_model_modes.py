@@ -16,7 +16,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 from onnx_fixtures import make_bisenet, make_inswapper, make_restorer
-from support import face_landmarks, make_plate, read_exr, same_bits
+from support import face_landmarks, face_zone, make_plate, make_sequence, read_exr, same_bits
 
 from host_plugins.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
 from host_plugins.client.params import RenderParams
@@ -309,3 +309,29 @@ def test_reduced_precision_overflow_is_recomputed_in_fp32_and_reported(
     before, _ = read_exr(plate[0])
     zone = plate[1]
     assert np.isfinite(after[zone]).all() and same_bits(before[~zone], after[~zone]).all()
+
+
+def test_passthrough_inswapper_on_a_sequence_with_the_default_stabilisation(
+    faces_dir: Path, dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """The command line with its defaults (analysis, smoothing, temporal stabilisation) over a short clip."""
+    clip = make_sequence(faces_dir / "lp_d18.mp4", tmp_path / "clip", 3, start=60)
+    models = tmp_path / "models"
+    models.mkdir()
+    make_inswapper(models)
+    result = subprocess.run(
+        CLI + ["process", "--models-dir", str(models), "--mode", "swap", "--swapper", "inswapper_128",
+               "--allow-unverified", "--source", str(faces_dir / "fr_alex_lacamoire.png"), "--input", clip,
+               "--output", str(tmp_path / "out" / "o.####.exr"), "--progress", "none",
+               "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "inswapper_128" in result.stderr  # the unverified file is named in a note
+    for frame in (1001, 1002, 1003):
+        before, _ = read_exr(tmp_path / "clip" / f"plate.{frame}.exr")
+        after, spec = read_exr(tmp_path / "out" / f"o.{frame}.exr")
+        (landmarks,) = face_landmarks(dlib_models, _proxy8(before))
+        zone = face_zone(before.shape[:2], landmarks, grow=0.8)
+        assert same_bits(before[~zone], after[~zone]).all()
+        assert np.abs(after - before).max() <= 1e-3
+        assert "inswapper_128" in spec.get_string_attribute("facebridge:models")

@@ -245,6 +245,12 @@ class _Processed:
     mask: np.ndarray   # (h, w) float32
     hit: bool
     fp32_fallback: bool
+    keeps_plate: bool  # an aligned stage: the face is the plate plus the model's change
+
+    def change(self, crop: np.ndarray) -> np.ndarray:
+        """What temporal stabilisation averages: the change to the plate for an aligned stage (the plate's
+        own grain stays its own), the face itself for the classical swap (which replaces the plate)."""
+        return self.face - _finite(crop) if self.keeps_plate else self.face
 
 
 def _to_frame_size(face: np.ndarray, mask: np.ndarray, work: _WorkingCrop) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +290,7 @@ def render_faces(
         if memos is not None:
             done = memos.composited.get((key, controls))
             if done is not None:  # the model ran before: a cache hit
-                return _Processed(work, source, done[0], done[1], True, bool(done[2].any()))
+                return _Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]))
         output, parsed, hit = _model_output(work, source, settings, cache, key)
         stage_key = (key, colour_stage_key(controls))
 
@@ -304,14 +310,20 @@ def render_faces(
                                                                                 settings.colourspace.from_model))),
                                              parsed=parsed)
             fallback = False
-        face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
+        if isinstance(output, DeltaOutput) and face.shape[1::-1] != work.size:
+            # an aligned stage's change is resized, not its face: the plate keeps its full-resolution detail
+            change, mask = _to_frame_size((face - work.linear) * np.float32(work.scale), mask, work)
+            face = _finite(crop) + change
+        else:
+            face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
         # no new highlights: the processed face never gets brighter than the brightest finite value of its crop
         finite = crop[np.isfinite(crop)]
         if finite.size:
             face = np.minimum(face, np.float32(finite.max()))
         if memos is not None:
-            memos.composited.put((key, controls), (_readonly(face), _readonly(mask), np.array([fallback])))
-        return _Processed(work, source, face, mask, hit, fallback)
+            memos.composited.put((key, controls), (_readonly(face), _readonly(mask),
+                                                   np.array([fallback, isinstance(output, DeltaOutput)])))
+        return _Processed(work, source, face, mask, hit, fallback, isinstance(output, DeltaOutput))
 
     for index, target in enumerate(targets):
         box = face_crop_box(target.landmarks, frame_hw, settings.crop_margin)
@@ -321,7 +333,7 @@ def render_faces(
         face = done.face
         clock.lap("cache" if done.hit else "model")
         if settings.stabilise > 0.0 and target.neighbours:
-            face = _stabilised(face, done.mask, crop, box, target, settings, processed, frame_hw, frame_hash, cache)
+            face = _stabilised(done, crop, box, target, settings, processed, frame_hw, frame_hash, cache)
             clock.lap("stabilise")
         written = composite_face(out, pixels, rgb_index, done.work.box, face, done.mask)
         clock.lap("composite")
@@ -338,10 +350,11 @@ def render_faces(
     return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings)
 
 
-def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, target: FaceTarget,
-                settings: RenderSettings, processed: Callable[..., tuple], frame_hw: tuple[int, int],
+def _stabilised(done: _Processed, crop: np.ndarray, box: Box, target: FaceTarget,
+                settings: RenderSettings, processed: Callable[..., _Processed], frame_hw: tuple[int, int],
                 frame_hash: str, cache: ModelCache | None) -> np.ndarray:
-    """Blend the face with its neighbours' processed faces carried along the plate's flow.
+    """Blend the face (what :meth:`_Processed.change` says) with its neighbours', carried along the
+    plate's flow.
 
     The flow fields depend only on the plates, so they are cached like model outputs.
     """
@@ -368,11 +381,16 @@ def _stabilised(face: np.ndarray, mask: np.ndarray, crop: np.ndarray, box: Box, 
         nbox = Box(max(nbox.x0, cb.x0), max(nbox.y0, cb.y0), min(nbox.x1, cb.x1), min(nbox.y1, cb.y1))
         ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
         neighbour = processed(ncrop, nbox, nb.landmarks, nb.frame_hash)
-        nface, nmask = neighbour.face, neighbour.mask
         plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
         flow, reliability = flow_to(nb, plate_n)
-        neighbours.append(Neighbour(nface, nmask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow, reliability))
-    return stabilise_face(face, mask, neighbours, settings.stabilise)
+        neighbours.append(Neighbour(neighbour.change(ncrop), neighbour.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0),
+                                    flow, reliability))
+    return stabilise_face(done.face, done.change(crop), done.mask, neighbours, settings.stabilise)
+
+
+def _finite(crop: np.ndarray) -> np.ndarray:
+    """The plate crop with non-finite values as 0 (a change there counts as none)."""
+    return np.nan_to_num(crop, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _with_identity(report: FaceReport, models: DlibFaceModels, pixels: np.ndarray, out: np.ndarray,

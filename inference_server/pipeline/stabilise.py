@@ -1,7 +1,14 @@
 """Temporal stabilisation of a processed face with its neighbours, warped by the plate's optical flow.
 
-Convention: everything is in the frame-t crop ``box`` coordinates: faces ``(h, w, 3)`` float32 linear,
-masks ``(h, w)`` float32 [0, 1], grey plates ``(h, w)`` uint8 display-referred. Deterministic: DIS flow
+What is averaged is given by the caller: the *change* an aligned stage made (processed face minus plate),
+so that the plate's own detail and grain stay as they are and a model that changes nothing leaves the
+plate exactly as it was; or, for the classical swap, which replaces the plate's face, the face itself
+(the change measured from zero). Averaging the classical swap's change would carry the plate's own
+frame-to-frame detail into the new face: the warping error inside the face rose from 1.23x to 1.38x the
+plate's on a talking-head clip.
+
+Convention: everything is in the frame-t crop ``box`` coordinates: faces and changes ``(h, w, 3)``
+float32 linear, masks ``(h, w)`` float32 [0, 1], grey plates ``(h, w)`` uint8 display-referred. Deterministic: DIS flow
 on identical inputs gives identical fields, and only the neighbours' own (cached or recomputed) results
 are used, so a frame renders the same in any order.
 """
@@ -17,11 +24,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Neighbour:
-    """A neighbouring frame's processed face on its own crop grid, ``offset`` (its crop origin minus frame
-    t's) away from frame t's grid, with the plate's flow from frame t to it and that flow's reliability
-    (both on frame t's grid, from ``reliable_flow``)."""
+    """A neighbouring frame's change (see the module docstring) on its own crop grid, ``offset`` (its
+    crop origin minus frame t's) away from frame t's grid, with the plate's flow from frame t to it and
+    that flow's reliability (both on frame t's grid, from ``reliable_flow``)."""
 
-    face: np.ndarray         # (hn, wn, 3) float32 linear
+    change: np.ndarray       # (hn, wn, 3) float32 linear
     mask: np.ndarray         # (hn, wn) float32
     offset: tuple[int, int]  # (dx, dy): neighbour crop origin - frame-t crop origin, pixels
     flow: np.ndarray         # (h, w, 2) float32
@@ -52,12 +59,14 @@ def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> t
     return forward.astype(np.float32), cv2.GaussianBlur(weight, (0, 0), 1.5)
 
 
-def stabilise_face(face: np.ndarray, mask: np.ndarray, neighbours: Sequence[Neighbour], strength: float) -> np.ndarray:
-    """Blend frame t's processed ``face`` with its neighbours' faces carried along the plate's flow.
+def stabilise_face(face: np.ndarray, change: np.ndarray, mask: np.ndarray, neighbours: Sequence[Neighbour],
+                   strength: float) -> np.ndarray:
+    """Frame t's processed ``face`` with its ``change`` averaged with its neighbours' changes carried along
+    the plate's flow (``change`` = face minus plate, or the face itself: see the module docstring).
 
     Where the flow is reliable and a neighbour's face covers the pixel, the result is
-    ``(face + sum(s * r_n * face_n)) / (1 + sum(s * r_n))``; elsewhere (and wherever ``mask`` is 0) the
-    face is returned unchanged. The mask itself is not changed.
+    ``face + sum(s * r_n * (change_n - change)) / (1 + sum(s * r_n))``; elsewhere (and wherever ``mask``
+    is 0) the face is returned unchanged. The mask itself is not changed.
     """
     if strength <= 0.0 or not neighbours:
         return face
@@ -67,18 +76,19 @@ def stabilise_face(face: np.ndarray, mask: np.ndarray, neighbours: Sequence[Neig
     # only where the mask is live can a neighbour weigh in: work on its bounding box, the face elsewhere
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     out = face.astype(np.float32, copy=True)
-    total = out[y0:y1, x0:x1].copy()
+    own = change[y0:y1, x0:x1].astype(np.float32)
+    moved = np.zeros_like(own)
     weights = np.ones((y1 - y0, x1 - x0), np.float32)
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     live = mask[y0:y1, x0:x1] > 0.0
     for n in neighbours:
         mx = gx + n.flow[y0:y1, x0:x1, 0] - n.offset[0]
         my = gy + n.flow[y0:y1, x0:x1, 1] - n.offset[1]
-        face_n = cv2.remap(n.face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        change_n = cv2.remap(n.change, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         mask_n = cv2.remap(n.mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         # coverage, not mask strength: the blend and region weights scale masks, never the stabilisation
         weight = np.float32(strength) * n.reliability[y0:y1, x0:x1] * (mask_n > 0.0) * live
-        total += weight[..., None] * face_n
+        moved += weight[..., None] * (change_n - own)
         weights += weight
-    out[y0:y1, x0:x1] = total / weights[..., None]
+    out[y0:y1, x0:x1] += moved / weights[..., None]
     return out
