@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..swap import colour
-from ..swap.compositing import CompositeControls, assemble, controlled_mask, unchanged
+from ..swap.compositing import CompositeControls, assemble, checked_target, controlled_mask, unchanged
 from ..swap.geometry import face_size
 from ..swap.model import ReadOnlyArrays
 from ..swap.masks import face_polygon, polygon_mask
@@ -166,10 +166,7 @@ def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out
         float32 mask in [0, 1] including blend and region weights; exactly 0 outside the coverage.
     """
     c = controls.validated()
-    tl = np.asarray(target_linear, np.float32)
-    h, w = (int(v) for v in out.crop_hw)
-    if tl.shape != (h, w, 3):
-        raise ValueError(f"target_linear is {tl.shape}, the model output is for a {h}x{w}x3 crop")
+    tl = checked_target(target_linear, out.crop_hw)
     if out.is_empty or c.blend == 0.0:
         return unchanged(tl)
     y0, x0, y1, x1 = (int(v) for v in out.box)

@@ -170,6 +170,15 @@ def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
     return hashlib.sha256(memoryview(rgb).cast("B")).hexdigest()
 
 
+def frame_status(outcome: FrameOutcome, where: str, unchanged: str) -> tuple[str, str, str]:
+    """``(status, kind, message)`` of a rendered frame: ok, or a warning when no face was changed."""
+    if outcome.faces_swapped:
+        return "ok", "", ""
+    if outcome.faces:
+        return "warning", "not_swapped", f"{where}: face(s) found but none was changed"
+    return "warning", "no_face", f"{where}: no face found; {unchanged}"
+
+
 class FaceSwapEngine:
     """Holds the loaded models, the open sessions, the shot database, the model cache and a scratch folder.
 
@@ -500,12 +509,7 @@ class FaceSwapEngine:
                        if include_plate else None)
         labels = preview_module.region_labels(landmarks, box, size) if include_regions else None
         clock.lap("preview")
-        if out.faces_swapped:
-            status, kind, message = "ok", "", ""
-        elif out.faces:
-            status, kind, message = "warning", "not_swapped", f"{where}: face(s) found but none was changed"
-        else:
-            status, kind, message = "warning", "no_face", f"{where}: no face found; plate shown unchanged"
+        status, kind, message = frame_status(out, where, "plate shown unchanged")
         return PreviewData(request.frame_number, status, kind, message, image, plate_image, box, frame_hw,
                            out.faces, landmarks, labels, clock.timings, rendered.analysed,
                            rendered.settings.colourspace.name)
@@ -560,12 +564,7 @@ class FaceSwapEngine:
         rendered = self._render(session, params, plate, digest, request.frame_number, clock)
         outcome, analysed = rendered.outcome, rendered.analysed
         metadata = output_metadata(params.mode, session.model_ids, session.params_hash, session.source_hashes)
-        if outcome.faces_swapped:
-            status, kind, message = "ok", "", ""
-        elif outcome.faces:
-            status, kind, message = "warning", "not_swapped", f"{where}: face(s) found but none was changed"
-        else:
-            status, kind, message = "warning", "no_face", f"{where}: no face found; plate passed through unchanged"
+        status, kind, message = frame_status(outcome, where, "plate passed through unchanged")
         output: bytes | None = None
         if request.data is not None:
             output = encode_plate(plate, outcome.pixels, metadata, params.output_format, self.scratch_dir)

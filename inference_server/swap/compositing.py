@@ -262,10 +262,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         applies fully. Deterministic.
     """
     c = controls.validated()
-    tl = np.asarray(target_linear, np.float32)
-    h, w = (int(v) for v in model_out.crop_hw)
-    if tl.shape != (h, w, 3):
-        raise ValueError(f"target_linear is {tl.shape}, the model output is for a {h}x{w}x3 crop")
+    tl = checked_target(target_linear, model_out.crop_hw)
     if model_out.is_empty or c.blend == 0.0:
         return unchanged(tl)
 
@@ -284,6 +281,15 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
         return unchanged(tl)
     face = matched() if matched is not None else matched_face(tl, T, model_out, c, from_model)
     return assemble(tl, (y0, x0, y1, x1), face, mask, c, size)
+
+
+def checked_target(target_linear: np.ndarray, crop_hw: np.ndarray) -> np.ndarray:
+    """``target_linear`` as float32, checked to be the (h, w, 3) crop a model output was computed for."""
+    tl = np.asarray(target_linear, np.float32)
+    h, w = (int(v) for v in crop_hw)
+    if tl.shape != (h, w, 3):
+        raise ValueError(f"target_linear is {tl.shape}, the model output is for a {h}x{w}x3 crop")
+    return tl
 
 
 def unchanged(target_linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
