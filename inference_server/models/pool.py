@@ -53,6 +53,20 @@ def _onnx_square_size(path: Path) -> int:
     return int(side)
 
 
+def warm_up(session: object) -> None:
+    """One run of an ONNX Runtime session on zeros of its inputs' shapes (free dimensions as 1), so the
+    first frame does not pay for memory planning and kernel selection."""
+    import numpy as np
+
+    from .onnx_session import run_session
+
+    feeds = {}
+    for arg in session.get_inputs():  # type: ignore[attr-defined]
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+        feeds[arg.name] = np.zeros(shape, np.float32)
+    run_session(session, feeds)  # type: ignore[arg-type]
+
+
 class ModelPool:
     """Models of one server.
 
@@ -148,17 +162,21 @@ class ModelPool:
             adapter = InswapperAdapter(InswapperSwapper(path, self.device),
                                        embedder.adapter if embedder is not None else None,  # type: ignore[arg-type]
                                        f"{ident}+{embedder_id}")
+            warm_up(adapter.swapper.session)
             return Loaded(choice, adapter, adapter.model_id, tuple(notes))
         if kind == "embedder":
             from .onnx_embedder import ArcfaceEmbedder
 
-            return Loaded(choice, ArcfaceEmbedder(path, self.device), ident, tuple(notes))
+            embedder_model = ArcfaceEmbedder(path, self.device)
+            warm_up(embedder_model.session)
+            return Loaded(choice, embedder_model, ident, tuple(notes))
         if kind == "restorer" and fmt == "onnx":
             from .adapters import OnnxRestorerAdapter
             from .onnx_restorer import OnnxRestorer
 
             size = record.size or _onnx_square_size(path)
             restorer = OnnxRestorer(path, self.device, size=size, template=record.template or _template_for(size))
+            warm_up(restorer.session)
             return Loaded(choice, OnnxRestorerAdapter(restorer, ident), ident, tuple(notes))
         if kind == "restorer":
             from .adapters import TorchGpenAdapter
@@ -178,7 +196,9 @@ class ModelPool:
             from .adapters import ParserAdapter
             from .onnx_parser import BisenetParser
 
-            return Loaded(choice, ParserAdapter(BisenetParser(path, self.device), ident), ident, tuple(notes))
+            parser = BisenetParser(path, self.device)
+            warm_up(parser.session)
+            return Loaded(choice, ParserAdapter(parser, ident), ident, tuple(notes))
         raise ModelInvalid(f"{path}: models of kind '{kind}' cannot be loaded from a file")
 
     def unload(self) -> None:
