@@ -19,6 +19,8 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
+from ..swap.geometry import similarity_fit
+
 
 def _frozen(points: list[tuple[float, float]]) -> np.ndarray:
     array = np.array(points, dtype=np.float64)
@@ -94,11 +96,9 @@ def template_points(template_name: str, size: int) -> np.ndarray:
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity transform (rotation, uniform scale, translation; no reflection).
 
-    Closed form of Umeyama (1991). In 2-D the rotation-and-scale block ``[[a, -b], [b, a]]`` is linear
-    in ``(a, b)``, so the minimiser of ``sum |A src_i + t - dst_i|^2`` is a plain projection of the
-    centred point clouds. It is the same objective that ``cv2.estimateAffinePartial2D`` refines (with
-    Levenberg-Marquardt) once every point is an inlier, but it is exact, deterministic and needs no
-    random sampling.
+    The checked entry to :func:`inference_server.swap.geometry.similarity_fit` (Umeyama, 1991). It is the
+    same objective that ``cv2.estimateAffinePartial2D`` refines (with Levenberg-Marquardt) once every
+    point is an inlier, but exact, deterministic and free of random sampling.
 
     Args:
         src: ``(N, 2)`` points, N >= 2, not all equal.
@@ -113,15 +113,9 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected two (N, 2) point sets with N >= 2, got {p.shape} and {q.shape}")
     if not (np.isfinite(p).all() and np.isfinite(q).all()):
         raise ValueError("alignment points must be finite")
-    p_mean, q_mean = p.mean(axis=0), q.mean(axis=0)
-    pc, qc = p - p_mean, q - q_mean
-    spread = float((pc * pc).sum())
-    if spread <= 1e-12:
+    if float(((p - p.mean(axis=0)) ** 2).sum()) <= 1e-12:
         raise ValueError("alignment points are degenerate (all at one position)")
-    a = float((pc[:, 0] * qc[:, 0] + pc[:, 1] * qc[:, 1]).sum()) / spread
-    b = float((pc[:, 0] * qc[:, 1] - pc[:, 1] * qc[:, 0]).sum()) / spread
-    linear = np.array([[a, -b], [b, a]])
-    return np.concatenate([linear, (q_mean - linear @ p_mean)[:, None]], axis=1)
+    return similarity_fit(p, q)
 
 
 def estimate_alignment(points5: np.ndarray, template_name: str, size: int) -> np.ndarray:
