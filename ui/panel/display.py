@@ -21,14 +21,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from inference_server.plates.colour import srgb_encode
+
 MODES = ("a", "b", "wipe", "side", "difference")
 SIDE_GAP = 4  # px of background between the two images of side by side
-
-
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear -> sRGB-encoded [0, 1] (IEC 61966-2-1); clipped to [0, 1], NaN -> 0. float32."""
-    x = np.clip(np.nan_to_num(np.asarray(linear, np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
 
 
 @lru_cache(maxsize=8)
