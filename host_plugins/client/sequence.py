@@ -11,7 +11,8 @@ import os
 import re
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"(#+)|%(0?)(\d*)d")
+from host_plugins.common.sequence import SequenceError, frame_token
+
 
 
 class PatternError(ValueError):
@@ -51,17 +52,14 @@ class FramePattern:
 
 def parse_pattern(text: str) -> FramePattern:
     """Parse ``text``; more than one frame token is an error."""
-    matches = list(_TOKEN.finditer(text))
-    if not matches:
+    try:
+        token = frame_token(text)
+    except SequenceError as exc:
+        raise PatternError(f"pattern '{text}' has more than one frame token") from exc
+    if token is None:
         return FramePattern(text, text, "", None)
-    if len(matches) > 1:
-        raise PatternError(f"pattern '{text}' has more than one frame token")
-    match = matches[0]
-    if match.group(1):
-        padding = len(match.group(1))
-    else:
-        padding = int(match.group(3)) if match.group(3) else 1
-    return FramePattern(text, text[: match.start()], text[match.end():], padding)
+    prefix, padding, suffix = token
+    return FramePattern(text, prefix, suffix, padding)
 
 
 def parse_frame_range(text: str) -> list[int]:

@@ -47,21 +47,38 @@ class FrameSequence(NamedTuple):
         return self.last - self.first + 1
 
 
-def split_pattern(pattern: str) -> Tuple[str, int, str]:
-    """``("prefix", padding, "suffix")`` of a ``####`` or ``%04d`` pattern.
+def frame_token(pattern: str) -> Optional[Tuple[str, int, str]]:
+    """``(prefix, padding, suffix)`` around the ``####`` or ``%04d`` token of ``pattern``; None without one.
 
     Raises:
-        SequenceError: no frame token, or more than one.
+        SequenceError: more than one frame token.
     """
     tokens = list(_HASHES.finditer(pattern)) + list(_PRINTF.finditer(pattern))
-    if len(tokens) != 1:
-        raise SequenceError("pattern %r needs exactly one frame token (#### or %%04d)" % pattern)
+    if not tokens:
+        return None
+    if len(tokens) > 1:
+        raise SequenceError("pattern %r has more than one frame token" % pattern)
     match = tokens[0]
     if match.group(0).startswith("#"):
         padding = len(match.group(0))
     else:
         padding = int(match.group(2)) if match.group(2) else 1
     return pattern[: match.start()], padding, pattern[match.end():]
+
+
+def split_pattern(pattern: str) -> Tuple[str, int, str]:
+    """``("prefix", padding, "suffix")`` of a ``####`` or ``%04d`` pattern.
+
+    Raises:
+        SequenceError: no frame token, or more than one.
+    """
+    try:
+        token = frame_token(pattern)
+    except SequenceError:
+        token = None
+    if token is None:
+        raise SequenceError("pattern %r needs exactly one frame token (#### or %%04d)" % pattern)
+    return token
 
 
 def to_hashes(pattern: str) -> str:
