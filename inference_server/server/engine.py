@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -216,8 +215,7 @@ class FaceSwapEngine:
                               Path(cache_dir), device, slow_cpu_precision)
         self._models = models
         self._models_lock = threading.Lock()
-        self._paths: OrderedDict[tuple[str, float, tuple[float, int, int]], dict[int, TrackPath]] = OrderedDict()
-        self._paths_lock = threading.Lock()
+        self._paths: Memo[dict[int, TrackPath]] = Memo(16)
         self._frame_hashes: Memo[str] = Memo(1 << 16)
         self.memos = RenderMemos.create(memory_bytes)
         self._preview_plates: Memo[tuple[Plate, str]] = Memo(memory_bytes // 4, lambda v: v[0].pixels.nbytes)
@@ -384,18 +382,9 @@ class FaceSwapEngine:
         return tuple(neighbours)
 
     def _track_paths(self, shot: str, sigma: float) -> dict[int, TrackPath]:
-        fingerprint = self.db.analysis_fingerprint(shot)
-        key = (shot, sigma, fingerprint)
-        with self._paths_lock:
-            if key in self._paths:
-                self._paths.move_to_end(key)
-                return self._paths[key]
-        paths = build_paths(self.db.observations(shot), sigma)
-        with self._paths_lock:
-            self._paths[key] = paths
-            while len(self._paths) > 16:
-                self._paths.popitem(last=False)
-        return paths
+        """The shot's smoothed track paths, remembered until its analysis changes."""
+        key = (shot, sigma, self.db.analysis_fingerprint(shot))
+        return self._paths.get_or_compute(key, lambda: build_paths(self.db.observations(shot), sigma))
 
     def _tracked_targets(self, session: Session, frame: int, frame_hw: tuple[int, int],
                          params: SessionParams | None = None) -> list[FaceTarget]:
@@ -418,6 +407,9 @@ class FaceSwapEngine:
     def _render(self, session: Session, params: SessionParams, plate: Plate, digest: str, frame_number: int,
                 clock: Stopwatch) -> _Rendered:
         """The frame through the face pipeline with ``params`` (the one render path of process and preview)."""
+        if session.stage is not None and session.stage.needs_source and not session.sources:
+            raise PlateError("session", f"mode '{params.mode}' needs a source image and this session has none "
+                                        "(opened for analysis only?)")
         rgb_index = plate.channel_index(("R", "G", "B"))
         settings = RenderSettings(
             colourspace=plate_colourspace(params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace")),
@@ -486,8 +478,6 @@ class FaceSwapEngine:
         params = self.preview_params(session, params)
         clock = Stopwatch()
         try:
-            if session.stage is not None and session.stage.needs_source and not session.sources:
-                raise PlateError("session", f"mode '{params.mode}' needs a source image and this session has none")
             plate, digest = self._load_remembered(request)
             clock.lap("decode")
             rendered = self._render(session, params, plate, digest, request.frame_number, clock)
@@ -554,9 +544,6 @@ class FaceSwapEngine:
 
     def _process(self, session: Session, request: FrameRequest) -> FrameResultData:
         where = f"{request.name} (frame {request.frame_number})"
-        if session.stage is not None and session.stage.needs_source and not session.sources:
-            raise PlateError("session", f"mode '{session.params.mode}' needs a source image and this session has none "
-                                        "(opened for analysis only?)")
         clock = Stopwatch()
         plate, digest = self._load(request)
         clock.lap("decode")
