@@ -17,8 +17,7 @@ from ..swap import SourceFace
 from .alignment import points5_from_68
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_restorer import OnnxRestorer, restore_aligned
-from .onnx_session import run_session
-from .onnx_swapper import InswapperSwapper, inswapper_postprocess, inswapper_preprocess, prepare_inswapper_source
+from .onnx_swapper import InswapperSwapper, prepare_inswapper_source
 
 
 @dataclass
@@ -56,8 +55,7 @@ class InswapperAdapter:
 
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
         """(128, 128, 3) aligned target -> (128, 128, 3) swapped, both in [0, 1]."""
-        output = run_session(self.swapper.session, {"target": inswapper_preprocess(aligned), "source": source_vector})
-        return inswapper_postprocess(output[0])
+        return self.swapper.run(aligned, source_vector)
 
 
 @dataclass(frozen=True)

@@ -121,9 +121,11 @@ class InswapperSwapper:
             The swapped face in crop space with its coverage.
         """
         source = prepare_inswapper_source(source_embedding_raw, self.emap)
+        return run_aligned(crop_rgb, points5, self.template, self.size, lambda aligned: self.run(aligned, source),
+                           feather=self.feather)
 
-        def process(aligned: np.ndarray) -> np.ndarray:
-            output = run_session(self.session, {"target": inswapper_preprocess(aligned), "source": source})[0]
-            return inswapper_postprocess(output)
-
-        return run_aligned(crop_rgb, points5, self.template, self.size, process, feather=self.feather)
+    def run(self, aligned: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """One aligned ``(128, 128, 3)`` [0, 1] target and a ``(1, 512)`` source vector
+        (:func:`prepare_inswapper_source`) -> the swapped ``(128, 128, 3)`` [0, 1] face."""
+        output = run_session(self.session, {"target": inswapper_preprocess(aligned), "source": source})[0]
+        return inswapper_postprocess(output)
