@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _plates import astronaut_png, moving_shot  # noqa: E402
 
-from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
 from inference_server.plates.image_file import read_plate, write_plate_atomic  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 from inference_server.server.engine import FaceSwapEngine, FrameRequest  # noqa: E402

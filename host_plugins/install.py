@@ -38,8 +38,8 @@ class Change(NamedTuple):
 
 
 def default_cli() -> List[str]:
-    """The command hosts run: this interpreter with ``-m inference_server`` (works wherever it is installed)."""
-    return [sys.executable, "-m", "inference_server"]
+    """The command hosts run: this interpreter with ``-m facebridge`` (works wherever it is installed)."""
+    return [sys.executable, "-m", "facebridge"]
 
 
 def default_nuke_dir() -> Path:
@@ -146,7 +146,7 @@ def add_install_parser(subparsers) -> None:  # type: ignore[no-untyped-def]
                              "Blackmagic's scripting README)")
     parser.add_argument("--cli", default=None, metavar="JSON",
                         help="the facebridge command hosts run, as a JSON array (default: this Python, "
-                             "[\"%s\", \"-m\", \"inference_server\"])" % sys.executable.replace("%", "%%"))
+                             "[\"%s\", \"-m\", \"facebridge\"])" % sys.executable.replace("%", "%%"))
     parser.set_defaults(func=run_install)
 
 

@@ -1,3 +1,5 @@
 """facebridge inference server: sessions, face pipeline, model backends, gRPC service."""
 
-__version__ = "0.1.0"
+from facebridge import __version__
+
+__all__ = ["__version__"]

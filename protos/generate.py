@@ -2,7 +2,7 @@
 
 Usage (from the repository root):  python protos/generate.py [OUT_DIR]
 
-Writes facebridge/v1/facebridge_pb2.py, facebridge_pb2.pyi and facebridge_pb2_grpc.py under OUT_DIR
+Writes facebridge_wire/v1/facebridge_pb2.py, facebridge_pb2.pyi and facebridge_pb2_grpc.py under OUT_DIR
 (default: this protos/ folder, where they are committed). The test suite regenerates into a temporary
 folder and fails when the committed modules are stale.
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
-PROTO_FILES = ("facebridge/v1/facebridge.proto",)
+PROTO_FILES = ("facebridge_wire/v1/facebridge.proto",)
 
 
 def generate(out_dir: Path) -> list[Path]:

@@ -54,7 +54,7 @@ def server_address(server) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def client(server_address: str) -> Iterator[object]:
-    from host_plugins.client.grpc_client import FaceBridgeClient
+    from facebridge.client.grpc_client import FaceBridgeClient
 
     with FaceBridgeClient(server_address, timeout=120.0) as c:
         yield c

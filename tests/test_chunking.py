@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from facebridge.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
+from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
 
 
 def test_chunks_fit_grpc_default_limit() -> None:

@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support import make_plate, read_exr
 
-CLI = [sys.executable, "-m", "inference_server"]
+CLI = [sys.executable, "-m", "facebridge"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from support import REPO
 
-from host_plugins.client.params import RenderParams, load_preset as client_load_preset
-from host_plugins.client.params import save_preset as client_save_preset
-from host_plugins.client.process_cmd import add_analyse_arguments, add_arguments, render_params
+from facebridge.client.params import RenderParams, load_preset as client_load_preset
+from facebridge.client.params import save_preset as client_save_preset
+from facebridge.client.process_cmd import add_analyse_arguments, add_arguments, render_params
 from host_plugins.common import command, frames, knobs, presets, progress, resolve_render, sequence
 from host_plugins.common.frames import FrameRange, FrameRangeError
 from host_plugins.common.knobs import SettingsError
@@ -40,8 +40,8 @@ def test_knob_set_mirrors_render_params() -> None:
     assert list(knobs.PARAM_DEFAULTS) == [f.name for f in fields(RenderParams)]
     assert knobs.PARAM_DEFAULTS == RenderParams().as_dict()
     assert {k.field for k in knobs.PARAM_KNOBS} == set(knobs.PARAM_DEFAULTS)
-    assert knobs.REGION_NAMES == tuple(__import__("host_plugins.client.params", fromlist=["x"]).REGION_NAMES)
-    assert knobs.MODES == tuple(__import__("host_plugins.client.params", fromlist=["x"]).MODES)
+    assert knobs.REGION_NAMES == tuple(__import__("facebridge.client.params", fromlist=["x"]).REGION_NAMES)
+    assert knobs.MODES == tuple(__import__("facebridge.client.params", fromlist=["x"]).MODES)
     assert knobs.params_from_knobs({}) == RenderParams().as_dict()   # a fresh node = the defaults
 
 
@@ -102,8 +102,7 @@ def test_sidecar_argv_without_server_or_sources(tmp_path: Path) -> None:
 
 
 def test_cli_comes_from_the_environment_or_path(tmp_path: Path) -> None:
-    assert command.resolve_cli({"FACEBRIDGE_CLI": '["/py", "-m", "inference_server"]'}) == ["/py", "-m",
-                                                                                              "inference_server"]
+    assert command.resolve_cli({"FACEBRIDGE_CLI": '["/py", "-m", "facebridge"]'}) == ["/py", "-m", "facebridge"]
     assert command.resolve_cli({"FACEBRIDGE_CLI": "/opt/fb/bin/facebridge"}) == ["/opt/fb/bin/facebridge"]
     script = tmp_path / "facebridge"
     script.write_text("#!/bin/sh\n")
@@ -145,8 +144,8 @@ def test_presets_are_the_clients_format(tmp_path: Path) -> None:
 
 
 def test_event_parser_reads_what_the_client_writes() -> None:
-    from host_plugins.client.grpc_client import AnalyseOutcome, FrameOutcome
-    from host_plugins.client.progress import Progress
+    from facebridge.client.grpc_client import AnalyseOutcome, FrameOutcome
+    from facebridge.client.progress import Progress
 
     out = io.StringIO()
     writer = Progress("json", 3, out=out, err=io.StringIO(), analyse_total=2)
@@ -403,7 +402,7 @@ def test_install_nuke_is_idempotent_reversible_and_works_in_nuke(tmp_path: Path,
     nuke_dir.mkdir()
     init = nuke_dir / "init.py"
     init.write_text("# the artist's own setup\nimport nuke\n")
-    cli = '["/opt/fb/bin/python", "-m", "inference_server"]'
+    cli = '["/opt/fb/bin/python", "-m", "facebridge"]'
     code, out = _install("install", "nuke", "--nuke-dir", str(nuke_dir), "--cli", cli, "--dry-run")
     assert code == 0 and "would update" in out and "+_facebridge_nuke.pluginAddPath(" in out
     assert init.read_text() == "# the artist's own setup\nimport nuke\n"
@@ -453,8 +452,7 @@ def test_install_resolve_writes_the_launcher_per_os(tmp_path: Path) -> None:
     assert code == 0 and "created" in out and launcher.is_file()
     text = launcher.read_text()
     assert "PLUGIN_DIR = %r" % str(REPO / "host_plugins" / "resolve") in text
-    assert json.loads(text.split("CLI = ", 1)[1].splitlines()[0].strip()[1:-1]) == [sys.executable, "-m",
-                                                                                    "inference_server"]
+    assert json.loads(text.split("CLI = ", 1)[1].splitlines()[0].strip()[1:-1]) == [sys.executable, "-m", "facebridge"]
     ast.parse(text, feature_version=(3, 7))
     assert "unchanged" in _install("install", "resolve", "--resolve-scripts-dir", str(scripts))[1]
     assert "removed" in _install("install", "resolve", "--resolve-scripts-dir", str(scripts), "--uninstall")[1]

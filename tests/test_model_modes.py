@@ -18,11 +18,11 @@ import pytest
 from onnx_fixtures import make_bisenet, make_inswapper, make_restorer
 from support import face_landmarks, face_zone, make_plate, make_sequence, read_exr, same_bits
 
-from host_plugins.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
-from host_plugins.client.params import RenderParams
+from facebridge.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
+from facebridge.client.params import RenderParams
 from inference_server.server.app import ServerConfig, start_server
 
-CLI = [sys.executable, "-m", "inference_server"]
+CLI = [sys.executable, "-m", "facebridge"]
 
 
 @pytest.fixture(scope="module")

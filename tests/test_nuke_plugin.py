@@ -27,7 +27,7 @@ for _path in (str(NUKE_DIR), str(FAKES)):
 
 import nuke  # noqa: E402  (the fake)
 
-CLI = json.dumps([sys.executable, "-m", "inference_server"])
+CLI = json.dumps([sys.executable, "-m", "facebridge"])
 SOURCE = "st_people_0.png"
 
 
@@ -275,8 +275,9 @@ def test_plugin_imports_with_the_standard_library_only(tmp_path: Path) -> None:
         import facebridge_nuke.node, facebridge_nuke.render
         import host_plugins.common.command, host_plugins.common.progress, host_plugins.common.presets
         bad = [m for m in sys.modules if m.split(".")[0] in
-               ("grpc", "google", "numpy", "OpenImageIO", "PySide2", "PySide6", "shiboken6", "host_plugins.client")]
-        bad += [m for m in sys.modules if m.startswith(("host_plugins.client", "inference_server", "facebridge."))]
+               ("grpc", "google", "numpy", "OpenImageIO", "PySide2", "PySide6", "shiboken6", "facebridge_wire",
+                "inference_server", "ui")]
+        bad += [m for m in sys.modules if m.startswith(("facebridge.client", "facebridge.cli"))]
         print(bad)
     """)
     # -S: no site-packages at all, so any non-stdlib import would fail outright.
@@ -302,7 +303,7 @@ def test_panel_edits_the_knobs_and_exchanges_presets(fake_nuke, plates: str, fac
     assert node["region_eyes"].value() == 0.25
     preset = tmp_path / "look.json"
     widget.save(str(preset))
-    from host_plugins.client.params import load_preset
+    from facebridge.client.params import load_preset
 
     saved = load_preset(preset)   # the CLI / standalone panel read what the Nuke panel saved
     assert saved.regions == {"eyes": 0.25, "mouth": 0.5} and saved.blend == 0.9

@@ -21,9 +21,9 @@ from support import make_sequence
 pytest.importorskip("pytestqt")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
-from host_plugins.client.params import RenderParams, load_preset  # noqa: E402
-from host_plugins.client.sequence import parse_pattern  # noqa: E402
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
+from facebridge.client.params import RenderParams, load_preset  # noqa: E402
+from facebridge.client.sequence import parse_pattern  # noqa: E402
 from ui.panel.state import Overlays, PanelState  # noqa: E402
 
 SHOT = "panel-test"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from support import make_sequence, read_exr
 
-from host_plugins.client.errors import ClientError
-from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob
-from host_plugins.client.params import RenderParams
-from host_plugins.client.sequence import parse_pattern
+from facebridge.client.errors import ClientError
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob
+from facebridge.client.params import RenderParams
+from facebridge.client.sequence import parse_pattern
 
 SHOT = "preview-rpc"
 FRAMES = [1001, 1002, 1003]

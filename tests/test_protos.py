@@ -25,7 +25,7 @@ def test_generated_modules_are_current(tmp_path: Path) -> None:
 
 
 def test_contract_has_the_expected_rpcs() -> None:
-    from facebridge.v1 import facebridge_pb2 as pb
+    from facebridge_wire.v1 import facebridge_pb2 as pb
 
     service = pb.DESCRIPTOR.services_by_name["FaceBridge"]
     methods = {m.name: (m.client_streaming, m.server_streaming) for m in service.methods}

@@ -26,7 +26,7 @@ for _path in (str(RESOLVE_DIR), str(FAKES)):
 import fake_resolve  # noqa: E402
 from facebridge_resolve import dialog, menu_script  # noqa: E402
 
-CLI = json.dumps([sys.executable, "-m", "inference_server"])
+CLI = json.dumps([sys.executable, "-m", "facebridge"])
 SOURCE = "st_people_0.png"
 START = 86400
 
@@ -92,7 +92,7 @@ def test_clip_on_an_exr_sequence_is_read_directly_and_placed_above(studio, faces
 
 def test_in_out_range_over_two_clips_is_rendered_by_a_render_job(studio, faces_dir: Path, server_address: str,
                                                                  tmp_path: Path) -> None:
-    from host_plugins.client.params import RenderParams, save_preset
+    from facebridge.client.params import RenderParams, save_preset
 
     resolve, project, timeline, media = studio
     pool = project.GetMediaPool()
@@ -170,8 +170,9 @@ def test_resolve_script_imports_with_the_standard_library_only(tmp_path: Path) -
         sys.path[:0] = [{str(RESOLVE_DIR)!r}]
         import facebridge_resolve.menu_script, facebridge_resolve.job, facebridge_resolve.dialog
         bad = [m for m in sys.modules if m.split(".")[0] in
-               ("grpc", "google", "numpy", "OpenImageIO", "PySide2", "PySide6", "inference_server")]
-        bad += [m for m in sys.modules if m.startswith("host_plugins.client")]
+               ("grpc", "google", "numpy", "OpenImageIO", "PySide2", "PySide6", "inference_server",
+                "facebridge_wire", "ui")]
+        bad += [m for m in sys.modules if m.startswith(("facebridge.client", "facebridge.cli"))]
         print(bad)
     """)
     proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
@@ -188,7 +189,7 @@ def test_installed_launcher_runs_the_script_from_the_scripts_menu(tmp_path: Path
     monkeypatch.setenv("FACEBRIDGE_CLI", "placeholder")
     monkeypatch.delenv("FACEBRIDGE_CLI")   # restored to its state before the test afterwards
 
-    for change in plan_resolve(tmp_path / "Scripts", [sys.executable, "-m", "inference_server"], uninstall=False):
+    for change in plan_resolve(tmp_path / "Scripts", [sys.executable, "-m", "facebridge"], uninstall=False):
         apply(change)
     launcher = tmp_path / "Scripts" / "Utility" / "FaceBridge.py"
     free = fake_resolve.FakeResolve(product="DaVinci Resolve")
@@ -197,7 +198,7 @@ def test_installed_launcher_runs_the_script_from_the_scripts_menu(tmp_path: Path
     exec(code, {"resolve": free, "fusion": free.Fusion(), "bmd": bmd, "__name__": "__main__"})
     assert [w for w, _ in bmd._seen] == ["FaceBridgeMessage"]
     assert "needs DaVinci Resolve Studio" in bmd._seen[0][1]._text()
-    assert json.loads(os.environ["FACEBRIDGE_CLI"]) == [sys.executable, "-m", "inference_server"]
+    assert json.loads(os.environ["FACEBRIDGE_CLI"]) == [sys.executable, "-m", "facebridge"]
 
 
 def _documented(readme: Path) -> set[str]:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from host_plugins.client.process_cmd import plan_jobs
-from host_plugins.client.sequence import PatternError, gaps, parse_frame_range, parse_pattern
+from facebridge.client.process_cmd import plan_jobs
+from facebridge.client.sequence import PatternError, gaps, parse_frame_range, parse_pattern
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import OpenImageIO as oiio
 import pytest
 from support import face_zone, load_rgb8, make_plate, read_exr, same_bits, write_exr
 
-from host_plugins.client.errors import ClientError
-from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob
+from facebridge.client.errors import ClientError
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob
 
 PAIRS = [("fr_biden2.jpg", "fr_obama.jpg"), ("lp_d12.jpg", "st_people_0.png")]
 

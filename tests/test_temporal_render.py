@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from support import linear_to_srgb8, make_sequence, read_exr, same_bits
 
-from host_plugins.client.grpc_client import FaceBridgeClient, FrameJob
-from host_plugins.client.sequence import parse_pattern
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob
+from facebridge.client.sequence import parse_pattern
 
-CLI = [sys.executable, "-m", "inference_server"]
+CLI = [sys.executable, "-m", "facebridge"]
 FRAMES = 8
 
 

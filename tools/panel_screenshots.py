@@ -33,7 +33,7 @@ B_SET = {"blend": 0.7, "regions": {"mouth": 0.0, "eyes": 0.5}, "grain": 0.3}
 def build_demo(out: Path, frames: int) -> tuple[Path, Path]:
     """``facebridge demo`` into ``out/demo`` with its private server's cache in ``out/cache``."""
     os.environ["XDG_CACHE_HOME"] = str(out / "cache")  # the demo's private server inherits it
-    from host_plugins.client.demo import run as run_demo
+    from facebridge.client.demo import run as run_demo
 
     code = run_demo(argparse.Namespace(out=out / "demo", frames=frames, progress="none"))
     if code != 0:
@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         frames = args.frames
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from host_plugins.client.demo import grace_hopper_path
-    from host_plugins.client.grpc_client import FaceBridgeClient
-    from host_plugins.client.local_server import LocalServer
-    from host_plugins.client.params import RenderParams
+    from facebridge.client.demo import grace_hopper_path
+    from facebridge.client.grpc_client import FaceBridgeClient
+    from facebridge.client.local_server import LocalServer
+    from facebridge.client.params import RenderParams
     from ui.panel.app import PanelWindow, application, screenshot
     from ui.panel.state import PanelState
 

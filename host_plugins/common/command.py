@@ -3,7 +3,7 @@
 Hosts drive the client as a sidecar process because their interpreters must not import grpc or
 protobuf. The command comes from, in order:
 
-1. ``$FACEBRIDGE_CLI``: a JSON array (``["/opt/fb/bin/python", "-m", "inference_server"]``) or a
+1. ``$FACEBRIDGE_CLI``: a JSON array (``["/opt/fb/bin/python", "-m", "facebridge"]``) or a
    single executable path (``/opt/fb/bin/facebridge``). ``facebridge install`` records it for Nuke and
    Resolve, so hosts find the environment it was installed from.
 2. ``facebridge`` on ``$PATH``.
@@ -53,7 +53,7 @@ def resolve_cli(env: Optional[Mapping[str, str]] = None) -> List[str]:
         return [found]
     raise CliNotFound("cannot find the facebridge command: run `facebridge install nuke|resolve` from the "
                       "environment facebridge is installed in, or set %s to its path (or to a JSON array such as "
-                      "[\"/path/to/python\", \"-m\", \"inference_server\"])" % ENV_CLI)
+                      "[\"/path/to/python\", \"-m\", \"facebridge\"])" % ENV_CLI)
 
 
 ENV_SIDECAR_PYTHONPATH = "FACEBRIDGE_CLI_PYTHONPATH"

@@ -1,6 +1,6 @@
 """The FaceBridge knob set and its mapping to the render parameters.
 
-The parameters are the fields of ``host_plugins.client.params.RenderParams`` (the CLI, presets and the
+The parameters are the fields of ``facebridge.client.params.RenderParams`` (the CLI, presets and the
 panel share them). That module imports protobuf, which must never load inside a host, so the field
 names and defaults are mirrored here; ``tests/test_host_common.py`` checks the mirror against the
 dataclass so the two cannot drift apart.

@@ -1,6 +1,6 @@
 """Preset JSON files, read and written with the standard library.
 
-Same format as ``host_plugins.client.params`` (the CLI's ``--preset`` and the panel): a JSON object
+Same format as ``facebridge.client.params`` (the CLI's ``--preset`` and the panel): a JSON object
 ``{"facebridge_preset": 1, "name": "...", <RenderParams fields>...}``. Hosts load a preset into knobs
 or the Resolve dialog, and can save the knobs back for the panel or the CLI.
 """

@@ -1,6 +1,6 @@
 """The sidecar: run ``facebridge process|analyse --progress json`` and follow its events.
 
-Event lines (stdout, one JSON object each; ``host_plugins/client/progress.py`` writes them):
+Event lines (stdout, one JSON object each; ``facebridge/client/progress.py`` writes them):
 
     {"event": "start", "total": N, "server": ADDR}
     {"event": "analyse", "frame": F, "status": "ok|failed", "done": K, "total": M, ...}

@@ -12,14 +12,10 @@ import os
 import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-_HASHES = re.compile(r"#+")
-_PRINTF = re.compile(r"%(0?)(\d*)d")
+from facebridge.tokens import SequenceError, frame_token
+
 _BRACKET = re.compile(r"^(?P<prefix>.*?)\[(?P<first>-?\d+)-(?P<last>-?\d+)\](?P<suffix>[^\[\]]*)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class SequenceError(ValueError):
-    """A pattern or a folder that does not hold the expected sequence."""
 
 
 class FrameSequence(NamedTuple):
@@ -45,25 +41,6 @@ class FrameSequence(NamedTuple):
     @property
     def count(self) -> int:
         return self.last - self.first + 1
-
-
-def frame_token(pattern: str) -> Optional[Tuple[str, int, str]]:
-    """``(prefix, padding, suffix)`` around the ``####`` or ``%04d`` token of ``pattern``; None without one.
-
-    Raises:
-        SequenceError: more than one frame token.
-    """
-    tokens = list(_HASHES.finditer(pattern)) + list(_PRINTF.finditer(pattern))
-    if not tokens:
-        return None
-    if len(tokens) > 1:
-        raise SequenceError("pattern %r has more than one frame token" % pattern)
-    match = tokens[0]
-    if match.group(0).startswith("#"):
-        padding = len(match.group(0))
-    else:
-        padding = int(match.group(2)) if match.group(2) else 1
-    return pattern[: match.start()], padding, pattern[match.end():]
 
 
 def split_pattern(pattern: str) -> Tuple[str, int, str]:

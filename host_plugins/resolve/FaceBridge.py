@@ -10,7 +10,7 @@ import os
 import sys
 
 # Both filled in by `facebridge install resolve`; CLI is a JSON array such as
-# ["/venv/bin/python", "-m", "inference_server"].
+# ["/venv/bin/python", "-m", "facebridge"].
 PLUGIN_DIR = ""
 CLI = ""
 

@@ -19,43 +19,14 @@ from functools import lru_cache
 import numpy as np
 import OpenImageIO as oiio
 
+from facebridge.srgb import linear_to_srgb8, srgb_decode, srgb_encode, to_uint8
+
 from .errors import PlateError
 
 LINEAR_REC709 = "lin_rec709"
 MODEL_SPACE = "srgb_rec709_scene"
 
 
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear [0, 1] -> sRGB-encoded [0, 1] (IEC 61966-2-1 piecewise curve); input clipped to [0, 1], NaN -> 0."""
-    x = np.clip(np.nan_to_num(linear.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
-
-
-def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """sRGB-encoded [0, 1] -> linear [0, 1]; the exact inverse of ``srgb_encode`` on [0, 1]."""
-    x = np.clip(encoded.astype(np.float32, copy=False), 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
-
-
-def to_uint8(encoded: np.ndarray) -> np.ndarray:
-    """Model-space float [0, 1] -> uint8, rounded."""
-    return (np.clip(encoded, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-_LUT_STEPS = 65535
-_SRGB8_LUT = to_uint8(srgb_encode(np.linspace(0.0, 1.0, _LUT_STEPS + 1, dtype=np.float32)))
-
-
-def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
-    """Linear Rec.709 -> sRGB-encoded uint8 through a 65536-entry table (analysis proxies of whole frames).
-
-    Agrees with ``to_uint8(srgb_encode(x))`` to within one code value, at a fraction of the cost.
-    """
-    x = np.nan_to_num(linear, nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(x, 0.0, 1.0, out=x)
-    x *= _LUT_STEPS
-    x += 0.5
-    return _SRGB8_LUT[x.astype(np.uint16)]
 
 
 @lru_cache(maxsize=64)
@@ -123,3 +94,7 @@ class ColourSpace:
 def plate_colourspace(override: str, metadata_space: str | None) -> ColourSpace:
     """The plate's colourspace: an explicit override, else the file's ``oiio:ColorSpace``, else linear Rec.709."""
     return ColourSpace.named(override or metadata_space or LINEAR_REC709)
+
+
+__all__ = ["ColourSpace", "LINEAR_REC709", "MODEL_SPACE", "linear_to_srgb8", "plate_colourspace", "srgb_decode",
+           "srgb_encode", "to_uint8"]

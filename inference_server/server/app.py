@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
+from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..faces.dlib_models import DlibFaceModels

@@ -13,9 +13,9 @@ from typing import NoReturn, TypeVar
 
 import grpc
 import numpy as np
-from facebridge.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
-from facebridge.v1 import facebridge_pb2 as pb
-from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
+from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
+from facebridge_wire.v1 import facebridge_pb2 as pb
+from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 
 from .. import __version__
 from ..pipeline.render import FaceReport

@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from host_plugins.client.errors import ClientError
-from host_plugins.client.grpc_client import FaceBridgeClient, PreviewResult
-from host_plugins.client.params import ParamsError, RenderParams, load_preset, save_preset
-from host_plugins.client.sequence import PatternError, parse_pattern
+from facebridge.client.errors import ClientError
+from facebridge.client.grpc_client import FaceBridgeClient, PreviewResult
+from facebridge.client.params import ParamsError, RenderParams, load_preset, save_preset
+from facebridge.client.sequence import PatternError, parse_pattern
 
 from .qt import QtCore, QtGui, QtWidgets
 from .requests import PreviewRequester
@@ -97,7 +97,7 @@ class Sessions:
 
 def same_machine(client: FaceBridgeClient) -> bool:
     """Whether the server reads our paths (it offers TRANSPORT_PATH and runs on this host)."""
-    from facebridge.v1 import facebridge_pb2 as pb
+    from facebridge_wire.v1 import facebridge_pb2 as pb
 
     info = client.server_info()
     return pb.TRANSPORT_PATH in info.transports and info.hostname == socket.gethostname()
@@ -695,7 +695,7 @@ def run(args: argparse.Namespace) -> int:
     app = application(offscreen=bool(args.screenshot) and not os.environ.get("DISPLAY"))
     with ExitStack() as stack:
         if not state.server:
-            from host_plugins.client.local_server import LocalServer
+            from facebridge.client.local_server import LocalServer
 
             try:
                 server = stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir,

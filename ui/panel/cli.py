@@ -1,6 +1,6 @@
 """``facebridge panel`` on the command line: its arguments and ``main`` (``python -m ui.panel``).
 
-Nothing here imports Qt, so ``inference_server/cli.py`` can add the subcommand's arguments without loading
+Nothing here imports Qt, so ``facebridge/cli.py`` can add the subcommand's arguments without loading
 PySide6; ``run`` imports the panel when the subcommand runs.
 """
 

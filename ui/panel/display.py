@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from inference_server.plates.colour import srgb_encode
+from facebridge.srgb import srgb_encode
 
 MODES = ("a", "b", "wipe", "side", "difference")
 SIDE_GAP = 4  # px of background between the two images of side by side

@@ -14,7 +14,7 @@ import importlib.util
 import sys
 from typing import Any
 
-from host_plugins.client.params import REGION_NAMES, RenderParams
+from facebridge.client.params import REGION_NAMES, RenderParams
 
 # RenderParams field -> knob name; region weights are one knob each, "region_<name>" (weight 1 = not listed).
 KNOBS: dict[str, str] = {

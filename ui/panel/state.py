@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from host_plugins.client.params import PRESET_VERSION, ParamsError, RenderParams, from_dict
+from facebridge.client.params import PRESET_VERSION, ParamsError, RenderParams, from_dict
 
 from .display import MODES
 
@@ -148,7 +148,7 @@ class PanelState:
         return cls.from_dict(data, f"state {path}")
 
     def save(self, path: str | Path) -> None:
-        from host_plugins.client.grpc_client import write_atomic
+        from facebridge.client.grpc_client import write_atomic
 
         write_atomic(Path(path), self.to_json().encode("utf-8"))
 

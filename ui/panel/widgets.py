@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from host_plugins.client.params import COLOUR_MATCH, REGION_NAMES, RenderParams
+from facebridge.client.params import COLOUR_MATCH, REGION_NAMES, RenderParams
 
 from .qt import QtCore, QtGui, QtWidgets
 

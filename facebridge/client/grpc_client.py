@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from facebridge.chunking import MAX_CHUNK_BYTES, Reassembler, split_chunks
-from facebridge.v1 import facebridge_pb2 as pb
-from facebridge.v1 import facebridge_pb2_grpc as pb_grpc
+from facebridge_wire.chunking import MAX_CHUNK_BYTES, Reassembler, split_chunks
+from facebridge_wire.v1 import facebridge_pb2 as pb
+from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .errors import ClientError

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from facebridge.v1 import facebridge_pb2 as pb
+from facebridge_wire.v1 import facebridge_pb2 as pb
 
 from .errors import ClientError
 from .grpc_client import AnalyseOutcome, FaceBridgeClient, FrameJob, FrameOutcome

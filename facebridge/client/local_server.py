@@ -14,7 +14,7 @@ _READY = re.compile(r"facebridge serving on (\S+):(\d+)")
 
 
 class LocalServer:
-    """Starts ``python -m inference_server serve --port 0`` and stops it on exit.
+    """Starts ``python -m facebridge serve --port 0`` and stops it on exit.
 
     Use as a context manager; ``address`` is ``127.0.0.1:PORT`` once started.
 
@@ -37,7 +37,7 @@ class LocalServer:
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> "LocalServer":
-        command = [sys.executable, "-m", "inference_server", "serve", "--host", "127.0.0.1", "--port", "0",
+        command = [sys.executable, "-m", "facebridge", "serve", "--host", "127.0.0.1", "--port", "0",
                    "--device", self.device]
         if self.audit_log is not None:
             command += ["--audit-log", str(self.audit_log)]

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from facebridge.v1 import facebridge_pb2 as facebridge_dot_v1_dot_facebridge__pb2
+from facebridge_wire.v1 import facebridge_pb2 as facebridge__wire_dot_v1_dot_facebridge__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in facebridge/v1/facebridge_pb2_grpc.py depends on'
+        + ' but the generated code in facebridge_wire/v1/facebridge_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class FaceBridgeStub:
         """
         self.GetServerInfo = channel.unary_unary(
                 '/facebridge.v1.FaceBridge/GetServerInfo',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.GetServerInfoRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.GetServerInfoResponse.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.GetServerInfoResponse.FromString,
                 _registered_method=True)
         self.OpenSession = channel.unary_unary(
                 '/facebridge.v1.FaceBridge/OpenSession',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.OpenSessionRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.OpenSessionResponse.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.OpenSessionRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.OpenSessionResponse.FromString,
                 _registered_method=True)
         self.CloseSession = channel.unary_unary(
                 '/facebridge.v1.FaceBridge/CloseSession',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.CloseSessionRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.CloseSessionResponse.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.CloseSessionResponse.FromString,
                 _registered_method=True)
         self.ProcessFrames = channel.stream_stream(
                 '/facebridge.v1.FaceBridge/ProcessFrames',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.FromString,
                 _registered_method=True)
         self.AnalyseShot = channel.stream_stream(
                 '/facebridge.v1.FaceBridge/AnalyseShot',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
                 _registered_method=True)
         self.ListShots = channel.unary_unary(
                 '/facebridge.v1.FaceBridge/ListShots',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsResponse.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ListShotsRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ListShotsResponse.FromString,
                 _registered_method=True)
         self.Preview = channel.unary_unary(
                 '/facebridge.v1.FaceBridge/Preview',
-                request_serializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
-                response_deserializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
                 _registered_method=True)
 
 
@@ -133,38 +133,38 @@ def add_FaceBridgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.GetServerInfoRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.GetServerInfoResponse.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.GetServerInfoResponse.SerializeToString,
             ),
             'OpenSession': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenSession,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.OpenSessionRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.OpenSessionResponse.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.OpenSessionRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.OpenSessionResponse.SerializeToString,
             ),
             'CloseSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseSession,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.CloseSessionRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.CloseSessionResponse.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.CloseSessionRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.CloseSessionResponse.SerializeToString,
             ),
             'ProcessFrames': grpc.stream_stream_rpc_method_handler(
                     servicer.ProcessFrames,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.SerializeToString,
             ),
             'AnalyseShot': grpc.stream_stream_rpc_method_handler(
                     servicer.AnalyseShot,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.AnalyseProgress.SerializeToString,
             ),
             'ListShots': grpc.unary_unary_rpc_method_handler(
                     servicer.ListShots,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.ListShotsResponse.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ListShotsRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ListShotsResponse.SerializeToString,
             ),
             'Preview': grpc.unary_unary_rpc_method_handler(
                     servicer.Preview,
-                    request_deserializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewRequest.FromString,
-                    response_serializer=facebridge_dot_v1_dot_facebridge__pb2.PreviewResponse.SerializeToString,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -192,8 +192,8 @@ class FaceBridge:
             request,
             target,
             '/facebridge.v1.FaceBridge/GetServerInfo',
-            facebridge_dot_v1_dot_facebridge__pb2.GetServerInfoRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.GetServerInfoResponse.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.GetServerInfoRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.GetServerInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -219,8 +219,8 @@ class FaceBridge:
             request,
             target,
             '/facebridge.v1.FaceBridge/OpenSession',
-            facebridge_dot_v1_dot_facebridge__pb2.OpenSessionRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.OpenSessionResponse.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.OpenSessionRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.OpenSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -246,8 +246,8 @@ class FaceBridge:
             request,
             target,
             '/facebridge.v1.FaceBridge/CloseSession',
-            facebridge_dot_v1_dot_facebridge__pb2.CloseSessionRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.CloseSessionResponse.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.CloseSessionRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.CloseSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -273,8 +273,8 @@ class FaceBridge:
             request_iterator,
             target,
             '/facebridge.v1.FaceBridge/ProcessFrames',
-            facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -300,8 +300,8 @@ class FaceBridge:
             request_iterator,
             target,
             '/facebridge.v1.FaceBridge/AnalyseShot',
-            facebridge_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ProcessFramesRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.AnalyseProgress.FromString,
             options,
             channel_credentials,
             insecure,
@@ -327,8 +327,8 @@ class FaceBridge:
             request,
             target,
             '/facebridge.v1.FaceBridge/ListShots',
-            facebridge_dot_v1_dot_facebridge__pb2.ListShotsRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.ListShotsResponse.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ListShotsRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ListShotsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -354,8 +354,8 @@ class FaceBridge:
             request,
             target,
             '/facebridge.v1.FaceBridge/Preview',
-            facebridge_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
-            facebridge_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,8 +16,8 @@ from . import __version__
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server.app import ServerConfig, serve
-    from .server.errors import FaceBridgeError
+    from inference_server.server.app import ServerConfig, serve
+    from inference_server.server.errors import FaceBridgeError
 
     try:
         return serve(ServerConfig(host=args.host, port=args.port, device=args.device, audit_log=args.audit_log,
@@ -28,13 +28,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from host_plugins.client.process_cmd import run
+    from facebridge.client.process_cmd import run
 
     return run(args)
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from host_plugins.client.process_cmd import run_analyse
+    from facebridge.client.process_cmd import run_analyse
 
     return run_analyse(args)
 
@@ -43,9 +43,9 @@ def _models(args: argparse.Namespace) -> int:
     """List the registry's models, the files found and their verification state."""
     import os
 
-    from .models.errors import ModelError
-    from .models.registry import DigestMemo, format_listing, load_records, resolve_models_dir, scan
-    from .paths import default_cache_dir
+    from inference_server.models.errors import ModelError
+    from inference_server.models.registry import DigestMemo, format_listing, load_records, resolve_models_dir, scan
+    from inference_server.paths import default_cache_dir
 
     try:
         directory = resolve_models_dir(str(args.models_dir) if args.models_dir else None, os.environ)
@@ -60,8 +60,8 @@ def _models(args: argparse.Namespace) -> int:
 
 def _export_onnx(args: argparse.Namespace) -> int:
     """Write a GPEN checkpoint as an ONNX file in the FaceFusion format (input ``input``)."""
-    from .models.errors import ModelError
-    from .models.gpen_export import export_from_checkpoint
+    from inference_server.models.errors import ModelError
+    from inference_server.models.gpen_export import export_from_checkpoint
 
     try:
         written = export_from_checkpoint(args.checkpoint, args.output, opset=args.opset)
@@ -79,7 +79,7 @@ def _panel(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from host_plugins.client.demo import run
+    from facebridge.client.demo import run
 
     return run(args)
 
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "else ~/.local/share/facebridge/models)")
     serve.set_defaults(func=_serve)
 
-    from host_plugins.client.process_cmd import add_analyse_arguments, add_arguments
+    from facebridge.client.process_cmd import add_analyse_arguments, add_arguments
 
     analyse = commands.add_parser("analyse", help="analyse a shot: cuts, face tracks, landmarks (resumable)")
     add_analyse_arguments(analyse)

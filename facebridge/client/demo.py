@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
-from inference_server.plates.colour import linear_to_srgb8, srgb_decode
+from facebridge.srgb import linear_to_srgb8, srgb_decode
 
 from .process_cmd import add_arguments, run as run_process
 

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from host_plugins.common.sequence import SequenceError, frame_token
+from facebridge.tokens import SequenceError, frame_token
 
 
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from facebridge.v1 import facebridge_pb2 as pb
+from facebridge_wire.v1 import facebridge_pb2 as pb
 
 PRESET_VERSION = 1
 REGION_NAMES = ("eyes", "brows", "nose", "mouth", "cheeks", "forehead", "jaw", "skin")
