@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 from facebridge.client.params import COLOUR_MATCH, REGION_NAMES, RenderParams
 
@@ -48,7 +49,8 @@ def set_value(params: RenderParams, name: str, value: float) -> RenderParams:
         if value != 1.0:
             regions[name[8:]] = value
         return replace(params, regions=regions)
-    return replace(params, **{name: value})
+    changes: dict[str, Any] = {name: value}  # one field, named at run time
+    return replace(params, **changes)
 
 
 class ParamsEditor(QtWidgets.QWidget):
@@ -132,7 +134,8 @@ class ParamsEditor(QtWidgets.QWidget):
         if self._quiet or getattr(self._params, name) == value:
             return
         try:
-            self._params = replace(self._params, **{name: value}).validated()
+            changes: dict[str, Any] = {name: value}  # one field, named at run time
+            self._params = replace(self._params, **changes).validated()
         except ValueError:
             return
         self.edited.emit(self._params, False)
@@ -151,8 +154,9 @@ def qc_lines(label: str, preview: object | None) -> list[str]:
     faces = getattr(preview, "faces", [])
     timings = getattr(preview, "timings_ms", {})
     head = f"{label}: {getattr(preview, 'status', '')}  server {sum(timings.values()):.0f} ms"
-    if getattr(preview, "message", ""):
-        head += f"  ({preview.message})"  # type: ignore[attr-defined]
+    message = getattr(preview, "message", "")
+    if message:
+        head += f"  ({message})"
     lines = [head]
     for face in faces:
         lines.append(f"  track {face['track']}: identity {_fmt(face['identity_distance'])} "
@@ -191,10 +195,10 @@ class QcStrip(QtWidgets.QWidget):
         self.qc: dict[int, FrameQC] = {}
         self.current: int | None = None
 
-    def set_frames(self, frames: list[int], summaries: list[dict[str, object]]) -> None:
+    def set_frames(self, frames: list[int], summaries: list[dict[str, Any]]) -> None:
         self.frames = list(frames)
-        self.qc = {int(s["frame"]): FrameQC(s.get("jitter_raw"), s.get("jitter_smoothed"),  # type: ignore[arg-type]
-                                            cut=int(s.get("cut", 0)), keyframe=bool(s.get("keyframe")))  # type: ignore[arg-type]
+        self.qc = {int(s["frame"]): FrameQC(s.get("jitter_raw"), s.get("jitter_smoothed"),
+                                            cut=int(s.get("cut", 0)), keyframe=bool(s.get("keyframe")))
                    for s in summaries}
         self.update()
 
@@ -219,7 +223,8 @@ class QcStrip(QtWidgets.QWidget):
         step = self.width() / len(self.frames)
         jitters = [v for q in self.qc.values() for v in (q.jitter_raw, q.jitter_smoothed) if v is not None]
         jitter_full = max([1.0, *jitters])
-        raw_line, smooth_line = [], []
+        raw_line: list[QtCore.QPointF] = []
+        smooth_line: list[QtCore.QPointF] = []
         previous_cut = None
         for i, frame in enumerate(self.frames):
             q = self.qc.get(frame, FrameQC())
