@@ -22,7 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from facebridge.client.errors import ClientError
 from facebridge.client.grpc_client import FaceBridgeClient, PreviewResult
@@ -190,6 +190,7 @@ class PanelWidget(QtWidgets.QWidget):
         self.sources_edit.setPlaceholderText(f"source image(s), separated by '{os.pathsep}'")
         self.sources_edit.editingFinished.connect(self._sources_edited)
         top = QtWidgets.QHBoxLayout()
+        widget: QtWidgets.QWidget
         for label, widget, stretch in (("shot", self.shot_box, 0), ("plate", self.input_edit, 2),
                                        ("sources", self.sources_edit, 1)):
             top.addWidget(QtWidgets.QLabel(label))
@@ -204,8 +205,8 @@ class PanelWidget(QtWidgets.QWidget):
         for which in ("a", "b"):
             page = QtWidgets.QWidget()
             column = QtWidgets.QVBoxLayout(page)
-            name = QtWidgets.QLineEdit(getattr(s, f"name_{which}"))
-            name.editingFinished.connect(lambda w=which: self._renamed(w))
+            name_edit = QtWidgets.QLineEdit(getattr(s, f"name_{which}"))
+            name_edit.editingFinished.connect(lambda w=which: self._renamed(w))
             editor = ParamsEditor()
             editor.set_params(s.params(which))
             editor.edited.connect(lambda params, dragging, w=which: self.set_params(w, params, dragging))
@@ -216,11 +217,11 @@ class PanelWidget(QtWidgets.QWidget):
                 button = QtWidgets.QPushButton(text)
                 button.clicked.connect(action)
                 buttons.addWidget(button)
-            column.addWidget(name)
+            column.addWidget(name_edit)
             column.addWidget(editor)
             column.addLayout(buttons)
             column.addStretch(1)
-            self.editors[which], self.name_edits[which] = editor, name
+            self.editors[which], self.name_edits[which] = editor, name_edit
             self.tabs.addTab(page, which.upper())
         self.tabs.setCurrentIndex(0 if s.editing == "a" else 1)
         self.tabs.currentChanged.connect(lambda i: self._update_state(editing="ab"[i]))
@@ -238,25 +239,30 @@ class PanelWidget(QtWidgets.QWidget):
         group = QtWidgets.QButtonGroup(self)
         for mode, text, key in (("a", "A", "A"), ("b", "B", "B"), ("wipe", "Wipe", "W"), ("side", "Side by side", "S"),
                                 ("difference", "Difference", "D")):
-            button = QtWidgets.QToolButton(text=text, checkable=True)
-            button.setToolTip(f"{text} ({key})")
-            button.setChecked(mode == s.view)
-            button.clicked.connect(lambda _=False, m=mode: self.set_view(m))
-            group.addButton(button)
-            modes.addWidget(button)
-            self.mode_buttons[mode] = button
+            mode_button = QtWidgets.QToolButton()
+            mode_button.setText(text)
+            mode_button.setCheckable(True)
+            mode_button.setToolTip(f"{text} ({key})")
+            mode_button.setChecked(mode == s.view)
+            mode_button.clicked.connect(lambda _=False, m=mode: self.set_view(m))
+            group.addButton(mode_button)
+            modes.addWidget(mode_button)
+            self.mode_buttons[mode] = mode_button
             QtGui.QShortcut(QtGui.QKeySequence(key), self, lambda m=mode: self.set_view(m))
         self.compare_box = QtWidgets.QComboBox()
         self.compare_box.addItems(["vs B", "vs plate"])
         self.compare_box.setCurrentIndex(0 if s.compare == "b" else 1)
         self.compare_box.currentIndexChanged.connect(lambda i: self._update_state(compare=("b", "plate")[i],
                                                                                   fetch=True))
-        flip = QtWidgets.QToolButton(text="Flip (F)")
+        flip = QtWidgets.QToolButton()
+        flip.setText("Flip (F)")
         flip.clicked.connect(self.flip)
         QtGui.QShortcut(QtGui.QKeySequence("F"), self, self.flip)
-        fit = QtWidgets.QToolButton(text="Fit")
+        fit = QtWidgets.QToolButton()
+        fit.setText("Fit")
         fit.clicked.connect(lambda: self.viewer.zoom_to(0.0))
-        full = QtWidgets.QToolButton(text="100%")
+        full = QtWidgets.QToolButton()
+        full.setText("100%")
         full.clicked.connect(self.zoom_100)
         QtGui.QShortcut(QtGui.QKeySequence("Home"), self, lambda: self.viewer.zoom_to(0.0))
         QtGui.QShortcut(QtGui.QKeySequence("1"), self, self.zoom_100)
@@ -265,7 +271,8 @@ class PanelWidget(QtWidgets.QWidget):
         self.exposure.valueChanged.connect(lambda v: self._update_state(exposure=float(v)))
         self.overlay_boxes: dict[str, QtWidgets.QCheckBox] = {}
         for name in ("landmarks", "regions", "tracks"):
-            box = QtWidgets.QCheckBox(name, checked=getattr(s.overlays, name))
+            box = QtWidgets.QCheckBox(name)
+            box.setChecked(getattr(s.overlays, name))
             box.toggled.connect(lambda on, n=name: self._update_state(
                 overlays=replace(self.state.overlays, **{n: on}), fetch=n == "regions"))
             self.overlay_boxes[name] = box
@@ -277,12 +284,15 @@ class PanelWidget(QtWidgets.QWidget):
             modes.addWidget(widget)
         modes.addStretch(1)
 
-        self.play_button = QtWidgets.QToolButton(text="Play", checkable=True)
+        self.play_button = QtWidgets.QToolButton()
+        self.play_button.setText("Play")
+        self.play_button.setCheckable(True)
         self.play_button.toggled.connect(self.play)
         QtGui.QShortcut(QtGui.QKeySequence("Space"), self, self.play_button.toggle)
         QtGui.QShortcut(QtGui.QKeySequence("Right"), self, lambda: self.step(1))
         QtGui.QShortcut(QtGui.QKeySequence("Left"), self, lambda: self.step(-1))
-        self.loop_box = QtWidgets.QCheckBox("loop", checked=s.loop)
+        self.loop_box = QtWidgets.QCheckBox("loop")
+        self.loop_box.setChecked(s.loop)
         self.loop_box.toggled.connect(lambda on: self._update_state(loop=on))
         self.scrubber = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.scrubber.valueChanged.connect(lambda i: self.set_frame(self.frames[i]) if self.frames else None)
@@ -343,14 +353,15 @@ class PanelWidget(QtWidgets.QWidget):
         """One screen pixel per plate pixel."""
         shown = self.results.get("a") or self.results.get("b") or self.results.get("plate")
         image = None if shown is None else (shown.rendered if shown.rendered is not None else shown.plate)
-        if image is None:
+        if shown is None or image is None:
             self.viewer.zoom_to(1.0)
             return
-        x0, _, x1, _ = shown.box  # type: ignore[union-attr]
+        x0, _, x1, _ = shown.box
         self.viewer.zoom_to((x1 - x0) / image.shape[1])
 
     def _renamed(self, which: str) -> None:
-        self._update_state(**{f"name_{which}": self.name_edits[which].text().strip() or which.upper()})
+        changes: dict[str, Any] = {f"name_{which}": self.name_edits[which].text().strip() or which.upper()}
+        self._update_state(**changes)
 
     def _sources_edited(self) -> None:
         sources = tuple(s for s in self.sources_edit.text().split(os.pathsep) if s.strip())
@@ -415,7 +426,7 @@ class PanelWidget(QtWidgets.QWidget):
     def step(self, delta: int) -> None:
         if not self.frames or self.state.frame not in self.frames:
             return
-        index = self.frames.index(self.state.frame) + delta  # type: ignore[arg-type]
+        index = self.frames.index(self.state.frame) + delta
         if self.state.loop:
             index %= len(self.frames)
         self.set_frame(self.frames[max(0, min(len(self.frames) - 1, index))])
@@ -572,8 +583,10 @@ class PanelWidget(QtWidgets.QWidget):
         """Process events until ``is_ready`` (True) or ``timeout`` seconds (False)."""
         deadline = time.monotonic() + timeout
         app = QtWidgets.QApplication.instance()
+        if app is None:
+            raise RuntimeError("wait_until_ready needs the QApplication (see application())")
         while time.monotonic() < deadline:
-            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)  # type: ignore[union-attr]
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
             if self.is_ready():
                 return True
             if self.errors and self.counters["failed"]:
@@ -591,7 +604,8 @@ class PanelWidget(QtWidgets.QWidget):
 
         name = json.loads(Path(path).read_text(encoding="utf-8")).get("name") or Path(path).stem
         self.name_edits[which].setText(str(name))
-        self.state = replace(self.state, **{f"name_{which}": str(name)})
+        changes: dict[str, Any] = {f"name_{which}": str(name)}
+        self.state = replace(self.state, **changes)
         self.set_params(which, params)
         return params
 
@@ -671,7 +685,11 @@ def application(offscreen: bool = False) -> QtWidgets.QApplication:
     if offscreen and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = QtWidgets.QApplication.instance()
-    return app if app is not None else QtWidgets.QApplication(["facebridge panel"])  # type: ignore[return-value]
+    if app is None:
+        return QtWidgets.QApplication(["facebridge panel"])
+    # instance() is typed as the QCoreApplication base; in the panel's process (or Nuke's) it is the
+    # QApplication that this function or the host created
+    return cast(QtWidgets.QApplication, app)
 
 
 def screenshot(window: QtWidgets.QWidget, panel: PanelWidget, path: str | Path, timeout: float) -> bool:

@@ -85,7 +85,7 @@ def apply_to_node(params: RenderParams, node: Any = None, nuke: Any = None) -> s
     if nuke is None:
         if not in_nuke():
             raise NukeError("Apply to node works inside Nuke only")
-        import nuke  # type: ignore[no-redef]
+        import nuke
     if node is None:
         nodes = facebridge_nodes(nuke)
         selected = [n for n in nodes if n.isSelected()] if nodes else []
@@ -107,7 +107,7 @@ def apply_to_node(params: RenderParams, node: Any = None, nuke: Any = None) -> s
 
 def register_panel() -> None:
     """Make the panel a dockable pane (call from ``menu.py``): Windows > Custom > FaceBridge Panel."""
-    import nukescripts  # type: ignore[import-not-found]
+    import nukescripts
 
     import ui
 

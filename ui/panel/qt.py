@@ -6,9 +6,14 @@ Only the names both bindings share are used by the panel (``Signal``, enum scope
 
 from __future__ import annotations
 
-try:
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # checked against PySide6's stubs: the panel uses only names PySide2 shares
     from PySide6 import QtCore, QtGui, QtWidgets
-except ImportError:  # pragma: no cover - Nuke 13-15
-    from PySide2 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+else:
+    try:
+        from PySide6 import QtCore, QtGui, QtWidgets
+    except ImportError:  # pragma: no cover - Nuke 13-15
+        from PySide2 import QtCore, QtGui, QtWidgets
 
 __all__ = ["QtCore", "QtGui", "QtWidgets"]

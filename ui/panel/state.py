@@ -101,7 +101,8 @@ class PanelState:
         return self.a if which == "a" else self.b
 
     def with_params(self, which: str, params: RenderParams) -> "PanelState":
-        return replace(self, **{which: params.validated()})
+        changes: dict[str, Any] = {which: params.validated()}  # field a or b, named at run time
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -9,6 +9,7 @@ from each preview's geometry (``PreviewResult.box``), so they line up at any zoo
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -130,6 +131,7 @@ class ImageViewer(QtWidgets.QWidget):
             self._displayed = [(pixels, key, image), *self._displayed[:3]]
             return image
 
+        shown: np.ndarray | None
         if a is not None and b is not None and a.shape == b.shape:
             shown = display.compose(s.mode, a, b, s.wipe, s.gain, flipped=s.flipped, transform=transform)
         else:  # one image so far (or geometries that do not match yet): show what there is
@@ -172,8 +174,10 @@ class ImageViewer(QtWidgets.QWidget):
         return QtCore.QRectF(x, y, w * k, h * k)
 
     def _divider_x(self) -> float:
+        if self._shown is None:  # callers ask only while an image is shown
+            raise RuntimeError("no image shown: no wipe divider")
         rect = self.image_rect()
-        return rect.left() + display.wipe_column(self._shown.shape[1], self.settings.wipe) * self.scale()  # type: ignore[union-attr]
+        return rect.left() + display.wipe_column(self._shown.shape[1], self.settings.wipe) * self.scale()
 
     # -- painting ---------------------------------------------------------------------------------
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
@@ -255,8 +259,8 @@ class ImageViewer(QtWidgets.QWidget):
                              label)
 
     # -- interaction ------------------------------------------------------------------------------
-    def _emit(self, **changes: object) -> None:
-        self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+    def _emit(self, **changes: Any) -> None:
+        self.settings = replace(self.settings, **changes)
         if "wipe" in changes:
             self._recompose()
         else:
