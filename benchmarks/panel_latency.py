@@ -32,7 +32,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from _plates import astronaut_png, moving_shot  # noqa: E402
 
 from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
-from facebridge.client.params import RenderParams  # noqa: E402
+from facebridge.settings import RenderParams  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 from ui.panel.app import PanelWidget, application  # noqa: E402
 from ui.panel.qt import QtWidgets  # noqa: E402

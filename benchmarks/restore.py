@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plates import moving_shot  # noqa: E402
 
 from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
-from facebridge.client.params import RenderParams  # noqa: E402
+from facebridge.settings import RenderParams  # noqa: E402
 from inference_server.plates.image_file import read_plate, write_plate_atomic  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 

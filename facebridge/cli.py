@@ -28,13 +28,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from facebridge.client.process_cmd import run
+    from .client.process_cmd import run
 
     return run(args)
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from facebridge.client.process_cmd import run_analyse
+    from .client.process_cmd import run_analyse
 
     return run_analyse(args)
 
@@ -79,7 +79,7 @@ def _panel(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from facebridge.client.demo import run
+    from .client.demo import run
 
     return run(args)
 
@@ -104,14 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "else ~/.local/share/facebridge/models)")
     serve.set_defaults(func=_serve)
 
-    from facebridge.client.process_cmd import add_analyse_arguments, add_arguments
+    from .client.options import add_analyse_arguments, add_process_arguments
 
     analyse = commands.add_parser("analyse", help="analyse a shot: cuts, face tracks, landmarks (resumable)")
     add_analyse_arguments(analyse)
     analyse.set_defaults(func=_analyse)
 
     process = commands.add_parser("process", help="swap and/or restore faces in an image sequence through a server")
-    add_arguments(process)
+    add_process_arguments(process)
     process.set_defaults(func=_process)
 
     models = commands.add_parser("models", help="list known models, the files found and whether they verify")

@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 from support import REPO
 
-from facebridge.client.params import RenderParams, load_preset as client_load_preset
+from facebridge import schema
+from facebridge.client.options import add_analyse_arguments, add_process_arguments, render_params
+from facebridge.client.params import load_preset as client_load_preset
 from facebridge.client.params import save_preset as client_save_preset
-from facebridge.client.process_cmd import add_analyse_arguments, add_arguments, render_params
+from facebridge.settings import RenderParams
 from host_plugins.common import command, frames, knobs, presets, progress, resolve_render, sequence
 from host_plugins.common.frames import FrameRange, FrameRangeError
 from host_plugins.common.knobs import SettingsError
@@ -36,12 +38,11 @@ HOST_FILES = sorted([*(REPO / "host_plugins" / "common").glob("*.py"), *(REPO / 
 # --- knobs <-> RenderParams -----------------------------------------------------------------------
 
 
-def test_knob_set_mirrors_render_params() -> None:
+def test_knob_set_is_the_schemas() -> None:
     assert list(knobs.PARAM_DEFAULTS) == [f.name for f in fields(RenderParams)]
     assert knobs.PARAM_DEFAULTS == RenderParams().as_dict()
     assert {k.field for k in knobs.PARAM_KNOBS} == set(knobs.PARAM_DEFAULTS)
-    assert knobs.REGION_NAMES == tuple(__import__("facebridge.client.params", fromlist=["x"]).REGION_NAMES)
-    assert knobs.MODES == tuple(__import__("facebridge.client.params", fromlist=["x"]).MODES)
+    assert knobs.REGION_NAMES is schema.REGION_NAMES and knobs.MODES is schema.MODES
     assert knobs.params_from_knobs({}) == RenderParams().as_dict()   # a fresh node = the defaults
 
 
@@ -61,7 +62,7 @@ def test_params_round_trip_through_knobs_and_the_sidecar_argv(params: RenderPara
                                     "127.0.0.1:50051", "nuke-abc", str(tmp_path / "r.json"))
     argv = command.process_argv(["facebridge"], request)
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_process_arguments(parser)
     args = parser.parse_args(argv[2:])
     assert render_params(args) == params        # the real CLI reads back exactly the knobs
     assert (args.input, args.output, args.frames, args.analyse_range) == (request.input_pattern, request.output_pattern,
@@ -74,13 +75,13 @@ def test_regions_at_full_weight_are_left_out_and_bad_knobs_are_named() -> None:
     values = knobs.knobs_from_params({"regions": {"eyes": 1.0, "nose": 0.5}})
     assert values["region_eyes"] == 1.0 and values["region_nose"] == 0.5
     assert knobs.params_from_knobs(values)["regions"] == {"nose": 0.5}
-    with pytest.raises(SettingsError, match="'blend' must be within 0..1"):
+    with pytest.raises(SettingsError, match="^setting 'blend' must be within 0..1, got 1.2$"):
         knobs.params_from_knobs({"blend": 1.2})
-    with pytest.raises(SettingsError, match="'mode' is 'morph'"):
+    with pytest.raises(SettingsError, match="^setting 'mode' must be one of swap, restore, swap\\+restore, got 'morph'$"):
         knobs.params_from_knobs({"mode": "morph"})
-    with pytest.raises(SettingsError, match="'keyframe interval' must be a whole number"):
+    with pytest.raises(SettingsError, match="^setting 'keyframe_interval' must be a whole number, got 2.5$"):
         knobs.params_from_knobs({"keyframe_interval": 2.5})
-    with pytest.raises(SettingsError, match="unknown parameter"):
+    with pytest.raises(SettingsError, match="unknown setting"):
         knobs.knobs_from_params({"sharpness": 1})
     with pytest.raises(SettingsError, match="unknown region"):
         knobs.knobs_from_params({"regions": {"ears": 0.1}})
@@ -97,7 +98,7 @@ def test_sidecar_argv_without_server_or_sources(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_analyse_arguments(parser)
     args = parser.parse_args(analyse[2:])
-    assert (args.frames, args.keyframe_interval, args.server, args.shot) == ("1-9", 4, "h:1", "s")
+    assert (args.frames, render_params(args).keyframe_interval, args.server, args.shot) == ("1-9", 4, "h:1", "s")
     assert command.split_sources("a.png\n b.jpg ; c.png\n\n") == ["a.png", "b.jpg", "c.png"]
 
 
@@ -133,7 +134,7 @@ def test_presets_are_the_clients_format(tmp_path: Path) -> None:
     presets.save_preset(str(tmp_path / "host.json"), look.as_dict(), name="from nuke")
     assert client_load_preset(tmp_path / "host.json") == look
     (tmp_path / "bad.json").write_text(json.dumps({"facebridge_preset": 1, "blend": 3}))
-    with pytest.raises(SettingsError, match="bad.json: 'blend' must be within"):
+    with pytest.raises(SettingsError, match="bad.json: setting 'blend' must be within 0..1, got 3$"):
         presets.load_preset(str(tmp_path / "bad.json"))
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(SettingsError, match="not a facebridge preset"):

@@ -19,7 +19,7 @@ from onnx_fixtures import make_bisenet, make_inswapper, make_restorer
 from support import face_landmarks, face_zone, make_plate, make_sequence, read_exr, same_bits
 
 from facebridge.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
-from facebridge.client.params import RenderParams
+from facebridge.settings import RenderParams
 from inference_server.server.app import ServerConfig, start_server
 
 CLI = [sys.executable, "-m", "facebridge"]

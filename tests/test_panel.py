@@ -22,7 +22,8 @@ pytest.importorskip("pytestqt")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
-from facebridge.client.params import RenderParams, load_preset  # noqa: E402
+from facebridge.client.params import load_preset  # noqa: E402
+from facebridge.settings import RenderParams  # noqa: E402
 from facebridge.client.sequence import parse_pattern  # noqa: E402
 from ui.panel.state import Overlays, PanelState  # noqa: E402
 

@@ -12,7 +12,7 @@ from support import make_sequence, read_exr
 
 from facebridge.client.errors import ClientError
 from facebridge.client.grpc_client import FaceBridgeClient, FrameJob
-from facebridge.client.params import RenderParams
+from facebridge.settings import RenderParams
 from facebridge.client.sequence import parse_pattern
 
 SHOT = "preview-rpc"

@@ -92,7 +92,8 @@ def test_clip_on_an_exr_sequence_is_read_directly_and_placed_above(studio, faces
 
 def test_in_out_range_over_two_clips_is_rendered_by_a_render_job(studio, faces_dir: Path, server_address: str,
                                                                  tmp_path: Path) -> None:
-    from facebridge.client.params import RenderParams, save_preset
+    from facebridge.client.params import save_preset
+    from facebridge.settings import RenderParams
 
     resolve, project, timeline, media = studio
     pool = project.GetMediaPool()

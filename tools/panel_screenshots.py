@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from facebridge.client.demo import grace_hopper_path
     from facebridge.client.grpc_client import FaceBridgeClient
     from facebridge.client.local_server import LocalServer
-    from facebridge.client.params import RenderParams
+    from facebridge.settings import RenderParams
     from ui.panel.app import PanelWindow, application, screenshot
     from ui.panel.state import PanelState
 

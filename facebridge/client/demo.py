@@ -16,7 +16,8 @@ import OpenImageIO as oiio
 
 from facebridge.srgb import linear_to_srgb8, srgb_decode
 
-from .process_cmd import add_arguments, run as run_process
+from .options import add_process_arguments
+from .process_cmd import run as run_process
 
 FRAME_SIZE = 480
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     plate_pattern = write_demo_plate(out / "plate", frames)
     result_pattern = str(out / "swapped" / "swapped.####.exr")
     parser = argparse.ArgumentParser(prog="facebridge process")
-    add_arguments(parser)
+    add_process_arguments(parser)
     code = run_process(parser.parse_args([
         "--source", str(grace_hopper_path()), "--input", plate_pattern, "--output", result_pattern,
         "--frames", f"1001-{1000 + frames}", "--report", str(out / "report.json"), "--progress", args.progress,

@@ -18,8 +18,11 @@ from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facebridge.schema import SettingError
+from facebridge.settings import RenderParams
+
 from .errors import ClientError
-from .params import ParamsError, RenderParams, with_overrides
+from .params import to_proto
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,8 +262,8 @@ class FaceBridgeClient:
     ) -> SessionInfo:
         """Open a session for ``shot`` with ``params`` (fields may also be given as keyword overrides)."""
         try:
-            params = with_overrides(params or RenderParams(), overrides)
-        except (ParamsError, TypeError) as exc:
+            params = (params or RenderParams()).with_overrides(overrides)
+        except (SettingError, TypeError) as exc:
             raise ClientError(str(exc)) from exc
         images = [_source_image(source) for source in sources]
         reference = _source_image(params.face[4:]) if params.face.startswith("ref:") else None
@@ -268,7 +271,7 @@ class FaceBridgeClient:
             client=client or f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()}",
             shot=shot,
             sources=images,
-            params=params.to_proto(output_format, reference, skip_quality_checks=not quality_checks),
+            params=to_proto(params, output_format, reference, skip_quality_checks=not quality_checks),
         )
         try:
             reply = self._stub.OpenSession(request, timeout=self.timeout)
@@ -400,8 +403,8 @@ class FaceBridgeClient:
         else:
             request.data = bytes(data)  # type: ignore[arg-type]
         if params is not None or not quality_checks:
-            request.params.CopyFrom((params or RenderParams()).to_proto("exr", None,
-                                                                        skip_quality_checks=not quality_checks))
+            request.params.CopyFrom(to_proto(params or RenderParams(), "exr", None,
+                                             skip_quality_checks=not quality_checks))
         started = time.perf_counter()
         try:
             reply = self._stub.Preview(request, timeout=timeout or self.timeout)

@@ -14,108 +14,17 @@ from pathlib import Path
 
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
+from facebridge.schema import SettingError
+
 from .errors import ClientError
 from .grpc_client import AnalyseOutcome, FaceBridgeClient, FrameJob, FrameOutcome
 from .local_server import LocalServer
-from .params import ParamsError, RenderParams, load_preset, parse_regions, with_overrides
-from .progress import MODES, Progress
+from .options import render_params
+from .progress import Progress
 from .report import build_report, write_report
 from .sequence import FramePattern, PatternError, gaps, parse_frame_range, parse_pattern
 
 EXIT_OK, EXIT_FRAMES_FAILED, EXIT_ERROR = 0, 1, 2
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, metavar="PATTERN",
-                        help="input frames: plate.####.exr, plate.%%04d.exr or a single file")
-    parser.add_argument("--shot", default="",
-                        help="shot id shared by analyse and process (default: derived from the input pattern)")
-    parser.add_argument("--preset", metavar="FILE.json", help="parameters from a preset (the command line overrides it)")
-    parser.add_argument("--keyframe-interval", type=int, metavar="N", help="detect faces every N frames while tracking")
-    parser.add_argument("--server", metavar="HOST:PORT", help="use this server (default: start a private local one)")
-    parser.add_argument("--device", default="auto", help="device of the private server: auto|cpu|cuda[:N]|mps")
-    parser.add_argument("--cache-dir", type=Path, help="shot database and model cache of the private server")
-    parser.add_argument("--models-dir", type=Path, help="model files of the private server (default: $FACEBRIDGE_MODELS_DIR, "
-                        "the config file, else ~/.local/share/facebridge/models)")
-    parser.add_argument("--transport", choices=("auto", "stream", "path"), default="auto",
-                        help="how frames travel: stream them, or pass paths (same machine); default auto")
-    parser.add_argument("--report", metavar="FILE.json", help="write a JSON report of every frame")
-    parser.add_argument("--progress", choices=MODES, default="auto",
-                        help="bar on a terminal, json lines on stdout for host plugins, or none")
-
-
-def add_analyse_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_common(parser)
-    parser.add_argument("--frames", metavar="A-B", help="frames to analyse (default: every frame on disk)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``facebridge process``."""
-    _add_common(parser)
-    parser.add_argument("--source", action="append", default=[], metavar="IMG",
-                        help="source identity image; repeat for several (the best pose match is used per face); "
-                             "needed by the swap modes")
-    parser.add_argument("--mode", choices=("swap", "restore", "swap+restore"),
-                        help="swap faces, restore them, or both (default swap)")
-    parser.add_argument("--swapper", metavar="NAME|FILE", help="swap model: registry name or file (default: the best "
-                        "verified one in the models folder, else the embedded classical swap)")
-    parser.add_argument("--restorer", metavar="NAME|FILE", help="restoration model, e.g. gpen_bfr_512 or "
-                        "GPEN-BFR-512.pth (default: the best verified one, else the embedded classical enhancer)")
-    parser.add_argument("--parser", metavar="NAME|FILE|none", help="face parser refining the region masks "
-                        "(default: the best verified one, else landmark masks)")
-    parser.add_argument("--allow-unverified", action="store_true",
-                        help="use model files whose sha256 differs from the registry's (the report says so)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="precision of neural models (default fp32)")
-    parser.add_argument("--output", required=True, metavar="PATTERN",
-                        help="output frames, same tokens; the format follows the extension (EXR by default)")
-    parser.add_argument("--frames", metavar="A-B", help="frames to render, e.g. 1001-1024 or 1-10,20 (default: all on disk)")
-    parser.add_argument("--analyse-range", metavar="A-B",
-                        help="frames the shot analysis covers (default: every frame of the input on disk)")
-    parser.add_argument("--no-analyse", action="store_true",
-                        help="skip the analysis pass: frames the shot's analysis already covers render from it, "
-                             "others are detected on their own (no tracking, no smoothing)")
-    parser.add_argument("--blend", type=float, metavar="F", help="face blend strength 0..1 (default 1)")
-    parser.add_argument("--regions", metavar="R=W,...", help="region weights 0..1, e.g. eyes=1,mouth=0.3 "
-                        "(eyes, brows, nose, mouth, cheeks, forehead, jaw, skin)")
-    parser.add_argument("--grain", type=float, metavar="F", help="keep the plate's grain and texture 0..1 (default 0)")
-    parser.add_argument("--feather", type=float, metavar="F", help="extra mask softening, fraction of face size")
-    parser.add_argument("--erode", type=float, metavar="F", help="shrink (>0) or grow (<0) the mask, fraction of face size")
-    parser.add_argument("--colour-match", choices=("none", "mean-std", "histogram"), help="colour match in linear light")
-    parser.add_argument("--smooth", type=float, metavar="F", help="landmark smoothing over the track, frames (0 = off; default 2)")
-    parser.add_argument("--stabilise", type=float, metavar="F", help="temporal stabilisation: blend each face with "
-                        "its neighbours carried along the plate's optical flow, weight F per neighbour (default 1; 0 = off)")
-    parser.add_argument("--flow-threshold", type=float, metavar="F",
-                        help="grey difference 0..1 up to which the plate's flow is trusted (default 0.04)")
-    parser.add_argument("--face", metavar="all|track:N|ref:IMG", help="which faces: all (default), one track, or "
-                        "the track nearest the identity in IMG")
-    parser.add_argument("--colorspace", metavar="NAME",
-                        help="plate colourspace (OCIO name); default: the plate's metadata, else linear Rec.709")
-
-
-def render_params(args: argparse.Namespace) -> RenderParams:
-    """Preset (if any) overridden by the command line."""
-    base = load_preset(args.preset) if getattr(args, "preset", None) else RenderParams()
-    overrides = {
-        "blend": getattr(args, "blend", None),
-        "regions": parse_regions(args.regions) if getattr(args, "regions", None) else None,
-        "grain": getattr(args, "grain", None),
-        "feather": getattr(args, "feather", None),
-        "erode": getattr(args, "erode", None),
-        "colour_match": getattr(args, "colour_match", None),
-        "smoothing": getattr(args, "smooth", None),
-        "keyframe_interval": getattr(args, "keyframe_interval", None),
-        "face": getattr(args, "face", None),
-        "colorspace": getattr(args, "colorspace", None),
-        "stabilise": getattr(args, "stabilise", None),
-        "flow_threshold": getattr(args, "flow_threshold", None),
-        "mode": getattr(args, "mode", None),
-        "swapper": getattr(args, "swapper", None),
-        "restorer": getattr(args, "restorer", None),
-        "parser": getattr(args, "parser", None),
-        "allow_unverified": True if getattr(args, "allow_unverified", False) else None,
-        "precision": getattr(args, "precision", None),
-    }
-    return with_overrides(base, overrides)
 
 
 def default_shot(pattern: str) -> str:
@@ -200,7 +109,7 @@ def run_analyse(args: argparse.Namespace) -> int:
         params = render_params(args)
         inputs = parse_pattern(args.input)
         jobs, missing = plan_jobs(inputs, None, args.frames)
-    except (PatternError, ParamsError) as exc:
+    except (PatternError, SettingError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     shot = args.shot or default_shot(args.input)
@@ -231,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         inputs, outputs = parse_pattern(args.input), parse_pattern(args.output)
         jobs, missing = plan_jobs(inputs, outputs, args.frames)
         shot_jobs = [] if args.no_analyse else plan_jobs(inputs, None, args.analyse_range)[0]
-    except (PatternError, ParamsError) as exc:
+    except (PatternError, SettingError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     output_format = Path(outputs.suffix or outputs.text).suffix.lstrip(".").lower() or "exr"

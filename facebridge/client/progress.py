@@ -15,8 +15,9 @@ import time
 from typing import TextIO
 
 from .grpc_client import AnalyseOutcome, FrameOutcome
+from .options import PROGRESS_MODES
 
-MODES = ("auto", "bar", "json", "none")
+MODES = PROGRESS_MODES
 
 
 class Progress:

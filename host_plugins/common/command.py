@@ -20,8 +20,10 @@ import os
 import shutil
 from typing import List, Mapping, NamedTuple, Optional, Sequence
 
+from facebridge import schema
+
 from .frames import FrameRange
-from .knobs import PARAM_DEFAULTS, SettingsError, format_regions, needs_source, validate_params
+from .knobs import SettingsError, format_regions, needs_source, validate_params
 
 ENV_CLI = "FACEBRIDGE_CLI"
 
@@ -107,22 +109,21 @@ class RenderRequest(NamedTuple):
 
 
 def param_args(params: Mapping[str, object]) -> List[str]:
-    """``--mode swap --blend 1.0 ...`` for every field; floats as ``repr`` so they survive exactly."""
-    p = validate_params(params)
-    args = ["--mode", str(p["mode"]), "--blend", repr(p["blend"]), "--feather", repr(p["feather"]),
-            "--erode", repr(p["erode"]), "--grain", repr(p["grain"]), "--colour-match", str(p["colour_match"]),
-            "--smooth", repr(p["smoothing"]), "--keyframe-interval", str(p["keyframe_interval"]),
-            "--face", str(p["face"]), "--stabilise", repr(p["stabilise"]),
-            "--flow-threshold", repr(p["flow_threshold"]), "--precision", str(p["precision"])]
-    if p["regions"]:
-        args += ["--regions", format_regions(p["regions"])]  # type: ignore[arg-type]
-    for field, flag in (("colorspace", "--colorspace"), ("swapper", "--swapper"), ("restorer", "--restorer"),
-                        ("parser", "--parser")):
-        if p[field]:
-            args += [flag, str(p[field])]
-    if p["allow_unverified"]:
-        args.append("--allow-unverified")
-    assert set(p) == set(PARAM_DEFAULTS)
+    """Every setting as its ``facebridge process`` option (the schema's flags), so the sidecar's defaults never
+    decide a render: numbers as ``repr`` (they survive exactly), empty strings, no regions and a false
+    switch left out."""
+    checked = validate_params(params)
+    args: List[str] = []
+    for setting in schema.SETTINGS:
+        value = checked[setting.name]
+        if setting.kind == "bool":
+            args += [setting.flag] if value else []
+        elif setting.kind == "regions":
+            args += [setting.flag, format_regions(value)] if value else []
+        elif setting.kind in ("float", "int"):
+            args += [setting.flag, repr(value)]
+        elif value != "":
+            args += [setting.flag, str(value)]
     return args
 
 

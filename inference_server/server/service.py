@@ -13,6 +13,7 @@ from typing import NoReturn, TypeVar
 
 import grpc
 import numpy as np
+from facebridge import schema
 from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
@@ -185,30 +186,10 @@ def _shot_message(summary: ShotSummary) -> pb.ShotInfo:
 
 
 def session_params(p: pb.ProcessParams) -> SessionParams:
-    """Wire parameters -> SessionParams (defaults for absent fields; validated by the engine)."""
-    defaults = SessionParams()
-    return SessionParams(
-        mode=p.mode or defaults.mode,
-        blend=p.blend if p.HasField("blend") else defaults.blend,
-        colorspace=p.colorspace,
-        output_format=p.output_format or defaults.output_format,
-        regions=tuple(sorted(p.regions.items())),
-        feather=p.feather,
-        erode=p.erode,
-        grain=p.grain,
-        colour_match=p.colour_match or defaults.colour_match,
-        smoothing=p.smoothing if p.HasField("smoothing") else defaults.smoothing,
-        keyframe_interval=p.keyframe_interval or defaults.keyframe_interval,
-        face=p.face or defaults.face,
-        quality_checks=not p.skip_quality_checks,
-        stabilise=p.stabilise if p.HasField("stabilise") else defaults.stabilise,
-        flow_threshold=p.flow_threshold or defaults.flow_threshold,
-        swapper=p.swapper,
-        restorer=p.restorer,
-        parser=p.parser,
-        allow_unverified=p.allow_unverified,
-        precision=p.precision or defaults.precision,
-    )
+    """Wire parameters -> SessionParams through the schema's mapping (absent numbers take the schema's
+    default); unchecked: the engine validates them."""
+    return SessionParams(**schema.values_from_message(p), output_format=p.output_format or "exr",
+                         quality_checks=not p.skip_quality_checks)
 
 
 class FaceBridgeService(pb_grpc.FaceBridgeServicer):
@@ -378,9 +359,11 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
 
     @_mapped
     def ListShots(self, request: pb.ListShotsRequest, context: grpc.ServicerContext) -> pb.ListShotsResponse:
-        smoothing = request.smoothing if request.HasField("smoothing") else SessionParams().smoothing
-        if not smoothing >= 0.0:
-            raise InvalidRequest(f"smoothing must be a number >= 0 (frames), got {smoothing}")
+        try:
+            smoothing = schema.check("smoothing", request.smoothing if request.HasField("smoothing")
+                                     else schema.BY_NAME["smoothing"].default)
+        except schema.SettingError as exc:
+            raise InvalidRequest(str(exc)) from exc
         summaries = self.engine.shot_summaries(request.shot, request.with_frames, smoothing)
         return pb.ListShotsResponse(shots=[_shot_message(s) for s in summaries])
 

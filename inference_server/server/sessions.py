@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from facebridge.schema import SettingError
+from facebridge.settings import RenderParams
 
 from ..pipeline.stages import Stage
 from ..swap import CompositeControls, SourceFace
@@ -16,76 +17,38 @@ from ..temporal.analyse import AnalyseConfig
 from .errors import InvalidRequest, ServerBusy, SessionNotFound
 
 OUTPUT_FORMATS = ("exr", "tif", "tiff", "png", "dpx", "jpg", "jpeg")
-MODES = ("swap", "restore", "swap+restore")
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
-class SessionParams:
-    """The parameters of a session; together with the sources and models they decide every pixel."""
+class SessionParams(RenderParams):
+    """The parameters of a session: the schema's settings plus two wire-only ones; together with the sources
+    and models they decide every pixel.
 
-    mode: str = "swap"
-    blend: float = 1.0
-    colorspace: str = ""
+    ``face`` is ``all``, ``track:N`` or ``ref`` (the session's reference identity).
+    """
+
     output_format: str = "exr"
-    regions: tuple[tuple[str, float], ...] = ()
-    feather: float = 0.0
-    erode: float = 0.0
-    grain: float = 0.0
-    colour_match: str = "mean-std"
-    smoothing: float = 2.0
-    keyframe_interval: int = 8
-    face: str = "all"
     quality_checks: bool = True
-    stabilise: float = 1.0
-    flow_threshold: float = 0.04
-    swapper: str = ""
-    restorer: str = ""
-    parser: str = ""
-    allow_unverified: bool = False
-    precision: str = "fp32"
 
     def controls(self) -> CompositeControls:
-        return CompositeControls(blend=self.blend, regions=self.regions, feather=self.feather, erode=self.erode,
-                                 grain=self.grain, colour_match=self.colour_match)
+        return CompositeControls(blend=self.blend, regions=tuple(sorted(self.regions.items())), feather=self.feather,
+                                 erode=self.erode, grain=self.grain, colour_match=self.colour_match)
 
     def analyse_config(self) -> AnalyseConfig:
         return AnalyseConfig(keyframe_interval=self.keyframe_interval)
 
     def validated(self) -> "SessionParams":
-        mode = self.mode or "swap"
-        if mode not in MODES:
-            raise InvalidRequest(f"mode '{mode}' is not available (available: {', '.join(MODES)})")
-        if (self.precision or "fp32") not in PRECISIONS:
-            raise InvalidRequest(f"precision '{self.precision}' (expected {', '.join(PRECISIONS)})")
-        if not (math.isfinite(self.blend) and 0.0 <= self.blend <= 1.0):
-            raise InvalidRequest(f"blend must be within 0..1, got {self.blend}")
+        """Checked against the schema (the client checked the same; a server never trusts it); InvalidRequest
+        with the schema's one-line message otherwise."""
+        try:
+            params = super().validated()
+        except SettingError as exc:
+            raise InvalidRequest(str(exc)) from exc
         fmt = (self.output_format or "exr").lower().lstrip(".")
         if fmt not in OUTPUT_FORMATS:
             raise InvalidRequest(f"output format '{fmt}' is not supported (supported: {', '.join(OUTPUT_FORMATS)})")
-        if not (math.isfinite(self.smoothing) and self.smoothing >= 0.0):
-            raise InvalidRequest(f"smoothing must be a number >= 0 (frames), got {self.smoothing}")
-        if not (math.isfinite(self.stabilise) and 0.0 <= self.stabilise <= 4.0):
-            raise InvalidRequest(f"stabilise must be within 0..4, got {self.stabilise}")
-        if not (math.isfinite(self.flow_threshold) and 0.0 < self.flow_threshold <= 1.0):
-            raise InvalidRequest(f"flow threshold must be within (0, 1], got {self.flow_threshold}")
-        if self.keyframe_interval < 1:
-            raise InvalidRequest(f"keyframe interval must be at least 1, got {self.keyframe_interval}")
-        face = (self.face or "all").strip()
-        if not (face == "all" or face == "ref" or (face.startswith("track:") and face[6:].isdigit())):
-            raise InvalidRequest(f"face selection '{face}': expected all, track:N or ref")
-        params = replace(self, mode=mode, blend=float(self.blend), output_format=fmt, face=face,
-                         precision=self.precision or "fp32",
-                         colour_match=self.colour_match or "mean-std",
-                         regions=tuple(sorted((name, float(w)) for name, w in self.regions)))
-        try:
-            params.controls().validated()
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        return params
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        face = "ref" if params.face.startswith("ref:") else params.face  # the reference travels as an image
+        return replace(params, output_format=fmt, face=face)
 
 
 @dataclass

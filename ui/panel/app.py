@@ -26,8 +26,10 @@ from typing import Any, cast
 
 from facebridge.client.errors import ClientError
 from facebridge.client.grpc_client import FaceBridgeClient, PreviewResult
-from facebridge.client.params import ParamsError, RenderParams, load_preset, save_preset
+from facebridge.client.params import load_preset, save_preset
 from facebridge.client.sequence import PatternError, parse_pattern
+from facebridge.schema import SettingError
+from facebridge.settings import RenderParams
 
 from .qt import QtCore, QtGui, QtWidgets
 from .requests import PreviewRequester
@@ -627,7 +629,7 @@ class PanelWidget(QtWidgets.QWidget):
         if path:
             try:
                 self.load_set(which, path)
-            except ParamsError as exc:
+            except SettingError as exc:
                 self._error(str(exc))
 
     def _save_dialog(self, which: str) -> None:
@@ -707,7 +709,7 @@ def run(args: argparse.Namespace) -> int:
     """``facebridge panel``."""
     try:
         state = state_from_args(args)
-    except (StateError, ParamsError) as exc:
+    except (StateError, SettingError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return 2
     app = application(offscreen=bool(args.screenshot) and not os.environ.get("DISPLAY"))

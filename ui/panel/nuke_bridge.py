@@ -4,8 +4,8 @@ panel docks through ``nukescripts.panels.registerWidgetAsPanel``.
 ``nuke`` is imported only inside the functions that need it, so this module imports (and its pure part,
 ``knob_values``, is tested) anywhere. Nuke 16 brings PySide6, Nuke 13-15 PySide2 (see ``qt.py``).
 
-The knob names live in ``KNOBS`` alone (the node's knob set is defined in ``host_plugins/common/knobs.py``;
-keep the two in step).
+The knob names come from the settings schema (``facebridge.schema.knob_names``), as the node's own knob set
+does (``host_plugins/common/knobs.py``).
 """
 
 from __future__ import annotations
@@ -14,29 +14,11 @@ import importlib.util
 import sys
 from typing import Any
 
-from facebridge.client.params import REGION_NAMES, RenderParams
+from facebridge import schema
+from facebridge.settings import RenderParams
 
-# RenderParams field -> knob name; region weights are one knob each, "region_<name>" (weight 1 = not listed).
-KNOBS: dict[str, str] = {
-    "mode": "mode",
-    "blend": "blend",
-    "feather": "feather",
-    "erode": "erode",
-    "grain": "grain",
-    "colour_match": "colour_match",
-    "smoothing": "smoothing",
-    "keyframe_interval": "keyframe_interval",
-    "face": "face",
-    "colorspace": "colorspace",
-    "stabilise": "stabilise",
-    "flow_threshold": "flow_threshold",
-    "swapper": "swapper",
-    "restorer": "restorer",
-    "parser": "parser",
-    "allow_unverified": "allow_unverified",
-    "precision": "precision",
-    **{f"regions.{name}": f"region_{name}" for name in REGION_NAMES},
-}
+KNOBS: dict[str, str] = schema.knob_names()
+"""Setting (``regions.<name>`` for a region weight) -> the FaceBridge node's knob name (weight 1 = not listed)."""
 NODE_MARKER_KNOB = "facebridge_version"  # every FaceBridge node has it
 PANEL_ID = "uk.co.facebridge.panel"
 PANEL_CLASS = "ui.panel.nuke_bridge.DockedPanel"

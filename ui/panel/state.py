@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from facebridge.client.params import PRESET_VERSION, ParamsError, RenderParams, from_dict
+from facebridge.client.params import from_dict, preset_document
+from facebridge.schema import SettingError
+from facebridge.settings import RenderParams
 
 from .display import MODES
 
@@ -107,7 +109,7 @@ class PanelState:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for which in ("a", "b"):
-            data[which] = preset_dict(self.params(which), getattr(self, f"name_{which}"))
+            data[which] = preset_document(self.params(which), getattr(self, f"name_{which}"))
         data["sources"] = list(self.sources)
         data["pan"] = list(self.pan)
         data["window"] = list(self.window)
@@ -135,7 +137,7 @@ class PanelState:
                 if name in values:
                     values[name] = tuple(values[name])
             return cls(**values).validated()
-        except (ParamsError, TypeError) as exc:
+        except (SettingError, TypeError) as exc:
             raise StateError(f"{origin}: {exc}") from exc
 
     @classmethod
@@ -152,8 +154,3 @@ class PanelState:
         from facebridge.client.grpc_client import write_atomic
 
         write_atomic(Path(path), self.to_json().encode("utf-8"))
-
-
-def preset_dict(params: RenderParams, name: str = "") -> dict[str, Any]:
-    """``params`` in the preset format (what ``save_preset`` writes)."""
-    return {"facebridge_preset": PRESET_VERSION, **({"name": name} if name else {}), **params.as_dict()}

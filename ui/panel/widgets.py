@@ -8,7 +8,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from facebridge.client.params import COLOUR_MATCH, REGION_NAMES, RenderParams
+from facebridge import schema
+from facebridge.schema import COLOUR_MATCH
+from facebridge.settings import RenderParams
 
 from .qt import QtCore, QtGui, QtWidgets
 
@@ -25,15 +27,15 @@ class Slider:
     hi: float
 
 
-SLIDERS = (
-    Slider("blend", "blend", 0.0, 1.0),
-    *(Slider(f"regions.{name}", name, 0.0, 1.0) for name in REGION_NAMES),
-    Slider("grain", "grain", 0.0, 1.0),
-    Slider("feather", "feather", 0.0, 0.5),
-    Slider("erode", "erode", -0.3, 0.3),
-    Slider("smoothing", "smoothing", 0.0, 10.0),
-    Slider("stabilise", "stabilise", 0.0, 4.0),
-)
+def _sliders(setting: schema.Setting) -> tuple[Slider, ...]:
+    if setting.kind == "regions":
+        lo, hi = schema.REGION_WEIGHT_RANGE
+        return tuple(Slider(f"regions.{name}", name, lo, hi) for name in schema.REGION_NAMES)
+    return (Slider(setting.name, setting.label, *setting.slider_range),) if setting.kind == "float" else ()
+
+
+SLIDERS = tuple(slider for name in schema.PREVIEW_SETTINGS for slider in _sliders(schema.BY_NAME[name]))
+"""A slider per number a preview may change (the schema's order and slider ranges)."""
 
 
 def get_value(params: RenderParams, name: str) -> float:
