@@ -177,6 +177,8 @@ def _number(setting: Setting, value: Any, region: str = "") -> float:
         raise _error(label, "must be a number, got %r" % (value,))
     if not math.isfinite(number):
         raise _error(label, "must be a finite number, got %g" % number)
+    lo: Optional[float]
+    hi: Optional[float]
     if region:
         lo, hi = REGION_WEIGHT_RANGE
         bounds, lo_open = "within %g..%g" % (lo, hi), False

@@ -262,7 +262,7 @@ def test_sequence_naming(tmp_path: Path) -> None:
     seq = sequence.parse_bracket_path("/shots/sh010/plate.[0998-1002].exr")
     assert seq == sequence.FrameSequence("/shots/sh010/plate.", 4, ".exr", 998, 1002)
     assert seq.hashes == "/shots/sh010/plate.####.exr" and seq.printf == "/shots/sh010/plate.%04d.exr"
-    assert seq.path(999) == "/shots/sh010/plate.0999.exr" and seq.count == 5
+    assert seq.path(999) == "/shots/sh010/plate.0999.exr" and seq.length == 5
     assert sequence.parse_bracket_path("/shots/A001.mov") is None
     assert sequence.clip_stem("plate.[1001-1100].exr") == "plate" and sequence.clip_stem("A001 C003.mov") == "A001_C003"
     assert sequence.safe_name("  ../..  ") == "item" and sequence.safe_name("Reel 1: v2") == "Reel_1_v2"
@@ -293,7 +293,7 @@ def test_find_sequence_takes_whatever_numbering_a_host_rendered(tmp_path: Path) 
 
 def test_frame_ranges() -> None:
     assert FrameRange.parse("1001-1024") == (1001, 1024) and FrameRange.parse(" 7 ") == (7, 7)
-    assert FrameRange.parse("-5--1") == (-5, -1) and FrameRange.parse("-3-4").count == 8
+    assert FrameRange.parse("-5--1") == (-5, -1) and FrameRange.parse("-3-4").length == 8
     with pytest.raises(FrameRangeError, match="empty"):
         FrameRange.parse("10-5")
     shot = FrameRange(1001, 1100)

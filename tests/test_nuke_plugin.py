@@ -250,6 +250,10 @@ def test_render_refuses_with_a_clear_message(fake_nuke, plates: str, faces_dir: 
     node["blend"].setValue(1.5)
     node.setInput(0, read)
     assert "'blend' must be within 0..1" in render.render_node("FaceBridge1").message
+    node["blend"].setValue(1.0)
+    node["stabilise"].setValue(6)   # inside no slider range; the knob layer refuses it before any sidecar runs
+    assert render.render_node("FaceBridge1").message.endswith("setting 'stabilise' must be within 0..4, got 6")
+    assert "setting 'stabilise' must be within 0..4, got 6" in node["status"].value()
 
 
 def test_saved_script_defaults_the_output_folder_next_to_it(fake_nuke, plates: str, faces_dir: Path,

@@ -38,14 +38,14 @@ class FrameRange(NamedTuple):
         return cls.checked(text, text)
 
     @property
-    def count(self) -> int:
+    def length(self) -> int:
         return self.last - self.first + 1
 
     def arg(self) -> str:
         """The CLI form, ``"1001-1024"``."""
         return "%d-%d" % (self.first, self.last)
 
-    def __contains__(self, frame: object) -> bool:  # type: ignore[override]
+    def __contains__(self, frame: object) -> bool:
         return isinstance(frame, int) and self.first <= frame <= self.last
 
     def intersect(self, other: "FrameRange") -> Optional["FrameRange"]:
@@ -94,7 +94,7 @@ def marks_record_range(marks: Optional[Mapping[str, object]], timeline_start: in
     video = (marks or {}).get("video") if isinstance(marks, Mapping) else None
     if not isinstance(video, Mapping) or "in" not in video or "out" not in video:
         return None
-    mark_in, mark_out = int(video["in"]), int(video["out"])  # type: ignore[call-overload]
+    mark_in, mark_out = int(video["in"]), int(video["out"])
     timeline = FrameRange.checked(timeline_start, timeline_end)
     absolute = FrameRange.checked(mark_in, mark_out)
     if absolute.intersect(timeline) == absolute:
@@ -132,7 +132,7 @@ def item_source_mapping(record: FrameRange, source_start: int, source_end: int, 
     inclusive; an exclusive end (one past) is accepted too.
     """
     media = FrameRange.checked(media_first, media_last)
-    length = record.count
+    length = record.length
     for offset in (0, media.first):
         first = int(source_start) + offset
         last = int(source_end) + offset

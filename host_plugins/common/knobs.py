@@ -54,9 +54,11 @@ def _knobs(setting: schema.Setting) -> Tuple[KnobSpec, ...]:
                               tooltip="weight of the %s region, 0..1 (1 = fully processed)" % region, region=region)
                      for region in REGION_NAMES)
     kind = "string" if setting.kind == "face" else setting.kind
-    lo, hi = setting.slider_range if kind in ("float", "int") else (None, None)
-    return (KnobSpec(setting.name, setting.name, kind, setting.label, setting.default, setting.choices, lo, hi,
-                     setting.tooltip),)
+    spec = KnobSpec(setting.name, setting.name, kind, setting.label, setting.default, setting.choices,
+                    tooltip=setting.tooltip)
+    if kind in ("float", "int"):
+        spec = spec._replace(lo=setting.slider_range[0], hi=setting.slider_range[1])
+    return (spec,)
 
 
 PARAM_KNOBS = tuple(knob for setting in schema.SETTINGS for knob in _knobs(setting))

@@ -149,7 +149,7 @@ class SidecarResult(NamedTuple):
         return "facebridge exited with status %s%s" % (self.returncode, (": " + tail[0]) if tail else "")
 
 
-def _reader(stream, kind: str, out: "queue.Queue") -> None:  # type: ignore[type-arg]
+def _reader(stream, kind: str, out: "queue.Queue") -> None:
     try:
         for line in iter(stream.readline, ""):
             out.put((kind, line.rstrip("\r\n")))
@@ -233,7 +233,7 @@ def run_sidecar(argv: Sequence[str], on_event: Callable[[ProgressEvent, Progress
     return SidecarResult(returncode, cancelled, errors, stderr, model)
 
 
-def _kill(process: "subprocess.Popen") -> None:  # type: ignore[type-arg]
+def _kill(process: "subprocess.Popen") -> None:
     """Stop the sidecar and whatever it started (its private server): its whole process group."""
     if process.poll() is not None:
         return

@@ -39,7 +39,7 @@ class FrameSequence(NamedTuple):
         return "%s%0*d%s" % (self.prefix, self.padding, frame, self.suffix)
 
     @property
-    def count(self) -> int:
+    def length(self) -> int:
         return self.last - self.first + 1
 
 

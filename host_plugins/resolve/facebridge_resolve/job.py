@@ -163,8 +163,8 @@ def _render_range(project, record: FrameRange, folder: str, name: str, log: Call
         sequence = find_sequence(folder, name)
     except SequenceError as exc:
         raise JobError("the render job's frames: %s" % exc) from None
-    if sequence.count != record.count:
-        raise JobError("the render job wrote %d frames for %d record frames" % (sequence.count, record.count))
+    if sequence.length != record.length:
+        raise JobError("the render job wrote %d frames for %d record frames" % (sequence.length, record.length))
     return sequence
 
 
@@ -223,7 +223,7 @@ def run_job(resolve, job: ResolveJob, log: Callable[[str], None] = print,  # typ
         return JobOutcome(False, "Resolve did not import %s as one clip" % results.printf, 2)
     if not timeline.AddTrack("video"):
         return JobOutcome(False, "Resolve could not add a video track", 2)
-    placement = Placement(int(timeline.GetTrackCount("video")), target.record.first, target.record.count)
+    placement = Placement(int(timeline.GetTrackCount("video")), target.record.first, target.record.length)
     placed = media_pool.AppendToTimeline([placement.clip_info(clips[0])]) or []
     if not placed:
         return JobOutcome(False, "Resolve did not place the results on track V%d" % placement.track_index, 2)
