@@ -95,3 +95,13 @@ def test_serve_binds_a_free_port_and_shuts_down_gracefully(tmp_path: Path, signu
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_building_the_command_line_loads_no_client_and_no_server() -> None:
+    """``facebridge serve``, ``--help`` and option errors never load the gRPC client or the server's models."""
+    code = ("import sys; from facebridge.cli import build_parser; build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'grpc', 'numpy', 'inference_server', "
+            "'facebridge_wire', 'PySide6', 'cv2', 'torch'}), 'facebridge.client.grpc_client' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "False"]
