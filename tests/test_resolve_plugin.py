@@ -154,7 +154,7 @@ def test_nothing_to_process_and_bad_settings_are_explained(studio, faces_dir: Pa
         window.Find("Sources").Text = str(faces_dir / SOURCE)
         window.Find("Blend").Text = "lots"
         window._click("Run")
-        assert "blend must be a number" in window.Find("Status").Text   # the dialog stays open
+        assert window.Find("Status").Text == "setting 'blend' must be a number, got 'lots'"   # the dialog stays open
         window.Find("Preset").Text = str(tmp_path / "missing.json")
         window._click("Load")
         assert "missing.json" in window.Find("Status").Text

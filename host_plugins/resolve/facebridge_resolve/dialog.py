@@ -13,7 +13,7 @@ import os
 from typing import Dict, Mapping, Optional
 
 from host_plugins.common.command import split_sources
-from host_plugins.common.knobs import MODES, PARAM_DEFAULTS, SettingsError, validate_params
+from host_plugins.common.knobs import MODES, PARAM_DEFAULTS, SettingsError, needs_source, validate_params
 from host_plugins.common.presets import load_preset
 
 from .job import ResolveJob
@@ -36,13 +36,10 @@ def job_from_settings(settings: Mapping[str, str]) -> ResolveJob:
     if str(settings.get("mode", "")).strip():
         params["mode"] = str(settings["mode"]).strip()
     if str(settings.get("blend", "")).strip():
-        try:
-            params["blend"] = float(str(settings["blend"]))
-        except ValueError:
-            raise SettingsError("blend must be a number, got %r" % settings["blend"]) from None
+        params["blend"] = str(settings["blend"]).strip()   # checked, as text, by the schema (one message)
     params = validate_params(params)
     sources = split_sources(str(settings.get("sources", "")))
-    if params["mode"] in ("swap", "swap+restore") and not sources:
+    if needs_source(params) and not sources:
         raise SettingsError("mode '%s' needs at least one source image" % params["mode"])
     return ResolveJob(params, sources, str(settings.get("server", "")).strip(),
                       os.path.expanduser(str(settings.get("output", "")).strip()))
