@@ -132,7 +132,7 @@ def describe(change: Change, dry_run: bool) -> str:
     return "%s %s" % (verbs[change.action][0 if dry_run else 1], change.path)
 
 
-def add_install_parser(subparsers) -> None:  # type: ignore[no-untyped-def]
+def add_install_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add ``install`` to the ``facebridge`` subcommands (its ``func`` is :func:`run_install`)."""
     parser = subparsers.add_parser("install", help="put the Nuke or Resolve plugin where the host finds it",
                                    description=__doc__.split("\n\n")[0])

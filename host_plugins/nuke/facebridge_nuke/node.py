@@ -13,13 +13,13 @@ Button knobs call :func:`on_render`, :func:`on_analyse` and :func:`on_open_panel
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import nuke
 
 from host_plugins.common.command import split_sources
 from host_plugins.common.frames import FrameRange, FrameRangeError
-from host_plugins.common.knobs import PARAM_KNOBS, REGION_NAMES, SettingsError, params_from_knobs
+from host_plugins.common.knobs import PARAM_KNOBS, REGION_NAMES, KnobSpec, SettingsError, params_from_knobs
 from host_plugins.common.sequence import NodeFolders, default_output_dir, node_folders
 
 from . import NODE_TAG
@@ -35,7 +35,7 @@ class NodeSettings(NamedTuple):
     """A FaceBridge node's knobs, checked and resolved."""
 
     name: str
-    params: Dict[str, object]
+    params: Dict[str, Any]         # setting -> value, checked by params_from_knobs
     sources: List[str]
     server: str
     frames: FrameRange
@@ -46,7 +46,8 @@ def _command(function: str) -> str:
     return "import nuke\nimport facebridge_nuke.node\nfacebridge_nuke.node.%s(nuke.thisNode())" % function
 
 
-def _param_knob(spec):  # type: ignore[no-untyped-def]
+def _param_knob(spec: KnobSpec) -> Any:
+    knob: Any  # a nuke knob: the host API is untyped
     if spec.kind == "enum":
         knob = nuke.Enumeration_Knob(spec.name, spec.label, list(spec.choices))
     elif spec.kind == "float":
@@ -70,7 +71,7 @@ def _unique_name(base: str) -> str:
     return "%s%d" % (base, index)
 
 
-def add_knobs(node) -> None:  # type: ignore[no-untyped-def]
+def add_knobs(node: Any) -> None:
     """Add the FaceBridge knobs to ``node`` (a Group)."""
     specs = {spec.name: spec for spec in PARAM_KNOBS}
     node.addKnob(nuke.Tab_Knob("facebridge", "FaceBridge"))
@@ -105,7 +106,7 @@ def add_knobs(node) -> None:  # type: ignore[no-untyped-def]
         node.addKnob(_param_knob(specs[name]))
 
 
-def build_internals(node) -> None:  # type: ignore[no-untyped-def]
+def build_internals(node: Any) -> None:
     """Input -> Switch(0: input, 1: Results Read) -> Output, inside ``node``."""
     node.begin()
     try:
@@ -122,7 +123,7 @@ def build_internals(node) -> None:  # type: ignore[no-untyped-def]
         node.end()
 
 
-def create_node():  # type: ignore[no-untyped-def]
+def create_node() -> Any:
     """Nodes > facebridge > FaceBridge: a new FaceBridge node (connect its input to the plate)."""
     node = nuke.createNode("Group", inpanel=False)
     node.setName(_unique_name("FaceBridge"))
@@ -131,11 +132,11 @@ def create_node():  # type: ignore[no-untyped-def]
     return node
 
 
-def is_facebridge(node) -> bool:  # type: ignore[no-untyped-def]
+def is_facebridge(node: Any) -> bool:
     return node is not None and node.knob("facebridge_version") is not None
 
 
-def read_settings(node) -> NodeSettings:  # type: ignore[no-untyped-def]
+def read_settings(node: Any) -> NodeSettings:
     """The node's knobs, checked.
 
     Raises:
@@ -162,7 +163,7 @@ def read_settings(node) -> NodeSettings:  # type: ignore[no-untyped-def]
                         node_folders(output_dir, node.name()))
 
 
-def show_results(node, result_pattern: Optional[str], frames: FrameRange) -> None:  # type: ignore[no-untyped-def]
+def show_results(node: Any, result_pattern: Optional[str], frames: FrameRange) -> None:
     """Point the internal Read at the results (or back to pass-through when None)."""
     read = node.node(READ)
     switch = node.node(SWITCH)
@@ -176,14 +177,14 @@ def show_results(node, result_pattern: Optional[str], frames: FrameRange) -> Non
     switch["which"].setValue(1)
 
 
-def set_status(node, text: str) -> None:  # type: ignore[no-untyped-def]
+def set_status(node: Any, text: str) -> None:
     node["status"].setValue(text)
 
 
 # --- buttons --------------------------------------------------------------------------------------
 
 
-def on_render(node) -> None:  # type: ignore[no-untyped-def]
+def on_render(node: Any) -> None:
     from . import render
 
     outcome = render.render_node(node.fullName(), reporter=render.default_reporter("FaceBridge render"))
@@ -191,7 +192,7 @@ def on_render(node) -> None:  # type: ignore[no-untyped-def]
         nuke.message("FaceBridge %s: %s" % (node.name(), outcome.message))
 
 
-def on_analyse(node) -> None:  # type: ignore[no-untyped-def]
+def on_analyse(node: Any) -> None:
     from . import render
 
     outcome = render.analyse_node(node.fullName(), reporter=render.default_reporter("FaceBridge analysis"))
@@ -199,15 +200,7 @@ def on_analyse(node) -> None:  # type: ignore[no-untyped-def]
         nuke.message("FaceBridge %s: %s" % (node.name(), outcome.message))
 
 
-def on_open_panel(node) -> None:  # type: ignore[no-untyped-def]
+def on_open_panel(node: Any) -> None:
     from . import panel  # Qt is imported here only
 
     panel.open_panel(node)
-
-
-def result_files(settings: NodeSettings) -> List[str]:
-    """Result frames of the node's range that exist on disk."""
-    from host_plugins.common.sequence import frame_path
-
-    return [p for p in (frame_path(settings.folders.result_pattern, f)
-                        for f in range(settings.frames.first, settings.frames.last + 1)) if os.path.isfile(p)]

@@ -7,7 +7,8 @@ stay the whole truth of a render) and saves/loads the preset JSON the standalone
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+import importlib
+from typing import Any, Callable, Dict, List, Tuple
 
 import nuke
 
@@ -17,28 +18,26 @@ from host_plugins.common.presets import load_preset, save_preset
 SLIDER_KNOBS = ("blend",) + tuple("region_" + r for r in REGION_NAMES) + ("grain",)
 STEPS = 1000
 PRESET_FILTER = "facebridge presets (*.json)"
-_open_panels: Dict[str, object] = {}   # keeps panels alive (Qt deletes unreferenced top-level widgets)
+_open_panels: Dict[str, Any] = {}   # keeps panels alive (Qt deletes unreferenced top-level widgets)
 
 
-def qt_binding() -> Tuple[str, object, object]:
-    """``(name, QtCore, QtWidgets)`` of the binding this Nuke ships."""
-    if int(nuke.NUKE_VERSION_MAJOR) >= 16:
-        from PySide6 import QtCore, QtWidgets
-        return "PySide6", QtCore, QtWidgets
-    from PySide2 import QtCore, QtWidgets  # type: ignore[import-not-found]
-    return "PySide2", QtCore, QtWidgets
+def qt_binding() -> Tuple[str, Any, Any]:
+    """``(name, QtCore, QtWidgets)`` of the binding this Nuke ships (either binding, so typed Any)."""
+    name = "PySide6" if int(nuke.NUKE_VERSION_MAJOR) >= 16 else "PySide2"
+    return name, importlib.import_module(name + ".QtCore"), importlib.import_module(name + ".QtWidgets")
 
 
-def build_panel(node):  # type: ignore[no-untyped-def]
+def build_panel(node: Any) -> Any:
     """A QWidget bound to ``node``'s knobs (not shown)."""
     _name, QtCore, QtWidgets = qt_binding()
+    QWidget: Any = QtWidgets.QWidget  # the binding's, picked at run time
 
-    class FaceBridgePanel(QtWidgets.QWidget):  # type: ignore[misc, name-defined]
+    class FaceBridgePanel(QWidget):
         def __init__(self) -> None:
             super().__init__()
             self.node = node
             self.setWindowTitle("FaceBridge: %s" % node.name())
-            self.sliders: Dict[str, object] = {}
+            self.sliders: Dict[str, Any] = {}
             layout = QtWidgets.QFormLayout(self)
             for name in SLIDER_KNOBS:
                 slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -93,7 +92,7 @@ def build_panel(node):  # type: ignore[no-untyped-def]
             if path:
                 self._guarded(self.save, path)
 
-        def _guarded(self, action, path: str) -> None:  # type: ignore[no-untyped-def]
+        def _guarded(self, action: Callable[[str], None], path: str) -> None:
             try:
                 action(path)
             except (OSError, ValueError) as exc:
@@ -102,18 +101,14 @@ def build_panel(node):  # type: ignore[no-untyped-def]
     return FaceBridgePanel()
 
 
-def open_panel(node):  # type: ignore[no-untyped-def]
+def open_panel(node: Any) -> Any:
     """Show (or raise) the panel of ``node``."""
     key = node.fullName()
     panel = _open_panels.get(key)
     if panel is None:
         panel = build_panel(node)
         _open_panels[key] = panel
-    panel.refresh()  # type: ignore[attr-defined]
-    panel.show()  # type: ignore[attr-defined]
-    panel.raise_()  # type: ignore[attr-defined]
+    panel.refresh()
+    panel.show()
+    panel.raise_()
     return panel
-
-
-def open_panel_names() -> List[str]:
-    return sorted(_open_panels)

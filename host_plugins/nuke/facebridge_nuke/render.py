@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional
 
 import nuke
 
@@ -83,7 +83,7 @@ def _failure(message: str, code: int = 2) -> RenderOutcome:
     return RenderOutcome(False, False, message, code, None, "")
 
 
-def _resolve(node_name: str):  # type: ignore[no-untyped-def]
+def _resolve(node_name: str) -> Any:
     node = nuke.toNode(node_name)
     if node is None:
         raise SettingsError("no node named '%s' in the script" % node_name)
@@ -96,7 +96,7 @@ def _resolve(node_name: str):  # type: ignore[no-untyped-def]
     return node
 
 
-def write_plates(node, pattern: str, frames: FrameRange) -> None:  # type: ignore[no-untyped-def]
+def write_plates(node: Any, pattern: str, frames: FrameRange) -> None:
     """The node's input over ``frames`` as linear EXR at ``pattern``, via a temporary Write inside it."""
     os.makedirs(os.path.dirname(pattern), exist_ok=True)
     node.begin()
@@ -118,7 +118,7 @@ def write_plates(node, pattern: str, frames: FrameRange) -> None:  # type: ignor
         node.end()
 
 
-def _sidecar(argv: List[str], reporter: Reporter, what: str):  # type: ignore[no-untyped-def]
+def _sidecar(argv: List[str], reporter: Reporter, what: str):
     def on_event(event: ProgressEvent, model: ProgressModel) -> None:
         reporter.update(model.percent, model.message)
 
@@ -200,7 +200,7 @@ def analyse_node(node_name: str, reporter: Optional[Reporter] = None) -> RenderO
     except RuntimeError as exc:
         reporter.close()
         return _failure("plate write failed: %s" % exc)
-    argv = analyse_argv(cli, plates, settings.frames, int(settings.params["keyframe_interval"]),  # type: ignore[call-overload]
+    argv = analyse_argv(cli, plates, settings.frames, int(settings.params["keyframe_interval"]),
                         settings.server, shot_id("nuke", folders.result_pattern), os.path.join(work, "analysis.json"))
     try:
         result = _sidecar(argv, reporter, "analysis")

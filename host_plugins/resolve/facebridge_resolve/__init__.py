@@ -23,9 +23,11 @@ def _ensure_common() -> None:
         raise ImportError("facebridge: cannot find host_plugins/common next to %s" % os.path.dirname(root))
     spec = importlib.util.spec_from_file_location("host_plugins", os.path.join(root, "__init__.py"),
                                                   submodule_search_locations=[root])
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    if spec is None or spec.loader is None:
+        raise ImportError("facebridge: cannot load host_plugins from %s" % root)
+    module = importlib.util.module_from_spec(spec)
     sys.modules["host_plugins"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)
 
 
 _ensure_common()

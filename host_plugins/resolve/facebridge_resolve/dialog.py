@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from host_plugins.common.command import split_sources
 from host_plugins.common.knobs import MODES, PARAM_DEFAULTS, SettingsError, needs_source, validate_params
@@ -72,11 +72,11 @@ def save_last(settings: Mapping[str, str], path: Optional[str] = None) -> None:
         pass   # remembering the last settings is a convenience only
 
 
-def _row(ui, label: str, widget):  # type: ignore[no-untyped-def]
+def _row(ui: Any, label: str, widget: Any) -> Any:
     return ui.HGroup({"Weight": 0}, [ui.Label({"Text": label, "Weight": 0.25}), widget])
 
 
-def ask_settings(ui, dispatcher, defaults: Mapping[str, str]) -> Optional[Dict[str, str]]:  # type: ignore[no-untyped-def]
+def ask_settings(ui: Any, dispatcher: Any, defaults: Mapping[str, str]) -> Optional[Dict[str, str]]:
     """Show the dialog; the settings when the artist presses Run, None on Cancel or close."""
     window = dispatcher.AddWindow({"ID": WINDOW_ID, "WindowTitle": "facebridge", "Geometry": [200, 200, 620, 320]},
                                   ui.VGroup([
@@ -105,7 +105,7 @@ def ask_settings(ui, dispatcher, defaults: Mapping[str, str]) -> Optional[Dict[s
                 "mode": window.Find("Mode").CurrentText, "blend": window.Find("Blend").Text,
                 "server": window.Find("Server").Text, "output": window.Find("Output").Text}
 
-    def on_load(event) -> None:  # type: ignore[no-untyped-def]
+    def on_load(event: Any) -> None:
         try:
             params, name = load_preset(os.path.expanduser(window.Find("Preset").Text.strip()))
         except SettingsError as exc:
@@ -115,7 +115,7 @@ def ask_settings(ui, dispatcher, defaults: Mapping[str, str]) -> Optional[Dict[s
         window.Find("Blend").Text = repr(params["blend"])
         window.Find("Status").Text = "loaded preset %s" % (name or window.Find("Preset").Text)
 
-    def on_run(event) -> None:  # type: ignore[no-untyped-def]
+    def on_run(event: Any) -> None:
         current = values()
         try:
             job_from_settings(current)
@@ -125,7 +125,7 @@ def ask_settings(ui, dispatcher, defaults: Mapping[str, str]) -> Optional[Dict[s
         chosen["settings"] = current
         dispatcher.ExitLoop()
 
-    def on_cancel(event) -> None:  # type: ignore[no-untyped-def]
+    def on_cancel(event: Any) -> None:
         dispatcher.ExitLoop()
 
     window.On.Load.Clicked = on_load
@@ -138,14 +138,14 @@ def ask_settings(ui, dispatcher, defaults: Mapping[str, str]) -> Optional[Dict[s
     return chosen.get("settings")
 
 
-def show_message(ui, dispatcher, text: str) -> None:  # type: ignore[no-untyped-def]
+def show_message(ui: Any, dispatcher: Any, text: str) -> None:
     """A small window with ``text`` and an OK button."""
     window = dispatcher.AddWindow({"ID": "FaceBridgeMessage", "WindowTitle": "facebridge",
                                    "Geometry": [250, 250, 520, 160]},
                                   ui.VGroup([ui.Label({"ID": "Text", "Text": text, "WordWrap": True}),
                                              ui.Button({"ID": "OK", "Text": "OK", "Weight": 0})]))
 
-    def close(event) -> None:  # type: ignore[no-untyped-def]
+    def close(event: Any) -> None:
         dispatcher.ExitLoop()
 
     window.On.OK.Clicked = close

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from host_plugins.common.command import CliNotFound, RenderRequest, process_argv, resolve_cli
 from host_plugins.common.frames import FrameRange, FrameRangeError, item_record_range, marks_record_range
@@ -65,7 +65,7 @@ class Target(NamedTuple):
     direct: Optional[tuple]        # (FrameSequence, SourceMapping) for a straight read
 
 
-def scripting_problem(resolve) -> str:  # type: ignore[no-untyped-def]
+def scripting_problem(resolve: Any) -> str:
     """A message when scripting cannot be used (no ``resolve`` object, free edition), else ""."""
     if resolve is None:
         return NO_SCRIPTING
@@ -75,7 +75,7 @@ def scripting_problem(resolve) -> str:  # type: ignore[no-untyped-def]
     return ""
 
 
-def _video_items(timeline) -> List[tuple]:  # type: ignore[no-untyped-def]
+def _video_items(timeline: Any) -> List[tuple]:
     items = []
     for track in range(1, int(timeline.GetTrackCount("video")) + 1):
         for item in timeline.GetItemListInTrack("video", track) or []:
@@ -83,7 +83,7 @@ def _video_items(timeline) -> List[tuple]:  # type: ignore[no-untyped-def]
     return items
 
 
-def _direct(item, record: FrameRange) -> Optional[tuple]:  # type: ignore[no-untyped-def]
+def _direct(item: Any, record: FrameRange) -> Optional[tuple]:
     """Straight-read plan for ``record`` frames of ``item``, or None."""
     media = item.GetMediaPoolItem()
     if media is None:
@@ -96,7 +96,7 @@ def _direct(item, record: FrameRange) -> Optional[tuple]:  # type: ignore[no-unt
     return found
 
 
-def find_target(timeline) -> Target:  # type: ignore[no-untyped-def]
+def find_target(timeline: Any) -> Target:
     """The in/out range (both marks set) or the current video item, and how to get its frames."""
     marks = marks_record_range(timeline.GetMarkInOut(), int(timeline.GetStartFrame()), int(timeline.GetEndFrame()))
     if marks is not None:
@@ -110,7 +110,7 @@ def find_target(timeline) -> Target:  # type: ignore[no-untyped-def]
     return Target(clip_stem(str(item.GetName())), record, _direct(item, record))
 
 
-def _render_range(project, record: FrameRange, folder: str, name: str, log: Callable[[str], None],  # type: ignore[no-untyped-def]
+def _render_range(project: Any, record: FrameRange, folder: str, name: str, log: Callable[[str], None],
                   sleep: Callable[[float], None], poll_s: float) -> FrameSequence:
     """Render ``record`` frames of the current timeline to an EXR sequence in ``folder``."""
     if os.path.isdir(folder):
@@ -168,7 +168,7 @@ def _render_range(project, record: FrameRange, folder: str, name: str, log: Call
     return sequence
 
 
-def run_job(resolve, job: ResolveJob, log: Callable[[str], None] = print,  # type: ignore[no-untyped-def]
+def run_job(resolve: Any, job: ResolveJob, log: Callable[[str], None] = print,
             sleep: Callable[[float], None] = time.sleep, poll_s: float = 0.5) -> JobOutcome:
     """Run one job on the current timeline of the current project."""
     problem = scripting_problem(resolve)

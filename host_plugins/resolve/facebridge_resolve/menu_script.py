@@ -12,7 +12,7 @@ goes to the Console and, with a UI, to a small window.
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from host_plugins.common.knobs import SettingsError
 
@@ -20,15 +20,15 @@ from . import dialog
 from .job import JobOutcome, run_job, scripting_problem
 
 
-def _scriptapp():  # type: ignore[no-untyped-def]
+def _scriptapp() -> Any:
     try:
-        import DaVinciResolveScript as dvr_script  # type: ignore[import-not-found]
+        import DaVinciResolveScript as dvr_script
     except ImportError:
         return None
     return dvr_script.scriptapp("Resolve")
 
 
-def _ui(resolve, script_globals: Mapping[str, object]):  # type: ignore[no-untyped-def]
+def _ui(resolve: Any, script_globals: Mapping[str, Any]) -> Any:
     """``(ui, dispatcher)`` of Resolve's UIManager, or None when there is none (external scripting)."""
     bmd = script_globals.get("bmd")
     if resolve is None or bmd is None:
@@ -37,10 +37,10 @@ def _ui(resolve, script_globals: Mapping[str, object]):  # type: ignore[no-untyp
     if fusion is None:
         return None
     ui = fusion.UIManager
-    return ui, bmd.UIDispatcher(ui)  # type: ignore[attr-defined]
+    return ui, bmd.UIDispatcher(ui)
 
 
-def main(script_globals: Optional[Mapping[str, object]] = None, env: Optional[Mapping[str, str]] = None,
+def main(script_globals: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, str]] = None,
          log: Callable[[str], None] = print) -> JobOutcome:
     """Run one facebridge job; returns its outcome (never raises for the artist's mistakes)."""
     script_globals = script_globals or {}
@@ -57,6 +57,7 @@ def main(script_globals: Optional[Mapping[str, object]] = None, env: Optional[Ma
     problem = scripting_problem(resolve)
     if problem:
         return tell(JobOutcome(False, problem, 2))
+    settings: Optional[Dict[str, str]]
     if ui is None or env.get("FACEBRIDGE_PRESET"):
         settings = dialog.settings_from_env(env)
     else:
