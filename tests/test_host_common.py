@@ -254,7 +254,6 @@ def _alive(pid: int) -> bool:
 def test_sequence_naming(tmp_path: Path) -> None:
     assert sequence.split_pattern("/a/plate.####.exr") == ("/a/plate.", 4, ".exr")
     assert sequence.split_pattern("/a/plate.%06d.exr") == ("/a/plate.", 6, ".exr")
-    assert sequence.to_printf("/a/p.####.exr") == "/a/p.%04d.exr" and sequence.to_hashes("p.%03d.exr") == "p.###.exr"
     assert sequence.frame_path("p.%d.exr", 7) == "p.7.exr" and sequence.frame_path("p.####.exr", -3) == "p.-003.exr"
     for bad in ("plate.exr", "a.##.b.##.exr"):
         with pytest.raises(sequence.SequenceError):

@@ -58,16 +58,6 @@ def split_pattern(pattern: str) -> Tuple[str, int, str]:
     return token
 
 
-def to_hashes(pattern: str) -> str:
-    prefix, padding, suffix = split_pattern(pattern)
-    return prefix + "#" * padding + suffix
-
-
-def to_printf(pattern: str) -> str:
-    prefix, padding, suffix = split_pattern(pattern)
-    return "%s%%0%dd%s" % (prefix, padding, suffix)
-
-
 def frame_path(pattern: str, frame: int) -> str:
     prefix, padding, suffix = split_pattern(pattern)
     return "%s%0*d%s" % (prefix, padding, frame, suffix)
