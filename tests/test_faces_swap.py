@@ -18,7 +18,7 @@ from inference_server.faces.pose import head_pose
 from inference_server.faces.types import FaceDetection
 from inference_server.swap import SourceFace, SwapParams, SwapResult, choose_source, prepare_sources, swap_face
 from inference_server.swap.colour import linear_to_srgb, match_statistics, srgb_to_linear
-from inference_server.swap.geometry import apply_affine, face_size, similarity_fit
+from inference_server.faces.geometry import apply_affine, face_size, similarity_fit
 
 from support import FACES_DIR as FACES
 from support import crop_target

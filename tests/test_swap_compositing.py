@@ -16,7 +16,7 @@ from inference_server.swap import (REGION_NAMES, CompositeControls, SwapModelOut
                                    parse_regions, prepare_sources, region_masks, swap_face, swap_model)
 from inference_server.swap.colour import linear_to_srgb, luminance, match_histograms, srgb_to_linear
 from inference_server.swap.compositing import decode_model_space
-from inference_server.swap.geometry import face_size
+from inference_server.faces.geometry import face_size
 from inference_server.swap.model import FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN
 from inference_server.swap.regions import region_weight_map
 

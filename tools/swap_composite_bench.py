@@ -28,7 +28,7 @@ from inference_server.pipeline.composite import composite_face  # noqa: E402
 from inference_server.pipeline.crops import face_crop_box  # noqa: E402
 from inference_server.plates.colour import srgb_decode, srgb_encode  # noqa: E402
 from inference_server.swap import CompositeControls, composite_face_crop, prepare_sources, swap_model  # noqa: E402
-from inference_server.swap.geometry import face_size  # noqa: E402
+from inference_server.faces.geometry import face_size  # noqa: E402
 
 
 def read_rgb8(name: str) -> np.ndarray:

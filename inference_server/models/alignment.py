@@ -19,7 +19,7 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
-from ..swap.geometry import similarity_fit
+from ..faces.geometry import similarity_fit
 
 
 def _frozen(points: list[tuple[float, float]]) -> np.ndarray:
@@ -96,7 +96,7 @@ def template_points(template_name: str, size: int) -> np.ndarray:
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity transform (rotation, uniform scale, translation; no reflection).
 
-    The checked entry to :func:`inference_server.swap.geometry.similarity_fit` (Umeyama, 1991). It is the
+    The checked entry to :func:`inference_server.faces.geometry.similarity_fit` (Umeyama, 1991). It is the
     same objective that ``cv2.estimateAffinePartial2D`` refines (with Levenberg-Marquardt) once every
     point is an inlier, but exact, deterministic and free of random sampling.
 

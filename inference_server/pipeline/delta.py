@@ -21,7 +21,7 @@ import numpy as np
 
 from ..swap import colour
 from ..swap.compositing import CompositeControls, assemble, checked_target, controlled_mask, unchanged
-from ..swap.geometry import face_size
+from ..faces.geometry import face_size
 from ..swap.model import ReadOnlyArrays
 from ..swap.masks import face_polygon, polygon_mask
 

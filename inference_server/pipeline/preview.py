@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..swap.geometry import face_size
+from ..faces.geometry import face_size
 from ..swap.masks import face_polygon, polygon_mask
 from ..swap.regions import REGION_NAMES, region_masks
 from .crops import Box, face_crop_box

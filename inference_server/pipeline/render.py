@@ -27,7 +27,7 @@ from ..plates.colour import ColourSpace
 from ..store.memo import Memo
 from ..swap import (ALGORITHM_ID, CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source,
                     colour_stage_key, composite_face_crop, matched_face)
-from ..swap.geometry import face_size
+from ..faces.geometry import face_size
 from ..swap.regions import soft_parsed_masks
 from .delta import DeltaOutput, composite_delta, delta_face, is_delta_payload
 from .stages import ClassicalSwapStage, Stage

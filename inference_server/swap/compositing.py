@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from . import colour
-from .geometry import face_size
+from ..faces.geometry import face_size
 from .model import FLAG_SHADING, FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, SwapModelOutput
 from .regions import REGION_NAMES, refined_region_weight_map, region_weight_map
 

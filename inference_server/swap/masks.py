@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .geometry import BROWS, EYES, face_size
+from ..faces.geometry import BROWS, EYES, face_size
 
 _SUB = 4  # polygon rasterisation sub-pixel bits
 

@@ -19,8 +19,10 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from . import colour, geometry, masks, warp
+from ..faces.geometry import INNER_MOUTH, affine_fit, apply_affine, face_size, invert_affine, similarity_fit
 from ..faces.pose import head_pose, pose_distance
+from . import colour, masks, warp
+from .geometry import ALIGN_POINTS, destination_shape, mouth_opening, untangle
 from .params import SwapParams
 from .sources import SourceFace
 
@@ -162,8 +164,8 @@ def _prefiltered_source(source: SourceFace, scale: float) -> tuple[np.ndarray, n
 def _close_mouth(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """Copy of the source image with its open mouth's interior (teeth, tongue) inpainted from the lips,
     so that a closed or differently opened target mouth is filled with lip, not squashed teeth."""
-    size = geometry.face_size(lm)
-    inner = lm[geometry.INNER_MOUTH]
+    size = face_size(lm)
+    inner = lm[INNER_MOUTH]
     x0, y0 = np.floor(inner.min(0) - 0.1 * size).astype(int)
     x1, y1 = np.ceil(inner.max(0) + 0.1 * size).astype(int) + 1
     hh, ww = img.shape[:2]
@@ -224,35 +226,35 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     tgt = np.clip(np.nan_to_num(target.astype(np.float32, copy=False)), 0.0, 1.0)
     h, w = tgt.shape[:2]
     T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
-    size = geometry.face_size(T)
+    size = face_size(T)
 
     # geometry: source proportions, aligned to the target by a similarity
     S0 = np.asarray(source.landmarks, np.float64)
-    A0 = geometry.similarity_fit(S0[geometry.ALIGN_POINTS], T[geometry.ALIGN_POINTS])
+    A0 = similarity_fit(S0[ALIGN_POINTS], T[ALIGN_POINTS])
     scale = float(np.sqrt(abs(np.linalg.det(A0[:, :2]))))
     src_img, S = _prefiltered_source(source, scale)
-    if params.keep_mouth_interior and geometry.mouth_opening(S) > params.mouth_open_threshold:
+    if params.keep_mouth_interior and mouth_opening(S) > params.mouth_open_threshold:
         src_img = _close_mouth(src_img, S)
-    A = geometry.similarity_fit(S[geometry.ALIGN_POINTS], T[geometry.ALIGN_POINTS])
+    A = similarity_fit(S[ALIGN_POINTS], T[ALIGN_POINTS])
     # The source keeps its own proportions (similarity alignment) when the head poses agree; as they
     # differ, an affine alignment absorbs the foreshortening and the target's outline takes over.
     pose_gap = pose_distance(head_pose(S), head_pose(T))
     beta = float(np.clip((pose_gap - params.pose_tolerance) / params.pose_range, 0.0, 1.0))
-    S_al = geometry.apply_affine(A, S)
+    S_al = apply_affine(A, S)
     if beta > 0:
-        A_aff = geometry.affine_fit(S[geometry.ALIGN_POINTS], T[geometry.ALIGN_POINTS])
-        S_al = (1.0 - beta) * S_al + beta * geometry.apply_affine(A_aff, S)
-    mouth_open = params.keep_mouth_interior and geometry.mouth_opening(T) > params.mouth_open_threshold
-    D = geometry.destination_shape(S_al, T, params.jaw_weight * (1.0 - beta),
+        A_aff = affine_fit(S[ALIGN_POINTS], T[ALIGN_POINTS])
+        S_al = (1.0 - beta) * S_al + beta * apply_affine(A_aff, S)
+    mouth_open = params.keep_mouth_interior and mouth_opening(T) > params.mouth_open_threshold
+    D = destination_shape(S_al, T, params.jaw_weight * (1.0 - beta),
                                    "target_opening" if mouth_open else "follow")
 
     # backward warp: target pixel -> source pixel; far anchors follow the plain similarity
     anchors_t = warp.boundary_anchors(np.concatenate([T, D]), 1.8)
-    anchors_s = geometry.apply_affine(geometry.invert_affine(A), anchors_t)
+    anchors_s = apply_affine(invert_affine(A), anchors_t)
     # keep the warp one-to-one: no landmark triangle may flip between the target and destination shapes
     ctrl_t = np.concatenate([T, anchors_t])
     tri = Delaunay(ctrl_t).simplices
-    D = geometry.untangle(np.concatenate([D, anchors_t]), ctrl_t, tri)[:68]
+    D = untangle(np.concatenate([D, anchors_t]), ctrl_t, tri)[:68]
     tps = warp.ThinPlateSpline.fit(np.concatenate([D, anchors_t]), np.concatenate([S, anchors_s]),
                                    params.tps_regularisation)
     mx, my = warp.remap_grid(tps, (h, w), max(1, int(params.grid_step)))
@@ -287,7 +289,7 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     # mouth interior: where the target's mouth is open show its own interior (teeth, tongue)
     hole = np.zeros((h, w), np.float32)
     if mouth_open:
-        hard_hole = masks.polygon_mask((h, w), cv2.convexHull(T[geometry.INNER_MOUTH].astype(np.float32)).reshape(-1, 2))
+        hard_hole = masks.polygon_mask((h, w), cv2.convexHull(T[INNER_MOUTH].astype(np.float32)).reshape(-1, 2))
         sigma = max(0.7, 0.01 * size)
         k = 2 * int(np.ceil(1.5 * sigma)) + 1  # grow by ~1.5 sigma so the blurred hole is ~1 inside the lips
         grown = cv2.dilate(hard_hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))

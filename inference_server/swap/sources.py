@@ -10,7 +10,7 @@ import numpy as np
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.errors import NoFaceError
 from ..faces.pose import head_pose, pose_distance
-from .geometry import face_size
+from ..faces.geometry import face_size
 
 # how much context is kept around the source face, x face size on each side
 _CROP_MARGIN = 0.8

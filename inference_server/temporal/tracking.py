@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from ..swap.geometry import apply_affine, similarity_fit
+from ..faces.geometry import apply_affine, similarity_fit
 
 Rect = tuple[float, float, float, float]
 
