@@ -16,7 +16,8 @@ from inference_server.faces.dlib_models import DlibFaceModels, model_dir
 from inference_server.faces.errors import NoFaceError
 from inference_server.faces.pose import head_pose
 from inference_server.faces.types import FaceDetection
-from inference_server.swap import SourceFace, SwapParams, SwapResult, choose_source, prepare_sources, swap_face
+from inference_server.faces.sources import SourceFace, choose_source, prepare_sources
+from inference_server.swap import SwapParams, SwapResult, swap_face
 from inference_server.swap.colour import linear_to_srgb, match_statistics, srgb_to_linear
 from inference_server.faces.geometry import apply_affine, face_size, similarity_fit
 

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from inference_server.faces.sources import prepare_sources
 from inference_server.swap import (REGION_NAMES, CompositeControls, SwapModelOutput, composite_face_crop,
-                                   parse_regions, prepare_sources, region_masks, swap_face, swap_model)
+                                   parse_regions, region_masks, swap_face, swap_model)
 from inference_server.swap.colour import linear_to_srgb, luminance, match_histograms, srgb_to_linear
 from inference_server.swap.compositing import decode_model_space
 from inference_server.faces.geometry import face_size

@@ -27,7 +27,8 @@ from inference_server.faces.dlib_models import DlibFaceModels  # noqa: E402
 from inference_server.pipeline.composite import composite_face  # noqa: E402
 from inference_server.pipeline.crops import face_crop_box  # noqa: E402
 from inference_server.plates.colour import srgb_decode, srgb_encode  # noqa: E402
-from inference_server.swap import CompositeControls, composite_face_crop, prepare_sources, swap_model  # noqa: E402
+from inference_server.faces.sources import prepare_sources  # noqa: E402
+from inference_server.swap import CompositeControls, composite_face_crop, swap_model  # noqa: E402
 from inference_server.faces.geometry import face_size  # noqa: E402
 
 

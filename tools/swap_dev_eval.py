@@ -37,7 +37,8 @@ FACES = SHARED / "data" / "faces"
 sys.path.insert(0, str(REPO))
 
 from inference_server.faces.dlib_models import DlibFaceModels  # noqa: E402
-from inference_server.swap import SwapParams, choose_source, prepare_sources, swap_face  # noqa: E402
+from inference_server.faces.sources import choose_source, prepare_sources  # noqa: E402
+from inference_server.swap import SwapParams, swap_face  # noqa: E402
 from inference_server.swap.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
 
 DEV_FACES = [

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..pipeline.stages import Restored
-from ..swap import SourceFace
+from ..faces.sources import SourceFace
 from .alignment import points5_from_68
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_restorer import OnnxRestorer, restore_aligned

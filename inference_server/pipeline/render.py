@@ -25,8 +25,9 @@ from ..faces.dlib_models import DlibFaceModels
 from ..faces.pose import head_pose
 from ..plates.colour import ColourSpace
 from ..store.memo import Memo
-from ..swap import (ALGORITHM_ID, CompositeControls, SourceFace, SwapModelOutput, SwapParams, choose_source,
-                    colour_stage_key, composite_face_crop, matched_face)
+from ..faces.sources import SourceFace, choose_source
+from ..swap import (ALGORITHM_ID, CompositeControls, SwapModelOutput, SwapParams, colour_stage_key, composite_face_crop,
+                    matched_face)
 from ..faces.geometry import face_size
 from ..swap.regions import soft_parsed_masks
 from .delta import DeltaOutput, composite_delta, delta_face, is_delta_payload

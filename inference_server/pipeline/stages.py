@@ -23,7 +23,8 @@ from typing import Protocol
 import numpy as np
 
 from ..models.alignment import coverage_mask, estimate_alignment, points5_from_68, warp_to_crop, warp_to_model
-from ..swap import SourceFace, SwapParams, swap_model
+from ..faces.sources import SourceFace
+from ..swap import SwapParams, swap_model
 from .delta import DeltaOutput, make_delta_output
 
 Payload = dict[str, np.ndarray]

@@ -16,6 +16,8 @@ import numpy as np
 
 from .. import swap as swap_module
 from ..faces.dlib_models import DlibFaceModels
+from ..faces.errors import NoFaceError
+from ..faces.sources import prepare_sources
 from ..models.errors import ModelError
 from ..models.pool import ModelPool
 from ..models.registry import resolve_models_dir
@@ -274,15 +276,15 @@ class FaceSwapEngine:
         stage, notes = self._stage(params)
         images = [(label, self._decode_source(label, data)) for label, data in sources]
         try:
-            prepared = swap_module.prepare_sources(images, self.models)
+            prepared = prepare_sources(images, self.models)
             reference = None
             if params.face == "ref":
                 if face_reference is None:
                     raise InvalidRequest("face selection 'ref' needs a reference image")
-                (ref,) = swap_module.prepare_sources([(face_reference[0], self._decode_source(*face_reference))],
+                (ref,) = prepare_sources([(face_reference[0], self._decode_source(*face_reference))],
                                                      self.models)
                 reference = ref.embedding.astype(np.float32)
-        except swap_module.NoFaceError as exc:
+        except NoFaceError as exc:
             raise SourceError(f"source '{exc.label}': no face found") from exc
         hashes = [sha256_hex(data) for _, data in sources]
         model_ids = [self.models.identifier, *stage.model_ids]

@@ -12,17 +12,17 @@ feathered inward, with the target's open mouth interior kept.
 """
 
 from ..faces.errors import NoFaceError
+from ..faces.sources import SourceFace
 from .compositing import (COLOUR_MATCH_MODES, CompositeControls, colour_stage_key, composite_face_crop, matched_face,
                           parse_regions)
 from .core import swap_face
 from .model import SwapModelOutput, swap_model
 from .params import SwapParams, SwapResult
 from .regions import REGION_NAMES, region_masks
-from .sources import SourceFace, choose_source, prepare_sources
 
 # bump when the algorithm changes its output for the same inputs and params (part of cache keys)
 ALGORITHM_ID = "classical-swap-v2"
 
 __all__ = ["ALGORITHM_ID", "COLOUR_MATCH_MODES", "CompositeControls", "NoFaceError", "REGION_NAMES", "SourceFace",
-           "SwapModelOutput", "SwapParams", "SwapResult", "choose_source", "colour_stage_key", "composite_face_crop",
-           "matched_face", "parse_regions", "prepare_sources", "region_masks", "swap_face", "swap_model"]
+           "SwapModelOutput", "SwapParams", "SwapResult", "colour_stage_key", "composite_face_crop",
+           "matched_face", "parse_regions", "region_masks", "swap_face", "swap_model"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..faces.sources import SourceFace
 from . import colour
 from .compositing import CompositeControls, composite_face_crop
 from .model import swap_model
 from .params import SwapParams, SwapResult
-from .sources import SourceFace
 
 __all__ = ["SwapParams", "SwapResult", "swap_face"]
 

@@ -21,10 +21,10 @@ from scipy.spatial import Delaunay
 
 from ..faces.geometry import INNER_MOUTH, affine_fit, apply_affine, face_size, invert_affine, similarity_fit
 from ..faces.pose import head_pose, pose_distance
+from ..faces.sources import SourceFace
 from . import colour, masks, warp
 from .geometry import ALIGN_POINTS, destination_shape, mouth_opening, untangle
 from .params import SwapParams
-from .sources import SourceFace
 
 # bits of SwapModelOutput.flags
 FLAG_SOURCE_SKIN = 1   # the warped source's own skin (colour statistics of the source)

@@ -1,4 +1,6 @@
-"""Swap sources: the identity photos, prepared once, and the choice among them per target face."""
+"""Sources: the identity photos a session brings, prepared once (face, landmarks, identity, pose), and the
+choice among them per target face. Every model that takes a source (the classical swap, an aligned
+swapper) takes a :class:`SourceFace`."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..faces.dlib_models import DlibFaceModels
-from ..faces.errors import NoFaceError
-from ..faces.pose import head_pose, pose_distance
-from ..faces.geometry import face_size
+from .dlib_models import DlibFaceModels
+from .errors import NoFaceError
+from .geometry import face_size
+from .pose import head_pose, pose_distance
 
 # how much context is kept around the source face, x face size on each side
 _CROP_MARGIN = 0.8
@@ -72,10 +74,14 @@ def prepare_sources(images: Sequence[tuple[str, np.ndarray]], models: DlibFaceMo
     return out
 
 
-def choose_source(sources: Sequence[SourceFace], target_landmarks: np.ndarray) -> SourceFace:
-    """The source whose head pose (yaw, pitch) is nearest the target face's; first one on ties."""
+def choose_source_index(sources: Sequence[SourceFace], target_landmarks: np.ndarray) -> int:
+    """Index of the source whose head pose (yaw, pitch) is nearest the target face's; first one on ties."""
     if not sources:
         raise ValueError("no sources given")
     tp = head_pose(target_landmarks)
-    best = min(range(len(sources)), key=lambda i: (pose_distance(sources[i].pose, tp), i))
-    return sources[best]
+    return min(range(len(sources)), key=lambda i: (pose_distance(sources[i].pose, tp), i))
+
+
+def choose_source(sources: Sequence[SourceFace], target_landmarks: np.ndarray) -> SourceFace:
+    """The source whose head pose (yaw, pitch) is nearest the target face's; first one on ties."""
+    return sources[choose_source_index(sources, target_landmarks)]
