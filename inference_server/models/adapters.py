@@ -1,4 +1,4 @@
-"""Loaded models behind the interfaces of the model stages (:mod:`inference_server.pipeline.stages`).
+"""Loaded models behind the interfaces the model stages use (:mod:`inference_server.pipeline.stages`).
 
 Every image here is display-referred, sRGB-encoded RGB float32 in [0, 1]; landmarks are the 68 iBUG
 points in crop pixels. Each adapter has a ``model_id`` (name plus the first 16 hex digits of the file's
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..pipeline.stages import Restored
 from ..faces.sources import SourceFace
+from .aligned_result import Restored
 from .alignment import points5_from_68
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_restorer import OnnxRestorer, restore_aligned

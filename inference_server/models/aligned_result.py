@@ -39,6 +39,21 @@ class AlignedResult:
         return (np.asarray(crop_rgb, np.float32) * (1.0 - c) + self.image * c).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Restored:
+    """A restorer's result in crop space (what every restorer adapter returns to the model stages).
+
+    Attributes:
+        image: ``(H, W, 3)`` float32 model space (sRGB-encoded [0, 1]), the restored crop.
+        coverage: ``(H, W)`` float32 in ``[0, 1]``, where the restoration applies.
+        fp32_fallback: reduced precision gave non-finite values, so fp32 was used.
+    """
+
+    image: np.ndarray
+    coverage: np.ndarray
+    fp32_fallback: bool = False
+
+
 def to_nchw(image_hwc: np.ndarray) -> np.ndarray:
     """``(H, W, C)`` -> contiguous ``(1, C, H, W)`` float32."""
     return np.ascontiguousarray(np.asarray(image_hwc, np.float32).transpose(2, 0, 1)[None])

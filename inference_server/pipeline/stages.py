@@ -22,23 +22,14 @@ from typing import Protocol
 
 import numpy as np
 
-from ..models.alignment import coverage_mask, estimate_alignment, points5_from_68, warp_to_crop, warp_to_model
 from ..faces.sources import SourceFace
+from ..models.aligned_result import Restored
+from ..models.alignment import coverage_mask, estimate_alignment, points5_from_68, warp_to_crop, warp_to_model
 from ..swap import SwapParams, swap_model
 from .delta import DeltaOutput, make_delta_output
 
 Payload = dict[str, np.ndarray]
 FEATHER = 0.1  # soft edge of an aligned model's square, fraction of its side
-
-
-@dataclass(frozen=True)
-class Restored:
-    """A restorer's result in crop space: ``image`` (h, w, 3) float32 model space, ``coverage`` (h, w)
-    float32 [0, 1] where it applies, and whether reduced precision had to fall back to fp32."""
-
-    image: np.ndarray
-    coverage: np.ndarray
-    fp32_fallback: bool = False
 
 
 class Restorer(Protocol):
@@ -195,4 +186,4 @@ class RestoreStage:
 
 
 __all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "DeltaOutput", "FaceParser", "RestoreStage",
-           "Restored", "Restorer", "Stage", "residual_swap", "with_labels"]
+           "Restorer", "Stage", "residual_swap", "with_labels"]
