@@ -46,22 +46,6 @@ def face_polygon(landmarks: np.ndarray, forehead: float | np.ndarray, convex: bo
     return cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
 
 
-def feathered(hard: np.ndarray, width: float) -> np.ndarray:
-    """Soft mask rising smoothly from exactly 0 at the edge of ``hard`` (uint8 0/1) to 1 at ``width`` px
-    inside (smoothstep of the inside distance). Zero wherever ``hard`` is zero."""
-    if width <= 0.5:
-        return hard.astype(np.float32)
-    padded = cv2.copyMakeBorder(hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    t = np.clip((dist - 0.5) / width, 0.0, 1.0)
-    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
-
-
-def region_mask(shape_hw: tuple[int, int], polygon: np.ndarray, feather: float) -> np.ndarray:
-    """Rasterise ``polygon`` and feather it inward by ``feather`` px."""
-    return feathered(_fill(shape_hw, polygon), feather)
-
-
 def polygon_mask(shape_hw: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
     """Hard (h, w) uint8 0/1 rasterisation of a polygon."""
     return _fill(shape_hw, polygon)
