@@ -42,7 +42,7 @@ def astronaut_crop(models: DlibFaceModels) -> tuple[np.ndarray, np.ndarray]:
     return crop, (landmarks - [x0, y0]).astype(np.float32)
 
 
-def median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def median_ms(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -62,7 +62,8 @@ def main() -> int:
     print(f"{ENHANCER_ID}, default settings, CPU ({cv2.getNumThreads()} OpenCV threads), median of {args.repeats}")
     for size in (256, 512, 1024):
         scale = size / crop.shape[1]
-        image = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        image: np.ndarray = cv2.resize(crop, (size, size), interpolation=interpolation)
         image = np.clip(image + rng.normal(0.0, 0.01, image.shape).astype(np.float32), 0.0, 1.0)
         points = (landmarks + 0.5) * scale - 0.5
         iod = float(np.linalg.norm(points[42:48].mean(0) - points[36:42].mean(0)))

@@ -35,6 +35,8 @@ from inference_server.models.torch_runner import PRECISIONS, cpu_has_native
 
 KEYS_JSON = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpen_golden" / "GPEN-BFR-512.keys.json"
 
+ConvLayers = list[tuple[nn.Conv2d | nn.ConvTranspose2d, tuple[int, ...]]]  # each with its input shape
+
 
 def gpen_512_config() -> GpenConfig:
     if KEYS_JSON.is_file():
@@ -42,10 +44,10 @@ def gpen_512_config() -> GpenConfig:
     return GpenConfig(size=512, style_dim=512, n_mlp=8, channel_multiplier=2, narrow=1)
 
 
-def convolution_floor(config: GpenConfig) -> list[tuple[nn.Module, tuple[int, ...]]]:
+def convolution_floor(config: GpenConfig) -> ConvLayers:
     """GPEN's convolutions as plain layers, each with the input shape it sees in the network."""
     ch, size, m = config.widths(), config.size, 2 if config.isconcat else 1
-    layers: list[tuple[nn.Module, tuple[int, ...]]] = [(nn.Conv2d(3, ch[size], 1, bias=False), (1, 3, size, size))]
+    layers: ConvLayers = [(nn.Conv2d(3, ch[size], 1, bias=False), (1, 3, size, size))]
     r = size
     while r > 4:  # encoder: FIR blur (pad 2) then 3x3 stride 2
         layers.append((nn.Conv2d(ch[r], ch[r // 2], 3, stride=2, bias=False), (1, ch[r], r + 1, r + 1)))
@@ -61,7 +63,7 @@ def convolution_floor(config: GpenConfig) -> list[tuple[nn.Module, tuple[int, ..
     return layers
 
 
-def floor_gflop(layers: list[tuple[nn.Module, tuple[int, ...]]]) -> float:
+def floor_gflop(layers: ConvLayers) -> float:
     flops = 0
     for layer, shape in layers:
         w = layer.weight
@@ -69,7 +71,7 @@ def floor_gflop(layers: list[tuple[nn.Module, tuple[int, ...]]]) -> float:
         if isinstance(layer, nn.ConvTranspose2d):
             flops += 2 * shape[1] * w.shape[1] * k * shape[2] * shape[3]
         else:
-            oh = (shape[2] + 2 * layer.padding[0] - w.shape[2]) // layer.stride[0] + 1
+            oh = (shape[2] + 2 * int(layer.padding[0]) - w.shape[2]) // layer.stride[0] + 1
             flops += 2 * w.shape[0] * w.shape[1] * k * oh * oh
     return flops / 1e9
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _plates import astronaut_png, moving_shot  # noqa: E402
 
-from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob, FrameOutcome  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 
 
@@ -56,11 +56,11 @@ def main() -> int:
     finally:
         running.stop()
 
-    def server_ms(outcomes: list, stages: tuple[str, ...] | None = None) -> float:  # type: ignore[type-arg]
+    def server_ms(outcomes: list[FrameOutcome], stages: tuple[str, ...] | None = None) -> float:
         return statistics.median(sum(v for k, v in o.timings_ms.items() if stages is None or k in stages)
                                  for o in outcomes)
 
-    def no_io(outcomes: list) -> float:  # type: ignore[type-arg]
+    def no_io(outcomes: list[FrameOutcome]) -> float:
         return statistics.median(sum(v for k, v in o.timings_ms.items() if k not in ("decode", "encode"))
                                  for o in outcomes)
 

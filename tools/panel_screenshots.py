@@ -23,11 +23,15 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported at run time once the environment is set (main)
+    from ui.panel.state import PanelState
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-B_SET = {"blend": 0.7, "regions": {"mouth": 0.0, "eyes": 0.5}, "grain": 0.3}
+B_SET: dict[str, Any] = {"blend": 0.7, "regions": {"mouth": 0.0, "eyes": 0.5}, "grain": 0.3}
 
 
 def build_demo(out: Path, frames: int) -> tuple[Path, Path]:
@@ -41,7 +45,7 @@ def build_demo(out: Path, frames: int) -> tuple[Path, Path]:
     return out / "demo", out / "cache" / "facebridge"
 
 
-def states(base: object) -> dict[str, object]:
+def states(base: PanelState) -> dict[str, PanelState]:
     s = base
     return {
         "a": replace(s, view="a"),
@@ -91,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     with LocalServer(device="cpu", cache_dir=cache) as server, FaceBridgeClient(server.address) as client:
         client.wait_ready(60.0)
         for name, state in states(replace(base, server=server.address)).items():
-            full = state.zoom < 0  # type: ignore[attr-defined]
-            window = PanelWindow(replace(state, zoom=0.0) if full else state, client=client)  # type: ignore[arg-type]
+            full = state.zoom < 0
+            window = PanelWindow(replace(state, zoom=0.0) if full else state, client=client)
             path = out / f"panel_{name}.png"
             window.show()
             ok = window.panel.wait_until_ready(args.timeout)

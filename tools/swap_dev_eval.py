@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO))
 from inference_server.faces.dlib_models import DlibFaceModels  # noqa: E402
 from inference_server.faces.sources import choose_source, prepare_sources  # noqa: E402
 from inference_server.swap import SwapParams, swap_face  # noqa: E402
-from inference_server.swap.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
+from inference_server.plates.colour import srgb_decode as srgb_to_linear  # noqa: E402
+from inference_server.plates.colour import srgb_encode as linear_to_srgb  # noqa: E402
 
 DEV_FACES = [
     "fr_obama.jpg", "fr_biden2.jpg", "fr_alex_lacamoire.png", "fr_rose_leslie.jpg", "dlib_tom_cruise.jpg",
@@ -50,6 +51,8 @@ DEV_FACES = [
 
 def load_fbeval():
     spec = importlib.util.spec_from_file_location("fbeval", SHARED / "tools" / "fbeval.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {SHARED / 'tools' / 'fbeval.py'}")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -64,8 +67,12 @@ def read_rgb8(path: Path) -> np.ndarray:
 
 def read_exr(path: Path) -> tuple[np.ndarray, list[str]]:
     inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise SystemExit(f"cannot read {path}: {oiio.geterror()}")
     spec = inp.spec()
     px = inp.read_image(format=oiio.FLOAT)
+    if px is None:
+        raise SystemExit(f"cannot read {path}: {inp.geterror()}")
     inp.close()
     return px.reshape(spec.height, spec.width, spec.nchannels), list(spec.channelnames)
 
@@ -76,6 +83,8 @@ def write_exr(path: Path, px: np.ndarray, names: list[str]) -> None:
     spec.channelnames = tuple(names)
     spec.attribute("compression", "zip")
     out = oiio.ImageOutput.create(str(path))
+    if out is None:
+        raise SystemExit(f"cannot write {path}: {oiio.geterror()}")
     out.open(str(path), spec)
     out.write_image(px.astype(np.float16))
     out.close()
@@ -112,7 +121,7 @@ def classic_swap(tgt8: np.ndarray, tlm: np.ndarray, src8: np.ndarray, slm: np.nd
     my = np.full(h * w, -1.0, np.float32)
     mx[ok], my[ok] = src_pts[:, 0], src_pts[:, 1]
     warped = cv2.remap(src8, mx.reshape(h, w), my.reshape(h, w), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    mask = np.zeros((h, w), np.uint8)
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(tlm.astype(np.int32)), 255)
     mask = cv2.erode(mask, np.ones((10, 10), np.uint8))
     # blurred-ratio colour correction, sigma = 0.75 x interocular distance
