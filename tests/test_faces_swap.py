@@ -12,14 +12,16 @@ import cv2
 import numpy as np
 import pytest
 
+from inference_server.compositing.colour import match_statistics
 from inference_server.faces.dlib_models import DlibFaceModels, model_dir
 from inference_server.faces.errors import NoFaceError
-from inference_server.faces.pose import head_pose
-from inference_server.faces.types import FaceDetection
-from inference_server.faces.sources import SourceFace, choose_source, prepare_sources
-from inference_server.swap import SwapParams, SwapResult, swap_face
-from inference_server.swap.colour import linear_to_srgb, match_statistics, srgb_to_linear
 from inference_server.faces.geometry import apply_affine, face_size, similarity_fit
+from inference_server.faces.pose import head_pose
+from inference_server.faces.sources import SourceFace, choose_source, prepare_sources
+from inference_server.faces.types import FaceDetection
+from inference_server.plates.colour import srgb_decode as srgb_to_linear
+from inference_server.plates.colour import srgb_encode as linear_to_srgb
+from inference_server.swap import SwapParams, SwapResult, swap_face
 
 from support import FACES_DIR as FACES
 from support import crop_target

@@ -169,16 +169,17 @@ def test_face_parser_refines_the_region_masks(models_server: tuple[str, Path], p
     for parser in ("none", "bisenet_resnet_34"):
         session, outcome = _render(address, path, tmp_path / f"{parser}.exr",
                                    RenderParams(**{**base.as_dict(), "parser": parser}), [])
-        assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
-        assert any("bisenet_resnet_34" in m for m in session.model_ids) == (parser != "none")  # type: ignore[attr-defined]
+        assert outcome.status == "ok", outcome.message
+        assert any("bisenet_resnet_34" in m for m in session.model_ids) == (parser != "none")
         outputs[parser], _ = read_exr(tmp_path / f"{parser}.exr")
         assert same_bits(before[~zone], outputs[parser][~zone]).all()
     differs = ~same_bits(outputs["none"], outputs["bisenet_resnet_34"]).all(axis=2)
+    assert isinstance(differs, np.ndarray)  # per pixel (numpy's stubs allow a scalar for axis=2)
     assert differs.any() and not differs[~zone].any(), "the parser's labels did not change the region masks"
 
 
 def test_refined_region_map_follows_the_parser_outline() -> None:
-    from inference_server.swap.regions import refined_region_weight_map, region_weight_map
+    from inference_server.compositing.regions import refined_region_weight_map, region_weight_map
 
     rng = np.random.default_rng(0)
     landmarks = _synthetic_landmarks()

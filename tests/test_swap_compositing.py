@@ -12,14 +12,16 @@ import cv2
 import numpy as np
 import pytest
 
-from inference_server.faces.sources import prepare_sources
-from inference_server.swap import (REGION_NAMES, CompositeControls, SwapModelOutput, composite_face_crop,
-                                   parse_regions, region_masks, swap_face, swap_model)
-from inference_server.swap.colour import linear_to_srgb, luminance, match_histograms, srgb_to_linear
-from inference_server.swap.compositing import decode_model_space
+from inference_server.compositing.classical import composite_face_crop, decode_model_space
+from inference_server.compositing.classical_output import FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, SwapModelOutput
+from inference_server.compositing.colour import luminance, match_histograms
+from inference_server.compositing.controls import CompositeControls, parse_regions
+from inference_server.compositing.regions import REGION_NAMES, region_masks, region_weight_map
 from inference_server.faces.geometry import face_size
-from inference_server.swap.model import FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN
-from inference_server.swap.regions import region_weight_map
+from inference_server.faces.sources import prepare_sources
+from inference_server.plates.colour import srgb_decode as srgb_to_linear
+from inference_server.plates.colour import srgb_encode as linear_to_srgb
+from inference_server.swap import swap_face, swap_model
 
 from support import FACES_DIR as FACES
 from support import crop_target

@@ -23,13 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "faces"
 sys.path.insert(0, str(REPO))
 
+from inference_server.compositing.classical import composite_face_crop  # noqa: E402
+from inference_server.compositing.controls import CompositeControls  # noqa: E402
 from inference_server.faces.dlib_models import DlibFaceModels  # noqa: E402
+from inference_server.faces.geometry import face_size  # noqa: E402
+from inference_server.faces.sources import prepare_sources  # noqa: E402
 from inference_server.pipeline.composite import composite_face  # noqa: E402
 from inference_server.pipeline.crops import face_crop_box  # noqa: E402
 from inference_server.plates.colour import srgb_decode, srgb_encode  # noqa: E402
-from inference_server.faces.sources import prepare_sources  # noqa: E402
-from inference_server.swap import CompositeControls, composite_face_crop, swap_model  # noqa: E402
-from inference_server.faces.geometry import face_size  # noqa: E402
+from inference_server.swap import swap_model  # noqa: E402
 
 
 def read_rgb8(name: str) -> np.ndarray:

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..compositing.masks import face_polygon, polygon_mask
+from ..compositing.regions import REGION_NAMES, region_masks
 from ..faces.geometry import face_size
-from ..swap.masks import face_polygon, polygon_mask
-from ..swap.regions import REGION_NAMES, region_masks
 from .crops import Box, face_crop_box
 
 DEFAULT_MAX_SIDE = 1024
@@ -86,7 +86,7 @@ def to_preview_points(points: np.ndarray, box: Box, size: tuple[int, int]) -> np
 def region_labels(landmark_sets: Sequence[np.ndarray], box: Box, size: tuple[int, int],
                   max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
     """Region labels of the faces on a grid of at most ``max_side`` over ``box``: ``(h', w')`` uint8,
-    0 outside every face, ``k`` for ``REGION_NAMES[k - 1]`` (the landmark partition of ``swap.regions``,
+    0 outside every face, ``k`` for ``REGION_NAMES[k - 1]`` (the landmark partition of ``compositing.regions``,
     inside each face's outline with a forehead band). Later faces draw over earlier ones."""
     w, h = size
     factor = min(1.0, max_side / max(w, h))

@@ -21,16 +21,19 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from ..compositing.classical import composite_face_crop, matched_face
+from ..compositing.classical_output import SwapModelOutput
+from ..compositing.controls import CompositeControls, colour_stage_key
+from ..compositing.delta import composite_delta, delta_face
+from ..compositing.delta_output import DeltaOutput, is_delta_payload
+from ..compositing.regions import soft_parsed_masks
 from ..faces.dlib_models import DlibFaceModels
+from ..faces.geometry import face_size
 from ..faces.pose import head_pose
+from ..faces.sources import SourceFace, choose_source
 from ..plates.colour import ColourSpace
 from ..store.memo import Memo
-from ..faces.sources import SourceFace, choose_source
-from ..swap import (ALGORITHM_ID, CompositeControls, SwapModelOutput, SwapParams, colour_stage_key, composite_face_crop,
-                    matched_face)
-from ..faces.geometry import face_size
-from ..swap.regions import soft_parsed_masks
-from .delta import DeltaOutput, composite_delta, delta_face, is_delta_payload
+from ..swap import ALGORITHM_ID, SwapParams
 from .stages import ClassicalSwapStage, Stage
 from .composite import composite_face
 from .crops import Box, exposure_scale, face_crop_box

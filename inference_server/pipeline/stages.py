@@ -2,8 +2,8 @@
 
 A stage takes the working crop in model space (display-referred sRGB-encoded [0, 1] float32, (h, w, 3)),
 the face's 68 landmarks in crop pixels and, for swaps, the chosen source face, and returns the cache
-payload (a :class:`~inference_server.swap.SwapModelOutput` for the classical swap, a
-:class:`~.delta.DeltaOutput` for everything aligned). Stages are deterministic and hold no per-frame
+payload (a :class:`~inference_server.compositing.classical_output.SwapModelOutput` for the classical swap,
+a :class:`~inference_server.compositing.delta_output.DeltaOutput` for everything aligned). Stages are deterministic and hold no per-frame
 state; the loaded models they wrap are shared by every session of the server.
 
 - swap, classical: the embedded landmark swap (:func:`~inference_server.swap.swap_model`).
@@ -22,11 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ..compositing.delta_output import make_delta_output
 from ..faces.sources import SourceFace
 from ..models.aligned_result import Restored
 from ..models.alignment import coverage_mask, estimate_alignment, points5_from_68, warp_to_crop, warp_to_model
 from ..swap import SwapParams, swap_model
-from .delta import DeltaOutput, make_delta_output
 
 Payload = dict[str, np.ndarray]
 FEATHER = 0.1  # soft edge of an aligned model's square, fraction of its side
@@ -185,5 +185,5 @@ class RestoreStage:
         return with_labels(payload, self.parser, crop_model, landmarks)
 
 
-__all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "DeltaOutput", "FaceParser", "RestoreStage",
-           "Restorer", "Stage", "residual_swap", "with_labels"]
+__all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "FaceParser", "RestoreStage", "Restorer", "Stage",
+           "residual_swap", "with_labels"]

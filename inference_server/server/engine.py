@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import swap as swap_module
+from ..swap import ALGORITHM_ID
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.errors import NoFaceError
 from ..faces.sources import prepare_sources
@@ -231,7 +231,7 @@ class FaceSwapEngine:
 
     def model_ids(self) -> list[str]:
         """The embedded default's ids (detector/landmarks/embedding, classical swap)."""
-        return [self.models.identifier, swap_module.ALGORITHM_ID]
+        return [self.models.identifier, ALGORITHM_ID]
 
     def _stage(self, params: SessionParams) -> tuple[Stage, tuple[str, ...]]:
         """The model stage for the session's mode and model choices, and notes about the models."""
@@ -252,7 +252,7 @@ class FaceSwapEngine:
             assert restore is not None
             return RestoreStage(restore, labels), notes  # type: ignore[arg-type]
         if swapper.adapter is None:
-            return ClassicalSwapStage(SwapParams(), swap_module.ALGORITHM_ID, restore, labels), notes  # type: ignore[arg-type]
+            return ClassicalSwapStage(SwapParams(), ALGORITHM_ID, restore, labels), notes  # type: ignore[arg-type]
         return AlignedSwapStage(swapper.adapter, restore, labels), notes  # type: ignore[arg-type]
 
     # -- sessions ---------------------------------------------------------------------------------

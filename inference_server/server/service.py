@@ -147,7 +147,7 @@ def _preview_image(image: np.ndarray | None) -> pb.PreviewImage | None:
 
 
 def _preview_message(data: PreviewData) -> pb.PreviewResponse:
-    from ..swap.regions import REGION_NAMES
+    from ..compositing.regions import REGION_NAMES
 
     reply = pb.PreviewResponse(
         frame_number=data.frame_number,

@@ -1,8 +1,9 @@
 """Embedded classical face swap (CPU, dlib landmarks, no learned generator).
 
-Two stages (see :mod:`.model` and :mod:`.compositing`): :func:`swap_model` computes the cacheable,
-deterministic part for one face crop; :func:`composite_face_crop` applies the artist controls (blend,
-region weights, mask feather / erode, grain, colour match) in milliseconds. :func:`swap_face` runs both.
+:func:`swap_model` is the model stage: the cacheable, deterministic part for one face crop, a
+:class:`~inference_server.compositing.classical_output.SwapModelOutput`. Its compositing (blend, region
+weights, mask feather / erode, grain, colour match) is :mod:`inference_server.compositing`, shared with
+every other model. :func:`swap_face` runs both.
 
 Pipeline of :func:`swap_face`: source landmarks aligned to the target (similarity, turning affine as
 head poses differ) keep the source's facial proportions; a thin-plate-spline warp carries the source
@@ -11,18 +12,17 @@ edge-band correction; the mask is the destination face polygon (forehead band st
 feathered inward, with the target's open mouth interior kept.
 """
 
-from ..faces.errors import NoFaceError
+from ..compositing.classical_output import SwapModelOutput
+from ..compositing.controls import CompositeControls
 from ..faces.sources import SourceFace
-from .compositing import (COLOUR_MATCH_MODES, CompositeControls, colour_stage_key, composite_face_crop, matched_face,
-                          parse_regions)
 from .core import swap_face
-from .model import SwapModelOutput, swap_model
+from .model import swap_model
 from .params import SwapParams, SwapResult
-from .regions import REGION_NAMES, region_masks
 
 # bump when the algorithm changes its output for the same inputs and params (part of cache keys)
 ALGORITHM_ID = "classical-swap-v2"
 
-__all__ = ["ALGORITHM_ID", "COLOUR_MATCH_MODES", "CompositeControls", "NoFaceError", "REGION_NAMES", "SourceFace",
-           "SwapModelOutput", "SwapParams", "SwapResult", "colour_stage_key", "composite_face_crop",
-           "matched_face", "parse_regions", "region_masks", "swap_face", "swap_model"]
+# SourceFace, CompositeControls and SwapModelOutput are the types of swap_model's and swap_face's arguments
+# and result, named here for the callers of those
+__all__ = ["ALGORITHM_ID", "CompositeControls", "SourceFace", "SwapModelOutput", "SwapParams", "SwapResult",
+           "swap_face", "swap_model"]

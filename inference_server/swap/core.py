@@ -1,18 +1,20 @@
 """The embedded classical face swap as one call: the model stage followed by the compositing stage.
 
 :func:`swap_face` = :func:`~.model.swap_model` (landmark-driven dense warp, detail match, where the swap
-acts) then :func:`~.compositing.composite_face_crop` with default :class:`~.compositing.CompositeControls`
-(linear-light colour match, lighting field, edge blend, the model's own soft mask). Callers that cache
-the model stage call the two stages themselves.
+acts) then :func:`~inference_server.compositing.classical.composite_face_crop` with default
+:class:`~inference_server.compositing.controls.CompositeControls` (linear-light colour match, lighting
+field, edge blend, the model's own soft mask). Callers that cache the model stage call the two stages
+themselves.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..compositing.classical import composite_face_crop
+from ..compositing.controls import CompositeControls
 from ..faces.sources import SourceFace
-from . import colour
-from .compositing import CompositeControls, composite_face_crop
+from ..plates.colour import srgb_decode, srgb_encode
 from .model import swap_model
 from .params import SwapParams, SwapResult
 
@@ -37,6 +39,6 @@ def swap_face(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFa
         raise ValueError(f"target must be (h, w, 3), got {target.shape}")
     tgt = np.clip(np.nan_to_num(target.astype(np.float32, copy=False)), 0.0, 1.0)
     out = swap_model(tgt, target_landmarks, source, params)
-    face_lin, mask = composite_face_crop(colour.srgb_to_linear(tgt), target_landmarks, out, controls)
-    face = np.where(mask[..., None] > 0, colour.linear_to_srgb(face_lin), tgt).astype(np.float32)
+    face_lin, mask = composite_face_crop(srgb_decode(tgt), target_landmarks, out, controls)
+    face = np.where(mask[..., None] > 0, srgb_encode(face_lin), tgt).astype(np.float32)
     return SwapResult(face=np.ascontiguousarray(face), mask=np.ascontiguousarray(mask))

@@ -4,8 +4,8 @@
 the source, matches its fine-detail level to the target's and works out where the swap may act (face
 polygon with the hairline-aware forehead band, hair occlusion, the target's open mouth interior). It
 stops short of everything an artist may change afterwards (colour match, mask edge, region weights,
-grain, blend), which :mod:`.compositing` applies from the cached :class:`SwapModelOutput` in
-milliseconds.
+grain, blend), which :mod:`inference_server.compositing.classical` applies from the cached
+:class:`~inference_server.compositing.classical_output.SwapModelOutput` in milliseconds.
 
 All arrays of the output cover only the *work box*: the bounding box of the zone the swap may ever touch
 (see :attr:`SwapModelOutput.box`); outside it the plate always stays as it is.
@@ -13,137 +13,21 @@ All arrays of the output cover only the *work box*: the bounding box of the zone
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from ..compositing.classical_output import FLAG_SHADING, FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, SwapModelOutput
+from ..compositing.colour import luminance
+from ..compositing.masks import MAX_DISTANCE, face_polygon, inside_distance, polygon_mask, signed_distance
 from ..faces.geometry import INNER_MOUTH, affine_fit, apply_affine, face_size, invert_affine, similarity_fit
 from ..faces.pose import head_pose, pose_distance
 from ..faces.sources import SourceFace
-from . import colour, masks, warp
+from ..plates.colour import srgb_decode, srgb_encode
+from . import warp, zones
 from .geometry import ALIGN_POINTS, destination_shape, mouth_opening, untangle
 from .params import SwapParams
-
-# bits of SwapModelOutput.flags
-FLAG_SOURCE_SKIN = 1   # the warped source's own skin (colour statistics of the source)
-FLAG_TARGET_SKIN = 2   # the target's skin (colour statistics of the target)
-FLAG_SHADING = 4       # skin seen in both faces (lighting-field samples)
-
-_MAX_DISTANCE = 4096.0  # signed distances are clipped to this (px) before storing as float16
-
-
-class ReadOnlyArrays:
-    """Mixin for frozen dataclasses of arrays: every field becomes a read-only view after construction,
-    since a cached payload may be shared by many renders."""
-
-    def __post_init__(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]
-            view = np.asarray(getattr(self, f.name)).view()
-            view.flags.writeable = False
-            object.__setattr__(self, f.name, view)
-
-
-@dataclass(frozen=True, eq=False)
-class SwapModelOutput(ReadOnlyArrays):
-    """Everything the slow, deterministic part of the swap computes for one face crop (cache payload).
-
-    Arrays only; :meth:`to_arrays` / :meth:`from_arrays` convert to and from a flat ``dict[str, ndarray]``.
-    Image-sized arrays cover the work box ``box`` of the crop, not the whole crop.
-
-    Attributes:
-        crop_hw: (2,) int32, the crop's height and width.
-        box: (4,) int32 ``y0, x0, y1, x1`` of the work box inside the crop (empty when y1 <= y0).
-        source: (bh, bw, 3) float16, the warped source face in the model space (sRGB-encoded [0, 1]),
-            already softened to the target's level of fine detail.
-        edge_distance: (bh, bw) float16 signed distance in px to the edge of the swap's hard region
-            (the destination face polygon within the allowed zone), positive inside. The model's own
-            mask edge is ``smoothstep((d - 0.5) / feather_px)``.
-        allowed_distance: (bh, bw) float16 distance in px inside the allowed zone (the target's grown
-            face polygon where the warped source has real pixels), 0 outside: a grown mask never
-            reaches past it.
-        keep: (bh, bw) float16 in [0, 1], the mask's other factors: hair occlusion times (1 - the
-            target's open mouth interior).
-        mouth_interior: (bh, bw) float16 in [0, 1], the target's open mouth interior kept from the plate
-            (zeros when the mouth is closed or the option is off); already part of ``keep``.
-        flags: (bh, bw) uint8 bit set of FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, FLAG_SHADING.
-        destination: (68, 2) float32 landmarks of the swapped face (where the source's features landed)
-            in crop pixels.
-        settings: (4,) float32 ``face_size_px, feather_px, edge_match_px, shading_degree``.
-    """
-
-    crop_hw: np.ndarray
-    box: np.ndarray
-    source: np.ndarray
-    edge_distance: np.ndarray
-    allowed_distance: np.ndarray
-    keep: np.ndarray
-    mouth_interior: np.ndarray
-    flags: np.ndarray
-    destination: np.ndarray
-    settings: np.ndarray
-
-    # -- serialisation ------------------------------------------------------------------------------
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Flat ``{name: array}`` (the arrays themselves, not copies)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SwapModelOutput":
-        """Inverse of :meth:`to_arrays`; checks names, dtypes and shapes (ValueError)."""
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in arrays]
-        if missing:
-            raise ValueError(f"swap model output lacks {', '.join(missing)}")
-        vals = {n: np.asarray(arrays[n]) for n in names}
-        for n, dt in _DTYPES.items():
-            if vals[n].dtype != dt:
-                raise ValueError(f"swap model output {n}: dtype {vals[n].dtype}, expected {np.dtype(dt)}")
-        out = cls(**vals)
-        out.check()
-        return out
-
-    def check(self) -> None:
-        """ValueError when the arrays do not fit together."""
-        if self.crop_hw.shape != (2,) or self.box.shape != (4,) or self.settings.shape != (4,):
-            raise ValueError("swap model output: bad crop_hw/box/settings shape")
-        y0, x0, y1, x1 = (int(v) for v in self.box)
-        h, w = (int(v) for v in self.crop_hw)
-        if not (0 <= y0 <= y1 <= h and 0 <= x0 <= x1 <= w):
-            raise ValueError(f"swap model output: box {self.box.tolist()} outside crop {h}x{w}")
-        hw = (y1 - y0, x1 - x0)
-        for n in ("edge_distance", "allowed_distance", "keep", "mouth_interior", "flags"):
-            if getattr(self, n).shape != hw:
-                raise ValueError(f"swap model output {n}: shape {getattr(self, n).shape}, expected {hw}")
-        if self.source.shape != hw + (3,):
-            raise ValueError(f"swap model output source: shape {self.source.shape}, expected {hw + (3,)}")
-        if self.destination.shape != (68, 2):
-            raise ValueError("swap model output destination: expected (68, 2)")
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.to_arrays().values())
-
-    @property
-    def is_empty(self) -> bool:
-        """True when the swap cannot touch any pixel of the crop."""
-        return self.source.shape[0] == 0 or self.source.shape[1] == 0
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SwapModelOutput):
-            return NotImplemented
-        a, b = self.to_arrays(), other.to_arrays()
-        return all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-_DTYPES = {
-    "crop_hw": np.int32, "box": np.int32, "source": np.float16, "edge_distance": np.float16,
-    "allowed_distance": np.float16, "keep": np.float16, "mouth_interior": np.float16,
-    "flags": np.uint8, "destination": np.float32, "settings": np.float32,
-}
+from .sharpness import match_sharpness
 
 
 def _prefiltered_source(source: SourceFace, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +57,7 @@ def _close_mouth(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
     if x1 - x0 < 3 or y1 - y0 < 3:
         return img
     roi = np.ascontiguousarray(img[y0:y1, x0:x1], dtype=np.float32)
-    hole = masks.polygon_mask(roi.shape[:2], cv2.convexHull((inner - [x0, y0]).astype(np.float32)).reshape(-1, 2))
+    hole = polygon_mask(roi.shape[:2], cv2.convexHull((inner - [x0, y0]).astype(np.float32)).reshape(-1, 2))
     k = int(0.02 * size) * 2 + 1
     hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     radius = max(2.0, 0.02 * size)
@@ -182,24 +66,6 @@ def _close_mouth(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
     out = img.copy()
     out[y0:y1, x0:x1] = np.where(hole[..., None] > 0, filled, roi)
     return out
-
-
-def _inside_distance(hard: np.ndarray) -> np.ndarray:
-    """Euclidean distance (px) from each pixel of ``hard`` (uint8 0/1) to the nearest pixel outside it,
-    the crop border counting as outside; 0 outside."""
-    padded = cv2.copyMakeBorder(hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-
-
-def _signed_distance(hard: np.ndarray) -> np.ndarray:
-    """Distance to the edge of ``hard``, positive inside (as :func:`_inside_distance`), negative outside
-    (minus the distance to the nearest pixel inside; the crop border does not count as inside)."""
-    inside = _inside_distance(hard)
-    if not hard.any():
-        return np.full(hard.shape, -_MAX_DISTANCE, np.float32)
-    padded = cv2.copyMakeBorder(1 - hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
-    outside = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    return inside - outside
 
 
 def _box_of(zone: np.ndarray) -> tuple[int, int, int, int]:
@@ -262,34 +128,34 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     sh, sw = src_img.shape[:2]
     inside_src = ((mx >= 0) & (mx <= sw - 1) & (my >= 0) & (my <= sh - 1)).astype(np.uint8)
 
-    src_lin = colour.srgb_to_linear(warped)
-    tgt_lin = colour.srgb_to_linear(tgt)
+    src_lin = srgb_decode(warped)
+    tgt_lin = srgb_decode(tgt)
 
     # where the swap acts: destination face polygon within the target's (grown) polygon and the source's
     # extent; the forehead band stops where either face's hair starts
     forehead: float | np.ndarray = params.forehead
     if params.adaptive_forehead:
         full = np.ones((h, w), np.uint8)
-        ext_s = masks.forehead_extent(np.cbrt(colour.luminance(src_lin)), inside_src, D, params.forehead)
-        ext_t = masks.forehead_extent(np.cbrt(colour.luminance(tgt_lin)), full, T, params.forehead)
+        ext_s = zones.forehead_extent(np.cbrt(luminance(src_lin)), inside_src, D, params.forehead)
+        ext_t = zones.forehead_extent(np.cbrt(luminance(tgt_lin)), full, T, params.forehead)
         forehead = np.maximum(np.minimum(ext_s, ext_t), 0.04)
-    allowed = masks.allowed_zone((h, w), T, params.forehead, params.grow) & inside_src
-    hard = masks.polygon_mask((h, w), masks.face_polygon(D, forehead, convex=False)) & allowed
+    allowed = zones.allowed_zone((h, w), T, params.forehead, params.grow) & inside_src
+    hard = polygon_mask((h, w), face_polygon(D, forehead, convex=False)) & allowed
 
     # hair over the face's sides (either face's): keep the plate there, outside the inner features
     keep = np.ones((h, w), np.float32)
     if params.occlusion:
-        outer = hard & (1 - masks.features_hull((h, w), T, 0.04)) & (1 - masks.features_hull((h, w), D, 0.04))
+        outer = hard & (1 - zones.features_hull((h, w), T, 0.04)) & (1 - zones.features_hull((h, w), D, 0.04))
         like = np.minimum(
-            masks.skin_likeness(np.cbrt(colour.luminance(src_lin)), masks.skin_mask((h, w), D) & inside_src),
-            masks.skin_likeness(np.cbrt(colour.luminance(tgt_lin)), masks.skin_mask((h, w), T)))
+            zones.skin_likeness(np.cbrt(luminance(src_lin)), zones.skin_mask((h, w), D) & inside_src),
+            zones.skin_likeness(np.cbrt(luminance(tgt_lin)), zones.skin_mask((h, w), T)))
         like = np.where(outer > 0, like, 1.0).astype(np.float32)
         keep = cv2.GaussianBlur(like, (0, 0), max(1.0, 0.02 * size))
 
     # mouth interior: where the target's mouth is open show its own interior (teeth, tongue)
     hole = np.zeros((h, w), np.float32)
     if mouth_open:
-        hard_hole = masks.polygon_mask((h, w), cv2.convexHull(T[INNER_MOUTH].astype(np.float32)).reshape(-1, 2))
+        hard_hole = polygon_mask((h, w), cv2.convexHull(T[INNER_MOUTH].astype(np.float32)).reshape(-1, 2))
         sigma = max(0.7, 0.01 * size)
         k = 2 * int(np.ceil(1.5 * sigma)) + 1  # grow by ~1.5 sigma so the blurred hole is ~1 inside the lips
         grown = cv2.dilate(hard_hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -297,26 +163,26 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
         keep = keep * (1.0 - hole)
 
     # pixels whose statistics count: each face's own skin, and skin seen in both (lighting field)
-    src_skin = masks.skin_mask((h, w), D) & inside_src
-    tgt_skin = masks.skin_mask((h, w), T)
+    src_skin = zones.skin_mask((h, w), D) & inside_src
+    tgt_skin = zones.skin_mask((h, w), T)
     if src_skin.sum() < 16 or tgt_skin.sum() < 16:
         src_skin = tgt_skin = hard.copy()
     band = 0.8 * float(np.min(forehead))
-    both = masks.skin_mask((h, w), D, band) & masks.skin_mask((h, w), T, band) & inside_src
+    both = zones.skin_mask((h, w), D, band) & zones.skin_mask((h, w), T, band) & inside_src
     if params.match_sharpness:
-        src_lin = colour.match_sharpness(src_lin, tgt_lin, src_skin.astype(np.float32), tgt_skin.astype(np.float32))
-        warped = colour.linear_to_srgb(src_lin)
+        src_lin = match_sharpness(src_lin, tgt_lin, src_skin.astype(np.float32), tgt_skin.astype(np.float32))
+        warped = srgb_encode(src_lin)
     flags = (src_skin * FLAG_SOURCE_SKIN) | (tgt_skin * FLAG_TARGET_SKIN) | (both * FLAG_SHADING)
 
     y0, x0, y1, x1 = _box_of(allowed)
     win = (slice(y0, y1), slice(x0, x1))
-    lim = _MAX_DISTANCE
+    lim = MAX_DISTANCE
     return SwapModelOutput(
         crop_hw=np.array([h, w], np.int32),
         box=np.array([y0, x0, y1, x1], np.int32),
         source=np.ascontiguousarray(warped[win], dtype=np.float16),
-        edge_distance=np.clip(_signed_distance(hard), -lim, lim)[win].astype(np.float16),
-        allowed_distance=np.clip(_inside_distance(allowed), 0.0, lim)[win].astype(np.float16),
+        edge_distance=np.clip(signed_distance(hard), -lim, lim)[win].astype(np.float16),
+        allowed_distance=np.clip(inside_distance(allowed), 0.0, lim)[win].astype(np.float16),
         keep=np.clip(keep, 0.0, 1.0)[win].astype(np.float16),
         mouth_interior=hole[win].astype(np.float16),
         flags=np.ascontiguousarray(flags[win].astype(np.uint8)),

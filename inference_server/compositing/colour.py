@@ -1,16 +1,14 @@
-"""Colour helpers for the swap: sRGB transfer functions and colour matching in linear light.
+"""Colour matching in linear light: a model's face brought to the plate's tone, colour and lighting.
 
-All images are float32 ``(h, w, 3)`` RGB. "Encoded" means display-referred sRGB-encoded in [0, 1];
-"linear" means the sRGB/Rec.709 primaries with the transfer function removed.
+All images are float32 ``(h, w, 3)`` RGB in linear light (the sRGB/Rec.709 primaries with the transfer
+function removed; the curves themselves are :mod:`inference_server.plates.colour`'s); weights and fields
+are ``(h, w)`` float32.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from ..plates.colour import srgb_decode as srgb_to_linear  # noqa: F401  (the swap's sRGB curves are the plates')
-from ..plates.colour import srgb_encode as linear_to_srgb  # noqa: F401
 
 # Rec.709 / sRGB luminance weights (linear light).
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
@@ -133,31 +131,6 @@ def match_statistics(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray
     c_out = cv2.add(c_out, (float(off[0]), float(off[1]), float(off[2]), 0.0))
     np.maximum(c_out, 0.0, out=c_out)
     return _times(c_out, y_out / np.maximum(luminance(c_out), np.float32(1e-6)))
-
-
-def detail_level(lin: np.ndarray, weight: np.ndarray) -> float:
-    """Fine-detail energy of an image region: weighted RMS of the Laplacian of log luminance."""
-    ly = np.log(luminance(lin) + 1e-3)
-    lap = cv2.Laplacian(ly, cv2.CV_32F, ksize=1)
-    sel = weight > 0
-    if not sel.any():
-        return 0.0
-    return float(np.sqrt((lap[sel] ** 2 * weight[sel]).sum() / weight[sel].sum()))
-
-
-def match_sharpness(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray, tgt_w: np.ndarray,
-                    sigmas: tuple[float, ...] = (0.6, 0.9, 1.3, 1.8, 2.5, 3.5)) -> np.ndarray:
-    """Blur the source (Gaussian, sigma from ``sigmas`` in px) until its fine detail is no stronger than
-    the target's, so a sharp face does not sit on a soft plate. Never sharpens."""
-    want = detail_level(tgt_lin, tgt_w)
-    if detail_level(src_lin, src_w) <= want * 1.05:
-        return src_lin
-    out = src_lin
-    for sg in sigmas:
-        out = cv2.GaussianBlur(src_lin, (0, 0), sg, borderType=cv2.BORDER_REFLECT)
-        if detail_level(out, src_w) <= want * 1.05:
-            break
-    return out
 
 
 def shading_field(src_lin: np.ndarray, tgt_lin: np.ndarray, weight: np.ndarray, centre: tuple[float, float],

@@ -1,7 +1,8 @@
-"""Masks for the swap, all (h, w) float32 in [0, 1] on the target crop grid.
+"""Where the classical swap may act, from the landmarks and the two faces' lightness: the allowed zone,
+skin, the hairline above the brows and hair over the face's sides.
 
-Only the landmarks decide where the swap may act: a face polygon (jaw line + a forehead band above the
-brows), feathered inward so the mask is exactly 0 on and outside the polygon's edge.
+Hard masks are (h, w) uint8 0/1, soft ones (h, w) float32 in [0, 1], on the target crop grid. The mask
+toolkit they are built from (polygons, face outline) is :mod:`inference_server.compositing.masks`.
 """
 
 from __future__ import annotations
@@ -9,52 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..faces.geometry import BROWS, EYES, face_size
-
-_SUB = 4  # polygon rasterisation sub-pixel bits
-
-
-def _fill(shape_hw: tuple[int, int], poly: np.ndarray) -> np.ndarray:
-    m = np.zeros(shape_hw, np.uint8)
-    pts = np.round(np.asarray(poly, np.float64) * (1 << _SUB)).astype(np.int32)
-    cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=_SUB)
-    return m
-
-
-def forehead_points(landmarks: np.ndarray, height: float | np.ndarray) -> np.ndarray:
-    """The 10 brow points pushed up (away from the eyes, along the face's vertical axis) by
-    ``height`` x face size (a scalar, or one height per brow point). (10, 2) float64."""
-    p = np.asarray(landmarks, np.float64)
-    eye_c = p[EYES].mean(0)
-    chin = p[8]
-    up = eye_c - chin
-    up /= np.linalg.norm(up) + 1e-9
-    hgt = np.broadcast_to(np.asarray(height, np.float64), (len(BROWS),))[:, None]
-    return p[BROWS] + up * hgt * face_size(p)
-
-
-def face_polygon(landmarks: np.ndarray, forehead: float | np.ndarray, convex: bool = True) -> np.ndarray:
-    """Face outline: the jaw line closed over the raised brows; (k, 2) float64.
-
-    ``convex`` returns the convex hull; otherwise the outline follows the raised brows (jaw 0..16,
-    then brows 26..17), so a lower forehead band on one side stays low there."""
-    p = np.asarray(landmarks, np.float64)
-    top = forehead_points(p, forehead)
-    if not convex:
-        return np.concatenate([p[:17], top[::-1]])
-    pts = np.concatenate([p[:17], top])
-    return cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-
-
-def polygon_mask(shape_hw: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
-    """Hard (h, w) uint8 0/1 rasterisation of a polygon."""
-    return _fill(shape_hw, polygon)
+from ..compositing.masks import face_polygon, forehead_points, polygon_mask
+from ..faces.geometry import BROWS, face_size
 
 
 def allowed_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float, grow: float) -> np.ndarray:
     """Hard (h, w) uint8 zone the swap may touch: the target face polygon grown by ``grow`` x face size."""
     p = np.asarray(landmarks, np.float64)
-    hard = _fill(shape_hw, face_polygon(p, forehead))
+    hard = polygon_mask(shape_hw, face_polygon(p, forehead))
     k = int(2 * grow * face_size(p)) | 1
     if k > 1:
         hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -67,20 +30,20 @@ def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float 
     ``forehead`` > 0 also the band from just above the brows up to ``forehead`` x face size."""
     p = np.asarray(landmarks, np.float64)
     s = face_size(p)
-    m = _fill(shape_hw, cv2.convexHull(p[:27].astype(np.float32)).reshape(-1, 2))
+    m = polygon_mask(shape_hw, cv2.convexHull(p[:27].astype(np.float32)).reshape(-1, 2))
     # keep away from the outline, where background, hair and the jaw's shadow mix in
     e = int(0.12 * s) | 1
     m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
     holes = np.zeros(shape_hw, np.uint8)
     for idx in (np.arange(36, 42), np.arange(42, 48), np.arange(48, 60)):
-        holes |= _fill(shape_hw, cv2.convexHull(p[idx].astype(np.float32)).reshape(-1, 2))
+        holes |= polygon_mask(shape_hw, cv2.convexHull(p[idx].astype(np.float32)).reshape(-1, 2))
     for idx in (np.arange(17, 22), np.arange(22, 27)):
         cv2.polylines(holes, [np.round(p[idx]).astype(np.int32)], False, 1, thickness=max(1, int(0.06 * s)))
     k = int(0.06 * s) | 1
     holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     if forehead > 0:  # a band above the brows
         band = np.concatenate([forehead_points(p, 0.06)[::-1], forehead_points(p, forehead)])
-        m |= _fill(shape_hw, cv2.convexHull(band.astype(np.float32)).reshape(-1, 2))
+        m |= polygon_mask(shape_hw, cv2.convexHull(band.astype(np.float32)).reshape(-1, 2))
     return m & (1 - holes)
 
 
@@ -112,7 +75,7 @@ def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndar
         while t < max_height:
             lo = forehead_points(p, t)[side]
             hi = forehead_points(p, min(t + step, max_height))[side]
-            band = _fill(shape, np.concatenate([lo, hi[::-1]]))
+            band = polygon_mask(shape, np.concatenate([lo, hi[::-1]]))
             total = int(band.sum())
             inside = band & valid
             if total == 0 or inside.sum() < 0.7 * total or \
@@ -126,7 +89,7 @@ def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndar
 def features_hull(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float) -> np.ndarray:
     """Hard (h, w) uint8 hull of brows, eyes, nose and mouth, dilated by ``grow`` x face size."""
     p = np.asarray(landmarks, np.float64)
-    m = _fill(shape_hw, cv2.convexHull(p[17:68].astype(np.float32)).reshape(-1, 2))
+    m = polygon_mask(shape_hw, cv2.convexHull(p[17:68].astype(np.float32)).reshape(-1, 2))
     k = int(2 * grow * face_size(p)) | 1
     return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) if k > 1 else m
 

@@ -8,25 +8,20 @@ sRGB-encoded [0, 1]), over the work box where it acts, plus where it acts:
 
 so a model that returns its input unchanged gives back the plate to the last bit, and the compositing
 controls (blend, region weights, feather, erode, grain, colour match) are applied afterwards from the
-cache in linear light, exactly as for the classical swap (:mod:`inference_server.swap.compositing`).
+cache in linear light (:mod:`.delta`), exactly as for the classical swap (:mod:`.classical`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
-import cv2
 import numpy as np
 
-from ..swap import colour
-from ..swap.compositing import CompositeControls, assemble, checked_target, controlled_mask, unchanged
 from ..faces.geometry import face_size
-from ..swap.model import ReadOnlyArrays
-from ..swap.masks import face_polygon, polygon_mask
+from .masks import MAX_DISTANCE, face_polygon, polygon_mask, signed_distance
+from .readonly import ReadOnlyArrays
 
 KIND = 2                 # payload["kind"] of a DeltaOutput (the classical swap's payloads have none)
-_MAX_DISTANCE = 4096.0
 FOREHEAD = 0.32          # the acting region reaches this far above the brows, x face size
 EDGE_FEATHER = 0.06      # the stage's own soft edge, x face size
 
@@ -76,13 +71,6 @@ def acting_region(shape_hw: tuple[int, int], landmarks: np.ndarray) -> np.ndarra
     return polygon_mask(shape_hw, face_polygon(landmarks, FOREHEAD))
 
 
-def _signed_distance(hard: np.ndarray) -> np.ndarray:
-    padded = cv2.copyMakeBorder(hard, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    inside = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    outside = cv2.distanceTransform(1 - hard, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return np.where(hard > 0, inside, -outside).astype(np.float32)
-
-
 def make_delta_output(crop_model: np.ndarray, result_model: np.ndarray, coverage: np.ndarray,
                       landmarks: np.ndarray, fp32_fallback: bool = False) -> DeltaOutput:
     """Package a stage's result for the cache.
@@ -97,7 +85,7 @@ def make_delta_output(crop_model: np.ndarray, result_model: np.ndarray, coverage
     h, w = crop_model.shape[:2]
     size = face_size(landmarks)
     hard = acting_region((h, w), landmarks) * (coverage > 0).astype(np.uint8)
-    distance = _signed_distance(hard)
+    distance = signed_distance(hard)
     # the work box: where the mask could ever be non-zero (inside the coverage, grown masks included)
     ys, xs = np.nonzero(coverage > 0)
     if ys.size == 0 or not hard.any():
@@ -110,71 +98,8 @@ def make_delta_output(crop_model: np.ndarray, result_model: np.ndarray, coverage
         crop_hw=np.array([h, w], np.int32),
         box=box,
         delta=np.nan_to_num(delta).astype(np.float16),
-        edge_distance=np.clip(distance[y0:y1, x0:x1], -_MAX_DISTANCE, _MAX_DISTANCE).astype(np.float16),
+        edge_distance=np.clip(distance[y0:y1, x0:x1], -MAX_DISTANCE, MAX_DISTANCE).astype(np.float16),
         coverage=np.clip(coverage[y0:y1, x0:x1], 0.0, 1.0).astype(np.float16),
         fp32_fallback=np.array([int(fp32_fallback)], np.uint8),
         settings=np.array([size, EDGE_FEATHER * size], np.float32),
     )
-
-
-def _ramp(distance: np.ndarray, width: float) -> np.ndarray:
-    if width <= 0.5:
-        return (distance > 0).astype(np.float32)
-    t = np.clip((distance - 0.5) / np.float32(width), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def delta_face(target_linear: np.ndarray, out: DeltaOutput, controls: CompositeControls,
-               to_model: Callable[[np.ndarray], np.ndarray],
-               from_model: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """The stage's face over the work box in the plate's linear light, colour-matched per the controls.
-
-    ``target + (from_model(m + delta) - from_model(m))`` with ``m = to_model(target)``: exactly the
-    target where the delta is 0, whatever the plate's range. Depends on the controls only through the
-    colour match. Returns (bh, bw, 3) float32.
-    """
-    c = controls.validated()
-    y0, x0, y1, x1 = (int(v) for v in out.box)
-    tgt = np.asarray(target_linear, np.float32)[y0:y1, x0:x1]
-    model = np.asarray(to_model(tgt), np.float32)
-    moved = np.asarray(from_model(model + out.delta.astype(np.float32)), np.float32)
-    face = tgt + (moved - np.asarray(from_model(model), np.float32))
-    if c.colour_match == "none":
-        return face
-    weights = np.asarray(out.edge_distance, np.float32) > 0
-    if c.colour_match == "mean-std":
-        face = colour.match_statistics(face, tgt, weights, weights)
-    else:
-        face = colour.match_histograms(face, tgt, weights, weights)
-    return colour.fit_gamut(face)
-
-
-def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out: DeltaOutput,
-                    controls: CompositeControls, matched: Callable[[], np.ndarray],
-                    parsed: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Composite stage of an aligned model output (see :func:`inference_server.swap.composite_face_crop`).
-
-    Args:
-        target_linear: (h, w, 3) float32 linear working crop (finite, exposure-normalised).
-        target_landmarks: (68, 2) landmarks in crop pixels.
-        out: the cached stage output for this crop.
-        controls: the artist controls.
-        matched: returns :func:`delta_face` for these arguments (a caller's memo).
-        parsed: a face parser's soft masks on the crop, refining the region masks.
-    Returns:
-        ``(face_linear, mask)``: (h, w, 3) float32 face (the target where the mask is 0) and (h, w)
-        float32 mask in [0, 1] including blend and region weights; exactly 0 outside the coverage.
-    """
-    c = controls.validated()
-    tl = checked_target(target_linear, out.crop_hw)
-    if out.is_empty or c.blend == 0.0:
-        return unchanged(tl)
-    y0, x0, y1, x1 = (int(v) for v in out.box)
-    size = face_size(target_landmarks)
-    distance = out.edge_distance.astype(np.float32) - np.float32(c.erode * size)
-    mask = _ramp(distance, float(out.settings[1]) + c.feather * size) * out.coverage.astype(np.float32)
-    landmarks = np.asarray(target_landmarks, np.float64) - np.array([x0, y0])
-    mask = controlled_mask(mask, c, landmarks, size, {k: v[y0:y1, x0:x1] for k, v in parsed.items()} if parsed else None)
-    if not (mask > 0).any():
-        return unchanged(tl)
-    return assemble(tl, (y0, x0, y1, x1), matched(), mask, c, size)
