@@ -15,7 +15,7 @@ import pytest
 from inference_server.compositing.classical import composite_face_crop, decode_model_space
 from inference_server.compositing.classical_output import FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, SwapModelOutput
 from inference_server.compositing.colour import luminance, match_histograms
-from inference_server.compositing.controls import CompositeControls, parse_regions
+from inference_server.compositing.controls import CompositeControls
 from inference_server.compositing.regions import REGION_NAMES, region_masks, region_weight_map
 from inference_server.faces.geometry import face_size
 from inference_server.faces.sources import prepare_sources
@@ -260,15 +260,10 @@ def test_controls_validation(kwargs, message) -> None:
     assert "\n" not in str(ei.value)
 
 
-def test_controls_normalised_and_region_parsing() -> None:
+def test_controls_normalised() -> None:
     c = CompositeControls(blend=1, regions=(("mouth", 0), ("eyes", 0.5))).validated()
     assert c.regions == (("eyes", 0.5), ("mouth", 0.0)) and isinstance(c.blend, float)
     assert c.region_weights()["skin"] == 1.0 and c.region_weights()["mouth"] == 0.0
-    assert parse_regions("mouth=0, eyes=0.5") == (("eyes", 0.5), ("mouth", 0.0))
-    assert parse_regions("") == ()
-    for bad in ("mouth", "mouth=x", "teeth=0", "mouth=2"):
-        with pytest.raises(ValueError):
-            parse_regions(bad)
 
 
 @needs_faces

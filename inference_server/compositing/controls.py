@@ -80,23 +80,6 @@ class CompositeControls:
         return {n: float(given.get(n, 1.0)) for n in REGION_NAMES}
 
 
-def parse_regions(text: str) -> tuple[tuple[str, float], ...]:
-    """``"mouth=0,eyes=0.5"`` -> ``(("eyes", 0.5), ("mouth", 0.0))`` (validated, canonical order)."""
-    pairs: list[tuple[str, float]] = []
-    for item in (t.strip() for t in text.replace(";", ",").split(",")):
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"region weight must be name=value, got {item!r}")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise ValueError(f"region {name.strip()!r}: weight must be a number, got {value.strip()!r}") from None
-        pairs.append((name.strip(), weight))
-    return CompositeControls(regions=tuple(pairs)).validated().regions
-
-
 def colour_stage_key(controls: CompositeControls) -> tuple[str, float, float]:
     """The controls a colour-matched face depends on (colour match, and feather and erode through the edge
     correction); blend, region weights and grain are applied after it."""
