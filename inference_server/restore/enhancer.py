@@ -226,25 +226,6 @@ def _component_sigmas(opp: np.ndarray, flat: np.ndarray) -> tuple[float, float]:
     return s[0], math.sqrt(0.5 * (s[1] ** 2 + s[2] ** 2))
 
 
-def estimate_noise_sigma(rgb: np.ndarray) -> float:
-    """Standard deviation of the additive noise per channel, in sRGB-encoded [0, 1] units.
-
-    For i.i.d. Gaussian noise of sigma on every channel this returns about sigma (plus the image's own
-    fine texture, a few thousandths on a sharp photo). It is the RMS over R, G, B of a robust MAD of a
-    second-derivative high-pass, over the flattest 40 % of the pixels.
-
-    Args:
-        rgb: ``(H, W, 3)`` float RGB in [0, 1] (values outside are clipped), at least 8 x 8.
-
-    Raises:
-        ValueError: wrong shape, too small, or NaN/Inf values.
-    """
-    x = _check_image(rgb, "rgb")
-    flat = _flat_pixels(x)
-    s = [_plane_sigma(np.ascontiguousarray(x[..., k]), flat) for k in range(3)]
-    return math.sqrt(sum(v * v for v in s) / 3.0)
-
-
 # -- regions ---------------------------------------------------------------------------------------
 def feature_weights(shape_hw: tuple[int, int], landmarks68: np.ndarray) -> np.ndarray:
     """``(H, W)`` float32 in [0, 1]: 1 on eyes (with lids and lashes), brows and lips, 0 elsewhere, feathered.
