@@ -17,27 +17,13 @@ import pytest
 from inference_server.models import alignment as al
 from inference_server.models import onnx_session
 from inference_server.models.errors import ModelInvalid, ModelNotFound
-from inference_server.models.facefusion_models import (
-    BISENET_LABELS,
-    AlignedResult,
-    ArcfaceEmbedder,
-    BisenetParser,
-    ExecutionProviderError,
-    InswapperSwapper,
-    OnnxModelError,
-    OnnxRestorer,
-    arcface_preprocess,
-    check_io,
-    open_session,
-    parser_preprocess,
-    parser_region_masks,
-    prepare_inswapper_source,
-    providers_for,
-    read_emap,
-    restore_aligned,
-    restorer_postprocess,
-    restorer_preprocess,
-)
+from inference_server.models.aligned_result import AlignedResult, run_aligned
+from inference_server.models.onnx_embedder import ArcfaceEmbedder, arcface_preprocess
+from inference_server.models.onnx_parser import BISENET_LABELS, BisenetParser, parser_preprocess, parser_region_masks
+from inference_server.models.onnx_restorer import OnnxRestorer, restore_aligned, restorer_postprocess, restorer_preprocess
+from inference_server.models.onnx_session import (ExecutionProviderError, OnnxModelError, check_io, open_session,
+                                                  providers_for)
+from inference_server.models.onnx_swapper import InswapperSwapper, prepare_inswapper_source, read_emap
 
 CPU = "CPUExecutionProvider"
 
@@ -240,10 +226,16 @@ def test_read_emap_takes_the_last_initializer(models_dir: Path) -> None:
         read_emap(fx.make_arcface(models_dir))
 
 
+def _swap(swapper: InswapperSwapper, crop: np.ndarray, points: np.ndarray, raw: np.ndarray) -> AlignedResult:
+    """The swapper's face aligned on its template, run with ``raw``'s source vector and pasted back."""
+    source = prepare_inswapper_source(raw, swapper.emap)
+    return run_aligned(crop, points, swapper.template, swapper.size, lambda aligned: swapper.run(aligned, source))
+
+
 def test_pass_through_swapper_returns_the_crop(models_dir: Path, real_face: tuple[np.ndarray, np.ndarray]) -> None:
     crop, points = real_face
     swapper = InswapperSwapper(fx.make_inswapper(models_dir), "cpu")
-    result = swapper.swap(crop, points, np.random.default_rng(5).normal(0.0, 1.0, 512))
+    result = _swap(swapper, crop, points, np.random.default_rng(5).normal(0.0, 1.0, 512))
     assert isinstance(result, AlignedResult)
     assert result.image.shape == crop.shape and result.image.dtype == np.float32
     assert result.coverage.shape == crop.shape[:2] and result.matrix.shape == (2, 3)
@@ -257,7 +249,7 @@ def test_pass_through_swapper_returns_the_crop(models_dir: Path, real_face: tupl
     # ... and, on a crop low-passed to the model resolution, the crop itself where coverage is 1
     scale = float(np.sqrt(abs(np.linalg.det(result.matrix[:, :2]))))
     smooth = cv2.GaussianBlur(crop, (0, 0), 2.0 / scale)
-    smooth_result = swapper.swap(smooth, points, np.ones(512))
+    smooth_result = _swap(swapper, smooth, points, np.ones(512))
     error = np.abs(smooth_result.image - smooth)[smooth_result.coverage == 1.0]
     assert error.mean() < 3e-3
 
@@ -308,7 +300,8 @@ def test_constant_restorer_pastes_the_colour(models_dir: Path, size: int, templa
     full = result.coverage == 1.0
     assert full.mean() > 0.2
     assert np.abs(result.image[full] - 0.75).max() < 1e-6  # (0.5 + 1) / 2
-    composite = result.composite(crop)
+    c = result.coverage[..., None]  # crop * (1 - coverage) + image * coverage
+    composite = (crop * (1.0 - c) + result.image * c).astype(np.float32)
     assert np.abs(composite[full] - 0.75).max() < 1e-6
     none = result.coverage == 0.0
     assert none.any() and np.array_equal(composite[none], crop[none])

@@ -21,7 +21,6 @@ from .types import FaceDetection
 
 LANDMARKS_68_FILE = "shape_predictor_68_face_landmarks.dat"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"  # optional, not used by default
 REQUIRED_FILES: tuple[str, ...] = (LANDMARKS_68_FILE, RESNET_FILE)
 
 

@@ -33,11 +33,6 @@ class AlignedResult:
     coverage: np.ndarray
     matrix: np.ndarray
 
-    def composite(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """``crop * (1 - coverage) + image * coverage`` in the arrays' own encoding (previews, tests)."""
-        c = self.coverage[..., None]
-        return (np.asarray(crop_rgb, np.float32) * (1.0 - c) + self.image * c).astype(np.float32)
-
 
 @dataclass(frozen=True)
 class Restored:

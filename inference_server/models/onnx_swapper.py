@@ -15,13 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .aligned_result import (
-    DEFAULT_FEATHER,
-    AlignedResult,
-    from_nchw,
-    run_aligned,
-    to_nchw,
-)
+from .aligned_result import from_nchw, to_nchw
 from .onnx_session import OnnxModelError, open_session, run_session
 
 INSWAPPER_SIZE = 128
@@ -92,37 +86,21 @@ def inswapper_postprocess(output: np.ndarray) -> np.ndarray:
 
 
 class InswapperSwapper:
-    """An inswapper_128 ONNX file on a device.
+    """An inswapper_128 ONNX file on a device: :meth:`run` swaps one face aligned on :attr:`template` at
+    :attr:`size` px (the model stage aligns and pastes back, :func:`inference_server.pipeline.stages.residual_swap`).
 
     Args:
         path: the ``.onnx`` file (fp32 or fp16).
         device: ``auto | cpu | cuda[:N] | mps`` (:func:`~.onnx_session.providers_for`).
-        feather: soft edge of the paste-back coverage.
     """
 
     size = INSWAPPER_SIZE
     template = INSWAPPER_TEMPLATE
 
-    def __init__(self, path: str | Path, device: str = "auto", feather: float = DEFAULT_FEATHER) -> None:
+    def __init__(self, path: str | Path, device: str = "auto") -> None:
         self.path = Path(path)
         self.session = open_session(self.path, device, expected_inputs=INSWAPPER_INPUTS)
         self.emap = read_emap(self.path)
-        self.feather = feather
-
-    def swap(self, crop_rgb: np.ndarray, points5: np.ndarray, source_embedding_raw: np.ndarray) -> AlignedResult:
-        """Swap the crop's face to the source identity.
-
-        Args:
-            crop_rgb: ``(H, W, 3)`` float32 sRGB-encoded RGB in ``[0, 1]``.
-            points5: ``(5, 2)`` crop pixels of the target face.
-            source_embedding_raw: ``(512,)`` raw ArcFace embedding of the source (may be an average).
-
-        Returns:
-            The swapped face in crop space with its coverage.
-        """
-        source = prepare_inswapper_source(source_embedding_raw, self.emap)
-        return run_aligned(crop_rgb, points5, self.template, self.size, lambda aligned: self.run(aligned, source),
-                           feather=self.feather)
 
     def run(self, aligned: np.ndarray, source: np.ndarray) -> np.ndarray:
         """One aligned ``(128, 128, 3)`` [0, 1] target and a ``(1, 512)`` source vector
