@@ -4,6 +4,7 @@ swapper) takes a :class:`SourceFace`."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -35,6 +36,18 @@ class SourceFace:
     embedding: np.ndarray
     pose: tuple[float, float, float]
     label: str
+
+
+def source_digest(source: SourceFace) -> str:
+    """sha256 (hex) of what a model may take from a source: its image, landmarks and identity embedding
+    (each with its shape and dtype). Equal contents give equal digests, whichever object holds them, so it
+    keys what is remembered per source across sessions (an object's ``id`` is reused once it is freed)."""
+    digest = hashlib.sha256()
+    for array in (source.image, source.landmarks, source.embedding):
+        a = np.ascontiguousarray(array)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(memoryview(a.reshape(-1).view(np.uint8)))
+    return digest.hexdigest()
 
 
 def crop_box(landmarks: np.ndarray, shape_hw: tuple[int, int], margin: float) -> tuple[int, int, int, int]:

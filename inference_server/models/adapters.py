@@ -7,12 +7,12 @@ sha256, or the algorithm id of an embedded model) that goes into cache keys and 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..faces.sources import SourceFace
+from ..faces.sources import SourceFace, source_digest
+from ..store.memo import Memo
 from .aligned_result import Restored
 from .alignment import points5_from_68
 from .onnx_embedder import ArcfaceEmbedder
@@ -20,15 +20,19 @@ from .onnx_restorer import OnnxRestorer, restore_aligned
 from .onnx_swapper import InswapperSwapper, prepare_inswapper_source
 
 
+SOURCE_VECTORS = 256  # source vectors an adapter remembers (2 KiB each), across all sessions
+
+
 @dataclass
 class InswapperAdapter:
-    """inswapper_128 with arcface_w600k_r50 source vectors (one per source, remembered)."""
+    """inswapper_128 with arcface_w600k_r50 source vectors (one per source, remembered by the source's
+    content: the adapter is shared by every session, and a closed session's source object may be freed and
+    its ``id`` given to another session's source)."""
 
     swapper: InswapperSwapper
     embedder: ArcfaceEmbedder | None  # None: an unverified set-up without arcface (see ``source_vector``)
     model_id: str
-    _vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _vectors: Memo[np.ndarray] = field(default_factory=lambda: Memo(SOURCE_VECTORS), repr=False)
 
     @property
     def template(self) -> str:
@@ -40,18 +44,14 @@ class InswapperAdapter:
 
     def source_vector(self, source: SourceFace) -> np.ndarray:
         """(1, 512) float32 ``source`` input of the swapper for this source face."""
-        with self._lock:
-            hit = self._vectors.get(id(source))
-        if hit is not None:
-            return hit
+        return self._vectors.get_or_compute(source_digest(source), lambda: self._source_vector(source))
+
+    def _source_vector(self, source: SourceFace) -> np.ndarray:
         if self.embedder is not None:
             raw = self.embedder.embed(source.image, points5_from_68(source.landmarks))
         else:  # stand-in: the dlib identity (128,) repeated to 512 values; allowed only as unverified
             raw = np.tile(np.asarray(source.embedding, np.float32), 4)
-        vector = prepare_inswapper_source(raw, self.swapper.emap)
-        with self._lock:
-            self._vectors[id(source)] = vector
-        return vector
+        return prepare_inswapper_source(raw, self.swapper.emap)
 
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
         """(128, 128, 3) aligned target -> (128, 128, 3) swapped, both in [0, 1]."""
