@@ -50,6 +50,8 @@ def slider_latencies(panel: PanelWidget, values: list[int], dragging: bool) -> l
     """Move A's blend slider to each of ``values`` (slider steps, never used before in the run, so no
     composite is remembered); ms from setValue to the new preview painted, per move."""
     app = QtWidgets.QApplication.instance()
+    if app is None:
+        raise RuntimeError("slider_latencies needs the panel's QApplication")
     slider = panel.editors["a"].sliders["blend"]
     slider.setSliderDown(dragging)
     times = []
@@ -58,7 +60,7 @@ def slider_latencies(panel: PanelWidget, values: list[int], dragging: bool) -> l
         started = time.perf_counter()
         slider.setValue(value)
         while panel.results["a"] is before or not panel.is_ready():
-            app.processEvents()  # type: ignore[union-attr]
+            app.processEvents()
             time.sleep(0.0005)
         panel.viewer.repaint()  # the paint itself, synchronously
         times.append((time.perf_counter() - started) * 1000.0)

@@ -66,7 +66,7 @@ class FrameOutcome:
     message: str
     input_path: str
     output_path: str
-    faces: list[dict[str, object]] = field(default_factory=list)
+    faces: list[dict[str, Any]] = field(default_factory=list)  # QC dicts, as PreviewResult.faces
     timings_ms: dict[str, float] = field(default_factory=dict)
     analysed: bool = False
 
@@ -181,7 +181,7 @@ def _number(value: float, digits: int = 4) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
 
-def _face_dict(face: pb.FaceQC) -> dict[str, object]:
+def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
     return {
         "index": face.index,
         "swapped": face.swapped,
@@ -400,8 +400,8 @@ class FaceBridgeClient:
         )
         if input_path is not None:
             request.input_path = os.path.abspath(os.fspath(input_path))
-        else:
-            request.data = bytes(data)  # type: ignore[arg-type]
+        elif data is not None:  # (one of the two, checked above)
+            request.data = bytes(data)
         if params is not None or not quality_checks:
             request.params.CopyFrom(to_proto(params or RenderParams(), "exr", None,
                                              skip_quality_checks=not quality_checks))

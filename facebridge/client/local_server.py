@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO, cast
 
 from .errors import ClientError
 
@@ -46,8 +47,9 @@ class LocalServer:
         if self.models_dir is not None:
             command += ["--models-dir", str(self.models_dir)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        stdout = cast(IO[str], self._process.stdout)  # a pipe (stdout=PIPE), never None
         line_holder: list[str] = []
-        reader = threading.Thread(target=lambda: line_holder.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: line_holder.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(self.startup_timeout)
         match = _READY.search(line_holder[0]) if line_holder else None

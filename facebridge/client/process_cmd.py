@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
@@ -87,8 +88,8 @@ def _connected(args: argparse.Namespace) -> Iterator[tuple[FaceBridgeClient, pb.
 
 
 def run_analysis(client: FaceBridgeClient, session_id: str, jobs: list[FrameJob], use_paths: bool,
-                 progress: Progress) -> dict[str, object]:
-    """Analyse the shot over ``jobs``; returns a summary for the report."""
+                 progress: Progress) -> dict[str, Any]:
+    """Analyse the shot over ``jobs``; returns a summary for the report (JSON values)."""
     outcomes: list[AnalyseOutcome] = []
     for outcome in client.analyse(session_id, sorted(jobs, key=lambda j: j.frame_number), use_paths):
         outcomes.append(outcome)
@@ -128,7 +129,7 @@ def run_analyse(args: argparse.Namespace) -> int:
     summary.update(shot=shot, missing=missing, elapsed_s=round(time.monotonic() - started, 3))
     if args.report:
         write_report(args.report, {"analysis": summary})
-    for message in summary["failed"]:  # type: ignore[union-attr]
+    for message in summary["failed"]:
         print(f"facebridge: error: {message}", file=sys.stderr)
     return EXIT_FRAMES_FAILED if summary["failed"] or missing else EXIT_OK
 

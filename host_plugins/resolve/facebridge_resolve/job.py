@@ -51,7 +51,7 @@ class JobOutcome(NamedTuple):
     ok: bool
     message: str
     returncode: int                # 0 ok, 1 some frames failed, 2 nothing done
-    timeline_item: object = None   # the placed TimelineItem
+    timeline_item: Any = None      # the placed TimelineItem (a Resolve object), or None
     output_pattern: str = ""
 
 
