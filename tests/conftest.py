@@ -22,7 +22,7 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def dlib_models():  # type: ignore[no-untyped-def]
+def dlib_models():
     from inference_server.faces.dlib_models import DlibFaceModels
 
     return DlibFaceModels()
@@ -34,7 +34,7 @@ def audit_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One real server on 127.0.0.1:<free port> for the whole test session, with its own empty cache dir
     and an empty models folder (the embedded defaults only)."""
     from inference_server.server.app import ServerConfig, start_server
@@ -48,7 +48,7 @@ def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="session")
-def server_address(server) -> str:  # type: ignore[no-untyped-def]
+def server_address(server) -> str:
     return f"127.0.0.1:{server.port}"
 
 

@@ -31,7 +31,8 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     return (np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055) * 255 + 0.5).astype(np.uint8)
 
 
-def write_exr(path: Path, pixels: np.ndarray, names: tuple[str, ...], formats: tuple[object, ...] | None = None,
+def write_exr(path: Path, pixels: np.ndarray, names: tuple[str, ...],
+              formats: tuple[oiio.TypeDesc | oiio.BASETYPE | str, ...] | None = None,
               compression: str = "zip", attributes: dict[str, object] | None = None,
               origin: tuple[int, int] = (0, 0), display: tuple[int, int] | None = None) -> Path:
     h, w, c = pixels.shape
@@ -59,12 +60,13 @@ def read_exr(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
     inp = oiio.ImageInput.open(str(path))
     assert inp is not None, oiio.geterror()
     spec = inp.spec()
-    pixels = inp.read_image(format=oiio.FLOAT).reshape(spec.height, spec.width, spec.nchannels)
+    pixels = inp.read_image(format=oiio.FLOAT)
+    assert pixels is not None, inp.geterror()
     inp.close()
-    return pixels, spec
+    return pixels.reshape(spec.height, spec.width, spec.nchannels), spec
 
 
-def face_landmarks(models, rgb8: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+def face_landmarks(models, rgb8: np.ndarray) -> list[np.ndarray]:
     return [d.landmarks for d in models.detect(rgb8)]
 
 
@@ -81,7 +83,7 @@ def face_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float = 0.
     return cv2.dilate(zone, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
 
-def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path, np.ndarray]:  # type: ignore[no-untyped-def]
+def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path, np.ndarray]:
     """Linear half EXR (R,G,B,A,Z[,N.x]) from an sRGB photo, with HDR spots, a NaN and an Inf far from faces.
 
     Returns the path and the union of the plate's face zones (grown by 0.8 x face size, which is where no
@@ -106,7 +108,7 @@ def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path,
     z = np.fromfunction(lambda yy, xx: 5.0 + 0.01 * xx + 0.03 * yy, (h, w), dtype=np.float32)[..., None]
     channels = [linear, alpha, z]
     names: tuple[str, ...] = ("R", "G", "B", "A", "Z")
-    formats: tuple[object, ...] = (oiio.HALF,) * 4 + (oiio.FLOAT,)
+    formats: tuple[oiio.BASETYPE, ...] = (oiio.HALF,) * 4 + (oiio.FLOAT,)
     if aovs:
         channels.append(rng.normal(0.0, 1.0, (h, w, 1)).astype(np.float32))
         names += ("N.x",)

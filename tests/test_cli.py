@@ -23,7 +23,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_process_sequence_with_private_server_json_progress_and_report(
-    faces_dir: Path, dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+    faces_dir: Path, dlib_models, tmp_path: Path
 ) -> None:
     plate, _ = make_plate(faces_dir / "st_people_0.png", tmp_path / "plate.1001.exr", dlib_models, aovs=False)
     (tmp_path / "plate.1002.exr").write_bytes(plate.read_bytes()[:5000])  # truncated
@@ -81,8 +81,9 @@ def test_serve_binds_a_free_port_and_shuts_down_gracefully(tmp_path: Path, signu
     audit = tmp_path / "audit.jsonl"
     proc = subprocess.Popen(CLI + ["serve", "--port", "0", "--device", "cpu", "--audit-log", str(audit)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+    assert proc.stdout is not None and proc.stderr is not None  # pipes
     try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        line = proc.stdout.readline()
         assert line.startswith("facebridge serving on 127.0.0.1:"), line
         port = int(line.split(":")[1].split()[0])
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -91,7 +92,7 @@ def test_serve_binds_a_free_port_and_shuts_down_gracefully(tmp_path: Path, signu
         time.sleep(0.2)
         proc.send_signal(signum)
         assert proc.wait(timeout=30) == 0
-        assert "stopped" in proc.stderr.read()  # type: ignore[union-attr]
+        assert "stopped" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

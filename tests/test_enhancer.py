@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,7 +28,7 @@ DEFAULTS = EnhancerSettings()
 
 
 @pytest.fixture(scope="module")
-def faces(faces_dir, dlib_models) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+def faces(faces_dir, dlib_models) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """name -> (clean crop (H, W, 3) float32 sRGB-encoded [0, 1], (68, 2) landmarks in crop pixels)."""
     out = {}
     for name in PHOTOS:
@@ -191,7 +192,8 @@ def test_twice_the_resolution_gives_the_same_result(faces) -> None:
 ])
 def test_settings_validation_names_the_parameter(name: str, value: object) -> None:
     with pytest.raises((ValueError, TypeError)) as info:
-        EnhancerSettings(**{name: value})  # type: ignore[arg-type]
+        bad: dict[str, Any] = {name: value}  # values of any type, on purpose
+        EnhancerSettings(**bad)
     message = str(info.value)
     assert "\n" not in message and f"EnhancerSettings.{name} " in message
 
@@ -203,7 +205,7 @@ def test_settings_key_and_inputs() -> None:
     assert EnhancerSettings(detail_gain=0.7).key() != DEFAULTS.key()
     assert len({EnhancerSettings(**{f: 0.05}).key() for f in ("denoise", "keep_noise", "coring")}) == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
-        DEFAULTS.denoise = 2.0  # type: ignore[misc]
+        DEFAULTS.denoise = 2.0  # type: ignore[misc]  # on purpose: the frozen settings must refuse it
     landmarks = np.tile(np.array([[10.0, 10.0]], np.float32), (68, 1))
     landmarks[42:48] += 20.0
     good = np.full((64, 64, 3), 0.5, np.float32)

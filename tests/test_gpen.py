@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def golden_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny64(golden_dir: Path) -> dict:  # type: ignore[type-arg]
+def tiny64(golden_dir: Path) -> dict[str, Any]:
     return torch.load(golden_dir / "gpen_tiny64.pt", weights_only=True)
 
 
@@ -111,7 +112,7 @@ def test_widths_off_the_official_table_are_kept_explicitly() -> None:
     lambda sd: {"state_dict": sd, "epoch": 3},
     lambda sd: {f"module.{k}": v for k, v in sd.items()},
 ], ids=["params_ema", "g_ema+module", "state_dict", "module"])
-def test_common_checkpoint_wrappers_load(wrap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_common_checkpoint_wrappers_load(wrap, tmp_path: Path) -> None:
     original = _perturbed(TINY)
     torch.save(wrap(original.state_dict()), tmp_path / "wrapped.pt")
     loaded = load_gpen(tmp_path / "wrapped.pt")
@@ -146,7 +147,7 @@ def test_not_a_gpen_gives_one_clear_line(tmp_path: Path) -> None:
 
 # --- ONNX ---------------------------------------------------------------------------------------------
 
-def test_onnx_export_agrees_with_torch_and_the_official_output(tiny64: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_onnx_export_agrees_with_torch_and_the_official_output(tiny64: dict[str, Any], tmp_path: Path) -> None:
     import onnx
     import onnxruntime as ort
 
@@ -179,7 +180,7 @@ def test_export_from_checkpoint(tmp_path: Path) -> None:
 
 # --- precision runner ---------------------------------------------------------------------------------
 
-def test_bf16_stays_close_to_fp32(tiny64: dict) -> None:  # type: ignore[type-arg]
+def test_bf16_stays_close_to_fp32(tiny64: dict[str, Any]) -> None:
     x = tiny64["input"][:1].numpy()  # one face: bf16 convolutions are slow on CPUs without native bf16
     fp32 = TorchImageModel(load_gpen(tiny64["state_dict"]), "cpu", "fp32")(x)
     bf16 = TorchImageModel(load_gpen(tiny64["state_dict"]), "cpu", "bf16", allow_slow_cpu=True)(x)

@@ -152,7 +152,7 @@ def test_event_parser_reads_what_the_client_writes() -> None:
     writer = Progress("json", 3, out=out, err=io.StringIO(), analyse_total=2)
     writer.start("127.0.0.1:1")
     model = progress.ProgressModel()
-    seen = []
+    seen: list[progress.ProgressEvent] = []
 
     def feed() -> None:
         for line in out.getvalue().splitlines()[len(seen):]:
@@ -317,6 +317,7 @@ def test_resolve_record_frame_arithmetic() -> None:
     # the source range as 0-based offsets (end exclusive) or as file frame numbers (end inclusive)
     zero_based = frames.item_source_mapping(record, 1, 4, 1001, 1004)
     absolute = frames.item_source_mapping(record, 1002, 1004, 1001, 1004)
+    assert zero_based is not None
     assert zero_based == absolute and zero_based.source == (1002, 1004)
     assert zero_based.source_frame(86411) == 1003 and zero_based.for_records(FrameRange(86411, 86412)) == (1003, 1004)
     assert frames.item_source_mapping(record, 0, 6, 1001, 1010) is None   # twice as many source frames: a retime

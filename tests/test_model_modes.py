@@ -18,7 +18,7 @@ import pytest
 from onnx_fixtures import make_bisenet, make_inswapper, make_restorer
 from support import face_landmarks, face_zone, make_plate, make_sequence, read_exr, same_bits
 
-from facebridge.client.grpc_client import ClientError, FaceBridgeClient, FrameJob
+from facebridge.client.grpc_client import ClientError, FaceBridgeClient, FrameJob, FrameOutcome, SessionInfo
 from facebridge.settings import RenderParams
 from inference_server.server.app import ServerConfig, start_server
 
@@ -26,13 +26,13 @@ CLI = [sys.executable, "-m", "facebridge"]
 
 
 @pytest.fixture(scope="module")
-def plate(faces_dir: Path, dlib_models, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:  # type: ignore[no-untyped-def]
+def plate(faces_dir: Path, dlib_models, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """A linear half EXR of a real face (R,G,B,A,Z,N.x; HDR, NaN and Inf away from the face) and its zone."""
     return make_plate(faces_dir / "fr_obama.jpg", tmp_path_factory.mktemp("plate") / "plate.exr", dlib_models)
 
 
 @pytest.fixture(scope="module")
-def models_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:  # type: ignore[no-untyped-def]
+def models_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A server whose models folder holds synthetic FaceFusion-format files (no arcface embedder)."""
     folder = tmp_path_factory.mktemp("models")
     make_inswapper(folder)                                      # pass-through: returns its target
@@ -44,7 +44,8 @@ def models_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iter
     running.stop(grace=2.0)
 
 
-def _render(address: str, plate: Path, out: Path, params: RenderParams, sources: list[str]) -> tuple[object, object]:
+def _render(address: str, plate: Path, out: Path, params: RenderParams,
+            sources: list[str]) -> tuple[SessionInfo, FrameOutcome]:
     with FaceBridgeClient(address, timeout=120.0) as client:
         session = client.open_session(sources, shot=f"t-{out.stem}", params=params)
         (outcome,) = client.process(session.session_id, [FrameJob(1, str(plate), str(out))], use_paths=True)
@@ -57,9 +58,9 @@ def test_passthrough_inswapper_returns_the_plate(models_server: tuple[str, Path]
     path, zone = plate
     params = RenderParams(swapper="inswapper_128", allow_unverified=True, stabilise=0.0)
     session, outcome = _render(address, path, tmp_path / "out.exr", params, [str(faces_dir / "fr_alex_lacamoire.png")])
-    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
-    assert any("inswapper_128" in m for m in session.model_ids), session.model_ids  # type: ignore[attr-defined]
-    assert any("--allow-unverified" in n or "unverified" in n for n in session.notes)  # type: ignore[attr-defined]
+    assert outcome.status == "ok", outcome.message
+    assert any("inswapper_128" in m for m in session.model_ids), session.model_ids
+    assert any("--allow-unverified" in n or "unverified" in n for n in session.notes)
     before, _ = read_exr(path)
     after, spec = read_exr(tmp_path / "out.exr")
     assert same_bits(before[~zone], after[~zone]).all(), "pixels outside the face changed"
@@ -79,7 +80,7 @@ def test_unverified_swapper_is_refused_without_the_flag(models_server: tuple[str
 
 
 def test_constant_restorer_lands_exactly_where_the_region_weights_say(
-    models_server: tuple[str, Path], plate: tuple[Path, np.ndarray], dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+    models_server: tuple[str, Path], plate: tuple[Path, np.ndarray], dlib_models, tmp_path: Path
 ) -> None:
     address, _ = models_server
     path, zone = plate
@@ -88,9 +89,10 @@ def test_constant_restorer_lands_exactly_where_the_region_weights_say(
     params = RenderParams(mode="restore", restorer="gpen_bfr_512", allow_unverified=True, stabilise=0.0,
                           regions={**regions, "eyes": 1.0}, colour_match="none")
     _, outcome = _render(address, path, tmp_path / "eyes.exr", params, [])
-    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    assert outcome.status == "ok", outcome.message
     after, _ = read_exr(tmp_path / "eyes.exr")
     changed = ~same_bits(before, after).all(axis=2)
+    assert isinstance(changed, np.ndarray)  # per pixel (numpy's stubs allow a scalar for axis=2)
     assert changed.any() and not changed[~zone].any()
     (landmarks,) = face_landmarks(dlib_models, _proxy8(before))
     eyes = np.zeros(changed.shape, np.uint8)
@@ -153,9 +155,11 @@ def test_swap_needs_a_source_and_restore_does_not(server_address: str, plate: tu
     session, outcome = _render(server_address, path, tmp_path / "sr.exr",
                                RenderParams(mode="swap+restore", stabilise=0.0),
                                [str(faces_dir / "fr_alex_lacamoire.png")])
-    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
-    assert any("classical-enhancer" in m for m in session.model_ids)  # type: ignore[attr-defined]
-    assert oiio.ImageInput.open(str(tmp_path / "sr.exr")).spec().get_string_attribute("facebridge:mode") == "swap+restore"
+    assert outcome.status == "ok", outcome.message
+    assert any("classical-enhancer" in m for m in session.model_ids)
+    written = oiio.ImageInput.open(str(tmp_path / "sr.exr"))
+    assert written is not None
+    assert written.spec().get_string_attribute("facebridge:mode") == "swap+restore"
 
 
 def test_face_parser_refines_the_region_masks(models_server: tuple[str, Path], plate: tuple[Path, np.ndarray],
@@ -229,7 +233,7 @@ def gpen_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reduced_precision_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def reduced_precision_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server that runs fp16/bf16 even on a CPU without native support for them (slow, but real)."""
     running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
                                         models_dir=tmp_path_factory.mktemp("no-models"), slow_cpu_precision=True),
@@ -246,10 +250,10 @@ def test_reduced_precision_on_a_cpu_without_it_runs_fp32_and_says_so(
     params = RenderParams(mode="restore", restorer=str(gpen_checkpoint), stabilise=0.0, precision="bf16",
                           allow_unverified=True)
     session, outcome = _render(server_address, plate[0], tmp_path / "g.exr", params, [])
-    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
+    assert outcome.status == "ok", outcome.message
     expected = "bf16" if cpu_has_native("bf16") else "fp32"
-    assert any(m.startswith("my_gpen_128") and m.endswith(f":{expected}") for m in session.model_ids)  # type: ignore[attr-defined]
-    assert cpu_has_native("bf16") or any("running fp32" in n for n in session.notes)  # type: ignore[attr-defined]
+    assert any(m.startswith("my_gpen_128") and m.endswith(f":{expected}") for m in session.model_ids)
+    assert cpu_has_native("bf16") or any("running fp32" in n for n in session.notes)
 
 
 def test_gpen_checkpoint_restores_through_the_server_in_bf16(reduced_precision_server: str,
@@ -262,13 +266,13 @@ def test_gpen_checkpoint_restores_through_the_server_in_bf16(reduced_precision_s
         _render(server_address, path, tmp_path / "refused.exr", params, [])
     params = RenderParams(**{**params.as_dict(), "allow_unverified": True})
     session, outcome = _render(server_address, path, tmp_path / "gpen.exr", params, [])
-    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
-    assert any(m.startswith("my_gpen_128") and m.endswith(":bf16") for m in session.model_ids), session.model_ids  # type: ignore[attr-defined]
+    assert outcome.status == "ok", outcome.message
+    assert any(m.startswith("my_gpen_128") and m.endswith(":bf16") for m in session.model_ids), session.model_ids
     before, _ = read_exr(path)
     after, _ = read_exr(tmp_path / "gpen.exr")
     assert same_bits(before[~zone], after[~zone]).all()
     assert not same_bits(before[zone], after[zone]).all()
-    assert outcome.faces[0]["fp32_fallback"] is False  # type: ignore[attr-defined]
+    assert outcome.faces[0]["fp32_fallback"] is False
 
 
 def test_export_onnx_command_agrees_with_torch(gpen_checkpoint: Path, tmp_path: Path) -> None:
@@ -304,8 +308,8 @@ def test_reduced_precision_overflow_is_recomputed_in_fp32_and_reported(
     params = RenderParams(mode="restore", restorer=str(tmp_path / "hot_gpen.pth"), allow_unverified=True,
                           stabilise=0.0, precision="fp16")
     _, outcome = _render(server_address, plate[0], tmp_path / "hot.exr", params, [])
-    assert outcome.status == "ok", outcome.message  # type: ignore[attr-defined]
-    assert outcome.faces[0]["fp32_fallback"] is True  # type: ignore[attr-defined]
+    assert outcome.status == "ok", outcome.message
+    assert outcome.faces[0]["fp32_fallback"] is True
     after, _ = read_exr(tmp_path / "hot.exr")
     before, _ = read_exr(plate[0])
     zone = plate[1]
@@ -313,7 +317,7 @@ def test_reduced_precision_overflow_is_recomputed_in_fp32_and_reported(
 
 
 def test_passthrough_inswapper_on_a_sequence_with_the_default_stabilisation(
-    faces_dir: Path, dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+    faces_dir: Path, dlib_models, tmp_path: Path
 ) -> None:
     """The command line with its defaults (analysis, smoothing, temporal stabilisation) over a short clip."""
     clip = make_sequence(faces_dir / "lp_d18.mp4", tmp_path / "clip", 3, start=60)

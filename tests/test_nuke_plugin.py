@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import OpenImageIO as oiio
 import pytest
 from support import REPO, make_sequence, read_exr, same_bits
 
@@ -32,7 +33,7 @@ SOURCE = "st_people_0.png"
 
 
 @pytest.fixture()
-def fake_nuke(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def fake_nuke(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FACEBRIDGE_CLI", CLI)
     nuke._fake.reset()
     nuke._fake.startup([str(NUKE_DIR)], gui=True)
@@ -46,7 +47,7 @@ def plates(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return make_sequence(faces_dir / "lp_d18.mp4", tmp_path_factory.mktemp("nuke-plates"), 3)
 
 
-def _script(fake, plates: str, out: Path, source: Path, server: str = ""):  # type: ignore[no-untyped-def]
+def _script(fake, plates: str, out: Path, source: Path, server: str = ""):
     """A Read of the plate feeding a new FaceBridge node (created through the menu, as an artist does)."""
     read = fake.nodes.Read(file=plates, first=1001, last=1003)
     fake._fake.menus["Nodes"].findItem("facebridge/FaceBridge").invoke()
@@ -63,7 +64,7 @@ def _script(fake, plates: str, out: Path, source: Path, server: str = ""):  # ty
     return read, node
 
 
-def _node_output(fake, node, frame: int, path: Path) -> tuple[np.ndarray, object]:  # type: ignore[no-untyped-def]
+def _node_output(fake, node, frame: int, path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
     """What the node outputs at ``frame``, through a Write (as a downstream render would see it)."""
     write = fake.nodes.Write(file=str(path), file_type="exr", channels="all", datatype="32 bit float")
     write.setInput(0, node)

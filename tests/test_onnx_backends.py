@@ -439,7 +439,9 @@ def test_providers_for_gpu_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     providers = providers_for("cuda:1")
     assert [p if isinstance(p, str) else p[0] for p in providers] == [
         "TensorrtExecutionProvider", "CUDAExecutionProvider", CPU]
-    assert providers[0][1]["device_id"] == 1 and providers[1][1]["device_id"] == 1  # type: ignore[index]
+    trt, cuda = providers[0], providers[1]
+    assert isinstance(trt, tuple) and isinstance(cuda, tuple)  # (name, options)
+    assert trt[1]["device_id"] == 1 and cuda[1]["device_id"] == 1
     assert [p if isinstance(p, str) else p[0] for p in providers_for("auto", use_tensorrt=False)] == [
         "CUDAExecutionProvider", CPU]
     assert providers_for("mps") == [CPU]

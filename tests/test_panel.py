@@ -49,7 +49,7 @@ def shot(server_address: str, faces_dir: Path, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture()
-def panel(qtbot, shot: PanelState):  # type: ignore[no-untyped-def]
+def panel(qtbot, shot: PanelState):
     from ui.panel.app import PanelWidget
 
     widget = PanelWidget(shot)
@@ -61,7 +61,7 @@ def panel(qtbot, shot: PanelState):  # type: ignore[no-untyped-def]
     widget.shutdown()
 
 
-def test_slider_change_reaches_the_server_and_updates_the_preview(qtbot, panel, server_address: str) -> None:  # type: ignore[no-untyped-def]
+def test_slider_change_reaches_the_server_and_updates_the_preview(qtbot, panel, server_address: str) -> None:
     before = panel.viewer.shown.copy()
     first = panel.results["a"]
     assert panel.frames == FRAMES and panel.state.frame == 1001 and first.faces
@@ -77,6 +77,7 @@ def test_slider_change_reaches_the_server_and_updates_the_preview(qtbot, panel, 
         session = panel.sessions.session_for(panel.state.a, panel.state.sources, SHOT)
         direct = c.preview(session, 1001, input_path=parse_pattern(panel.state.input).path(1001), max_side=320,
                            params=replace(FAST, blend=0.3))
+    assert direct.rendered is not None
     assert np.array_equal(reply.rendered, direct.rendered)
 
     # while dragging, previews skip the identity QC; it comes once the slider rests
@@ -88,7 +89,7 @@ def test_slider_change_reaches_the_server_and_updates_the_preview(qtbot, panel, 
     qtbot.waitUntil(lambda: panel.results["a"].faces[0]["identity_distance"] is not None, timeout=30000)
 
 
-def test_signals_keep_the_reference_counts_of_true_and_false(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_signals_keep_the_reference_counts_of_true_and_false(qtbot) -> None:
     """PySide6 6.12.0 drops a reference to True/False on every emit of a Python-declared signal, and the
     panel emits one per slider move and reply: Python aborts after a few thousand (bool_dealloc)."""
     from ui.panel.qt import QtCore
@@ -105,7 +106,7 @@ def test_signals_keep_the_reference_counts_of_true_and_false(qtbot) -> None:  # 
     assert lost < 20, f"{lost} references to True/False lost in 200 emits: a PySide6 with the refcount bug"
 
 
-def test_stale_replies_are_dropped(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_stale_replies_are_dropped(qtbot) -> None:
     from ui.panel.requests import LatestWins, PreviewRequester
 
     gates = {k: threading.Event() for k in range(1, 8)}
@@ -145,7 +146,7 @@ def test_stale_replies_are_dropped(qtbot) -> None:  # type: ignore[no-untyped-de
     assert book.finish("b", 1)[0] is False
 
 
-def test_frame_change_invalidates_and_view_modes_compose(qtbot, panel) -> None:  # type: ignore[no-untyped-def]
+def test_frame_change_invalidates_and_view_modes_compose(qtbot, panel) -> None:
     a, b = panel.results["a"], panel.results["b"]
     w = a.rendered.shape[1]
     assert panel.viewer.shown.shape[1] == 2 * w + 4  # side by side with a gap
@@ -174,7 +175,7 @@ def test_frame_change_invalidates_and_view_modes_compose(qtbot, panel) -> None: 
     assert panel.state.zoom == 0.0 and panel.state.pan == (0.0, 0.0)
 
 
-def test_presets_and_state_round_trip(qtbot, panel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_presets_and_state_round_trip(qtbot, panel, tmp_path: Path) -> None:
     path = tmp_path / "no_mouth.json"
     panel.save_set("b", path)
     assert load_preset(path) == panel.state.b
@@ -193,7 +194,7 @@ def test_presets_and_state_round_trip(qtbot, panel, tmp_path: Path) -> None:  # 
     assert data["b"]["facebridge_preset"] == 1 and data["b"]["regions"] == {"eyes": 0.0, "mouth": 0.0}
 
 
-def test_screenshot_a_and_b_halves_differ_where_the_parameters_differ(qtbot, shot: PanelState,  # type: ignore[no-untyped-def]
+def test_screenshot_a_and_b_halves_differ_where_the_parameters_differ(qtbot, shot: PanelState,
                                                                       tmp_path: Path) -> None:
     from ui.panel.app import PanelWindow, screenshot
 
@@ -206,10 +207,11 @@ def test_screenshot_a_and_b_halves_differ_where_the_parameters_differ(qtbot, sho
     assert screenshot(window, window.panel, path, 60)
     panel = window.panel
     image = QtGui.QImage(str(path)).convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    png = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    png: np.ndarray = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
     png = png[:, :image.width() * 3].reshape(image.height(), image.width(), 3)
     # sample both images of the side-by-side view at the centres of their preview pixels
     a = panel.results["a"]
+    assert a.rendered is not None
     h, w = a.rendered.shape[:2]
     rect, k = panel.viewer.image_rect(), panel.viewer.scale()
     origin = panel.viewer.mapTo(window, panel.viewer.rect().topLeft())

@@ -28,7 +28,7 @@ def test_srgb_view_of_half_floats_with_exposure() -> None:
     assert np.array_equal(display.view_srgb(linear.astype(np.float32)), shown), "float32 goes through half"
 
 
-def test_ocio_view_from_the_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ocio_view_from_the_environment(tmp_path) -> None:
     import OpenImageIO as oiio
 
     assert display.OcioView.from_environment({}) is None

@@ -53,6 +53,7 @@ def test_multipart_exr_parts_are_carried_through(tmp_path: Path) -> None:
     depth.channelnames = ("Z",)
     depth.attribute("name", "depth")
     out = oiio.ImageOutput.create(str(path))
+    assert out is not None
     assert out.open(str(path), (beauty, depth))
     out.write_image(np.full((6, 8, 3), 0.25, np.float32))
     out.open(str(path), depth, "AppendSubimage")

@@ -64,6 +64,7 @@ def test_preview_is_a_recomposite_and_equals_the_processed_frame(
     plate, _ = read_exr(Path(_plate(clip, 1001)))
     assert warm.plate is not None and np.array_equal(warm.plate.astype(np.float32), plate[..., :3])
     assert warm.box == (0, 0, 480, 480) and warm.frame_size == (480, 480)
+    assert cold.rendered is not None
     assert not np.array_equal(warm.rendered, cold.rendered), "blend and regions change the preview"
 
 
@@ -74,10 +75,11 @@ def test_faces_region_is_shared_by_parameter_sets_and_overlays_line_up(
                        include_regions=True, params=FAST)
     b = client.preview(analysed, 1002, input_path=_plate(clip, 1002), max_side=160,
                        params=replace(FAST, face="track:7", blend=0.3))
-    assert a.box == b.box and a.rendered.shape == b.rendered.shape == a.plate.shape  # type: ignore[union-attr]
+    assert a.rendered is not None and a.plate is not None and b.rendered is not None
+    assert a.box == b.box and a.rendered.shape == b.rendered.shape == a.plate.shape
     x0, y0, x1, y1 = a.box
     assert 0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 480  # (this clip's face fills most of the frame)
-    assert max(a.rendered.shape[:2]) <= 160  # type: ignore[union-attr]
+    assert max(a.rendered.shape[:2]) <= 160
     assert b.status == "warning" and not b.faces, "no track 7: nothing rendered, the plate comes back"
     assert b.labels is None, "the region overlay only when asked for"
     assert np.array_equal(b.rendered, a.plate)
@@ -94,7 +96,7 @@ def test_faces_region_is_shared_by_parameter_sets_and_overlays_line_up(
     u = int((mouth[0] - x0 + 0.5) * w / (x1 - x0) - 0.5 + 0.5)
     v = int((mouth[1] - y0 + 0.5) * h / (y1 - y0) - 0.5 + 0.5)
     assert labels[v, u] == 1 + a.region_names.index("mouth")
-    changed = np.any(a.rendered != a.plate, axis=2)  # type: ignore[operator]
+    changed = np.any(a.rendered != a.plate, axis=2)
     assert changed.any() and not changed[0].any(), "outside the face the preview is the plate"
 
 
@@ -105,6 +107,7 @@ def test_plate_bytes_give_the_same_preview_as_a_path_and_messages_stay_small(
     by_path = client.preview(analysed, 1003, input_path=path, params=FAST, quality_checks=False, max_side=4096)
     by_bytes = client.preview(analysed, 1003, data=Path(path).read_bytes(), name="plate.1003.exr", params=FAST,
                               quality_checks=False, max_side=4096)
+    assert by_path.rendered is not None and by_bytes.rendered is not None
     assert np.array_equal(by_path.rendered, by_bytes.rendered) and by_path.box == by_bytes.box
     big = np.zeros((4000, 4000, 3), np.float16)
     from inference_server.pipeline.crops import Box

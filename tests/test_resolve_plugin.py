@@ -38,7 +38,7 @@ def plates(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture()
-def studio(plates: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+def studio(plates: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Resolve Studio with a project whose timeline holds the plate on V1 at record frame START+10."""
     monkeypatch.setenv("FACEBRIDGE_CLI", CLI)
     monkeypatch.setattr(dialog, "LAST_SETTINGS", str(tmp_path / "last.json"))
@@ -50,7 +50,7 @@ def studio(plates: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # typ
     return resolve, project, timeline, media
 
 
-def _script_globals(resolve, bmd=None):  # type: ignore[no-untyped-def]
+def _script_globals(resolve, bmd=None):
     bmd = bmd or fake_resolve.FakeBmd()
     return {"resolve": resolve, "fusion": resolve.Fusion(), "bmd": bmd}, bmd
 
@@ -63,7 +63,7 @@ def test_clip_on_an_exr_sequence_is_read_directly_and_placed_above(studio, faces
     timeline._playhead = START + 11
     script_globals, bmd = _script_globals(resolve)
 
-    def artist(window):  # type: ignore[no-untyped-def]
+    def artist(window):
         window.Find("Sources").Text = str(faces_dir / SOURCE)
         window.Find("Server").Text = server_address
         window.Find("Output").Text = str(tmp_path / "renders")
@@ -150,7 +150,7 @@ def test_nothing_to_process_and_bad_settings_are_explained(studio, faces_dir: Pa
     assert "needs at least one source image" in outcome.message
     script_globals, bmd = _script_globals(resolve)
 
-    def artist(window):  # type: ignore[no-untyped-def]
+    def artist(window):
         window.Find("Sources").Text = str(faces_dir / SOURCE)
         window.Find("Blend").Text = "lots"
         window._click("Run")

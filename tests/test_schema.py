@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -108,7 +109,7 @@ def test_process_params_carries_every_setting_and_numbers_have_presence() -> Non
 
 
 @pytest.mark.parametrize("values", [schema.defaults(), EXAMPLE, {**EXAMPLE, "face": "ref:/faces/a.png"}])
-def test_wire_mapping_round_trips(values: dict[str, object]) -> None:
+def test_wire_mapping_round_trips(values: dict[str, Any]) -> None:
     message = to_proto(RenderParams(**values), "exr")
     decoded = pb.ProcessParams.FromString(message.SerializeToString())
     back = session_params(decoded).validated()
@@ -176,7 +177,8 @@ def test_a_bad_value_gets_one_message_from_knobs_and_server(name: str, value: st
     if name == "keyframe_interval" and raw == 2.5:
         return   # a uint32 cannot carry 2.5 on the wire
     with pytest.raises(InvalidRequest) as server_error:
-        dataclasses.replace(SessionParams(), **{name: raw}).validated()
+        changes: dict[str, Any] = {name: raw}  # one setting, named by the parameter
+        dataclasses.replace(SessionParams(), **changes).validated()
     assert str(server_error.value) == message
 
 

@@ -18,13 +18,13 @@ PAIRS = [("fr_biden2.jpg", "fr_obama.jpg"), ("lp_d12.jpg", "st_people_0.png")]
 
 
 @pytest.fixture(scope="module")
-def plates(faces_dir: Path, dlib_models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+def plates(faces_dir: Path, dlib_models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("plates")
     return {target: make_plate(faces_dir / target, folder / f"{Path(target).stem}.exr", dlib_models)[0]
             for _, target in PAIRS}
 
 
-def _run(client: FaceBridgeClient, sources: list[Path], jobs: list[FrameJob], use_paths: bool = False, **params):  # type: ignore[no-untyped-def]
+def _run(client: FaceBridgeClient, sources: list[Path], jobs: list[FrameJob], use_paths: bool = False, **params):
     session = client.open_session(sources, shot="test", **params)
     outcomes = list(client.process(session.session_id, jobs, use_paths=use_paths))
     client.close_session(session.session_id)
@@ -43,7 +43,7 @@ def test_server_info_and_health(client: FaceBridgeClient) -> None:
 
 @pytest.mark.parametrize(("source", "target"), PAIRS)
 def test_swap_keeps_everything_outside_the_face_and_moves_identity(
-    client: FaceBridgeClient, faces_dir: Path, plates: dict[str, Path], dlib_models, tmp_path: Path,  # type: ignore[no-untyped-def]
+    client: FaceBridgeClient, faces_dir: Path, plates: dict[str, Path], dlib_models, tmp_path: Path,
     source: str, target: str,
 ) -> None:
     plate_path = plates[target]

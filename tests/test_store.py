@@ -89,9 +89,18 @@ def test_memo_is_bounded_by_size_and_evicts_least_recently_used() -> None:
     memo.put("d", np.zeros(1000, np.uint8))   # over budget: "b", the least recently used, goes
     assert memo.get("b") is None and memo.get("a") is not None and memo.get("d") is not None
     assert memo.used == 3000 and len(memo) == 3
-    calls = []
-    value = memo.get_or_compute("e", lambda: calls.append(1) or np.ones(10, np.uint8))
-    again = memo.get_or_compute("e", lambda: calls.append(1) or np.zeros(10, np.uint8))
+    calls: list[int] = []
+
+    def ones() -> np.ndarray:
+        calls.append(1)
+        return np.ones(10, np.uint8)
+
+    def zeros() -> np.ndarray:
+        calls.append(1)
+        return np.zeros(10, np.uint8)
+
+    value = memo.get_or_compute("e", ones)
+    again = memo.get_or_compute("e", zeros)
     assert calls == [1] and again is value
     memo.put("huge", np.zeros(10_000, np.uint8))  # larger than the budget: kept alone
     assert len(memo) == 1 and memo.get("huge") is not None

@@ -16,7 +16,7 @@ from inference_server.temporal.smoothing import jitter, smooth_trajectory
 
 def _frames(path: Path, count: int) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, frame = capture.read()
         if not ok:
@@ -26,7 +26,7 @@ def _frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def _analyse(db_path: Path, frames: list[np.ndarray], models, stop: int | None = None) -> list[FrameAnalysis]:  # type: ignore[no-untyped-def]
+def _analyse(db_path: Path, frames: list[np.ndarray], models, stop: int | None = None) -> list[FrameAnalysis]:
     analyser = ShotAnalyser(ShotDatabase(db_path), "shot", models, AnalyseConfig())
     results = []
     for index, rgb8 in enumerate(frames[:stop]):
@@ -39,7 +39,7 @@ def talking_head(faces_dir: Path) -> list[np.ndarray]:
     return _frames(faces_dir / "lp_d18.mp4", 48)
 
 
-def test_talking_head_is_one_stable_track_with_sparse_keyframes(talking_head, dlib_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_talking_head_is_one_stable_track_with_sparse_keyframes(talking_head, dlib_models, tmp_path: Path) -> None:
     results = _analyse(tmp_path / "db.sqlite", talking_head, dlib_models)
     assert {r.cut for r in results} == {0}
     assert all([o.track for o in r.observations] == [0] for r in results)
@@ -49,7 +49,7 @@ def test_talking_head_is_one_stable_track_with_sparse_keyframes(talking_head, dl
     assert len(tracked) >= len(results) // 2
 
 
-def test_scene_cuts_start_new_tracks(faces_dir: Path, dlib_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_scene_cuts_start_new_tracks(faces_dir: Path, dlib_models, tmp_path: Path) -> None:
     results = _analyse(tmp_path / "db.sqlite", _frames(faces_dir / "fr_short_hamilton_clip.mp4", 100), dlib_models)
     cut_starts = [r.frame for r in results[1:] if r.cut != results[results.index(r) - 1].cut]
     assert len(cut_starts) >= 2, "the clip cuts to the audience and back"
@@ -63,7 +63,7 @@ def test_scene_cuts_start_new_tracks(faces_dir: Path, dlib_models, tmp_path: Pat
         seen |= tracks_per_cut[cut]
 
 
-def test_interrupted_analysis_resumes_to_the_same_result(talking_head, dlib_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_analysis_resumes_to_the_same_result(talking_head, dlib_models, tmp_path: Path) -> None:
     straight = _analyse(tmp_path / "a.sqlite", talking_head, dlib_models)
     _analyse(tmp_path / "b.sqlite", talking_head, dlib_models, stop=21)  # the server "dies" after 21 frames
     resumed = _analyse(tmp_path / "b.sqlite", talking_head, dlib_models)
@@ -74,14 +74,14 @@ def test_interrupted_analysis_resumes_to_the_same_result(talking_head, dlib_mode
         assert all(np.array_equal(o.landmarks, p.landmarks) for o, p in zip(a.observations, b.observations))
 
 
-def test_changed_plate_restarts_the_analysis(talking_head, dlib_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_changed_plate_restarts_the_analysis(talking_head, dlib_models, tmp_path: Path) -> None:
     _analyse(tmp_path / "db.sqlite", talking_head[:6], dlib_models)
     graded = [np.ascontiguousarray(f[..., ::-1]) for f in talking_head[:6]]
     again = _analyse(tmp_path / "db.sqlite", graded, dlib_models)
     assert not any(r.replayed for r in again)
 
 
-def test_smoothing_reduces_jitter_on_a_real_track(talking_head, dlib_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_smoothing_reduces_jitter_on_a_real_track(talking_head, dlib_models, tmp_path: Path) -> None:
     results = _analyse(tmp_path / "db.sqlite", talking_head, dlib_models)
     raw = np.stack([r.observations[0].landmarks for r in results]).astype(np.float64)
     smoothed = smooth_trajectory(raw, sigma=2.0)

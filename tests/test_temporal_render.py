@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def test_reverse_order_one_process_per_frame_cold_cache_is_bit_identical(clip: s
 
 
 def test_blend_change_recomposites_from_cache_and_regions_keep_the_mouth(
-    client: FaceBridgeClient, clip: str, faces_dir: Path, dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+    client: FaceBridgeClient, clip: str, faces_dir: Path, dlib_models, tmp_path: Path
 ) -> None:
     frames = list(range(1001, 1001 + FRAMES))
     shot = "regions-and-cache"
@@ -98,7 +99,8 @@ def test_killed_server_resumes_the_analysis(clip: str, tmp_path: Path) -> None:
     def start() -> tuple[subprocess.Popen[str], str]:
         proc = subprocess.Popen(CLI + ["serve", "--port", "0", "--device", "cpu", "--cache-dir", str(cache)],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert proc.stdout is not None  # a pipe
+        line = proc.stdout.readline()
         return proc, line.split()[3]
 
     proc, address = start()
@@ -126,7 +128,7 @@ def test_killed_server_resumes_the_analysis(clip: str, tmp_path: Path) -> None:
 
 
 def test_face_selection_by_track_and_by_reference_identity(
-    client: FaceBridgeClient, faces_dir: Path, dlib_models, tmp_path: Path  # type: ignore[no-untyped-def]
+    client: FaceBridgeClient, faces_dir: Path, dlib_models, tmp_path: Path
 ) -> None:
     from support import make_plate
 
@@ -137,7 +139,7 @@ def test_face_selection_by_track_and_by_reference_identity(
     (result,) = list(client.analyse(analysis.session_id, job))
     assert sorted(result.tracks) == [0, 1]
 
-    def swapped_boxes(**params: object) -> list[list[float]]:
+    def swapped_boxes(**params: Any) -> list[list[float]]:
         session = client.open_session([faces_dir / "lp_d12.jpg"], shot=shot, **params)
         out = tmp_path / f"out_{len(list(tmp_path.iterdir()))}.exr"
         (outcome,) = list(client.process(session.session_id, [FrameJob(1, str(plate), str(out))]))

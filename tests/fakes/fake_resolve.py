@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import time
+from typing import List
 
 RENDER_SETTING_KEYS = {"SelectAllFrames", "MarkIn", "MarkOut", "TargetDir", "CustomName", "UniqueFilenameStyle",
                        "ExportVideo", "ExportAudio", "FormatWidth", "FormatHeight", "FrameRate", "PixelAspectRatio",
@@ -35,6 +36,7 @@ _TOKEN = re.compile(r"%0?(\d*)d")
 
 def _frame_file(printf, frame):
     match = _TOKEN.search(printf)
+    assert match is not None, "no frame token in %r" % printf
     width = int(match.group(1) or 1)
     return printf[:match.start()] + "%0*d" % (width, frame) + printf[match.end():]
 
@@ -170,6 +172,7 @@ class Project(object):
         if job["format"] != "EXR" or job["mode"] != 1 or not settings.get("ExportVideo", True):
             raise RuntimeError("fake render: only single-clip EXR video renders are implemented")
         timeline = self._timeline
+        assert timeline is not None, "AddRenderJob queues jobs only with a current timeline"
         first = settings["MarkIn"] if not settings.get("SelectAllFrames") else timeline.GetStartFrame()
         last = settings["MarkOut"] if not settings.get("SelectAllFrames") else timeline.GetEndFrame() - 1
         fmt = oiio.FLOAT if job["codec"].startswith("RGBFloat") else oiio.HALF
@@ -242,6 +245,7 @@ class MediaPoolItem(object):
         self._first = first
         self._last = last
         match = _TOKEN.search(printf)
+        assert match is not None, "no frame token in %r" % printf
         width = int(match.group(1) or 1)
         self._bracket = "%s[%0*d-%0*d]%s" % (printf[:match.start()], width, first, width, last, printf[match.end():])
 
@@ -291,17 +295,19 @@ class TimelineItem(object):
 
         frame = self._media._first + self._offset + (record - self._record)
         inp = oiio.ImageInput.open(_frame_file(self._media._printf, frame))
+        assert inp is not None, oiio.geterror()
         spec = inp.spec()
-        pixels = inp.read_image(format=oiio.FLOAT).reshape(spec.height, spec.width, spec.nchannels)
+        pixels = inp.read_image(format=oiio.FLOAT)
+        assert pixels is not None, inp.geterror()
         inp.close()
-        return pixels, list(spec.channelnames)
+        return pixels.reshape(spec.height, spec.width, spec.nchannels), list(spec.channelnames)
 
 
 class Timeline(object):
     def __init__(self, name, start=86400):
         self._name = name
         self._start = start
-        self._tracks = [[]]
+        self._tracks: List[List[TimelineItem]] = [[]]
         self._marks = {}
         self._playhead = start
 

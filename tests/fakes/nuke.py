@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sys
+import typing  # (used qualified: the fake's public names are checked against Nuke's documented API)
 from collections import OrderedDict
 
 NUKE_VERSION_MAJOR = int(os.environ.get("FAKE_NUKE_VERSION_MAJOR", "16"))
@@ -42,14 +43,14 @@ env = _Env({"gui": False, "NukeVersionMajor": NUKE_VERSION_MAJOR})
 
 
 class Knob(object):
-    _default = ""
+    _default: typing.Any = ""  # each knob class holds its own kind of value
 
     def __init__(self, name, label=None, *args):
         self._name = name
         self._label = label if label is not None else name
-        self._value = self._default
+        self._value: typing.Any = self._default
         self._tooltip = ""
-        self._node = None
+        self._node: typing.Optional[Node] = None  # set when the knob is added to a node
         self._user = False
 
     def name(self):
@@ -154,7 +155,7 @@ class Double_Knob(Knob):
 
     @classmethod
     def _load(cls, data):
-        knob = Knob._load.__func__(cls, data)
+        knob = super(Double_Knob, cls)._load(data)
         knob._range = tuple(data.get("range", (0.0, 1.0)))
         return knob
 
@@ -205,6 +206,7 @@ class PyScript_Knob(Knob):
 
     def execute(self):
         """Run the button's Python command with ``nuke.thisNode()`` set to the knob's node."""
+        assert self._node is not None, "a button runs on the node it was added to"
         _fake.this_nodes.append(self._node)
         try:
             exec(compile(self._value, "<%s.%s>" % (self._node.name(), self._name), "exec"),
@@ -220,7 +222,7 @@ _KNOB_CLASSES = {cls.__name__: cls for cls in (String_Knob, File_Knob, Multiline
 # --- nodes ----------------------------------------------------------------------------------------
 
 # Built-in knobs per class: (knob class, name, default, extra args)
-_BUILTIN = {
+_BUILTIN: typing.Dict[str, typing.List[typing.Tuple[typing.Any, ...]]] = {
     "Read": [(File_Knob, "file", ""), (Int_Knob, "first", 1), (Int_Knob, "last", 1), (Boolean_Knob, "raw", False),
              (Enumeration_Knob, "before", "hold", ["hold", "black"]),
              (Enumeration_Knob, "after", "hold", ["hold", "black"])],
@@ -268,7 +270,7 @@ class Node(object):
 
     def fullName(self):
         names = []
-        node = self
+        node: typing.Optional[Node] = self
         while node is not None and node._class != "Root":
             names.append(node.name())
             node = node._parent
@@ -434,7 +436,7 @@ class Menu(object):
         return item
 
     def findItem(self, name):
-        current = self
+        current: typing.Union[Menu, MenuItem, None] = self
         for part in name.split("/"):
             current = current._items.get(part) if isinstance(current, Menu) else None
             if current is None:
