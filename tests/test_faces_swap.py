@@ -275,7 +275,7 @@ def test_swap_open_target_mouth_keeps_its_interior(models: DlibFaceModels) -> No
     lm = models.detect(tgt8)[0].landmarks
     crop, clm, _ = crop_target(tgt8, lm)
     res = swap_face(crop, clm, src)
-    inner = np.zeros(crop.shape[:2], np.uint8)
+    inner: np.ndarray = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillConvexPoly(inner, cv2.convexHull(clm[60:68].astype(np.int32)), 1)
     inner = cv2.erode(inner, np.ones((5, 5), np.uint8)) > 0
     assert res.mask[inner].max() < 0.05
