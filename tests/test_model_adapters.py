@@ -36,7 +36,8 @@ def _source(arrays: dict[str, np.ndarray], label: str = "photo") -> SourceFace:
 def _adapter() -> InswapperAdapter:
     """An inswapper adapter without arcface (the unverified stand-in: dlib identities), shared by sessions."""
     emap = np.random.default_rng(0).normal(size=(512, 512)).astype(np.float32)
-    return InswapperAdapter(_Swapper(emap), None, "inswapper+dlib-stand-in")  # type: ignore[arg-type]
+    return InswapperAdapter(_Swapper(emap), None,  # type: ignore[arg-type]  # _Swapper stands in for InswapperSwapper
+                            "inswapper+dlib-stand-in")
 
 
 def _expected(adapter: InswapperAdapter, source: SourceFace) -> np.ndarray:
