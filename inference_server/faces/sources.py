@@ -46,7 +46,7 @@ def source_digest(source: SourceFace) -> str:
     for array in (source.image, source.landmarks, source.embedding):
         a = np.ascontiguousarray(array)
         digest.update(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(memoryview(a.reshape(-1).view(np.uint8)))
+        digest.update(a.data.cast("B"))
     return digest.hexdigest()
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,30 +32,40 @@ Payload = dict[str, np.ndarray]
 FEATHER = 0.1  # soft edge of an aligned model's square, fraction of its side
 
 
+@runtime_checkable
 class Restorer(Protocol):
     """Restores the face of a model-space crop (GPEN in PyTorch or ONNX, or the embedded enhancer)."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...
 
     def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored: ...
 
 
+@runtime_checkable
 class AlignedSwapper(Protocol):
     """An aligned swap model (inswapper_128 format) with the embedder its source vectors come from."""
 
-    model_id: str
-    template: str
-    size: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def template(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
 
     def source_vector(self, source: SourceFace) -> np.ndarray: ...
 
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
 class FaceParser(Protocol):
     """Labels face parts (BiSeNet); ``labels(crop, landmarks)`` is (h, w) uint8 CelebAMask-HQ labels."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...
 
     def labels(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
 
@@ -74,8 +84,11 @@ def _parser_ids(parser: FaceParser | None) -> tuple[str, ...]:
 class Stage(Protocol):
     """A model stage: ``model_ids`` identify it (cache keys, metadata); ``run`` computes one face."""
 
-    model_ids: tuple[str, ...]
-    needs_source: bool
+    @property
+    def model_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def needs_source(self) -> bool: ...
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload: ...
 

@@ -1,0 +1,227 @@
+"""One face through the model stage (cached by content) and the compositing controls, at frame size.
+
+Convention:
+    - A face's model input is cut from the original plate, so its model output depends only on (frame
+      content, landmarks, models, model parameters) and is cached under a key of those.
+    - Cached model outputs are stored at reduced precision; a freshly computed output goes through the
+      same reduction before use, so cold and warm renders give identical pixels.
+    - Crops are ``(h, w, 3)`` float32 scene-linear RGB of the plate inside a :class:`~.crops.Box`, masks
+      ``(h, w)`` float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..compositing.classical import composite_face_crop, matched_face
+from ..compositing.classical_output import SwapModelOutput
+from ..compositing.controls import CompositeControls, colour_stage_key
+from ..compositing.delta import composite_delta, delta_face
+from ..compositing.delta_output import DeltaOutput, is_delta_payload
+from ..compositing.regions import soft_parsed_masks
+from ..faces.geometry import face_size
+from ..faces.sources import SourceFace, choose_source_index
+from .crops import Box, exposure_scale
+from .memos import RenderMemos
+from .settings import RenderSettings
+
+Payload = dict[str, np.ndarray]
+ModelOutput = SwapModelOutput | DeltaOutput
+
+
+class ModelCache(Protocol):
+    """What rendering needs of a cache: get and put payloads by key (see ``store.payload_cache``)."""
+
+    def get(self, key: str) -> Payload | None: ...
+
+    def put(self, key: str, payload: Payload) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkingCrop:
+    """A face's plate crop as the model stage sees it."""
+
+    box: Box
+    linear: np.ndarray     # (h', w', 3) float32, exposure-normalised, finite, at working size
+    landmarks: np.ndarray  # (68, 2) float32 in working-crop pixels
+    scale: float           # exposure scale
+    size: tuple[int, int]  # (w, h) of the crop in the frame
+
+
+def readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (memo values are shared)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def finite(crop: np.ndarray) -> np.ndarray:
+    """The plate crop with non-finite values as 0 (a change there counts as none)."""
+    return np.nan_to_num(crop, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, settings: RenderSettings,
+                 crop_hash: str, memos: RenderMemos | None) -> WorkingCrop:
+    """``crop``: ``(h, w, 3)`` float32 linear RGB of the plate inside ``box`` of the frame ``crop_hash``."""
+    h, w = crop.shape[:2]
+    factor = min(1.0, settings.max_working_side / max(h, w))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+
+    def normalised() -> tuple[float, np.ndarray]:
+        scale = exposure_scale(crop)
+        clean = np.nan_to_num(crop, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
+        if factor < 1.0:
+            clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
+        return scale, readonly(np.ascontiguousarray(clean, np.float32))
+
+    key = ("working", crop_hash, tuple(box), settings.max_working_side)
+    scale, clean = memos.working.get_or_compute(key, normalised) if memos is not None else normalised()
+    landmarks = target_landmarks - np.array([box.x0, box.y0], np.float32)
+    if factor < 1.0:
+        landmarks = (landmarks + 0.5) * np.array([size[0] / w, size[1] / h], np.float32) - 0.5
+    return WorkingCrop(box, clean, landmarks.astype(np.float32), scale, (w, h))
+
+
+def model_key(frame_hash: str, key_base: str, source_hash: str, work: WorkingCrop) -> str:
+    """Content key of one face's model output (``source_hash`` empty when the stage takes no source)."""
+    digest = hashlib.sha256()
+    for part in (frame_hash, key_base, source_hash, repr(tuple(work.box)), repr(work.scale), repr(work.size)):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    digest.update(np.ascontiguousarray(work.landmarks, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def output_from_payload(payload: Payload) -> ModelOutput:
+    """The model output a cache payload holds (classical swap or aligned stage)."""
+    return DeltaOutput.from_arrays(payload) if is_delta_payload(payload) else SwapModelOutput.from_arrays(payload)
+
+
+def _parsed_masks(payload: Payload, work: WorkingCrop) -> dict[str, np.ndarray] | None:
+    """Soft parser masks of the crop's face parts, when the stage ran a face parser."""
+    labels = payload.get("parser_labels")
+    if labels is None:
+        return None
+    from ..models.onnx_parser import parser_region_masks  # (onnx is imported only when a parser ran)
+
+    hard = parser_region_masks(labels, labels.shape[:2])
+    return soft_parsed_masks(hard, face_size(work.landmarks))
+
+
+def _model_output(work: WorkingCrop, source: SourceFace | None, settings: RenderSettings,
+                  cache: ModelCache | None, key: str) -> tuple[ModelOutput, dict[str, np.ndarray] | None, bool]:
+    if cache is not None:
+        payload = cache.get(key)
+        if payload is not None:
+            return output_from_payload(payload), _parsed_masks(payload, work), True
+    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source)
+    if cache is not None:
+        cache.put(key, payload)
+    # through the same reduction as a cached payload: cold and warm renders give the same pixels
+    return output_from_payload(payload), _parsed_masks(payload, work), False
+
+
+@dataclass(frozen=True)
+class Processed:
+    """One face rendered at frame size over its crop box."""
+
+    work: WorkingCrop
+    source: SourceFace | None
+    face: np.ndarray   # (h, w, 3) float32 linear, frame-size crop
+    mask: np.ndarray   # (h, w) float32
+    hit: bool
+    fp32_fallback: bool
+    keeps_plate: bool  # an aligned stage: the face is the plate plus the model's change
+
+    def change(self, crop: np.ndarray) -> np.ndarray:
+        """What temporal stabilisation averages: the change to the plate for an aligned stage (the plate's
+        own grain stays its own), the face itself for the classical swap (which replaces the plate)."""
+        return self.face - finite(crop) if self.keeps_plate else self.face
+
+
+def _to_frame_size(face: np.ndarray, mask: np.ndarray, work: WorkingCrop) -> tuple[np.ndarray, np.ndarray]:
+    if face.shape[1::-1] == work.size:
+        return face, mask
+    face = cv2.resize(face, work.size, interpolation=cv2.INTER_CUBIC)
+    mask = np.clip(cv2.resize(mask, work.size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return face, mask
+
+
+@dataclass(frozen=True)
+class FaceRenderer:
+    """Renders faces of one request: the sources and settings shared by its faces, and where model outputs
+    are cached and remembered. Pure given its inputs: the same face renders to the same bits."""
+
+    sources: Sequence[SourceFace]
+    source_hashes: Sequence[str]  # content hash of each source (cache keys); its label when missing
+    settings: RenderSettings
+    key_base: str                 # hash of the model ids and model-affecting settings
+    cache: ModelCache | None
+    memos: RenderMemos | None
+
+    def _source(self, landmarks: np.ndarray) -> tuple[SourceFace | None, str]:
+        """The source for a face with ``landmarks`` and its hash ("" when the stage takes none)."""
+        if not self.settings.model_stage.needs_source:
+            return None, ""
+        index = choose_source_index(self.sources, landmarks)
+        source = self.sources[index]
+        return source, self.source_hashes[index] if index < len(self.source_hashes) else source.label
+
+    def render(self, crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> Processed:
+        """The face with ``landmarks`` (frame pixels) on ``crop`` (the plate inside ``box`` of the frame
+        whose content hash is ``crop_hash``), composited with the settings' controls."""
+        settings, memos = self.settings, self.memos
+        work = working_crop(crop, box, landmarks, settings, crop_hash, memos)
+        source, source_hash = self._source(landmarks)
+        key = model_key(crop_hash, self.key_base, source_hash, work)
+        controls = settings.controls.validated()
+        if memos is not None:
+            done = memos.composited.get((key, controls))
+            if done is not None:  # the model ran before: a cache hit
+                return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]))
+        output, parsed, hit = _model_output(work, source, settings, self.cache, key)
+        face, mask, fallback = self._composited(work, output, parsed, controls, (key, colour_stage_key(controls)))
+        delta = isinstance(output, DeltaOutput)
+        if delta and face.shape[1::-1] != work.size:
+            # an aligned stage's change is resized, not its face: the plate keeps its full-resolution detail
+            change, mask = _to_frame_size((face - work.linear) * np.float32(work.scale), mask, work)
+            face = finite(crop) + change
+        else:
+            face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
+        # no new highlights: the processed face never gets brighter than the brightest finite value of its crop
+        values = crop[np.isfinite(crop)]
+        if values.size:
+            face = np.minimum(face, np.float32(values.max()))
+        if memos is not None:
+            memos.composited.put((key, controls), (readonly(face), readonly(mask), np.array([fallback, delta])))
+        return Processed(work, source, face, mask, hit, fallback, delta)
+
+    def _composited(self, work: WorkingCrop, output: ModelOutput, parsed: dict[str, np.ndarray] | None,
+                    controls: CompositeControls, stage_key: tuple[str, tuple[str, float, float]]
+                    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(face, mask, fp32 fallback)`` of a model output on the working crop, the colour-matched face
+        remembered under ``stage_key``."""
+        colourspace, memos = self.settings.colourspace, self.memos
+
+        def remembered(compute: Callable[[], np.ndarray]) -> np.ndarray:
+            return memos.matched.get_or_compute(stage_key, compute) if memos is not None else compute()
+
+        if isinstance(output, DeltaOutput):
+            delta = output
+            face, mask = composite_delta(work.linear, work.landmarks, delta, controls, lambda: remembered(
+                lambda: readonly(delta_face(work.linear, delta, controls, colourspace.to_model,
+                                            colourspace.from_model))), parsed)
+            return face, mask, bool(delta.fp32_fallback.any())
+        classical = output
+        face, mask = composite_face_crop(work.linear, work.landmarks, classical, controls,
+                                         from_model=colourspace.from_model, matched=lambda: remembered(
+                                             lambda: readonly(matched_face(work.linear, work.landmarks, classical,
+                                                                           controls, colourspace.from_model))),
+                                         parsed=parsed)
+        return face, mask, False

@@ -1,0 +1,48 @@
+"""What a frame render takes and gives: the plate with its content hash, the per-face reports, the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FramePlate:
+    """The frame being rendered.
+
+    Attributes:
+        pixels: ``(H, W, C)`` float32 scene-linear plate (data window), channels in file order.
+        rgb_index: the indices of R, G, B in the channel axis.
+        frame_hash: the content hash of its R, G, B (model outputs are cached under it).
+    """
+
+    pixels: np.ndarray
+    rgb_index: list[int]
+    frame_hash: str
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    index: int
+    swapped: bool
+    source_label: str
+    box: tuple[float, float, float, float]
+    pose: tuple[float, float, float]
+    track: int = -1
+    cache_hit: bool = False
+    jitter: tuple[float, float] = (float("nan"), float("nan"))
+    identity_distance: float = float("nan")        # output face -> its source
+    identity_distance_plate: float = float("nan")  # plate face -> the same source
+    fp32_fallback: bool = False                    # reduced precision failed; recomputed in fp32
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    pixels: np.ndarray
+    faces: tuple[FaceReport, ...]
+    timings_ms: dict[str, float]
+
+    @property
+    def faces_swapped(self) -> int:
+        return sum(f.swapped for f in self.faces)

@@ -1,0 +1,53 @@
+"""Quality checks of a rendered face: identity distances of the output's and the plate's face."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..faces.dlib_models import DlibFaceModels
+from ..faces.sources import SourceFace
+from ..plates.colour import ColourSpace
+from .crops import Box
+from .face_render import readonly
+from .frames import FaceReport, FramePlate
+from .memos import RenderMemos
+from .targets import FaceTarget
+
+
+def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: Box, target: FaceTarget,
+                  source: SourceFace | None, models: DlibFaceModels, colourspace: ColourSpace,
+                  memos: RenderMemos | None) -> FaceReport:
+    """``report`` with the identity distances of the output's and the plate's face (in the crop ``box``) to
+    ``source``; without a source (restoration), the output's distance to the plate's own face (how much
+    identity it moved).
+
+    Args:
+        frame: the plate; ``out`` ``(H, W, C)`` float32 the rendered frame.
+        models: the dlib models (landmarks and identity embeddings on display-referred proxies).
+        colourspace: how the plate becomes a display-referred proxy.
+        memos: where the plate face's embedding is remembered (by frame, box and landmarks), or None.
+    """
+    offset = np.array([box.x0, box.y0], np.float32)
+    rect = target.rect
+    local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
+    rgb_index = frame.rgb_index
+
+    def plate_embedding() -> np.ndarray:
+        plate8 = np.ascontiguousarray(colourspace.to_proxy8(frame.pixels[box.slices][..., rgb_index]))
+        return readonly(np.asarray(models.embed(plate8, target.landmarks - offset)))
+
+    key = ("plate-identity", frame.frame_hash, tuple(box), colourspace.name,
+           np.asarray(target.landmarks, np.float32).tobytes())
+    plate_id = memos.plate_identity.get_or_compute(key, plate_embedding) if memos is not None else plate_embedding()
+    out8 = np.ascontiguousarray(colourspace.to_proxy8(out[box.slices][..., rgb_index]))
+    out_landmarks = models.landmarks(out8, local)
+    out_id = models.embed(out8, out_landmarks)
+    if source is None:
+        return replace(report, identity_distance=float(np.linalg.norm(out_id - plate_id)))
+    return replace(
+        report,
+        identity_distance=float(np.linalg.norm(out_id - source.embedding)),
+        identity_distance_plate=float(np.linalg.norm(plate_id - source.embedding)),
+    )

@@ -1,0 +1,44 @@
+"""The faces to render on a frame: where each is (landmarks, detected on this frame or smoothed over its
+track) and, for temporal stabilisation, its neighbouring frames' plates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..faces.dlib_models import DlibFaceModels
+from ..plates.colour import ColourSpace
+from .crops import Box
+from .timing import Stopwatch
+
+
+@dataclass(frozen=True)
+class NeighbourPlate:
+    """A neighbouring frame of the same track, for temporal stabilisation: its plate around the face."""
+
+    frame_hash: str
+    landmarks: np.ndarray  # (68, 2) float32 smoothed landmarks on that frame
+    crop: np.ndarray       # (h, w, 3) float32 scene-linear RGB of that frame's plate inside ``crop_box``
+    crop_box: Box
+
+
+@dataclass(frozen=True)
+class FaceTarget:
+    landmarks: np.ndarray                  # (68, 2) float32
+    rect: tuple[float, float, float, float]
+    track: int = -1                        # -1: detected on this frame, no track
+    jitter: tuple[float, float] = (float("nan"), float("nan"))  # raw, smoothed
+    neighbours: tuple[NeighbourPlate, ...] = ()
+
+
+def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: DlibFaceModels, colourspace: ColourSpace,
+                   min_score: float, clock: Stopwatch) -> list[FaceTarget]:
+    """Faces found on this frame alone (no shot analysis): whole-frame proxy, detector, landmarks.
+
+    ``pixels``: ``(H, W, C)`` float32 scene-linear plate; ``rgb_index`` the indices of R, G, B in it."""
+    proxy = colourspace.to_proxy8(pixels[..., rgb_index])
+    clock.lap("proxy")
+    targets = [FaceTarget(d.landmarks, d.rect) for d in models.detect(proxy) if d.score >= min_score]
+    clock.lap("detect")
+    return targets

@@ -1,0 +1,108 @@
+"""Frames in and out of the engine: decoding or reading a frame (and a source photo), the file digest and
+the remembered content hash, the preview's remembered plates, and writing or encoding the result.
+
+Plates are :class:`~inference_server.plates.image_file.Plate` (``pixels`` ``(H, W, C)`` float32
+scene-linear, channels in file order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..plates.errors import PlateError
+from ..plates.image_file import (Limits, MetadataValue, Plate, decode_plate, encode_plate, read_plate,
+                                 write_plate_atomic)
+from ..plates.source_image import source_rgb8
+from ..store.memo import Memo
+from .errors import SourceError
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """One frame: encoded bytes (stream transport) or an input path, and where the result goes."""
+
+    frame_number: int
+    name: str
+    data: bytes | bytearray | None = None
+    input_path: str = ""
+    output_path: str = ""
+
+
+def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
+    """sha256 of the frame's R, G, B values (float32): what the analysis and the model outputs depend on."""
+    rgb = np.ascontiguousarray(pixels[..., rgb_index], np.float32)
+    return hashlib.sha256(rgb.data.cast("B")).hexdigest()
+
+
+class FrameLoader:
+    """Reads frames for the engine and remembers what is worth keeping between requests.
+
+    Args:
+        scratch_dir: where encoded frames are staged for OpenImageIO.
+        limits: the largest frames accepted.
+        memory_bytes: the budget of the plates remembered for previews (a quarter of it).
+    """
+
+    def __init__(self, scratch_dir: Path, limits: Limits, memory_bytes: int) -> None:
+        self.scratch_dir = Path(scratch_dir)
+        self.limits = limits
+        self._frame_hashes: Memo[str] = Memo(1 << 16)
+        self._preview_plates: Memo[tuple[Plate, str]] = Memo(memory_bytes // 4, lambda v: v[0].pixels.nbytes)
+
+    def load(self, request: FrameRequest) -> tuple[Plate, str]:
+        """The decoded plate and the sha256 of its encoded bytes (the key of its remembered content hash;
+        empty when the file cannot be read, which ``read_plate`` then reports)."""
+        if request.data is not None:
+            digest = hashlib.sha256(request.data).hexdigest()
+            return decode_plate(request.data, request.name, self.scratch_dir, self.limits), digest
+        try:
+            digest = hashlib.sha256(Path(request.input_path).read_bytes()).hexdigest()
+        except OSError:
+            digest = ""  # read_plate reports the problem
+        return read_plate(request.input_path, self.limits), digest
+
+    def load_remembered(self, request: FrameRequest) -> tuple[Plate, str]:
+        """:meth:`load`, remembered for the next preview of the same file (by path, size and mtime) or bytes."""
+        if request.data is not None:
+            key: tuple[object, ...] = ("data", hashlib.sha256(request.data).hexdigest())
+        else:
+            try:
+                stat = os.stat(request.input_path)
+                key = ("path", os.path.abspath(request.input_path), stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                return self.load(request)  # read_plate reports the problem
+        hit = self._preview_plates.get(key)
+        return hit if hit is not None else self._preview_plates.put(key, self.load(request))
+
+    def content_hash(self, plate: Plate, file_digest: str) -> str:
+        """:func:`content_hash` of the plate, remembered by the digest of the file it was decoded from."""
+        rgb_index = plate.channel_index(("R", "G", "B"))
+        if not file_digest:
+            return content_hash(plate.pixels, rgb_index)
+        key = (file_digest, tuple(rgb_index))
+        return self._frame_hashes.get_or_compute(key, lambda: content_hash(plate.pixels, rgb_index))
+
+    def decode_source(self, label: str, data: bytes) -> np.ndarray:
+        """A source photo's encoded bytes -> display-referred ``(H, W, 3)`` uint8 RGB (SourceError naming
+        the source when it cannot be decoded)."""
+        try:
+            return source_rgb8(decode_plate(data, label, self.scratch_dir, self.limits))
+        except PlateError as exc:
+            raise SourceError(f"source '{label}': {exc}") from exc
+
+
+def deliver(request: FrameRequest, plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue],
+            output_format: str, scratch_dir: Path) -> bytes | None:
+    """The rendered ``pixels`` (``(H, W, C)`` float32, ``plate``'s channels) as the request wants them:
+    encoded bytes in ``output_format`` for a stream request (returned), else written to its output path
+    (atomically, in the input's format and channels; None returned)."""
+    if request.data is not None:
+        return encode_plate(plate, pixels, metadata, output_format, scratch_dir)
+    write_plate_atomic(request.output_path, plate, pixels, metadata)
+    return None

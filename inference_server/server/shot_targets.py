@@ -1,0 +1,146 @@
+"""Where the faces of an analysed shot are on a frame: the smoothed track paths (remembered until the
+shot's analysis changes), the face selection, the neighbouring frames' stored plates for stabilisation,
+and the per-shot summaries.
+
+Landmarks are ``(68, 2)`` float32 data-window pixels; plates ``(H, W, C)`` float32 scene-linear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..pipeline.crops import Box, face_crop_box
+from ..pipeline.targets import FaceTarget, NeighbourPlate
+from ..plates.errors import PlateError
+from ..store.memo import Memo
+from ..store.payload_cache import PayloadCache
+from ..store.shot_db import ShotDatabase
+from ..temporal.tracks import FaceSelection, TrackPath, build_paths
+
+PLATE_CROP_MARGIN = 1.0  # stored neighbour plates reach further than the render crop (0.6) plus smoothing offsets
+
+
+@dataclass(frozen=True)
+class FrameSummaryData:
+    """One analysed frame: its cut, whether it is a keyframe, the tracks on it and their landmark jitter
+    (raw, smoothed; the largest over its tracks, NaN when unknown)."""
+
+    frame_number: int
+    cut: int
+    keyframe: bool
+    tracks: tuple[int, ...]
+    jitter: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ShotSummary:
+    """One shot of the shot database: its analysed frames, tracks and cuts."""
+
+    shot: str
+    frames: tuple[int, ...]
+    tracks: tuple[int, ...]
+    cuts: int
+    keyframes: int
+    created: float
+    per_frame: tuple[FrameSummaryData, ...] = ()
+
+
+def plate_crop_key(frame_hash: str, box: Box) -> str:
+    """Cache key of the stored plate of frame ``frame_hash`` inside ``box``."""
+    return hashlib.sha256(f"plate-crop|{frame_hash}|{tuple(box)}".encode()).hexdigest()
+
+
+class ShotTargets:
+    """The faces to render on the analysed frames of the shots in ``db``; neighbour plates live in ``cache``."""
+
+    def __init__(self, db: ShotDatabase, cache: PayloadCache) -> None:
+        self.db = db
+        self.cache = cache
+        self._paths: Memo[dict[int, TrackPath]] = Memo(16)
+
+    def store_plate_crops(self, pixels: np.ndarray, rgb_index: list[int], frame_hash: str,
+                          landmark_sets: Sequence[np.ndarray]) -> None:
+        """Keep the plate around each analysed face, so neighbouring frames can be stabilised against it."""
+        for landmarks in landmark_sets:
+            box = face_crop_box(landmarks, pixels.shape[:2], PLATE_CROP_MARGIN)
+            key = plate_crop_key(frame_hash, box)
+            if not self.cache.contains(key):
+                self.cache.put(key, {"rgb": np.ascontiguousarray(pixels[box.slices][..., rgb_index], np.float32)})
+
+    def is_analysed(self, shot: str, frame: int, frame_hash: str) -> bool:
+        """Whether ``frame`` of ``shot`` was analysed with this very content."""
+        record = self.db.frame_record(shot, frame)
+        return record is not None and record[0] == frame_hash
+
+    def observed_landmarks(self, shot: str, frame: int) -> list[np.ndarray]:
+        """The landmarks of every face the analysis found on ``frame`` (whatever the selection)."""
+        return [o.landmarks for o in self.db.frame_observations(shot, frame)]
+
+    def track_paths(self, shot: str, sigma: float) -> dict[int, TrackPath]:
+        """The shot's smoothed track paths, remembered until its analysis changes."""
+        key = (shot, sigma, self.db.analysis_fingerprint(shot))
+        return self._paths.get_or_compute(key, lambda: build_paths(self.db.observations(shot), sigma))
+
+    def targets(self, shot: str, frame: int, frame_hw: tuple[int, int], selection: FaceSelection,
+                smoothing: float, stabilise: bool) -> list[FaceTarget]:
+        """The selected faces on an analysed ``frame``: landmarks smoothed over their tracks (``smoothing``
+        frames), with their neighbours' stored plates when ``stabilise`` (PlateError when one is missing)."""
+        paths = self.track_paths(shot, smoothing)
+        present = [t for t, p in paths.items() if p.landmarks(frame) is not None]
+        rects = {o.track: o.rect for o in self.db.frame_observations(shot, frame)}
+        targets = []
+        for track in selection.choose(present, self.db.tracks(shot)):
+            landmarks = paths[track].landmarks(frame)
+            assert landmarks is not None
+            lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+            rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
+            neighbours = self._neighbours(shot, paths, track, frame, frame_hw) if stabilise else ()
+            targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours))
+        return targets
+
+    def _neighbours(self, shot: str, paths: dict[int, TrackPath], track: int, frame: int,
+                    frame_hw: tuple[int, int]) -> tuple[NeighbourPlate, ...]:
+        """The stored plates of ``frame``'s neighbours on ``track`` (PlateError when one is missing)."""
+        neighbours = []
+        for n in (frame - 1, frame + 1):
+            landmarks = paths[track].landmarks(n)
+            record = self.db.frame_record(shot, n)
+            raw = [o for o in self.db.frame_observations(shot, n) if o.track == track]
+            if landmarks is None or record is None or not raw:
+                continue
+            box = face_crop_box(raw[0].landmarks, frame_hw, PLATE_CROP_MARGIN)
+            payload = self.cache.get(plate_crop_key(record[0], box))
+            if payload is None:
+                raise PlateError("analysis", f"the stored plate of frame {n} is missing (evicted or analysed by an "
+                                             "older version); analyse the shot again")
+            neighbours.append(NeighbourPlate(record[0], landmarks, payload["rgb"], box))
+        return tuple(neighbours)
+
+    def summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:
+        """The shots of the shot database (or just ``shot``, when it exists), with per-frame summaries on request."""
+        names = [s for s in self.db.shots() if not shot or s == shot]
+        summaries = []
+        for name in names:
+            frames = self.db.analysed_frames(name)
+            keyframes = set(self.db.keyframes(name))
+            tracks = self.db.tracks(name)
+            created = self.db.analysis_fingerprint(name)[0]
+            per_frame: list[FrameSummaryData] = []
+            if with_frames and frames:
+                paths = self.track_paths(name, smoothing)
+                for frame in sorted(frames):
+                    on = tuple(t for t, p in sorted(paths.items()) if p.landmarks(frame) is not None)
+                    jitters = [paths[t].jitter_at(frame) for t in on]
+                    raw = [j[0] for j in jitters if np.isfinite(j[0])]
+                    smooth = [j[1] for j in jitters if np.isfinite(j[1])]
+                    per_frame.append(FrameSummaryData(frame, frames[frame][1], frame in keyframes, on,
+                                                      (max(raw, default=float("nan")),
+                                                       max(smooth, default=float("nan")))))
+            summaries.append(ShotSummary(name, tuple(sorted(frames)), tuple(sorted(tracks)),
+                                         len({c for _, c in frames.values()}), len(keyframes), created,
+                                         tuple(per_frame)))
+        return summaries
