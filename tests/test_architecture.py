@@ -1,0 +1,136 @@
+"""The server's package structure, read from its source: the packages of ``inference_server`` import each
+other without a cycle, in layers (none imports a package above it), and never the client or host code.
+
+Every import counts: absolute and relative, at module level and inside functions (a lazy import is still
+a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "inference_server"
+TOP = "inference_server"
+
+# lowest first; a package may import packages of lower layers only ("inference_server" is the package's
+# own __init__, which holds the version)
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({TOP}),
+    frozenset({"paths", "provenance", "faces", "plates", "store", "restore"}),
+    frozenset({"compositing"}),
+    frozenset({"models", "swap", "temporal"}),
+    frozenset({"pipeline"}),
+    frozenset({"server"}),
+)
+FORBIDDEN = ("facebridge.client", "facebridge.cli", "ui", "host_plugins")
+
+
+def _module_name(path: Path) -> tuple[str, bool]:
+    """Dotted name of a source file and whether it is a package's ``__init__``."""
+    parts = (TOP, *path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), True
+    return ".".join(parts), False
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """Dotted names ``path`` imports (for ``from x import y``: ``x`` and ``x.y``), relative ones resolved."""
+    name, is_package = _module_name(path)
+    package = name.split(".") if is_package else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def _package(dotted: str) -> str | None:
+    """The package of ``inference_server`` a dotted name belongs to (None outside it)."""
+    parts = dotted.split(".")
+    if parts[0] != TOP:
+        return None
+    return parts[1] if len(parts) > 1 else TOP
+
+
+def _sources() -> list[Path]:
+    return sorted(ROOT.rglob("*.py"))
+
+
+def package_graph() -> dict[str, set[str]]:
+    """``{package: packages it imports}`` over ``inference_server``'s packages and top-level modules."""
+    modules = {_module_name(p)[0] for p in _sources()}
+    graph: dict[str, set[str]] = {}
+    for path in _sources():
+        source = _package(_module_name(path)[0])
+        assert source is not None
+        edges = graph.setdefault(source, set())
+        for target in _imports(path):
+            package = _package(target)
+            # ``from . import x`` names a module or an attribute: only known modules and packages count
+            if package is not None and package != source and (target in modules or target == TOP):
+                edges.add(package)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle of ``graph`` as ``[a, b, ..., a]``, or ``[]`` when it is acyclic."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start)
+            if found:
+                return found
+    return []
+
+
+def test_the_graph_reader_sees_relative_lazy_and_absolute_imports(tmp_path: Path) -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+    graph = package_graph()
+    # known edges of each kind: relative at module level, relative inside a function, absolute
+    assert "compositing" in graph["swap"]                # swap/model.py: from ..compositing.masks import ...
+    assert "models" in graph["pipeline"]                 # pipeline/face_render.py: a lazy import of onnx_parser
+    assert {"faces", "plates"} <= graph["compositing"]
+
+
+def test_server_packages_import_each_other_without_a_cycle() -> None:
+    cycle = find_cycle(package_graph())
+    assert not cycle, "import cycle between inference_server packages: " + " -> ".join(cycle)
+
+
+def test_server_packages_import_only_lower_layers() -> None:
+    layer = {package: index for index, names in enumerate(LAYERS) for package in names}
+    graph = package_graph()
+    unplaced = sorted(set(graph) - set(layer))
+    assert not unplaced, f"packages missing from LAYERS: {unplaced}"
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer[b] >= layer[a])
+    assert not upward, f"imports of a package in the same or a higher layer: {upward}"
+
+
+def test_server_never_imports_client_or_host_code() -> None:
+    found = sorted(f"{path.relative_to(ROOT.parent)}: {name}" for path in _sources() for name in _imports(path)
+                   if any(name == f or name.startswith(f + ".") for f in FORBIDDEN))
+    assert not found, f"inference_server imports client or host code: {found}"
