@@ -7,7 +7,7 @@ Convention: every range here is inclusive (``first..last``), like Nuke's frame r
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 
 class FrameRangeError(ValueError):
@@ -19,9 +19,10 @@ class FrameRange(NamedTuple):
     last: int
 
     @classmethod
-    def checked(cls, first: object, last: object) -> "FrameRange":
+    def checked(cls, first: Any, last: Any) -> "FrameRange":
+        """``first..last`` from values a host or a user gave (numbers or text), checked."""
         try:
-            a, b = int(first), int(last)  # type: ignore[call-overload]
+            a, b = int(first), int(last)
         except (TypeError, ValueError):
             raise FrameRangeError("frame range %r-%r is not two whole numbers" % (first, last)) from None
         if b < a:

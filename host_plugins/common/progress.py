@@ -23,7 +23,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from .command import sidecar_env
 
@@ -33,7 +33,7 @@ ANALYSIS_SHARE = 0.3   # share of the progress bar given to the analysis pass wh
 
 class ProgressEvent(NamedTuple):
     kind: str                 # start | analyse | frame | end
-    data: Dict[str, object]
+    data: Dict[str, Any]      # the JSON object of one ``--progress json`` line
 
     @property
     def frame(self) -> Optional[int]:
@@ -71,19 +71,19 @@ class ProgressModel:
         self.analyse_total = 0
         self.analysed = 0
         self.finished = False
-        self.summary: Dict[str, object] = {}
+        self.summary: Dict[str, Any] = {}
         self.outputs: Dict[int, str] = {}
 
     def update(self, event: ProgressEvent) -> None:
         data = event.data
         if event.kind == "start":
-            self.total = int(data.get("total", 0) or 0)  # type: ignore[call-overload]
+            self.total = int(data.get("total", 0) or 0)
         elif event.kind == "analyse":
-            self.analysed = int(data.get("done", self.analysed + 1) or 0)  # type: ignore[call-overload]
-            self.analyse_total = int(data.get("total", self.analyse_total) or 0)  # type: ignore[call-overload]
+            self.analysed = int(data.get("done", self.analysed + 1) or 0)
+            self.analyse_total = int(data.get("total", self.analyse_total) or 0)
         elif event.kind == "frame":
-            self.done = int(data.get("done", self.done + 1) or 0)  # type: ignore[call-overload]
-            self.total = int(data.get("total", self.total) or self.total)  # type: ignore[call-overload]
+            self.done = int(data.get("done", self.done + 1) or 0)
+            self.total = int(data.get("total", self.total) or self.total)
             self.failed += event.status == "failed"
             self.warnings += event.status == "warning"
             if event.frame is not None and data.get("output"):
@@ -118,11 +118,11 @@ class ProgressModel:
         return "rendering: %d/%d frames%s" % (self.done, self.total, failed)
 
 
-def summary_line(summary: Mapping[str, object]) -> str:
+def summary_line(summary: Mapping[str, Any]) -> str:
     """``"3 frames: 3 ok, 0 warnings, 0 failed in 4.2 s"`` from an ``end`` event."""
     return "%s frames: %s ok, %s warnings, %s failed in %.1f s" % (
         summary.get("total", 0), summary.get("ok", 0), summary.get("warnings", 0), summary.get("failed", 0),
-        float(summary.get("elapsed_s", 0.0) or 0.0))  # type: ignore[arg-type]
+        float(summary.get("elapsed_s", 0.0) or 0.0))
 
 
 class SidecarResult(NamedTuple):
