@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+import onnx_fixtures as fx
 import pytest
 
 from inference_server.faces.sources import SourceFace
 from inference_server.models import adapters
 from inference_server.models.adapters import InswapperAdapter
-from inference_server.models.onnx_swapper import prepare_inswapper_source
+from inference_server.models.onnx_swapper import InswapperSwapper, prepare_inswapper_source
 
 
-@dataclass
-class _Swapper:
-    """What the adapter uses of an InswapperSwapper, without an ONNX file: the emap, template and size."""
-
-    emap: np.ndarray
-    template: str = "arcface_128"
-    size: int = 128
+@pytest.fixture(scope="module")
+def swapper(tmp_path_factory: pytest.TempPathFactory) -> InswapperSwapper:
+    """A small synthetic inswapper file (the real one's inputs and emap layout)."""
+    return InswapperSwapper(fx.make_inswapper(tmp_path_factory.mktemp("inswapper")), "cpu")
 
 
 def _arrays(seed: int) -> dict[str, np.ndarray]:
@@ -33,11 +29,9 @@ def _source(arrays: dict[str, np.ndarray], label: str = "photo") -> SourceFace:
                       pose=(0.0, 0.0, 0.0), label=label)
 
 
-def _adapter() -> InswapperAdapter:
+def _adapter(swapper: InswapperSwapper) -> InswapperAdapter:
     """An inswapper adapter without arcface (the unverified stand-in: dlib identities), shared by sessions."""
-    emap = np.random.default_rng(0).normal(size=(512, 512)).astype(np.float32)
-    return InswapperAdapter(_Swapper(emap), None,  # type: ignore[arg-type]  # _Swapper stands in for InswapperSwapper
-                            "inswapper+dlib-stand-in")
+    return InswapperAdapter(swapper, None, "inswapper+dlib-stand-in")
 
 
 def _expected(adapter: InswapperAdapter, source: SourceFace) -> np.ndarray:
@@ -45,11 +39,12 @@ def _expected(adapter: InswapperAdapter, source: SourceFace) -> np.ndarray:
     return prepare_inswapper_source(np.tile(np.asarray(source.embedding, np.float32), 4), adapter.swapper.emap)
 
 
-def test_a_source_with_a_reused_id_gets_its_own_vector(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_source_with_a_reused_id_gets_its_own_vector(swapper: InswapperSwapper,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Two different sources whose objects have the same id (as a closed session's source and the next
     session's may): the second gets its own identity, not the first one's."""
     monkeypatch.setattr(adapters, "id", lambda obj: 4096, raising=False)  # every object "at one address"
-    adapter = _adapter()
+    adapter = _adapter(swapper)
     first, second = _source(_arrays(1)), _source(_arrays(2))
     old = adapter.source_vector(first)
     new = adapter.source_vector(second)
@@ -58,10 +53,10 @@ def test_a_source_with_a_reused_id_gets_its_own_vector(monkeypatch: pytest.Monke
     assert not np.array_equal(new, old)
 
 
-def test_a_closed_sessions_source_does_not_leak_into_the_next_session() -> None:
+def test_a_closed_sessions_source_does_not_leak_into_the_next_session(swapper: InswapperSwapper) -> None:
     """The same with real object ids: a session's source is freed when it closes, and CPython hands its
     memory (hence its id) to the next object of that size, such as the next session's source."""
-    adapter = _adapter()
+    adapter = _adapter(swapper)
     reused = False
     for seed in range(1, 200):
         first = _source(_arrays(seed))
@@ -78,7 +73,7 @@ def test_a_closed_sessions_source_does_not_leak_into_the_next_session() -> None:
     assert reused, "no id was reused: this test did not reach the case it is about"
 
 
-def test_equal_sources_share_one_vector() -> None:
-    adapter = _adapter()
+def test_equal_sources_share_one_vector(swapper: InswapperSwapper) -> None:
+    adapter = _adapter(swapper)
     a, b = _source(_arrays(7), "a"), _source(_arrays(7), "b")
     assert adapter.source_vector(a) is adapter.source_vector(b)

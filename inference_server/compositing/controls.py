@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import SupportsFloat, SupportsIndex
 
 from .regions import REGION_NAMES
 
@@ -42,9 +43,11 @@ class CompositeControls:
         """A normalised copy (plain floats, regions in :data:`REGION_NAMES` order); ValueError with a
         one-line message for a bad name or value."""
 
-        def number(name: str, value: float, lo: float, hi: float) -> float:
+        def number(name: str, value: object, lo: float, hi: float) -> float:
             try:
-                v = float(value)  # a wrong type at run time raises TypeError, reported below
+                if not isinstance(value, (str, bytes, bytearray, SupportsFloat, SupportsIndex)):
+                    raise TypeError  # what float() would refuse
+                v = float(value)
             except (TypeError, ValueError):
                 raise ValueError(f"{name} must be a number, got {value!r}") from None
             if not math.isfinite(v) or not lo <= v <= hi:

@@ -23,14 +23,14 @@ def edge_correction(face: np.ndarray, tgt: np.ndarray, distance: np.ndarray, rin
     Returns:
         (h, w, 3) float32 linear RGB, the corrected face.
     """
-    ring = ((distance > 0) & (distance - 0.5 < ring_width)).astype(np.float32)
+    ring: np.ndarray = ((distance > 0) & (distance - 0.5 < ring_width)).astype(np.float32)
     if ring.sum() < 4:
         return face
     h, w = ring.shape
     sigma = max(1.0, 0.5 * ring_width)
     f = int(np.clip(sigma / 3.0, 1, 16))
     eps = np.float32(1e-3)
-    fall = 1.0 - ramp(distance, reach)
+    fall: np.ndarray = 1.0 - ramp(distance, reach)
     if f > 1:
         size = (max(1, -(-w // f)), max(1, -(-h // f)))
         ring = cv2.resize(ring, size, interpolation=cv2.INTER_AREA)

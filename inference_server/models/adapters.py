@@ -8,16 +8,22 @@ sha256, or the algorithm id of an embedded model) that goes into cache keys and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..faces.sources import SourceFace, source_digest
+from ..restore.enhancer import EnhancerSettings, enhance_face
 from ..store.memo import Memo
 from .aligned_result import Restored
 from .alignment import points5_from_68
 from .onnx_embedder import ArcfaceEmbedder
+from .onnx_parser import BisenetParser
 from .onnx_restorer import OnnxRestorer, restore_aligned
 from .onnx_swapper import InswapperSwapper, prepare_inswapper_source
+
+if TYPE_CHECKING:  # (torch is imported only when a PyTorch model is loaded)
+    from .torch_runner import TorchImageModel
 
 
 SOURCE_VECTORS = 256  # source vectors an adapter remembers (2 KiB each), across all sessions
@@ -74,7 +80,7 @@ class OnnxRestorerAdapter:
 class TorchGpenAdapter:
     """An official-format GPEN checkpoint run in PyTorch (fp32, fp16 or bf16 with fp32 fallback)."""
 
-    runner: object  # inference_server.models.torch_runner.TorchImageModel
+    runner: TorchImageModel
     size: int
     template: str
     model_id: str
@@ -83,7 +89,7 @@ class TorchGpenAdapter:
         fell_back = []
 
         def run(batch: np.ndarray) -> np.ndarray:
-            result = self.runner(batch)  # type: ignore[operator]
+            result = self.runner(batch)
             fell_back.append(bool(result.fell_back))
             return result.output
 
@@ -95,12 +101,10 @@ class TorchGpenAdapter:
 class EnhancerAdapter:
     """The embedded classical enhancer (no model file): edge-aware denoise plus detail enhancement."""
 
-    settings: object  # inference_server.restore.enhancer.EnhancerSettings
+    settings: EnhancerSettings
     model_id: str
 
     def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored:
-        from ..restore.enhancer import enhance_face
-
         clipped = np.clip(crop_model, 0.0, 1.0).astype(np.float32)
         change = np.asarray(enhance_face(clipped, landmarks, self.settings), np.float32) - clipped
         return Restored(crop_model + change, np.ones(crop_model.shape[:2], np.float32))
@@ -110,9 +114,9 @@ class EnhancerAdapter:
 class ParserAdapter:
     """A BiSeNet face-parsing ONNX file: labels of the crop (0 = background, outside its square too)."""
 
-    parser: object  # inference_server.models.onnx_parser.BisenetParser
+    parser: BisenetParser
     model_id: str
 
     def labels(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        parsed = self.parser.parse(np.clip(crop_model, 0.0, 1.0), points5_from_68(landmarks))  # type: ignore[attr-defined]
+        parsed = self.parser.parse(np.clip(crop_model, 0.0, 1.0), points5_from_68(landmarks))
         return np.asarray(parsed.labels, np.uint8)

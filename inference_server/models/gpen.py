@@ -145,6 +145,8 @@ class _Blur(nn.Module):
     kernel size are kept as plain ints so that a traced (ONNX) graph sees a constant filter shape.
     """
 
+    kernel: Tensor  # a registered buffer (moves with the module's device and dtype)
+
     def __init__(self, taps: tuple[float, ...], channels: int, pad: tuple[int, int], gain: float = 1.0,
                  up: int = 1) -> None:
         super().__init__()

@@ -221,7 +221,7 @@ def run_session(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) 
     This lets fp16 exports (e.g. ``inswapper_128_fp16``) take the same float32 arrays as fp32 ones.
     """
     types = {i.name: i.type for i in session.get_inputs()}
-    cast = {name: np.ascontiguousarray(value, dtype=_FLOAT_TYPES.get(types.get(name, ""), np.float32))
+    cast: dict[str, np.ndarray] = {name: np.ascontiguousarray(value, dtype=_FLOAT_TYPES.get(types.get(name, ""), np.float32))
             for name, value in feeds.items()}
     outputs = session.run(None, cast)
     return [np.asarray(o, dtype=np.float32) if np.issubdtype(np.asarray(o).dtype, np.floating) else np.asarray(o)

@@ -12,9 +12,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ModelInvalid, ModelNotFound
 from .registry import Choice, DigestMemo, ModelRecord, ModelStatus, choose, load_records, scan
+
+if TYPE_CHECKING:  # (onnxruntime is imported when a model is loaded)
+    import onnxruntime as ort
 
 _LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -53,7 +57,7 @@ def _onnx_square_size(path: Path) -> int:
     return int(side)
 
 
-def warm_up(session: object) -> None:
+def warm_up(session: ort.InferenceSession) -> None:
     """One run of an ONNX Runtime session on zeros of its inputs' shapes (free dimensions as 1), so the
     first frame does not pay for memory planning and kernel selection."""
     import numpy as np
@@ -61,10 +65,10 @@ def warm_up(session: object) -> None:
     from .onnx_session import run_session
 
     feeds = {}
-    for arg in session.get_inputs():  # type: ignore[attr-defined]
+    for arg in session.get_inputs():
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
         feeds[arg.name] = np.zeros(shape, np.float32)
-    run_session(session, feeds)  # type: ignore[arg-type]
+    run_session(session, feeds)
 
 
 class ModelPool:
@@ -143,6 +147,7 @@ class ModelPool:
                          "to PyTorch models)")
         if kind == "swapper":
             from .adapters import InswapperAdapter
+            from .onnx_embedder import ArcfaceEmbedder
             from .onnx_swapper import InswapperSwapper
 
             try:
@@ -159,9 +164,9 @@ class ModelPool:
             else:
                 notes.extend(embedder.notes)
             embedder_id = embedder.model_id if embedder is not None and embedder.adapter is not None else "dlib-stand-in"
-            adapter = InswapperAdapter(InswapperSwapper(path, self.device),
-                                       embedder.adapter if embedder is not None else None,  # type: ignore[arg-type]
-                                       f"{ident}+{embedder_id}")
+            arcface = embedder.adapter if embedder is not None else None
+            assert arcface is None or isinstance(arcface, ArcfaceEmbedder)  # what loading an embedder gives
+            adapter = InswapperAdapter(InswapperSwapper(path, self.device), arcface, f"{ident}+{embedder_id}")
             warm_up(adapter.swapper.session)
             return Loaded(choice, adapter, adapter.model_id, tuple(notes))
         if kind == "embedder":
@@ -184,7 +189,7 @@ class ModelPool:
             from .torch_runner import TorchImageModel
 
             module = load_gpen(path)
-            size = int(module.config.size)  # type: ignore[union-attr]
+            size = int(module.config.size)
             runner = TorchImageModel(module, self.device, precision, allow_slow_cpu=self.slow_cpu_precision)
             runner.warm_up(size)
             if runner.note:

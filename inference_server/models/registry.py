@@ -635,9 +635,9 @@ def _file_choice(kind: str, path: Path, statuses: Sequence[ModelStatus], allow_u
     if by_hash:
         other = by_hash[0]
         raise ModelInvalid(f"{path} is the registry's {other.name}, a {other.kind}, not a {kind}")
-    record = _match_by_name(path, [r for r in records if r.kind == kind and not r.embedded])
-    if record is not None:
-        return _unverified_choice(record, path, digest, "no-hash" if record.sha256 is None else "hash-mismatch",
+    named = _match_by_name(path, [r for r in records if r.kind == kind and not r.embedded])
+    if named is not None:
+        return _unverified_choice(named, path, digest, "no-hash" if named.sha256 is None else "hash-mismatch",
                                   allow_unverified)
     return _unverified_choice(_stand_in_record(kind, path), path, digest, "unknown", allow_unverified)
 

@@ -74,7 +74,8 @@ def reduce_rgb(pixels: np.ndarray, rgb_index: Sequence[int], box: Box, size: tup
         rgb = np.ascontiguousarray(crop[..., index], np.float32)
     np.clip(rgb, -HALF_MAX, HALF_MAX, out=rgb)
     np.copyto(rgb, np.float32(0.0), where=np.isnan(rgb))
-    return cv2.multiply(rgb, 1.0, dtype=cv2.CV_16F)  # the same bits as numpy's astype(float16), faster
+    # the same bits as numpy's astype(float16), faster
+    return cv2.multiply(rgb, 1.0, dtype=cv2.CV_16F)  # type: ignore[call-overload]  # a scalar factor, which OpenCV takes and its stubs lack
 
 
 def to_preview_points(points: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:

@@ -36,8 +36,8 @@ class Neighbour:
 
 
 def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(a, b, None)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(a, b, None)  # type: ignore[call-overload]  # None: no initial flow (an array would seed it); the stubs lack it
 
 
 def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

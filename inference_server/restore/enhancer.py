@@ -103,7 +103,8 @@ class EnhancerSettings:
             low = "(" if open_lo else "["
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"EnhancerSettings.{name} must be a number in {low}{lo}, {hi}], got {value!r}")
-            if not math.isfinite(value) or value > hi or value < lo or (open_lo and value == lo):
+            number = float(value)
+            if not math.isfinite(number) or number > hi or number < lo or (open_lo and number == lo):
                 raise ValueError(f"EnhancerSettings.{name} must be in {low}{lo}, {hi}], got {value!r}")
 
     def key(self) -> str:
@@ -251,7 +252,7 @@ def feature_weights(shape_hw: tuple[int, int], landmarks68: np.ndarray) -> np.nd
     scale = min(1.0, 32.0 / iod)
     small = (max(1, round(w * scale)), max(1, round(h * scale)))
     sx, sy = small[0] / w, small[1] / h
-    mask = np.zeros((small[1], small[0]), np.float32)
+    mask: np.ndarray = np.zeros((small[1], small[0]), np.float32)
     shift = 4
     for poly in polys:
         scaled = (poly + 0.5) * [sx, sy] - 0.5

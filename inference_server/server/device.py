@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+from types import ModuleType
 
 from .errors import InvalidRequest
+
+
+def _torch() -> ModuleType | None:
+    """PyTorch when it is installed (heavy: imported only when a GPU may be asked for), else None."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch
 
 
 def resolve_device(requested: str) -> str:
@@ -16,9 +26,7 @@ def resolve_device(requested: str) -> str:
     requested = requested.strip().lower() or "auto"
     if requested == "cpu":
         return "cpu"
-    torch = None
-    if importlib.util.find_spec("torch") is not None:
-        import torch  # noqa: F811  (heavy; imported only when a GPU may be asked for)
+    torch = _torch()
     cuda_count = torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
     has_mps = bool(torch is not None and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if requested == "auto":

@@ -24,7 +24,7 @@ Payload = dict[str, np.ndarray]
 
 def _encode(payload: Payload) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **payload)
+    np.savez(buffer, allow_pickle=True, **payload)  # (numpy's default, named: the arrays are the other keywords)
     return buffer.getvalue()
 
 

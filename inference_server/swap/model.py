@@ -143,7 +143,7 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     hard = polygon_mask((h, w), face_polygon(D, forehead, convex=False)) & allowed
 
     # hair over the face's sides (either face's): keep the plate there, outside the inner features
-    keep = np.ones((h, w), np.float32)
+    keep: np.ndarray = np.ones((h, w), np.float32)
     if params.occlusion:
         outer = hard & (1 - zones.features_hull((h, w), T, 0.04)) & (1 - zones.features_hull((h, w), D, 0.04))
         like = np.minimum(

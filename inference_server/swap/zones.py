@@ -33,14 +33,14 @@ def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float 
     m = polygon_mask(shape_hw, cv2.convexHull(p[:27].astype(np.float32)).reshape(-1, 2))
     # keep away from the outline, where background, hair and the jaw's shadow mix in
     e = int(0.12 * s) | 1
-    m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
+    m = np.asarray(cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e))), np.uint8)
     holes = np.zeros(shape_hw, np.uint8)
     for idx in (np.arange(36, 42), np.arange(42, 48), np.arange(48, 60)):
         holes |= polygon_mask(shape_hw, cv2.convexHull(p[idx].astype(np.float32)).reshape(-1, 2))
     for idx in (np.arange(17, 22), np.arange(22, 27)):
         cv2.polylines(holes, [np.round(p[idx]).astype(np.int32)], False, 1, thickness=max(1, int(0.06 * s)))
     k = int(0.06 * s) | 1
-    holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    holes = np.asarray(cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))), np.uint8)
     if forehead > 0:  # a band above the brows
         band = np.concatenate([forehead_points(p, 0.06)[::-1], forehead_points(p, forehead)])
         m |= polygon_mask(shape_hw, cv2.convexHull(band.astype(np.float32)).reshape(-1, 2))

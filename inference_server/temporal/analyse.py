@@ -130,7 +130,8 @@ class ShotAnalyser:
         interval = cfg.keyframe_interval if state.active else max(1, cfg.keyframe_interval // 4)
         need_detection = new_cut or state.last_keyframe is None or frame - state.last_keyframe >= interval
         for track in state.active.values():
-            moved, confidence = propagate(state.prev_gray, gray, track.landmarks)  # type: ignore[arg-type]
+            assert state.prev_gray is not None  # a track is active only after a frame was analysed
+            moved, confidence = propagate(state.prev_gray, gray, track.landmarks)
             rect = transform_rect(track.rect, track.landmarks, moved)
             fitted = self.models.landmarks(rgb8, rect)
             disagreement = float(np.median(np.linalg.norm(fitted - moved, axis=1))) / face_size(fitted)

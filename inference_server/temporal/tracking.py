@@ -15,8 +15,18 @@ from ..faces.geometry import apply_affine, similarity_fit
 
 Rect = tuple[float, float, float, float]
 
-_LK_PARAMS = dict(winSize=(21, 21), maxLevel=3,
-                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+_LK_WINDOW = (21, 21)
+_LK_LEVELS = 3
+_LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+
+
+def _lucas_kanade(prev_gray: np.ndarray, gray: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pyramidal Lucas-Kanade flow of (n, 1, 2) float32 points from ``prev_gray`` to ``gray``: the moved
+    points and a (n, 1) uint8 status (1 = found)."""
+    moved = np.empty_like(pts)  # output only: the search starts at ``pts`` (no initial-flow flag)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, gray, pts, moved, winSize=_LK_WINDOW, maxLevel=_LK_LEVELS,
+                                                criteria=_LK_CRITERIA)
+    return np.asarray(moved), np.asarray(status)
 
 
 def face_size(landmarks: np.ndarray) -> float:
@@ -31,8 +41,8 @@ def propagate(prev_gray: np.ndarray, gray: np.ndarray, landmarks: np.ndarray) ->
     of where they started (a confidence in [0, 1]). Points that fail keep the median motion.
     """
     pts = np.ascontiguousarray(landmarks, np.float32).reshape(-1, 1, 2)
-    fwd, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, gray, pts, None, **_LK_PARAMS)
-    back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, prev_gray, fwd, None, **_LK_PARAMS)
+    fwd, status = _lucas_kanade(prev_gray, gray, pts)
+    back, status_back = _lucas_kanade(gray, prev_gray, fwd)
     error = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
     good = (status.ravel() == 1) & (status_back.ravel() == 1) & (error < 1.0)
     moved = fwd.reshape(-1, 2).astype(np.float32)
