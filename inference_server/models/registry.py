@@ -447,10 +447,6 @@ class ModelStatus:
         """A file is present but does not verify (``hash-mismatch`` or ``no-hash``)."""
         return self.state in UNVERIFIED_STATES
 
-    @property
-    def available(self) -> bool:
-        return self.state != "missing"
-
 
 def scan(models_dir: Path | str, records: Iterable[ModelRecord], digest_memo: DigestMemo | None = None,
          embedded_dir: Path | None = None) -> list[ModelStatus]:

@@ -86,10 +86,6 @@ class TorchImageModel:
             self._reference = reference.cpu()
             self._module = copy.deepcopy(reference).to(self.device, self._dtype)
 
-    @property
-    def loaded(self) -> bool:
-        return self._module is not None
-
     def __call__(self, batch: np.ndarray) -> RunResult:
         """Run ``batch`` ``(N, C, H, W)`` (float32) and return float32 outputs, retrying broken items in fp32."""
         x = np.ascontiguousarray(batch, dtype=np.float32)

@@ -65,8 +65,3 @@ class Memo(Generic[V]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
-
-    @property
-    def used(self) -> int:
-        with self._lock:
-            return self._used
