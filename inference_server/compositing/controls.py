@@ -6,15 +6,14 @@ Lengths (feather, erode) are fractions of the face size (longest side of its lan
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
-from typing import SupportsFloat, SupportsIndex
+
+from facebridge import schema
 
 from .regions import REGION_NAMES
 
-COLOUR_MATCH_MODES = ("none", "mean-std", "histogram")
-_MAX_EDGE_SHIFT = 0.5    # |erode| limit, x face size
-_MAX_FEATHER = 1.0       # feather limit, x face size
+COLOUR_MATCH_MODES = schema.COLOUR_MATCH
+_SCALARS = ("blend", "feather", "erode", "grain", "colour_match")
 
 
 @dataclass(frozen=True)
@@ -40,42 +39,23 @@ class CompositeControls:
     colour_match: str = "mean-std"
 
     def validated(self) -> "CompositeControls":
-        """A normalised copy (plain floats, regions in :data:`REGION_NAMES` order); ValueError with a
-        one-line message for a bad name or value."""
-
-        def number(name: str, value: object, lo: float, hi: float) -> float:
-            try:
-                if not isinstance(value, (str, bytes, bytearray, SupportsFloat, SupportsIndex)):
-                    raise TypeError  # what float() would refuse
-                v = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name} must be a number, got {value!r}") from None
-            if not math.isfinite(v) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
-            return v
-
-        blend = number("blend", self.blend, 0.0, 1.0)
-        feather = number("feather", self.feather, 0.0, _MAX_FEATHER)
-        erode = number("erode", self.erode, -_MAX_EDGE_SHIFT, _MAX_EDGE_SHIFT)
-        grain = number("grain", self.grain, 0.0, 1.0)
-        if self.colour_match not in COLOUR_MATCH_MODES:
-            raise ValueError(f"colour_match must be one of {', '.join(COLOUR_MATCH_MODES)}, got {self.colour_match!r}")
-        seen: dict[str, float] = {}
+        """A normalised copy (plain floats, regions in :data:`REGION_NAMES` order), checked against the settings
+        schema (``facebridge.schema``: the bounds and messages the CLI, the knobs and the session use);
+        ValueError with a one-line message for a bad name or value."""
         try:
             pairs = [tuple(p) for p in self.regions]
         except TypeError:
-            raise ValueError(f"regions must be (name, weight) pairs, got {self.regions!r}") from None
+            raise ValueError(f"setting 'regions' must be (name, weight) pairs, got {self.regions!r}") from None
         for pair in pairs:
             if len(pair) != 2:
-                raise ValueError(f"regions must be (name, weight) pairs, got {pair!r}")
-            name, weight = pair
-            if name not in REGION_NAMES:
-                raise ValueError(f"unknown region {name!r}; regions are {', '.join(REGION_NAMES)}")
-            if name in seen:
-                raise ValueError(f"region {name!r} given twice")
-            seen[name] = number(f"region {name}", weight, 0.0, 1.0)
-        regions = tuple((n, seen[n]) for n in REGION_NAMES if n in seen)
-        return replace(self, blend=blend, feather=feather, erode=erode, grain=grain, regions=regions)
+                raise ValueError(f"setting 'regions' must be (name, weight) pairs, got {pair!r}")
+        names = [name for name, _ in pairs]
+        twice = sorted({str(n) for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"setting 'regions' names {', '.join(twice)} more than once")
+        checked = {name: schema.check(name, getattr(self, name)) for name in _SCALARS}
+        regions = schema.check("regions", {name: weight for name, weight in pairs})
+        return replace(self, regions=tuple(regions.items()), **checked)
 
     def region_weights(self) -> dict[str, float]:
         """Weight of every region (1.0 for the ones not given)."""

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from facebridge import schema
 
 from .masks import forehead_points
 
-REGION_NAMES = ("eyes", "brows", "nose", "mouth", "cheeks", "forehead", "jaw", "skin")
+REGION_NAMES = schema.REGION_NAMES
+"""The regions an artist weighs (the settings schema's), in the order of the region-label overlay."""
 
 
 @dataclass(frozen=True)

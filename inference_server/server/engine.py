@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from facebridge import schema
 
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.errors import NoFaceError
@@ -116,9 +117,9 @@ class _Rendered:
     rgb_index: list[int]
 
 
-PREVIEW_CONTROLS = ("blend", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "stabilise",
-                    "flow_threshold", "face", "quality_checks")
-"""The SessionParams fields a preview may set; the rest (models, mode, colourspace) are the session's."""
+PREVIEW_CONTROLS = schema.PREVIEW_SETTINGS + ("quality_checks",)
+"""The SessionParams fields a preview may set (the schema's composite and temporal settings, and the wire-only
+QC switch); the rest (models, mode, colourspace, analysis) are the session's."""
 
 
 def frame_status(outcome: FrameOutcome, where: str, unchanged: str) -> tuple[str, str, str]:
