@@ -12,8 +12,6 @@ Both are idempotent (an unchanged install reports "unchanged" and writes nothing
 prints the plan without touching anything.
 """
 
-from __future__ import annotations
-
 import argparse
 import difflib
 import os

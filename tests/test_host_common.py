@@ -12,6 +12,7 @@ import ast
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,7 +33,9 @@ from host_plugins.common.frames import FrameRange, FrameRangeError
 from host_plugins.common.knobs import SettingsError
 
 HOST_FILES = sorted([*(REPO / "host_plugins" / "common").glob("*.py"), *(REPO / "host_plugins" / "nuke").rglob("*.py"),
-                     *(REPO / "host_plugins" / "resolve").rglob("*.py")])
+                     *(REPO / "host_plugins" / "resolve").rglob("*.py"), REPO / "host_plugins" / "__init__.py",
+                     *(REPO / "facebridge" / name for name in ("__init__.py", "schema.py", "tokens.py", "presets.py"))])
+"""Everything a host's own interpreter loads: the plugins, their shared code and the stdlib-only facebridge modules."""
 
 
 # --- knobs <-> RenderParams -----------------------------------------------------------------------
@@ -356,9 +359,45 @@ def test_resolve_render_plan() -> None:
 
 
 @pytest.mark.parametrize("path", HOST_FILES, ids=lambda p: str(p.relative_to(REPO)))
-def test_host_side_code_parses_as_python_3_7(path: Path) -> None:
-    """Nuke 13 ships Python 3.7: no walrus, no positional-only parameters, no match, no 3.9+ syntax."""
-    ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 7))
+def test_host_side_code_parses_as_python_3_6(path: Path) -> None:
+    """Resolve 18 documents Python 3.6 (Nuke 13 ships 3.7): no 3.7+ syntax and no ``from __future__ import
+    annotations`` (a SyntaxError before 3.7, which ``feature_version`` alone does not catch)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 6))
+    futures = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "__future__"
+               for a in n.names]
+    assert "annotations" not in futures
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of that version that runs: pyenv's (this machine's image carries 3.6 and 3.7), else PATH's."""
+    candidates = [str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))]
+    candidates += [found for found in [shutil.which("python" + version)] if found]
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("version,host", [("3.6", "resolve"), ("3.7", "nuke")])
+def test_host_side_code_imports_in_the_hosts_oldest_python(version: str, host: str) -> None:
+    """Resolve 18 (Python 3.6) and Nuke 13 (Python 3.7) load the plugin, run with ``-S`` (no site-packages)."""
+    python = _python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} interpreter on this machine (PATH or ~/.pyenv)")
+    if host == "resolve":
+        code = (f"import sys; sys.path[:0] = [{str(REPO / 'host_plugins' / 'resolve')!r}]; "
+                "import facebridge_resolve.menu_script, facebridge_resolve.job, facebridge_resolve.dialog; ")
+    else:
+        code = (f"import sys; sys.path[:0] = [{str(REPO / 'host_plugins' / 'nuke')!r}, {str(REPO / 'tests' / 'fakes')!r}]; "
+                f"import nuke; nuke._fake.startup([{str(REPO / 'host_plugins' / 'nuke')!r}], gui=True); "
+                "import facebridge_nuke.node, facebridge_nuke.render, facebridge_nuke.panel; ")
+    code += ("import host_plugins.common.command, host_plugins.common.progress, host_plugins.common.presets, "
+             "host_plugins.common.resolve_render; print('loaded')")
+    proc = subprocess.run([python, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "loaded"
 
 
 def test_common_imports_with_the_standard_library_only(tmp_path: Path) -> None:
@@ -454,7 +493,7 @@ def test_install_resolve_writes_the_launcher_per_os(tmp_path: Path) -> None:
     text = launcher.read_text()
     assert "PLUGIN_DIR = %r" % str(REPO / "host_plugins" / "resolve") in text
     assert json.loads(text.split("CLI = ", 1)[1].splitlines()[0].strip()[1:-1]) == [sys.executable, "-m", "facebridge"]
-    ast.parse(text, feature_version=(3, 7))
+    ast.parse(text, feature_version=(3, 6))
     assert "unchanged" in _install("install", "resolve", "--resolve-scripts-dir", str(scripts))[1]
     assert "removed" in _install("install", "resolve", "--resolve-scripts-dir", str(scripts), "--uninstall")[1]
     assert not launcher.exists()

@@ -13,8 +13,6 @@ The sidecar runs without the host's ``PYTHONPATH``/``PYTHONHOME`` (:func:`sideca
 Every parameter is passed explicitly, so the sidecar's defaults never decide a render.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import shutil

@@ -5,8 +5,6 @@ Convention: every range here is inclusive (``first..last``), like Nuke's frame r
 ``GetDuration()`` its length in frames, so its last record frame is ``start + duration - 1``.
 """
 
-from __future__ import annotations
-
 from typing import Any, Mapping, NamedTuple, Optional
 
 

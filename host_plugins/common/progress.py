@@ -14,8 +14,6 @@ done, 1 some frames failed, 2 nothing could run.
 sidecar is quiet), and kills the sidecar's process group on cancel.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import queue

@@ -4,8 +4,6 @@ The Resolve adapter feeds these functions the values its API calls return and ac
 everything here is testable without Resolve.
 """
 
-from __future__ import annotations
-
 import os
 from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 

@@ -5,8 +5,6 @@ or printf ``%04d`` (what Resolve's ``ImportMedia`` takes). Resolve shows an imag
 ``name.[1001-1100].exr``.
 """
 
-from __future__ import annotations
-
 import hashlib
 import os
 import re

@@ -14,8 +14,6 @@ Test hooks live on ``_fake`` (never used by the plugin): ``_fake.gui``, ``_fake.
 ProgressTask reports a cancel), ``_fake.messages``, ``_fake.menus``, ``_fake.startup()``.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re

@@ -6,8 +6,6 @@ Standard library only (Nuke's interpreter may carry an old protobuf): renders go
 that parent (or any site-packages) on ``sys.path``.
 """
 
-from __future__ import annotations
-
 import importlib.util
 import os
 import sys

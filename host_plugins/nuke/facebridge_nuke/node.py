@@ -10,8 +10,6 @@ Button knobs call :func:`on_render`, :func:`on_analyse` and :func:`on_open_panel
 ``nuke.thisNode()``.
 """
 
-from __future__ import annotations
-
 import os
 from typing import Any, Dict, List, NamedTuple, Optional
 

@@ -5,8 +5,6 @@ PySide6 on Nuke 16 and later, PySide2 on Nuke 13 to 15. The panel edits the node
 stay the whole truth of a render) and saves/loads the preset JSON the standalone panel and the CLI use.
 """
 
-from __future__ import annotations
-
 import importlib
 from typing import Any, Callable, Dict, List, Tuple
 

@@ -17,8 +17,6 @@ before the positional arguments)::
 or from Python inside any Nuke session: ``facebridge_nuke.render.render_node("FaceBridge1", 1001, 1010)``.
 """
 
-from __future__ import annotations
-
 import argparse
 import os
 import sys

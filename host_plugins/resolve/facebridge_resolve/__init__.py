@@ -5,8 +5,6 @@ Standard library only: renders go through the ``facebridge`` client run as a sid
 this folder's parent without putting the rest of it (or any site-packages) on ``sys.path``.
 """
 
-from __future__ import annotations
-
 import importlib.util
 import os
 import sys

@@ -6,8 +6,6 @@ The dialog edits a small settings dict; the job is built from it (and from a pre
 saved, when one is named) by :func:`job_from_settings`.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from typing import Any, Dict, Mapping, Optional

@@ -15,8 +15,6 @@ Only calls documented in Blackmagic's scripting README are made (host_plugins/re
 them); the logic lives in ``host_plugins.common``.
 """
 
-from __future__ import annotations
-
 import os
 import shutil
 import time

@@ -9,8 +9,6 @@ otherwise the ``FACEBRIDGE_*`` environment variables of :func:`dialog.settings_f
 goes to the Console and, with a UI, to a small window.
 """
 
-from __future__ import annotations
-
 import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
