@@ -6,11 +6,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from facebridge.paths import default_cache_dir
 
-def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """``$XDG_CACHE_HOME/facebridge`` when set, else ``~/.cache/facebridge``."""
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "facebridge"
+__all__ = ["default_audit_log", "default_cache_dir", "scratch_parent"]
 
 
 def default_audit_log(environ: Mapping[str, str] = os.environ) -> Path:

@@ -300,3 +300,73 @@ def test_apply_to_node_writes_the_knobs() -> None:
     fake.nodes[1]._selected = False
     with pytest.raises(NukeError, match="select"):
         apply_to_node(params, nuke=fake)
+
+
+def test_first_run_opens_the_shot_the_client_analysed_last(qtbot, shot: PanelState, tmp_path: Path) -> None:
+    """``facebridge panel`` with no arguments: the most recently analysed shot, its plates and sources."""
+    import argparse
+
+    from facebridge.client import recent
+    from ui.panel.app import PanelWidget, state_from_args
+    from ui.panel.cli import add_panel_arguments
+
+    parser = argparse.ArgumentParser()
+    add_panel_arguments(parser)
+    cache = tmp_path / "cache"
+    assert state_from_args(parser.parse_args(["--cache-dir", str(cache)])).shot == ""   # nothing noted yet
+    recent.record(cache, "older", "/elsewhere/plate.####.exr", [], now=1.0)
+    recent.record(cache, SHOT, shot.input, list(shot.sources), server=shot.server, now=2.0)
+    state = state_from_args(parser.parse_args(["--cache-dir", str(cache)]))
+    assert (state.shot, state.input, state.sources, state.server) == (SHOT, shot.input, shot.sources, shot.server)
+    named = state_from_args(parser.parse_args(["--cache-dir", str(cache), "--shot", "older"]))
+    assert (named.shot, named.input, named.sources) == ("older", "/elsewhere/plate.####.exr", ())
+    widget = PanelWidget(replace(state, a=FAST, max_side=320))
+    qtbot.addWidget(widget)
+    widget.show()
+    assert widget.wait_until_ready(60), widget.errors
+    assert widget.frames == FRAMES and widget.results["a"].faces and widget.empty_label.isHidden()
+    widget.shutdown()
+
+
+def test_an_empty_server_answers_at_once_and_says_what_to_do(qtbot, dlib_models, tmp_path: Path) -> None:
+    import time
+
+    from inference_server.server.app import ServerConfig, start_server
+    from ui.panel.app import PanelWidget
+
+    server = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", cache_dir=tmp_path / "empty-cache",
+                                       audit_log=tmp_path / "audit.jsonl", models_dir=tmp_path / "no-models"),
+                          models=dlib_models)
+    try:
+        started = time.monotonic()
+        widget = PanelWidget(PanelState(server=f"127.0.0.1:{server.port}"))
+        qtbot.addWidget(widget)
+        widget.show()
+        assert widget.wait_until_ready(5)
+        assert time.monotonic() - started < 5
+        assert not widget.empty_label.isHidden() and "facebridge demo" in widget.empty_label.text()
+        widget.shutdown()
+    finally:
+        server.stop(grace=1.0)
+
+
+def test_apply_to_node_from_a_panel_the_node_opened_writes_a_preset_file(qtbot, shot: PanelState,
+                                                                         tmp_path: Path) -> None:
+    import functools
+
+    from facebridge.presets import read_preset
+    from ui.panel.app import PanelWidget, write_to_node
+
+    to_node = tmp_path / "node" / "from_panel.json"
+    widget = PanelWidget(shot, apply_to_node=functools.partial(write_to_node, str(to_node)))
+    qtbot.addWidget(widget)
+    assert widget.apply_button.isEnabled()
+    widget.set_params("b", replace(FAST, blend=0.25, regions={"mouth": 0.5}))
+    assert widget.apply("b").endswith(str(to_node))
+    values, name = read_preset(str(to_node))
+    assert name == "B" and values == replace(FAST, blend=0.25, regions={"mouth": 0.5}).settings()
+    widget.shutdown()
+    closed = PanelWidget(shot)
+    qtbot.addWidget(closed)
+    assert not closed.apply_button.isEnabled()   # no node opened this one
+    closed.shutdown()

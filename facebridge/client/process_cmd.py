@@ -15,8 +15,10 @@ from typing import Any
 
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
+from facebridge.paths import default_cache_dir
 from facebridge.schema import SettingError
 
+from . import recent
 from .errors import ClientError
 from .grpc_client import AnalyseOutcome, FaceBridgeClient, FrameJob, FrameOutcome
 from .local_server import LocalServer
@@ -104,6 +106,12 @@ def run_analysis(client: FaceBridgeClient, session_id: str, jobs: list[FrameJob]
     }
 
 
+def _remember(args: argparse.Namespace, shot: str, analysis: dict[str, Any], sources: list[str]) -> None:
+    """Note where the analysed shot's plates and sources are (``recent``), for ``facebridge panel``."""
+    if int(analysis["frames"]) > len(analysis["failed"]):
+        recent.record(args.cache_dir or default_cache_dir(), shot, args.input, sources, args.server or "")
+
+
 def run_analyse(args: argparse.Namespace) -> int:
     """``facebridge analyse``."""
     try:
@@ -121,6 +129,7 @@ def run_analyse(args: argparse.Namespace) -> int:
             session = client.open_session([], shot=shot, params=params)
             progress.start(client.address)
             summary = run_analysis(client, session.session_id, jobs, use_paths, progress)
+            _remember(args, shot, summary, [])
             client.close_session(session.session_id)
     except ClientError as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
@@ -162,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"facebridge: note: {note}", file=sys.stderr)
             progress.start(client.address)
             if shot_jobs:
-                run_info["analysis"] = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)
+                analysis = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)
+                run_info["analysis"] = analysis
+                _remember(args, shot, analysis, args.source)
             for frame in missing:
                 outcomes.append(_missing_outcome(inputs, frame))
                 progress.frame(outcomes[-1])

@@ -12,6 +12,7 @@ shows replies. Sessions are opened on demand by the workers, one per distinct se
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import socket
@@ -24,9 +25,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
+from facebridge.client import recent
 from facebridge.client.errors import ClientError
 from facebridge.client.grpc_client import FaceBridgeClient, PreviewResult
 from facebridge.client.params import load_preset, save_preset
+from facebridge.paths import default_cache_dir
 from facebridge.client.sequence import PatternError, parse_pattern
 from facebridge.schema import SettingError
 from facebridge.settings import RenderParams
@@ -145,12 +148,13 @@ class PanelWidget(QtWidgets.QWidget):
 
     Args:
         state: what to show first.
-        apply_to_node: writes a parameter set into the host's node (``nuke_bridge.apply_to_node``); None
-            outside a host (the button is disabled).
+        apply_to_node: ``(which, params) -> message``: hands set ``which`` (a or b) to the host's node (a
+            preset file the node reads back: ``write_to_node``; or the knobs, docked inside Nuke:
+            ``nuke_bridge.apply_to_node``); None when no node opened the panel (the button is disabled).
         client: an open client (tests); default: one to ``state.server``.
     """
 
-    def __init__(self, state: PanelState, apply_to_node: Callable[[RenderParams], str] | None = None,
+    def __init__(self, state: PanelState, apply_to_node: Callable[[str, RenderParams], str] | None = None,
                  client: FaceBridgeClient | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state.validated()
@@ -229,8 +233,8 @@ class PanelWidget(QtWidgets.QWidget):
         self.tabs.currentChanged.connect(lambda i: self._update_state(editing="ab"[i]))
         self.apply_button = QtWidgets.QPushButton("Apply to node")
         self.apply_button.setEnabled(self._apply_to_node is not None)
-        self.apply_button.setToolTip("write the set being edited into the FaceBridge node's knobs" if
-                                     self._apply_to_node else "inside Nuke only")
+        self.apply_button.setToolTip("hand the set being edited to the FaceBridge node that opened the panel" if
+                                     self._apply_to_node else "only when a FaceBridge node opened the panel")
         self.apply_button.clicked.connect(lambda: self.apply(self.state.editing))
         side = QtWidgets.QVBoxLayout()
         side.addWidget(self.tabs, 1)
@@ -309,8 +313,14 @@ class PanelWidget(QtWidgets.QWidget):
         self.qc_label.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
         self.qc_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
+        self.empty_label = QtWidgets.QLabel("")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.empty_label.hide()
+
         centre = QtWidgets.QVBoxLayout()
         centre.addLayout(modes)
+        centre.addWidget(self.empty_label)
         centre.addWidget(self.viewer, 1)
         centre.addLayout(transport)
         centre.addWidget(self.strip)
@@ -405,7 +415,24 @@ class PanelWidget(QtWidgets.QWidget):
         self.scrubber.blockSignals(False)
         frame = self.state.frame if self.state.frame in frames else (frames[0] if frames else None)
         self.state = replace(self.state, shot=shot)
+        self._show_empty_state()
         self.set_frame(frame, force=True)
+
+    def _show_empty_state(self) -> None:
+        """Say what to do when there is nothing to preview (instead of waiting for previews that never come)."""
+        if not self.shot_box.count() and not self.state.input:
+            text = ("No analysed shot yet. Run <b>facebridge demo</b>, or <b>facebridge analyse --input "
+                    "/path/plate.####.exr</b> (or <b>process</b>), then open the panel again; or type a plate "
+                    "pattern above.")
+        elif not self.state.input:
+            text = (f"Shot <b>{self.state.shot}</b> has no plate pattern here: type it above (the server's "
+                    "shot database records no input paths).")
+        elif not self.frames:
+            text = f"No frames found for <b>{self.state.input}</b>: check the plate pattern."
+        else:
+            text = ""
+        self.empty_label.setText(text)
+        self.empty_label.setVisible(bool(text))
 
     def set_input(self, pattern: str) -> None:
         if pattern.strip() != self.state.input:
@@ -569,7 +596,10 @@ class PanelWidget(QtWidgets.QWidget):
         self.qc_label.setText("\n".join(lines))
 
     def is_ready(self) -> bool:
-        """Every preview the view needs is on screen and answers the latest request of its channel."""
+        """Every preview the view needs is on screen and answers the latest request of its channel (at once
+        when there is nothing to preview: the empty state says why)."""
+        if self.state.frame not in self.frames or not self._plate_path():
+            return True
         for channel in self.needed_channels():
             result = self.results.get(channel)
             if result is None or result.frame_number != self.state.frame:
@@ -617,9 +647,11 @@ class PanelWidget(QtWidgets.QWidget):
 
     def apply(self, which: str) -> str:
         if self._apply_to_node is None:
-            raise RuntimeError("Apply to node works inside Nuke only")
+            raise RuntimeError("Apply to node works only when a FaceBridge node opened the panel")
         try:
-            return self._apply_to_node(self.state.params(which))
+            message = self._apply_to_node(which, self.state.params(which))
+            self.qc_label.setText(message)
+            return message
         except Exception as exc:  # noqa: BLE001 - shown to the artist, one line
             self._error(str(exc))
             return ""
@@ -653,10 +685,11 @@ class PanelWidget(QtWidgets.QWidget):
 class PanelWindow(QtWidgets.QMainWindow):
     """The standalone panel window."""
 
-    def __init__(self, state: PanelState, client: FaceBridgeClient | None = None) -> None:
+    def __init__(self, state: PanelState, client: FaceBridgeClient | None = None,
+                 apply_to_node: Callable[[str, RenderParams], str] | None = None) -> None:
         super().__init__()
         self.setWindowTitle(f"FaceBridge panel — {state.shot or 'no shot'}")
-        self.panel = PanelWidget(state, client=client)
+        self.panel = PanelWidget(state, apply_to_node=apply_to_node, client=client)
         self.setCentralWidget(self.panel)
         self.resize(*state.window)
 
@@ -667,6 +700,9 @@ class PanelWindow(QtWidgets.QMainWindow):
 
 # -- command line (arguments in cli.py, which imports no Qt) ----------------------------------------
 def state_from_args(args: argparse.Namespace) -> PanelState:
+    """The panel's first state: a state file, then the arguments; a shot without a plate pattern (or no shot
+    at all, no state) takes the plates and sources the client noted when it analysed that shot (the most
+    recent one), so ``facebridge panel`` right after ``facebridge demo`` opens the demo shot."""
     state = PanelState.load(args.state) if getattr(args, "state", None) else PanelState()
     changes: dict[str, Any] = {}
     for name in ("server", "shot", "input", "frame", "view"):
@@ -679,7 +715,19 @@ def state_from_args(args: argparse.Namespace) -> PanelState:
         if path:
             changes[which] = load_preset(path)
             changes[f"name_{which}"] = Path(path).stem
-    return replace(state, **changes).validated()
+    state = replace(state, **changes)
+    if not state.input and not getattr(args, "state", None):
+        noted = recent.lookup(getattr(args, "cache_dir", None) or default_cache_dir(), state.shot)
+        if noted is not None:
+            state = replace(state, shot=noted.shot, input=noted.input, sources=state.sources or noted.sources,
+                            server=state.server or noted.server)
+    return state.validated()
+
+
+def write_to_node(path: str | Path, which: str, params: RenderParams) -> str:
+    """'Apply to node' for a panel opened by a host node: set ``which`` as a preset file the node reads back."""
+    save_preset(path, params, name=which.upper())
+    return f"set {which.upper()} written for the node: {path}"
 
 
 def application(offscreen: bool = False) -> QtWidgets.QApplication:
@@ -730,7 +778,9 @@ def run(args: argparse.Namespace) -> int:
         except ClientError as exc:
             print(f"facebridge: error: {exc}", file=sys.stderr)
             return 2
-        window = PanelWindow(state, client=client)
+        to_node = getattr(args, "to_node", None)
+        window = PanelWindow(state, client=client,
+                             apply_to_node=functools.partial(write_to_node, to_node) if to_node else None)
         try:
             if args.screenshot:
                 ready = screenshot(window, window.panel, args.screenshot, args.timeout)

@@ -15,14 +15,17 @@ def add_panel_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``facebridge panel``."""
     parser.add_argument("--server", metavar="HOST:PORT", help="the server (default: the state's, else a private "
                         "local one on the default cache dir, where `facebridge analyse/process` leave their shots)")
-    parser.add_argument("--shot", help="shot id in the server's shot database (default: the first)")
-    parser.add_argument("--input", metavar="PATTERN", help="the shot's plate pattern, e.g. plate.####.exr (the "
-                        "shot database does not record input paths)")
+    parser.add_argument("--shot", help="shot id in the server's shot database (default: the shot `facebridge "
+                        "process/analyse/demo` analysed last, with its plates and sources)")
+    parser.add_argument("--input", metavar="PATTERN", help="the shot's plate pattern, e.g. plate.####.exr (default: "
+                        "where the client that analysed the shot read it)")
     parser.add_argument("--source", action="append", default=None, metavar="IMG",
                         help="source identity image (repeat for several)")
     parser.add_argument("--state", metavar="FILE.json", help="panel state to start from (see ui/panel/state.py)")
     parser.add_argument("--preset-a", metavar="FILE.json", help="parameter set A from a preset")
     parser.add_argument("--preset-b", metavar="FILE.json", help="parameter set B from a preset")
+    parser.add_argument("--to-node", metavar="FILE.json", help="'Apply to node' writes the set being edited here, as "
+                        "a preset file, for the host node that opened the panel to read back (Nuke's 'Get from panel')")
     parser.add_argument("--frame", type=int, help="frame to show first")
     parser.add_argument("--view", choices=("a", "b", "wipe", "side", "difference"), help="view mode")
     parser.add_argument("--screenshot", metavar="PATH.png", help="render the panel offscreen in the state, write "

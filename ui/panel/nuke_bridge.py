@@ -105,7 +105,8 @@ def _docked_panel_class() -> type:
         """The panel as a Nuke pane: the server and shot come from $FACEBRIDGE_SERVER / $FACEBRIDGE_SHOT."""
 
         def __init__(self, parent: Any = None) -> None:
-            super().__init__(state_from_environment(), apply_to_node=apply_to_node, parent=parent)
+            super().__init__(state_from_environment(), apply_to_node=lambda _which, params: apply_to_node(params),
+                             parent=parent)
 
     return DockedPanel
 
