@@ -309,13 +309,18 @@ def test_resolve_record_frame_arithmetic() -> None:
     assert frames.item_record_range(86410, 3) == (86410, 86412)
     with pytest.raises(FrameRangeError):
         frames.item_record_range(86410, 0)
-    # marks as record frames, or counted from the timeline start
-    assert frames.marks_record_range({"video": {"in": 86421, "out": 86423}}, 86400, 86500) == (86421, 86423)
+    # marks count from the timeline start (RRM 20.3.2 example: 'in': 0); the {0, 0} placeholder is no marks
     assert frames.marks_record_range({"video": {"in": 21, "out": 23}, "audio": {}}, 86400, 86500) == (86421, 86423)
+    assert frames.marks_record_range({"video": {"in": 0, "out": 9}}, 86400, 86500) == (86400, 86409)
     assert frames.marks_record_range({"video": {"in": 21}}, 86400, 86500) is None
     assert frames.marks_record_range({}, 86400, 86500) is None
+    placeholder = {"video": {"in": 0, "out": 0}, "audio": {"in": 0, "out": 0}}
+    assert frames.marks_placeholder(placeholder) and frames.marks_record_range(placeholder, 86400, 86500) is None
+    # a long timeline: marks that would fit as absolute frames are still relative
+    assert frames.marks_record_range({"video": {"in": 86410, "out": 86420}}, 0, 200000) == (86410, 86420)
+    assert frames.marks_record_range({"video": {"in": 100, "out": 110}}, 50, 200000) == (150, 160)
     with pytest.raises(FrameRangeError, match="outside the timeline"):
-        frames.marks_record_range({"video": {"in": 50000, "out": 50010}}, 86400, 86500)
+        frames.marks_record_range({"video": {"in": 86421, "out": 86423}}, 86400, 86500)
     record = FrameRange(86410, 86412)
     # the source range as 0-based offsets (end exclusive) or as file frame numbers (end inclusive)
     zero_based = frames.item_source_mapping(record, 1, 4, 1001, 1004)
@@ -328,7 +333,7 @@ def test_resolve_record_frame_arithmetic() -> None:
 
 
 def test_resolve_render_plan() -> None:
-    assert resolve_render.exr_format({"QuickTime": "mov", "EXR": "exr"}) == "EXR"
+    assert resolve_render.exr_format({"QuickTime": "mov", "EXR": "exr"}) == "exr"   # the extension value
     with pytest.raises(resolve_render.PlanError, match="no EXR"):
         resolve_render.exr_format({"QuickTime": "mov"})
     codecs = {"RGB Half (DWAA)": "RGBHalfDWAA", "RGB Half (ZIP)": "RGBHalfZIP", "RGB Float (ZIP)": "RGBFloatZIP"}
@@ -338,15 +343,17 @@ def test_resolve_render_plan() -> None:
         resolve_render.exr_codec({"a": "RGBHalfDWAB"})
     assert set(resolve_render.render_settings(FrameRange(5, 9), "/t", "n")) == {
         "SelectAllFrames", "MarkIn", "MarkOut", "TargetDir", "CustomName", "ExportVideo", "ExportAudio"}
-    assert resolve_render.job_finished({"JobStatus": "Rendering", "CompletionPercentage": 40}) is None
-    assert resolve_render.job_finished({"JobStatus": "Complete"}) == "Complete"
+    assert resolve_render.job_percent({"JobStatus": "渲染中", "CompletionPercentage": 40}) == 40
+    assert resolve_render.job_percent({"JobStatus": "已完成", "CompletionPercentage": "100"}) == 100
+    assert resolve_render.job_percent({}) == 0 and resolve_render.job_percent(None) == 0
     direct = resolve_render.direct_source(FrameRange(10, 12), "/m/plate.[1001-1004].exr", 1, 4)
     assert direct is not None and direct[0].first == 1001 and direct[1].source == (1002, 1004)
     assert resolve_render.direct_source(FrameRange(10, 12), "/m/A001.mov", 1, 4) is None
     assert resolve_render.direct_source(FrameRange(10, 12), "/m/plate.[1001-1004].dpx", 1, 4) is None
     info = resolve_render.Placement(3, 86410, 3).clip_info("clip")
-    assert info == {"mediaPoolItem": "clip", "startFrame": 0, "endFrame": 2, "mediaType": 1, "trackIndex": 3,
-                    "recordFrame": 86410}
+    assert info == {"mediaPoolItem": "clip", "startFrame": 0, "endFrame": 3, "mediaType": 1, "trackIndex": 3,
+                    "recordFrame": 86410}   # endFrame exclusive
+    assert resolve_render.Placement(3, 86410, 3).clip_info("clip", end_exclusive=False)["endFrame"] == 2
     seq = sequence.FrameSequence("/o/plate.", 4, ".exr", 1002, 1004)
     assert resolve_render.import_clip_info(seq) == {"FilePath": "/o/plate.%04d.exr", "StartIndex": 1002,
                                                     "EndIndex": 1004}

@@ -1,8 +1,10 @@
 """The Resolve script end to end against fake Resolve objects (tests/fakes/fake_resolve.py), with a real server.
 
-The fake implements only the calls listed in host_plugins/resolve/README.md; its clips are real EXR
+The fake offers, per Resolve version profile (18.5 = the 18.0.4 README, 19.0, 20.3), only the calls
+that version's scripting README lists (anything else is an AttributeError); its clips are real EXR
 sequences and its render job really renders the timeline's frames. Renders go through the real
-``facebridge process`` sidecar; results come back through ImportMedia/AppendToTimeline.
+``facebridge process`` sidecar; results come back through ImportMedia/AppendToTimeline. Both frame
+paths (a clip on an EXR sequence, an in/out range over two clips) run on every profile.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ for _path in (str(RESOLVE_DIR), str(FAKES)):
         sys.path.insert(0, _path)
 
 import fake_resolve  # noqa: E402
-from facebridge_resolve import dialog, menu_script  # noqa: E402
+from facebridge_resolve import dialog, job, menu_script  # noqa: E402
+from host_plugins.common.frames import FrameRange  # noqa: E402
+from host_plugins.common.resolve_render import Placement  # noqa: E402
 
 CLI = json.dumps([sys.executable, "-m", "facebridge"])
 SOURCE = "st_people_0.png"
@@ -37,17 +41,34 @@ def plates(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return make_sequence(faces_dir / "lp_d18.mp4", tmp_path_factory.mktemp("resolve-media"), 4)
 
 
+def _studio(plates: str, profile: str = "20.3"):
+    resolve = fake_resolve.FakeResolve(profile=profile)
+    project = resolve.GetProjectManager()._new_project("Show A")
+    timeline = project._new_timeline("Reel 1", START)
+    pool = project.GetMediaPool()
+    media = pool.ImportMedia([{"FilePath": plates.replace("####", "%04d"), "StartIndex": 1001, "EndIndex": 1004}])[0]
+    return resolve, project, timeline, media
+
+
+@pytest.fixture(params=fake_resolve.PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture()
 def studio(plates: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Resolve Studio with a project whose timeline holds the plate on V1 at record frame START+10."""
+    """Resolve Studio 20.3 with a project whose timeline "Reel 1" starts at START (the plate not yet placed)."""
     monkeypatch.setenv("FACEBRIDGE_CLI", CLI)
     monkeypatch.setattr(dialog, "LAST_SETTINGS", str(tmp_path / "last.json"))
-    resolve = fake_resolve.FakeResolve()
-    project = resolve.GetProjectManager()._new_project("Show A")
-    timeline = project._timeline = fake_resolve.Timeline("Reel 1", START)
-    media = project.GetMediaPool().ImportMedia([{"FilePath": plates.replace("####", "%04d"), "StartIndex": 1001,
-                                                 "EndIndex": 1004}])[0]
-    return resolve, project, timeline, media
+    return _studio(plates)
+
+
+@pytest.fixture()
+def versioned(plates: str, profile: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The same studio as a Resolve 18.5, 19.0 or 20.3 profile."""
+    monkeypatch.setenv("FACEBRIDGE_CLI", CLI)
+    monkeypatch.setattr(dialog, "LAST_SETTINGS", str(tmp_path / "last.json"))
+    return _studio(plates, profile)
 
 
 def _script_globals(resolve, bmd=None):
@@ -55,12 +76,28 @@ def _script_globals(resolve, bmd=None):
     return {"resolve": resolve, "fusion": resolve.Fusion(), "bmd": bmd}, bmd
 
 
-def test_clip_on_an_exr_sequence_is_read_directly_and_placed_above(studio, faces_dir: Path, server_address: str,
-                                                                   tmp_path: Path) -> None:
-    resolve, project, timeline, media = studio
-    project.GetMediaPool().AppendToTimeline([{"mediaPoolItem": media, "startFrame": 1, "endFrame": 3, "mediaType": 1,
-                                              "trackIndex": 1, "recordFrame": START + 10}])
+def _append(project, media, start, end, record, track=1):
+    """Test set-up: place ``media`` frames ``start..end-1`` (0-based) at ``record`` (bypasses version limits)."""
+    timeline = project._timeline
+    item = fake_resolve.TimelineItem(project._profile, media, track, record, start, end - start)
+    assert timeline._fits(item)
+    timeline._tracks[track - 1].append(item)
+    return item
+
+
+def _pool_folder(project, name):
+    return [f for f in project.GetMediaPool().GetRootFolder().GetSubFolderList() if f.GetName() == name]
+
+
+def test_clip_on_an_exr_sequence_on_every_version(versioned, profile: str, faces_dir: Path, server_address: str,
+                                                  tmp_path: Path) -> None:
+    """20.3 reads the EXR files and copies the grade; 19.0/18.5 lack GetSourceStartFrame and render instead;
+    18.5 lacks AddTrack/trackIndex and imports only. Every version says so in the message window."""
+    resolve, project, timeline, media = versioned
+    source_item = _append(project, media, 1, 4, START + 10)
+    source_item._grade = "look A"
     timeline._playhead = START + 11
+    deliver = project._deliver_state()
     script_globals, bmd = _script_globals(resolve)
 
     def artist(window):
@@ -73,65 +110,208 @@ def test_clip_on_an_exr_sequence_is_read_directly_and_placed_above(studio, faces
     bmd._users.append(artist)
     outcome = menu_script.main(script_globals, env={}, log=lambda line: None)
     assert outcome.ok, outcome.message
-    assert project._job_count == 0, "an EXR clip played 1:1 needs no render job"
+    shown = bmd._seen[-1][1]._text()
+    assert [window_id for window_id, _w in bmd._seen] == ["FaceBridgeWin", "FaceBridgeMessage"]
+    assert outcome.message in shown and "the clip under the playhead" in shown and "whole" in shown
+    assert json.loads((tmp_path / "last.json").read_text())["blend"] == "0.85"   # next dialog starts from here
+    folder = _pool_folder(project, "facebridge")
+    assert len(folder) == 1 and len(folder[0].GetClipList()) == 1, "results go to the media pool folder 'facebridge'"
+    assert project.GetMediaPool().GetCurrentFolder() is project.GetMediaPool().GetRootFolder()
+    assert project._deliver_state() == deliver
+    out = tmp_path / "renders" / "Show_A" / "Reel_1" / ("plate_%d" % (START + 10))
+    if profile == "20.3":
+        assert project._job_count == 0, "an EXR clip played 1:1 needs no render job"
+        for frame in range(1002, 1005):
+            result, spec = read_exr(out / ("plate.%d.exr" % frame))
+            plate, plate_spec = read_exr(Path(media._printf % frame))
+            assert spec.channelnames == plate_spec.channelnames and result.shape == plate.shape
+            assert not same_bits(result, plate).all() and spec.get_string_attribute("facebridge:ai_processed")
+        assert "Copied the grade of plate.[1001-1004].exr" in shown
+    else:
+        assert project._job_count == 1 and "GetSourceStartFrame" in shown and "render job" in shown
+        assert sorted(p.name for p in out.glob("plate.*.exr")) == ["plate.%08d.exr" % f
+                                                                   for f in range(START + 10, START + 13)]
+    if profile == "18.5":
+        assert outcome.timeline_item is None and timeline.GetTrackCount("video") == 1
+        assert "imported, not placed" in shown and "Resolve 18.5.1.6 cannot put a clip on a new track" in shown
+        assert "at record frame %d" % (START + 10) in shown
+        return
     assert timeline.GetTrackCount("video") == 2
     placed = timeline.GetItemListInTrack("video", 2)
     assert len(placed) == 1 and placed[0] is outcome.timeline_item
-    assert (placed[0].GetStart(), placed[0].GetDuration()) == (START + 10, 3)
-    out = tmp_path / "renders" / "Show_A" / "Reel_1" / ("plate_%d" % (START + 10))
-    assert placed[0].GetMediaPoolItem().GetClipProperty("File Path") == str(out / "plate.[1002-1004].exr")
-    for frame in range(1002, 1005):
-        result, spec = read_exr(out / ("plate.%d.exr" % frame))
-        plate, plate_spec = read_exr(Path(media._printf % frame))
-        assert spec.channelnames == plate_spec.channelnames and result.shape == plate.shape
-        assert not same_bits(result, plate).all() and spec.get_string_attribute("facebridge:ai_processed")
-    assert json.loads((tmp_path / "last.json").read_text())["blend"] == "0.85"   # next dialog starts from here
-    assert [window_id for window_id, _w in bmd._seen] == ["FaceBridgeWin", "FaceBridgeMessage"]
-    assert "placed on V2 at frame %d" % (START + 10) in bmd._seen[-1][1]._text()
+    assert (placed[0].GetStart(), placed[0].GetDuration()) == (START + 10, 3)   # the last frame too
+    assert placed[0].GetMediaPoolItem() is folder[0].GetClipList()[0]
+    assert placed[0]._grade == ("look A" if profile == "20.3" else None)   # a render job has the grade baked in
+    assert "placed on V2 at frame %d" % (START + 10) in shown
 
 
-def test_in_out_range_over_two_clips_is_rendered_by_a_render_job(studio, faces_dir: Path, server_address: str,
-                                                                 tmp_path: Path) -> None:
+def test_in_out_range_over_two_clips_on_every_version(versioned, profile: str, faces_dir: Path,
+                                                      server_address: str, tmp_path: Path) -> None:
+    """A render job (format "exr", lossless), localised status, the Deliver page left exactly as found, the
+    colourist switching timeline and media pool folder while it runs."""
     from facebridge.client.params import save_preset
     from facebridge.settings import RenderParams
 
-    resolve, project, timeline, media = studio
-    pool = project.GetMediaPool()
-    pool.AppendToTimeline([{"mediaPoolItem": media, "startFrame": 0, "endFrame": 1, "mediaType": 1, "trackIndex": 1,
-                            "recordFrame": START + 20},
-                           {"mediaPoolItem": media, "startFrame": 2, "endFrame": 3, "mediaType": 1, "trackIndex": 1,
-                            "recordFrame": START + 22}])
+    resolve, project, timeline, media = versioned
+    _append(project, media, 0, 2, START + 20)
+    _append(project, media, 2, 4, START + 22)
     timeline._set_marks(START + 21, START + 23)
+    timeline._playhead = START + 23
+    other = project._new_timeline("Reel 2", START)
+    pool = project.GetMediaPool()
+    dailies = pool.AddSubFolder(pool.GetRootFolder(), "Dailies")
+    assert pool.SetCurrentFolder(dailies)
+    deliver, presets = project._deliver_state(), set(project._presets)
     preset = tmp_path / "look.json"   # saved by the panel / the CLI's preset code
     save_preset(preset, RenderParams(blend=0.8, regions={"mouth": 0.3}, keyframe_interval=2), name="look")
     env = {"FACEBRIDGE_PRESET": str(preset), "FACEBRIDGE_SOURCES": str(faces_dir / SOURCE),
            "FACEBRIDGE_SERVER": server_address, "FACEBRIDGE_OUTPUT": str(tmp_path / "renders")}
     lines: list[str] = []
-    outcome = menu_script.main({"resolve": resolve}, env=env, log=lines.append)   # no UI: external scripting
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("facebridge: rendering frames"):
+            project._timeline = other            # the colourist moves on while the job runs
+            pool._current = pool.GetRootFolder()
+
+    outcome = menu_script.main({"resolve": resolve}, env=env, log=log)   # no UI: external scripting
     assert outcome.ok, "\n".join(lines)
     assert project._job_count == 1 and project._jobs == {}, "one render job, deleted afterwards"
-    assert project.GetCurrentRenderFormatAndCodec() == {"format": "mov", "codec": "H264"}   # Deliver page restored
-    assert project.GetCurrentRenderMode() == 0
-    assert "facebridge: render job complete" in lines
-    placed = timeline.GetItemListInTrack("video", 2)
-    assert [(i.GetStart(), i.GetDuration()) for i in placed] == [(START + 21, 3)]
-    out = tmp_path / "renders" / "Show_A" / "Reel_1" / ("Reel_1_inout_%d" % (START + 21))
-    rendered = sorted(p.name for p in (out / "work" / "render").iterdir())
-    assert rendered == ["Reel_1_inout_%08d.exr" % f for f in range(START + 21, START + 24)]
-    results = sorted(p.name for p in out.glob("Reel_1_inout.*.exr"))
-    assert results == ["Reel_1_inout.%08d.exr" % f for f in range(START + 21, START + 24)]
-    for record, frame in zip(range(START + 21, START + 24), (1002, 1003, 1004)):
-        result, spec = read_exr(out / ("Reel_1_inout.%08d.exr" % record))
-        plate, _ = read_exr(Path(media._printf % frame))
+    assert project._deliver_state() == deliver, "format, codec, mode, folder, name, range and audio as found"
+    assert "facebridge: render job finished" in lines
+    if profile == "20.3":
+        assert set(project._presets) == presets, "the temporary render preset is deleted"
+        record, name = FrameRange(START + 21, START + 23), "Reel_1_inout"
+        assert "the in/out range, record frames %s" % record.arg() in outcome.message
+    else:   # no GetMarkInOut: the clip under the playhead, whole; no DeleteRenderPreset: the preset stays, said so
+        record, name = FrameRange(START + 22, START + 23), "plate"
+        assert "cannot read in/out marks" in outcome.message and "the clip under the playhead" in outcome.message
+        (left,) = set(project._presets) - presets
+        assert "'%s'" % left in outcome.message and "DeleteRenderPreset" in outcome.message
+    out = tmp_path / "renders" / "Show_A" / "Reel_1" / ("%s_%d" % (name, record.first))
+    rendered = sorted(p.name for p in (out / "work" / "render" / name).iterdir())   # Resolve's subfolder
+    assert rendered == ["%s_%08d.exr" % (name, f) for f in range(record.first, record.last + 1)]
+    for frame in range(record.first, record.last + 1):
+        result, spec = read_exr(out / ("%s.%08d.exr" % (name, frame)))
+        plate, _ = read_exr(Path(media._printf % (1001 + frame - START - 20)))
         assert spec.channelnames == ("R", "G", "B")   # what the EXR render job delivers
         assert not same_bits(result, plate[..., :3]).all()
     report = json.loads((out / "work" / "report.json").read_text())
     assert report["params"]["blend"] == 0.8 and report["params"]["regions"] == {"mouth": 0.3}
+    assert pool.GetCurrentFolder() is pool.GetRootFolder(), "the folder the colourist chose meanwhile"
+    assert len(_pool_folder(project, "facebridge")[0].GetClipList()) == 1 and dailies.GetClipList() == []
+    assert other.GetTrackCount("video") == 1 and other.GetItemListInTrack("video", 1) == []
+    if profile == "18.5":
+        assert timeline.GetTrackCount("video") == 1 and "imported, not placed" in outcome.message
+        return
+    assert project._timeline is timeline and "Switched back to timeline Reel 1" in outcome.message
+    placed = timeline.GetItemListInTrack("video", 2)
+    assert [(i.GetStart(), i.GetDuration()) for i in placed] == [(record.first, record.length)]
+
+
+def test_a_cancelled_render_job_in_another_language_is_reported(studio, faces_dir: Path, tmp_path: Path) -> None:
+    resolve, project, timeline, media = studio
+    _append(project, media, 0, 2, START + 20)
+    _append(project, media, 2, 4, START + 22)
+    timeline._set_marks(START + 20, START + 22)
+    project._cancel_after = 1
+    deliver = project._deliver_state()
+    env = {"FACEBRIDGE_SOURCES": str(faces_dir / SOURCE), "FACEBRIDGE_OUTPUT": str(tmp_path / "renders")}
+    outcome = menu_script.main({"resolve": resolve}, env=env, log=lambda line: None)
+    assert not outcome.ok and outcome.returncode == 2
+    assert "the render job stopped at 33%" in outcome.message and "已取消" in outcome.message
+    assert project._jobs == {} and project._deliver_state() == deliver and timeline.GetTrackCount("video") == 1
+
+
+def test_render_formats_are_passed_by_extension(studio) -> None:
+    _resolve, project, _timeline, _media = studio
+    assert project.GetRenderCodecs("EXR") == {} and not project.SetCurrentRenderFormatAndCodec("EXR", "RGBFloatZIP")
+    from host_plugins.common.resolve_render import exr_codec, exr_format
+    fmt = exr_format(project.GetRenderFormats())
+    assert fmt == "exr" and project.SetCurrentRenderFormatAndCodec(fmt, exr_codec(project.GetRenderCodecs(fmt)))
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_placement_is_read_back_and_made_exact(studio, inclusive: bool) -> None:
+    resolve, project, timeline, media = studio
+    timeline._end_inclusive = inclusive   # whichever way a build reads endFrame, the item covers 4 frames
+    assert timeline.AddTrack("video")
+    item = job._place(project.GetMediaPool(), timeline, media, Placement(2, START + 5, 4))
+    assert (item.GetStart(), item.GetDuration()) == (START + 5, 4)
+    assert timeline.GetItemListInTrack("video", 2) == [item], "a wrong first try is removed"
+
+
+def test_a_failed_placement_is_reported(studio) -> None:
+    resolve, project, timeline, media = studio
+    assert timeline.AddTrack("video")
+    timeline._broken_placements = True
+    with pytest.raises(job.JobError, match="cannot say where"):
+        job._place(project.GetMediaPool(), timeline, media, Placement(2, START + 5, 4))
+    assert timeline.GetItemListInTrack("video", 2) == []
+    timeline._broken_placements = False
+    with pytest.raises(job.JobError, match="did not place the result on V3"):   # no such track: an empty list
+        job._place(project.GetMediaPool(), timeline, media, Placement(3, START + 5, 4))
+
+
+def test_marks_count_from_the_timeline_start_and_the_placeholder_is_no_marks(plates: str) -> None:
+    resolve, project, timeline, media = _studio(plates, "20.3")
+    timeline._start = 1000                        # a long timeline: 86410 would also fit as a record frame
+    _append(project, media, 0, 4, 87400)
+    timeline._set_marks(87401, 87402)
+    assert timeline.GetMarkInOut()["video"] == {"in": 86401, "out": 86402}
+    notes: list[str] = []
+    target = job.find_target(timeline, notes)
+    assert target.record == (87401, 87402) and target.direct is not None and notes == []
+    timeline._marks = {}
+    timeline._placeholder_marks = True
+    timeline._playhead = 87403
+    target = job.find_target(timeline, notes)
+    assert target.record == (87400, 87403) and "the clip under the playhead" in target.described
+    assert "0-0" in notes[0]
+
+
+@pytest.mark.parametrize("version", ["18.5", "19.0"])
+def test_versions_without_mark_or_source_frame_calls_fall_back(plates: str, version: str) -> None:
+    resolve, project, timeline, media = _studio(plates, version)
+    _append(project, media, 0, 4, START + 5)
+    timeline._set_marks(START + 6, START + 7)     # set in the UI, unreadable from a script before 20
+    timeline._playhead = START + 6
+    for name in ("GetMarkInOut", "GetSourceStartFrame"):
+        with pytest.raises(AttributeError):
+            getattr(timeline if name == "GetMarkInOut" else timeline._item_at(START + 6), name)()
+    notes: list[str] = []
+    target = job.find_target(timeline, notes)
+    assert target.record == (START + 5, START + 8) and target.direct is None
+    assert "GetMarkInOut" in notes[0] and "render job" in notes[1]
+    if version == "18.5":
+        with pytest.raises(AttributeError):
+            timeline.AddTrack("video")
+        clip_info = Placement(1, START + 20, 2).clip_info(media)
+        assert project.GetMediaPool().AppendToTimeline([clip_info]) == [], "18.0.4 documents no trackIndex"
+
+
+def test_resolve_is_found_the_ways_the_scripts_menu_offers(studio) -> None:
+    resolve = studio[0]
+    assert menu_script.find_resolve({"app": fake_resolve.FakeApp(resolve)}) is resolve
+    assert menu_script.find_resolve({"bmd": fake_resolve.FakeBmd(resolve)}) is resolve
+    assert menu_script.find_resolve({"app": fake_resolve.FakeApp(None), "bmd": fake_resolve.FakeBmd(resolve)}) \
+        is resolve
+    assert menu_script.find_resolve({}) is None   # no DaVinciResolveScript module here
+
+
+def test_free_edition_without_uimanager_gets_a_message_not_a_crash() -> None:
+    free = fake_resolve.FakeResolve(product="DaVinci Resolve", profile="20.3")
+    assert free.Fusion().UIManager is None   # the free edition from 19.1
+    bmd = fake_resolve.FakeBmd(free)
+    lines: list[str] = []
+    outcome = menu_script.main({"app": fake_resolve.FakeApp(free), "bmd": bmd}, env={}, log=lines.append)
+    assert "needs DaVinci Resolve Studio" in outcome.message and "needs DaVinci Resolve Studio" in lines[-1]
+    assert bmd._seen == []
 
 
 def test_free_edition_and_missing_scripting_get_a_clear_message(studio) -> None:
     resolve, _project, _timeline, _media = studio
-    free = fake_resolve.FakeResolve(product="DaVinci Resolve")
+    free = fake_resolve.FakeResolve(product="DaVinci Resolve", profile="19.0")   # 19.0 still has a UIManager
     script_globals, bmd = _script_globals(free)
     outcome = menu_script.main(script_globals, env={}, log=lambda line: None)
     assert not outcome.ok and "needs DaVinci Resolve Studio" in outcome.message
@@ -193,7 +373,7 @@ def test_installed_launcher_runs_the_script_from_the_scripts_menu(tmp_path: Path
     for change in plan_resolve(tmp_path / "Scripts", [sys.executable, "-m", "facebridge"], uninstall=False):
         apply(change)
     launcher = tmp_path / "Scripts" / "Utility" / "FaceBridge.py"
-    free = fake_resolve.FakeResolve(product="DaVinci Resolve")
+    free = fake_resolve.FakeResolve(product="DaVinci Resolve", profile="19.0")
     bmd = fake_resolve.FakeBmd()
     code = compile(launcher.read_text(), str(launcher), "exec")
     exec(code, {"resolve": free, "fusion": free.Fusion(), "bmd": bmd, "__name__": "__main__"})
@@ -208,7 +388,7 @@ def _documented(readme: Path) -> set[str]:
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].startswith("`") and cells[0] != "call":
-            assert cells[2].startswith(("RRM", "WIR")), line
+            assert cells[2].startswith(("RRM", "WIR", "FSG", "FIELD")), line
             names.add(cells[0].strip("`"))
     return names
 
@@ -223,8 +403,18 @@ def test_every_resolve_call_is_documented_and_the_fake_offers_nothing_else() -> 
     attributes = {m for path in sources for m in re.findall(r"\.(UIManager|Text|CurrentText|CurrentIndex)\b",
                                                              path.read_text())}
     assert calls and calls | attributes | {"scriptapp"} <= methods, sorted((calls | attributes) - methods)
+    # the fake's per-version table (API) and its classes agree, and every version's methods are documented
+    classes = {"Resolve": fake_resolve.FakeResolve, "ProjectManager": fake_resolve.ProjectManager,
+               "Project": fake_resolve.Project, "MediaPool": fake_resolve.MediaPool, "Folder": fake_resolve.Folder,
+               "MediaPoolItem": fake_resolve.MediaPoolItem, "Timeline": fake_resolve.Timeline,
+               "TimelineItem": fake_resolve.TimelineItem}
+    for api, cls in classes.items():
+        public = {m for m, a in vars(cls).items() if not m.startswith("_") and callable(a)}
+        assert public == set(fake_resolve.API[api]), api
+        assert {"%s.%s" % (api, m) for m in public} <= documented, api
     names = {"FakeResolve": ["Resolve"], "ProjectManager": ["ProjectManager"], "Project": ["Project"],
              "MediaPool": ["MediaPool"], "MediaPoolItem": ["MediaPoolItem"], "Timeline": ["Timeline"],
+             "Folder": ["Folder"], "FakeApp": ["app"],
              "TimelineItem": ["TimelineItem"], "FakeFusion": ["Fusion"], "FakeUIManager": ["UIManager"],
              "FakeWindow": ["Window"], "FakeDispatcher": ["UIDispatcher"], "FakeBmd": ["bmd"],
              "_Element": ["ComboBox", "Element"]}

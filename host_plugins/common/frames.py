@@ -78,30 +78,33 @@ def item_record_range(start: int, duration: int) -> FrameRange:
     return FrameRange(int(start), int(start) + int(duration) - 1)
 
 
+def marks_placeholder(marks: object) -> bool:
+    """True for ``{'video': {'in': 0, 'out': 0}, ...}``: what some Resolve 20.x builds return with no marks set."""
+    video = marks.get("video") if isinstance(marks, Mapping) else None
+    return isinstance(video, Mapping) and video.get("in") == 0 and video.get("out") == 0
+
+
 def marks_record_range(marks: Optional[Mapping[str, object]], timeline_start: int,
                        timeline_end: int) -> Optional[FrameRange]:
     """The timeline's video in/out marks as record frames, or None when either mark is unset.
 
-    ``Timeline.GetMarkInOut()`` returns ``{'video': {'in': I, 'out': O}, ...}`` with keys omitted when
-    unset. Resolve builds differ on whether the marks count from the timeline start or are absolute
-    record frames; marks that fall inside ``timeline_start..timeline_end`` are taken as absolute,
-    marks that only fit counted from the start are offset by it.
+    ``Timeline.GetMarkInOut()`` (Resolve 20) returns ``{'video': {'in': I, 'out': O}, ...}`` with keys
+    omitted when unset; the README's example (``'in': 0``) counts from the timeline start, so the record
+    frames are ``timeline_start + I .. timeline_start + O``. The ``{0, 0}`` placeholder some 20.x builds
+    return when nothing is marked counts as unset (see :func:`marks_placeholder`).
 
     Raises:
-        FrameRangeError: marks out of order or outside the timeline both ways.
+        FrameRangeError: marks out of order, or reaching past the timeline's end frame.
     """
     video = (marks or {}).get("video") if isinstance(marks, Mapping) else None
-    if not isinstance(video, Mapping) or "in" not in video or "out" not in video:
+    if not isinstance(video, Mapping) or "in" not in video or "out" not in video or marks_placeholder(marks):
         return None
-    mark_in, mark_out = int(video["in"]), int(video["out"])
-    timeline = FrameRange.checked(timeline_start, timeline_end)
-    absolute = FrameRange.checked(mark_in, mark_out)
-    if absolute.intersect(timeline) == absolute:
-        return absolute
-    relative = absolute.shifted(timeline.first)
-    if relative.intersect(timeline) == relative:
-        return relative
-    raise FrameRangeError("in/out marks %s lie outside the timeline %s" % (absolute.arg(), timeline.arg()))
+    relative = FrameRange.checked(video["in"], video["out"])
+    record = relative.shifted(int(timeline_start))
+    if relative.first < 0 or record.last > int(timeline_end):
+        raise FrameRangeError("in/out marks %s (from the timeline start) lie outside the timeline %d-%d"
+                              % (relative.arg(), int(timeline_start), int(timeline_end)))
+    return record
 
 
 class SourceMapping(NamedTuple):

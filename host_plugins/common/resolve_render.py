@@ -21,10 +21,14 @@ class PlanError(ValueError):
 
 
 def exr_format(formats: Mapping[str, str]) -> str:
-    """The render format name whose extension is ``exr``, from ``Project.GetRenderFormats()``."""
-    for name, extension in formats.items():
+    """The EXR render format as ``GetRenderCodecs``/``SetCurrentRenderFormatAndCodec`` take it.
+
+    ``Project.GetRenderFormats()`` returns "format -> file extension"; the documented argument and every
+    public script use the extension value (``"exr"``), not the key (``"EXR"``).
+    """
+    for extension in formats.values():
         if str(extension).lower().lstrip(".") == "exr":
-            return str(name)
+            return str(extension)
     raise PlanError("this Resolve offers no EXR render format (formats: %s)" % ", ".join(sorted(formats)))
 
 
@@ -50,12 +54,16 @@ def render_settings(record: FrameRange, target_dir: str, name: str) -> Dict[str,
             "TargetDir": target_dir, "CustomName": name, "ExportVideo": True, "ExportAudio": False}
 
 
-def job_finished(status: Optional[Mapping[str, object]]) -> Optional[str]:
-    """None while a render job runs, else its final ``JobStatus`` (``Complete``, ``Failed``, ``Cancelled``)."""
-    if not status:
-        return None
-    state = str(status.get("JobStatus", ""))
-    return state if state in ("Complete", "Failed", "Cancelled") else None
+def job_percent(status: Optional[Mapping[str, object]]) -> int:
+    """``CompletionPercentage`` of ``GetRenderJobStatus``, 0 when absent or unreadable.
+
+    The ``JobStatus`` text follows Resolve's UI language ("Complete", "已完成"...), so it is shown to the
+    artist but never compared: completion is ``IsRenderingInProgress()`` false, 100 %, and the files.
+    """
+    try:
+        return int(float(str((status or {}).get("CompletionPercentage", 0) or 0)))
+    except ValueError:
+        return 0
 
 
 def direct_source(record: FrameRange, file_path: str, source_start: int,
@@ -81,9 +89,15 @@ class Placement(NamedTuple):
     record_first: int
     frame_count: int
 
-    def clip_info(self, media_pool_item: object) -> Dict[str, object]:
-        # startFrame/endFrame: frames of the imported clip, counted from its first frame, both inclusive.
-        return {"mediaPoolItem": media_pool_item, "startFrame": 0, "endFrame": self.frame_count - 1,
+    def clip_info(self, media_pool_item: object, end_exclusive: bool = True) -> Dict[str, object]:
+        """Frames of the imported clip counted from its first frame; ``endFrame`` one past the last.
+
+        No README says whether ``endFrame`` is inclusive; Blackmagic forum examples (startFrame 0,
+        endFrame 25 = "the first 25 frames") read it as exclusive. ``end_exclusive=False`` is the other
+        reading, tried when the placed item read back does not match.
+        """
+        end = self.frame_count if end_exclusive else self.frame_count - 1
+        return {"mediaPoolItem": media_pool_item, "startFrame": 0, "endFrame": end,
                 "mediaType": 1, "trackIndex": int(self.track_index), "recordFrame": int(self.record_first)}
 
 
@@ -116,4 +130,4 @@ def covering_items(items: Iterable[tuple], record: FrameRange) -> list:
 
 __all__ = ["EXR_CODEC_PREFERENCE", "PlanError", "Placement", "RENDER_MODE_SINGLE_CLIP", "SourceMapping",
            "covering_items", "default_output_root", "direct_source", "exr_codec", "exr_format", "import_clip_info",
-           "job_finished", "job_output_dir", "render_settings"]
+           "job_output_dir", "job_percent", "render_settings"]

@@ -1,8 +1,8 @@
 """What Workspace > Scripts > FaceBridge runs (through the launcher ``facebridge install resolve`` writes).
 
 Resolve runs menu scripts with ``resolve``, ``fusion`` and ``bmd`` among the script's globals; the
-launcher passes its globals here. Outside Resolve (external scripting, Studio only) the ``resolve``
-object comes from ``DaVinciResolveScript.scriptapp("Resolve")`` as the README describes.
+launcher passes its globals here. Without a ``resolve`` global the object comes from ``app.GetResolve()``,
+``bmd.scriptapp("Resolve")`` or (external scripting, Studio only) ``DaVinciResolveScript.scriptapp("Resolve")``.
 
 Settings: the dialog (prefilled with the last run's settings) when Resolve's UIManager is available;
 otherwise the ``FACEBRIDGE_*`` environment variables of :func:`dialog.settings_from_env`. Every message
@@ -19,22 +19,48 @@ from .job import JobOutcome, run_job, scripting_problem
 
 
 def _scriptapp() -> Any:
-    try:
-        import DaVinciResolveScript as dvr_script
-    except ImportError:
-        return None
+    import DaVinciResolveScript as dvr_script   # external scripting (RRM "Using a script")
     return dvr_script.scriptapp("Resolve")
 
 
+def find_resolve(script_globals: Mapping[str, Any]) -> Any:
+    """The ``resolve`` object the ways a Scripts-menu script can get it, or None.
+
+    In order: the ``resolve`` global; ``app.GetResolve()`` (``app`` is the Fusion object in the Scripts
+    menu); ``bmd.scriptapp("Resolve")``; ``DaVinciResolveScript.scriptapp("Resolve")``.
+    """
+    if script_globals.get("resolve") is not None:
+        return script_globals["resolve"]
+    app, bmd = script_globals.get("app"), script_globals.get("bmd")
+    ways = []  # type: list
+    if app is not None:
+        ways.append(lambda: app.GetResolve())
+    if bmd is not None:
+        ways.append(lambda: bmd.scriptapp("Resolve"))
+    ways.append(_scriptapp)
+    for way in ways:
+        try:
+            resolve = way()
+        except Exception:   # an old or odd host: try the next way
+            continue
+        if resolve is not None:
+            return resolve
+    return None
+
+
 def _ui(resolve: Any, script_globals: Mapping[str, Any]) -> Any:
-    """``(ui, dispatcher)`` of Resolve's UIManager, or None when there is none (external scripting)."""
+    """``(ui, dispatcher)`` of Resolve's UIManager, or None when there is none.
+
+    None outside the Scripts menu (no ``bmd``) and on the free edition from 19.1, whose
+    ``fusion.UIManager`` is None: the messages then go to the Console only.
+    """
     bmd = script_globals.get("bmd")
     if resolve is None or bmd is None:
         return None
     fusion = script_globals.get("fusion") or resolve.Fusion()
-    if fusion is None:
+    ui = getattr(fusion, "UIManager", None) if fusion is not None else None
+    if ui is None:
         return None
-    ui = fusion.UIManager
     return ui, bmd.UIDispatcher(ui)
 
 
@@ -43,7 +69,7 @@ def main(script_globals: Optional[Mapping[str, Any]] = None, env: Optional[Mappi
     """Run one facebridge job; returns its outcome (never raises for the artist's mistakes)."""
     script_globals = script_globals or {}
     env = os.environ if env is None else env
-    resolve = script_globals.get("resolve") or _scriptapp()
+    resolve = find_resolve(script_globals)
     ui = _ui(resolve, script_globals)
 
     def tell(outcome: JobOutcome) -> JobOutcome:
