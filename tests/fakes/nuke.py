@@ -1,4 +1,4 @@
-"""A fake of Foundry Nuke's ``nuke`` module, for testing the facebridge Nuke plugin without Nuke.
+r"""A fake of Foundry Nuke's ``nuke`` module, for testing the facebridge Nuke plugin without Nuke.
 
 It implements the documented calls the plugin uses (``host_plugins/nuke/README.md`` lists each with
 its page in Foundry's Python developer guide) and nothing else, so a call outside that list fails
@@ -9,15 +9,38 @@ frame range, writing real EXR files with the Write's channels, datatype and comp
 Scripts are saved as JSON (not Nuke's .nk syntax) holding each node's class, name, knobs (user knobs
 with their type) and input connections; ``scriptOpen`` rebuilds them.
 
+Where real Nuke is lenient or undefined, the fake is strict (each point is documented behaviour, see
+host_plugins/nuke/README.md, "What the test fake models"):
+
+- File and eval-string knobs hold TCL: Read/Write evaluate their ``file`` knob (``[cmd]``, ``$var``,
+  backslash escapes, so ``C:\shots`` reads as ``C:shots``), ``EvalString_Knob.evaluate()`` does the same;
+  an unknown command or variable is an error.
+- A Read decodes each file once and keeps it until its ``reload`` button runs (setting ``file`` to the same
+  path shows the old pixels); its ``format`` (the output's display window) comes from the file only through
+  ``File_Knob.fromUserText`` or ``reload``; a missing frame follows ``on_error`` (default: an error).
+- ``nuke.toNode`` searches from the current group context (``root.`` names are absolute); a Python button
+  on a Group runs inside that group's context.
+- A name already used in the group is made unique (``Write1`` -> ``Write2``), never shared.
+- Nodes and knobs belong to the main thread: touching them, ``nuke.execute`` or ``nuke.message`` from
+  another thread raises. ``executeInMainThread[WithResult]`` queue calls that the test's main loop
+  (``_fake.run_main_loop``) runs; ``executeInMainThreadWithResult`` prints an exception and returns None,
+  as Nuke's own implementation does. ``ProgressTask`` may be used from any thread (Foundry's example).
+- Profiles: ``FAKE_NUKE_VERSION_MAJOR`` (environment, for ``nuke -t`` runs) or ``_fake.reset(version=...)``:
+  13 (Python 3.7, PySide2) or 16 (Python 3.11, PySide6). The calls the plugin uses are the same in both.
+
 Test hooks live on ``_fake`` (never used by the plugin): ``_fake.gui``, ``_fake.reset()``,
 ``_fake.progress`` (every ProgressTask update), ``_fake.cancel`` (a callable deciding when a
-ProgressTask reports a cancel), ``_fake.messages``, ``_fake.menus``, ``_fake.startup()``.
+ProgressTask reports a cancel), ``_fake.messages``, ``_fake.menus``, ``_fake.startup()``,
+``_fake.run_main_loop()``, ``_fake.undo`` (closed undo steps), ``_fake.decoded`` (files a Read decoded).
 """
 
 import json
 import os
+import queue
 import re
 import sys
+import threading
+import traceback
 import typing  # (used qualified: the fake's public names are checked against Nuke's documented API)
 from collections import OrderedDict
 
@@ -61,13 +84,17 @@ class Knob(object):
         return self._node
 
     def value(self):
+        _main_thread_only("Knob.value")
         return self._value
 
     def getValue(self):
         return self.value()
 
     def setValue(self, value):
+        _main_thread_only("Knob.setValue")
+        old = self._value
         self._value = self._convert(value)
+        _fake.record_change(self, old)
         return True
 
     def _convert(self, value):
@@ -106,12 +133,53 @@ class String_Knob(Knob):
         return str(value)
 
 
-class File_Knob(String_Knob):
+class EvalString_Knob(String_Knob):
+    """A string knob whose value is TCL: ``evaluate()`` substitutes ``[commands]``, ``$variables`` and
+    backslash escapes."""
+
+    def evaluate(self):
+        _main_thread_only("EvalString_Knob.evaluate")
+        return _tcl_subst(self._value, self._node)
+
+
+class File_Knob(EvalString_Knob):
+    def fromUserText(self, s):
+        """Assign the text, parse a trailing frame range (``path 1001-1003``) into the Read's first/last and
+        open the file to set the node's format."""
+        _main_thread_only("File_Knob.fromUserText")
+        text = str(s)
+        match = re.match(r"^(.*\S)\s+(-?\d+)-(-?\d+)$", text)
+        first = last = None
+        if match:
+            text, first, last = match.group(1), int(match.group(2)), int(match.group(3))
+        self.setValue(text)
+        node = self._node
+        if node is not None and match and node.knob("first") is not None:
+            node["first"].setValue(first)
+            node["last"].setValue(last)
+        if node is not None and node.knob("format") is not None:
+            node._read_format()
+
+
+class Multiline_Eval_String_Knob(EvalString_Knob):
     pass
 
 
-class Multiline_Eval_String_Knob(String_Knob):
-    pass
+class Format_Knob(Knob):
+    """A node's format; the fake holds ``(x, y, width, height)`` of the display window."""
+
+    _default = (0, 0, 1920, 1080)
+
+
+class Script_Knob(Knob):
+    """A built-in (TCL) button such as the Read's ``reload``; ``execute()`` presses it."""
+
+    def execute(self):
+        _main_thread_only("Script_Knob.execute")
+        node = self._node
+        if node is not None and node.Class() == "Read" and self._name == "reload":
+            node._cache.clear()
+            node._read_format()
 
 
 class Text_Knob(String_Knob):
@@ -205,25 +273,34 @@ class PyScript_Knob(Knob):
     def execute(self):
         """Run the button's Python command with ``nuke.thisNode()`` set to the knob's node."""
         assert self._node is not None, "a button runs on the node it was added to"
+        _main_thread_only("PyScript_Knob.execute")
         _fake.this_nodes.append(self._node)
+        group = self._node if isinstance(self._node, Group) else None
+        if group is not None:   # a button on a Group runs in the group's context (toNode finds its internal nodes)
+            _fake.groups.append(group)
         try:
             exec(compile(self._value, "<%s.%s>" % (self._node.name(), self._name), "exec"),
                  {"nuke": sys.modules[__name__], "__name__": "__main__"})
         finally:
+            if group is not None and _fake.groups[-1] is group:
+                _fake.groups.pop()
             _fake.this_nodes.pop()
 
 
-_KNOB_CLASSES = {cls.__name__: cls for cls in (String_Knob, File_Knob, Multiline_Eval_String_Knob, Text_Knob, Tab_Knob,
-                                              Int_Knob, Double_Knob, Boolean_Knob, Enumeration_Knob, PyScript_Knob)}
+_KNOB_CLASSES = {cls.__name__: cls for cls in (String_Knob, EvalString_Knob, File_Knob, Multiline_Eval_String_Knob,
+                                              Text_Knob, Tab_Knob, Int_Knob, Double_Knob, Boolean_Knob, Enumeration_Knob,
+                                              PyScript_Knob, Format_Knob, Script_Knob)}
 
 
 # --- nodes ----------------------------------------------------------------------------------------
 
 # Built-in knobs per class: (knob class, name, default, extra args)
 _BUILTIN: typing.Dict[str, typing.List[typing.Tuple[typing.Any, ...]]] = {
-    "Read": [(File_Knob, "file", ""), (Int_Knob, "first", 1), (Int_Knob, "last", 1), (Boolean_Knob, "raw", False),
-             (Enumeration_Knob, "before", "hold", ["hold", "black"]),
-             (Enumeration_Knob, "after", "hold", ["hold", "black"])],
+    "Read": [(File_Knob, "file", ""), (Format_Knob, "format", None), (Int_Knob, "first", 1), (Int_Knob, "last", 1),
+             (Boolean_Knob, "raw", False), (Enumeration_Knob, "before", "hold", ["hold", "black"]),
+             (Enumeration_Knob, "after", "hold", ["hold", "black"]),
+             (Enumeration_Knob, "on_error", "error", ["error", "black", "checkerboard", "nearest frame"]),
+             (Script_Knob, "reload", "")],
     "Write": [(File_Knob, "file", ""), (String_Knob, "file_type", ""), (String_Knob, "channels", "rgb"),
               (Enumeration_Knob, "datatype", "16 bit half", ["16 bit half", "32 bit float"]),
               (Enumeration_Knob, "compression", "Zip (1 scanline)",
@@ -234,19 +311,26 @@ _BUILTIN: typing.Dict[str, typing.List[typing.Tuple[typing.Any, ...]]] = {
     "Output": [],
     "Group": [],
     "Dot": [],
-    "Root": [(Int_Knob, "first_frame", 1), (Int_Knob, "last_frame", 100), (Boolean_Knob, "proxy", False)],
+    "Root": [(Int_Knob, "first_frame", 1), (Int_Knob, "last_frame", 100), (Boolean_Knob, "proxy", False),
+             (Format_Knob, "format", (0, 0, 1920, 1080)),
+             (Enumeration_Knob, "colorManagement", "Nuke", ["Nuke", "OCIO"]),
+             (String_Knob, "OCIO_config", "nuke-default"), (File_Knob, "customOCIOConfigPath", ""),
+             (String_Knob, "workingSpaceLUT", "linear")],
 }
 
 
 class Node(object):
     def __init__(self, cls, name=None):
         self._class = cls
-        self._knobs = OrderedDict()
-        self._inputs = []
+        self._knobs: typing.Dict[str, typing.Any] = OrderedDict()
+        self._inputs: typing.List[typing.Any] = []
         self._parent = None
+        self._cache: typing.Dict[str, typing.Any] = {}   # a Read's decoded files, kept until reload
         for spec in _BUILTIN.get(cls, []):
             knob_cls, knob_name, default = spec[:3]
             knob = knob_cls(knob_name, knob_name, spec[3]) if knob_cls is Enumeration_Knob else knob_cls(knob_name)
+            if knob_cls is Format_Knob and default is None:   # a new node takes the script's format
+                default = _fake.root._knobs["format"]._value
             knob._value = default
             self._attach(knob)
         name_knob = String_Knob("name", "name")
@@ -264,7 +348,31 @@ class Node(object):
         return self._knobs["name"].value()
 
     def setName(self, name, uncollide=True, updateExpressions=False):
-        self._knobs["name"].setValue(name)
+        _main_thread_only("Node.setName")
+        group = self._parent
+        if group is not None:
+            taken = group.node(name)
+            if taken is not None and taken is not self:
+                if not uncollide:
+                    raise ValueError("%s: name already in use" % name)
+                name = _unique(group, name, self)
+        self._knobs["name"]._value = name
+
+    def _read_format(self):
+        """Set a Read's format from its file's header (first frame), as Nuke does when it opens the file."""
+        import OpenImageIO as oiio
+
+        frame = int(self._knobs["first"]._value)
+        path = _frame_file(_tcl_subst(self._knobs["file"]._value, self), frame)
+        inp = oiio.ImageInput.open(path)
+        if inp is None:
+            oiio.geterror()
+            return   # no file yet: the format stays as it was
+        try:
+            spec = inp.spec()
+            self._knobs["format"]._value = (spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+        finally:
+            inp.close()
 
     def fullName(self):
         names = []
@@ -275,12 +383,14 @@ class Node(object):
         return ".".join(reversed(names))
 
     def knob(self, name):
+        _main_thread_only("Node.knob")
         return self._knobs.get(name)
 
     def knobs(self):
         return dict(self._knobs)
 
     def __getitem__(self, name):
+        _main_thread_only("Node.__getitem__")
         knob = self._knobs.get(name)
         if knob is None:
             raise NameError("knob %s does not exist" % name)
@@ -338,21 +448,31 @@ class Group(Node):
         return None
 
 
-def _unique(group, cls):
-    index = 1
-    while group.node("%s%d" % (cls, index)) is not None:
+def _unique(group, base, node=None):
+    """``base`` if no other node of ``group`` has it, else ``base`` with its trailing number raised
+    (``Write1`` -> ``Write2``, ``Read`` -> ``Read1``)."""
+    def taken(name):
+        other = group.node(name)
+        return other is not None and other is not node
+
+    if base and not taken(base):
+        return base
+    match = re.match(r"^(.*?)(\d*)$", base)
+    stem, digits = (match.group(1), match.group(2)) if match else (base, "")
+    index = int(digits) + 1 if digits else 1
+    while taken("%s%d" % (stem, index)):
         index += 1
-    return "%s%d" % (cls, index)
+    return "%s%d" % (stem, index)
 
 
 def _make(cls, knobs=None, group=None):
+    _main_thread_only("creating a %s node" % cls)
     group = group or _fake.groups[-1]
     node = Group(cls) if cls == "Group" else Node(cls)
     node._parent = group
     knobs = dict(knobs or {})
-    node._knobs["name"]._value = str(knobs.pop("name", "")) or _unique(group, cls)
-    if group.node(node.name()) is not None:
-        raise ValueError("a node named %s already exists" % node.name())
+    wanted = str(knobs.pop("name", ""))
+    node._knobs["name"]._value = _unique(group, wanted) if wanted else _unique(group, cls + "1")
     for key, value in knobs.items():
         node[key].setValue(value)
     group._children.append(node)
@@ -378,10 +498,13 @@ def createNode(node, args="", inpanel=True):
 
 
 def toNode(name):
-    current = _fake.root
-    for part in name.split("."):
-        if part == "root" and current is _fake.root:
-            continue
+    """The node called ``name`` in the current group context; ``root.A.B`` is absolute, ``A.B`` relative."""
+    _main_thread_only("nuke.toNode")
+    current = _fake.groups[-1]
+    parts = name.split(".")
+    if parts[0] == "root":
+        current, parts = _fake.root, parts[1:]
+    for part in parts:
         if not isinstance(current, Group):
             return None
         current = current.node(part)
@@ -391,6 +514,7 @@ def toNode(name):
 
 
 def delete(node):
+    _main_thread_only("nuke.delete")
     node._parent._children.remove(node)
 
 
@@ -409,7 +533,54 @@ def scriptName():
 
 
 def message(prompt):
+    _main_thread_only("nuke.message")
     _fake.messages.append(str(prompt))
+
+
+# --- threads and undo ----------------------------------------------------------------------------
+
+
+def _main_thread_only(what):
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("fake nuke: %s outside Nuke's main thread (use nuke.executeInMainThread)" % what)
+
+
+def executeInMainThread(call, args=(), kwargs={}):
+    """Queue ``call`` for the main thread and return at once."""
+    if not isinstance(args, tuple):
+        args = (args,)
+    _fake.main_queue.put((call, args, dict(kwargs), None))
+
+
+def executeInMainThreadWithResult(call, args=(), kwargs={}):
+    """Run ``call`` in the main thread and wait for its result (an exception is printed, None returned)."""
+    if threading.current_thread() is threading.main_thread():
+        raise RuntimeError("fake nuke: executeInMainThreadWithResult from the main thread would deadlock")
+    if not isinstance(args, tuple):
+        args = (args,)
+    done = threading.Event()
+    box: typing.List[typing.Any] = [None]
+    _fake.main_queue.put((call, args, dict(kwargs), (done, box)))
+    done.wait()
+    return box[0]
+
+
+class Undo(object):
+    """``nuke.Undo()``: ``begin(name)`` ... ``end()`` groups knob changes into one undo step."""
+
+    def begin(self, name=None):
+        _main_thread_only("Undo.begin")
+        if _fake.undo_open is not None:
+            raise RuntimeError("fake nuke: an undo group is already open")
+        _fake.undo_open = (str(name or ""), [])
+
+    def end(self):
+        if _fake.undo_open is not None and _fake.undo_open[1]:
+            _fake.undo.append(_fake.undo_open)
+        _fake.undo_open = None
+
+    def cancel(self):
+        _fake.undo_open = None
 
 
 # --- menus, plugin path --------------------------------------------------------------------------
@@ -545,21 +716,48 @@ def _image(node, frame):
 
 
 def _read(node, frame):
-    import OpenImageIO as oiio
+    import numpy as np
 
     first, last = int(node["first"].value()), int(node["last"].value())
     frame = min(max(frame, first), last)   # before/after: hold
-    path = _frame_file(node["file"].value(), frame)
+    path = _frame_file(_tcl_subst(node["file"].value(), node), frame)
+    image = node._cache.get(path)
+    if image is None:
+        image = _decode(node, path)
+        if image is None:   # missing or unreadable frame: the Read's on_error decides
+            mode = node["on_error"].value()
+            if mode == "error":
+                raise RuntimeError("%s: Read error: cannot open %s" % (node.name(), path))
+            if mode == "nearest frame":
+                raise NotImplementedError("fake nuke: on_error 'nearest frame'")
+            x, y, w, h = node["format"].value()
+            pixels = np.zeros((h, w, 4), np.float32)
+            if mode == "checkerboard":
+                yy, xx = np.mgrid[0:h, 0:w]
+                pixels[:, :, :3] = (((yy // 32) + (xx // 32)) % 2 * 0.5 + 0.25)[:, :, None]
+                pixels[:, :, 3] = 1.0
+            return _Image(pixels, ("R", "G", "B", "A"), {"x": x, "y": y, "full": (x, y, w, h), "missing": mode})
+        node._cache[path] = image
+    x, y, w, h = node["format"].value()   # the output's display window is the Read's format knob
+    attributes = dict(image.attributes, full=(x, y, w, h))
+    return _Image(image.pixels, image.names, attributes)
+
+
+def _decode(node, path):
+    import OpenImageIO as oiio
+
     inp = oiio.ImageInput.open(path)
     if inp is None:
-        raise RuntimeError("%s: Read error: %s" % (node.name(), oiio.geterror()))
+        oiio.geterror()
+        return None
+    _fake.decoded.append(path)
     try:
         spec = inp.spec()
         pixels = inp.read_image(format=oiio.FLOAT)
     finally:
         inp.close()
     if pixels is None:
-        raise RuntimeError("%s: Read error: cannot decode %s" % (node.name(), path))
+        return None
     pixels = pixels.reshape(spec.height, spec.width, spec.nchannels)
     attributes = {"x": spec.x, "y": spec.y, "full": (spec.full_x, spec.full_y, spec.full_width, spec.full_height)}
     return _Image(pixels, spec.channelnames, attributes)
@@ -576,7 +774,7 @@ def _write(node, frame):
 
     if str(node["file_type"].value()) not in ("exr", ""):
         raise RuntimeError("fake nuke: Write supports exr only")
-    path = _frame_file(node["file"].value(), frame)
+    path = _frame_file(_tcl_subst(node["file"].value(), node), frame)
     if not path.lower().endswith(".exr") and node["file_type"].value() != "exr":
         raise RuntimeError("fake nuke: Write supports exr only")
     image = _image(node.input(0), frame)
@@ -611,6 +809,7 @@ def _write(node, frame):
 
 
 def execute(nameOrNode, start=None, end=None, incr=1, views=None, continueOnError=False):
+    _main_thread_only("nuke.execute")
     node = toNode(nameOrNode) if isinstance(nameOrNode, str) else nameOrNode
     if node is None or node.Class() != "Write":
         raise RuntimeError("fake nuke: execute needs a Write node")
@@ -618,6 +817,98 @@ def execute(nameOrNode, start=None, end=None, incr=1, views=None, continueOnErro
     end = int(root()["last_frame"].value()) if end is None else int(end)
     for frame in range(start, end + 1, int(incr)):
         _write(node, frame)
+
+
+# --- TCL in file and eval-string knobs ------------------------------------------------------------
+
+_TCL_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def _tcl_subst(text, node):
+    """TCL's ``subst`` of ``text`` as Nuke applies it to file knobs: backslash escapes, ``$name`` /
+    ``$env(NAME)`` variables and ``[command ...]`` substitution. Unknown commands and variables raise."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 < n:
+                out.append(_TCL_ESCAPES.get(text[i + 1], text[i + 1]))
+                i += 2
+            else:
+                out.append(c)
+                i += 1
+        elif c == "[":
+            depth, j = 1, i + 1
+            while j < n and depth:
+                if text[j] == "\\":
+                    j += 1
+                elif text[j] == "[":
+                    depth += 1
+                elif text[j] == "]":
+                    depth -= 1
+                j += 1
+            if depth:
+                raise RuntimeError("fake nuke: missing close-bracket in %r" % text)
+            words = [_tcl_subst(word, node) for word in _tcl_words(text[i + 1:j - 1])]   # a result is one word
+            out.append(_tcl_command(words, node))
+            i = j
+        elif c == "$":
+            match = re.match(r"\$(\w+)(\((\w+)\))?", text[i:])
+            if not match:
+                out.append(c)
+                i += 1
+                continue
+            if match.group(1) == "env" and match.group(3):
+                if match.group(3) not in os.environ:
+                    raise RuntimeError('fake nuke: can\'t read "env(%s)": no such variable' % match.group(3))
+                out.append(os.environ[match.group(3)])
+            else:
+                raise RuntimeError('fake nuke: can\'t read "%s": no such variable' % match.group(1))
+            i += len(match.group(0))
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _tcl_words(text):
+    """Split a command at top-level white space (brackets and backslash escapes keep a word together)."""
+    words, word, depth, i = [], "", 0, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            word += text[i:i + 2]
+            i += 2
+            continue
+        depth += (c == "[") - (c == "]")
+        if c.isspace() and depth == 0:
+            if word:
+                words.append(word)
+            word = ""
+        else:
+            word += c
+        i += 1
+    return words + ([word] if word else [])
+
+
+def _tcl_command(words, node):
+    if not words:
+        return ""
+    if words[0] == "value" and len(words) == 2:
+        if words[1] == "root.name":
+            return _fake.script
+        owner, _, knob_name = words[1].rpartition(".")
+        target = toNode(owner) if owner else node
+        knob = target.knob(knob_name) if target is not None else None
+        if knob is None:
+            raise RuntimeError("fake nuke: no such knob %s" % words[1])
+        return str(knob._value)
+    if words[0] == "getenv" and len(words) == 2:
+        return os.environ.get(words[1], "")
+    if words[0] == "file" and len(words) == 3 and words[1] in ("dirname", "tail"):
+        return os.path.dirname(words[2]) if words[1] == "dirname" else os.path.basename(words[2])
+    raise RuntimeError('fake nuke: invalid command name "%s"' % words[0])
 
 
 # --- scripts --------------------------------------------------------------------------------------
@@ -700,7 +991,11 @@ class _FakeState(object):
         self.this_nodes = []
         self.script = ""
 
-    def reset(self, gui=False):
+    def reset(self, gui=False, version=None):
+        global NUKE_VERSION_MAJOR
+        if version is not None:
+            NUKE_VERSION_MAJOR = int(version)
+            env._values["NukeVersionMajor"] = NUKE_VERSION_MAJOR
         self.new_root()
         self.gui = gui
         self.progress = []
@@ -710,6 +1005,44 @@ class _FakeState(object):
         self.plugin_path = []
         self.in_init = False
         self.written = []
+        self.decoded = []
+        self.undo = []           # closed undo steps: (name, [(node, knob), ...])
+        self.undo_open = None
+        self.main_queue: "queue.Queue[typing.Any]" = queue.Queue()
+
+    def record_change(self, knob, old):
+        """A knob change is one undo step of its own unless an undo group is open (GUI sessions)."""
+        if not self.gui or knob._node is None or old == knob._value:
+            return
+        change = (knob._node.name(), knob.name())
+        if self.undo_open is not None:
+            self.undo_open[1].append(change)
+        else:
+            self.undo.append(("", [change]))
+
+    def run_main_loop(self, until, timeout=120.0):
+        """Nuke's event loop for tests: run the calls other threads queued for the main thread until
+        ``until()`` holds and nothing is queued (AssertionError after ``timeout`` seconds)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                call, args, kwargs, reply = self.main_queue.get(timeout=0.02)
+            except queue.Empty:
+                if until():
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError("fake nuke: the main loop timed out")
+                continue
+            try:
+                result = call(*args, **kwargs)
+            except Exception:
+                traceback.print_exc()
+                result = None
+            if reply is not None:
+                reply[1][0] = result
+                reply[0].set()
 
     @property
     def gui(self):

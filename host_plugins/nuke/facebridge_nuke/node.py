@@ -4,10 +4,13 @@ Inside the group: ``Input1`` (the plate) -> ``ShowResults`` (a Switch) -> ``Outp
 ``Results`` Read on the Switch's second input. Until a render has produced results the Switch shows
 input 0, so the node passes its input through; afterwards it shows the Read (``raw``, linear EXR).
 
-Everything a render needs is read from the knobs by :func:`read_settings`; nothing comes from the
-session, so the saved ``.nk`` renders the same in the GUI, in ``nuke -t`` and for another artist.
-Button knobs call :func:`on_render`, :func:`on_analyse` and :func:`on_open_panel` with
-``nuke.thisNode()``.
+Everything a render needs is read from the knobs (and the script's colour management) by
+:func:`read_settings`; nothing comes from the session, so the saved ``.nk`` renders the same in the GUI,
+in ``nuke -t`` and for another artist. Button knobs call :func:`on_render`, :func:`on_analyse`,
+:func:`on_open_panel` and :func:`on_get_from_panel` with ``nuke.thisNode()``.
+
+Paths go into file knobs through :func:`knob_path`: Nuke evaluates file knobs as TCL (``[...]``, ``$``,
+backslashes), so they are written with forward slashes and those characters escaped.
 """
 
 import os
@@ -29,6 +32,10 @@ ADVANCED_KNOBS = ("feather", "erode", "colour_match", "stabilise", "flow_thresho
 MODEL_KNOBS = ("swapper", "restorer", "parser", "precision", "allow_unverified")
 
 
+NUKE_LINEAR = {"linear": "lin_rec709"}   # nuke-default's working space, as the server's OCIO configs name it
+_TCL_SPECIAL = ("\\", "[", "]", "$")
+
+
 class NodeSettings(NamedTuple):
     """A FaceBridge node's knobs, checked and resolved."""
 
@@ -38,6 +45,31 @@ class NodeSettings(NamedTuple):
     server: str
     frames: FrameRange
     folders: NodeFolders
+    ocio_config: str               # the script's custom OCIO config file, "" for Nuke's own configs
+
+
+def knob_path(path: str, sep: str = os.sep) -> str:
+    """``path`` as the text of a Nuke file knob: forward slashes (Windows paths included) and TCL's
+    special characters (backslash, brackets, ``$``) escaped, so Nuke's evaluation gives ``path`` back."""
+    text = path.replace(sep, "/") if sep == "\\" else path
+    for char in _TCL_SPECIAL:
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def working_colorspace() -> str:
+    """The script's working space (Project Settings > Color): what a ``raw`` Write writes and a ``raw`` Read
+    gives back. Nuke's native colour management and nuke-default work in ``linear`` (linear Rec.709)."""
+    root = nuke.root()
+    space = str(root["workingSpaceLUT"].value()).strip()
+    return NUKE_LINEAR.get(space, space) or "lin_rec709"
+
+
+def _ocio_config() -> str:
+    root = nuke.root()
+    if str(root["colorManagement"].value()) == "OCIO" and str(root["OCIO_config"].value()) == "custom":
+        return str(root["customOCIOConfigPath"].evaluate()).strip()
+    return ""
 
 
 def _command(function: str) -> str:
@@ -94,7 +126,12 @@ def add_knobs(node: Any) -> None:
     node.addKnob(output)
     node.addKnob(nuke.PyScript_Knob("analyse", "Analyse", _command("on_analyse")))
     node.addKnob(nuke.PyScript_Knob("render", "Render", _command("on_render")))
-    node.addKnob(nuke.PyScript_Knob("open_panel", "Open Panel", _command("on_open_panel")))
+    panel = nuke.PyScript_Knob("open_panel", "Open Panel", _command("on_open_panel"))
+    panel.setTooltip("open the facebridge panel (its own window) on this node's shot and settings as set A")
+    node.addKnob(panel)
+    fetch = nuke.PyScript_Knob("get_from_panel", "Get from panel", _command("on_get_from_panel"))
+    fetch.setTooltip("set the knobs to the set (A or B) the panel's 'Apply to node' sent; one undo step")
+    node.addKnob(fetch)
     node.addKnob(nuke.Text_Knob("status", "status", "no results yet: passing the input through"))
     node.addKnob(nuke.Tab_Knob("advanced", "Advanced"))
     for name in ADVANCED_KNOBS:
@@ -143,35 +180,45 @@ def read_settings(node: Any) -> NodeSettings:
     """
     values = {spec.name: node[spec.name].value() for spec in PARAM_KNOBS}
     params = params_from_knobs(values)
-    sources = split_sources(node["sources"].value())
+    if not str(params["colorspace"]).strip():   # the plates are in the script's working space
+        params["colorspace"] = working_colorspace()
+    sources = split_sources(node["sources"].evaluate())
     if params["mode"] in ("swap", "swap+restore") and not sources:
         raise SettingsError("mode '%s' needs at least one source image" % params["mode"])
     try:
         frames = FrameRange.checked(node["first_frame"].value(), node["last_frame"].value())
     except FrameRangeError as exc:
         raise SettingsError(str(exc)) from None
-    output_dir = str(node["output_dir"].value()).strip()
+    output_dir = str(node["output_dir"].evaluate()).strip()
     if not output_dir:
         try:
             script = nuke.scriptName()
         except RuntimeError:
             raise SettingsError("save the script first, or set the node's output folder") from None
-        output_dir = default_output_dir(script, node.name())
+        # the full name (Group1.FaceBridge1): same-named nodes in different groups get their own folders
+        output_dir = default_output_dir(script, node.fullName())
     return NodeSettings(node.name(), params, sources, str(node["server"].value()).strip(), frames,
-                        node_folders(output_dir, node.name()))
+                        node_folders(output_dir, node.name()), _ocio_config())
 
 
 def show_results(node: Any, result_pattern: Optional[str], frames: FrameRange) -> None:
-    """Point the internal Read at the results (or back to pass-through when None)."""
+    """Point the internal Read at the results (or back to pass-through when None).
+
+    ``fromUserText`` takes the frame range and opens the file for its format; ``reload`` drops the frames
+    Nuke cached from an earlier render at the same path. A frame that failed has no file: the Read shows
+    it as a checkerboard (the status knob names the failed frames) instead of erroring downstream renders.
+    """
     read = node.node(READ)
     switch = node.node(SWITCH)
     if result_pattern is None:
         switch["which"].setValue(0)
         return
-    read["file"].setValue(result_pattern)
+    read["raw"].setValue(True)
+    read["on_error"].setValue("checkerboard")
+    read["file"].fromUserText("%s %d-%d" % (knob_path(result_pattern), frames.first, frames.last))
     read["first"].setValue(frames.first)
     read["last"].setValue(frames.last)
-    read["raw"].setValue(True)
+    read["reload"].execute()
     switch["which"].setValue(1)
 
 
@@ -185,20 +232,22 @@ def set_status(node: Any, text: str) -> None:
 def on_render(node: Any) -> None:
     from . import render
 
-    outcome = render.render_node(node.fullName(), reporter=render.default_reporter("FaceBridge render"))
-    if not outcome.ok and not outcome.cancelled and nuke.env["gui"]:
-        nuke.message("FaceBridge %s: %s" % (node.name(), outcome.message))
+    render.start(node, "render")
 
 
 def on_analyse(node: Any) -> None:
     from . import render
 
-    outcome = render.analyse_node(node.fullName(), reporter=render.default_reporter("FaceBridge analysis"))
-    if not outcome.ok and not outcome.cancelled and nuke.env["gui"]:
-        nuke.message("FaceBridge %s: %s" % (node.name(), outcome.message))
+    render.start(node, "analyse")
 
 
 def on_open_panel(node: Any) -> None:
-    from . import panel  # Qt is imported here only
+    from . import panel
 
     panel.open_panel(node)
+
+
+def on_get_from_panel(node: Any) -> None:
+    from . import panel
+
+    panel.get_from_panel(node)

@@ -1,112 +1,143 @@
-"""The FaceBridge panel: sliders for the compositing knobs, presets, and the render status.
+"""The facebridge panel from the node: the full A/B panel as its own process, and its choice back in the knobs.
 
-The only module of the plugin that imports Qt, and only when the Open Panel button is pressed:
-PySide6 on Nuke 16 and later, PySide2 on Nuke 13 to 15. The panel edits the node's knobs (the knobs
-stay the whole truth of a render) and saves/loads the preset JSON the standalone panel and the CLI use.
+Nuke's interpreter gets nothing installed and imports no Qt, grpc or protobuf: **Open Panel** starts
+``facebridge panel`` (the same ``facebridge`` command the renders run, through ``subprocess``) on the node's
+shot, plates and sources, with the node's knobs written as preset A. In the panel, "Apply to node" writes the
+chosen set (A or B) as a preset file into the node's work folder; **Get from panel** reads it into the knobs
+in one undo step. Works the same on Nuke 13 to 16 (whatever Qt the panel's own environment has).
 """
 
-import importlib
-from typing import Any, Callable, Dict, List, Tuple
+import os
+import subprocess
+from typing import Any, Dict, List, Optional
 
 import nuke
 
-from host_plugins.common.knobs import KNOBS_BY_NAME, REGION_NAMES, knobs_from_params, params_from_knobs
+from host_plugins.common.command import CliNotFound, resolve_cli, sidecar_env
+from host_plugins.common.knobs import SettingsError, knobs_from_params
 from host_plugins.common.presets import load_preset, save_preset
+from host_plugins.common.sequence import existing_frames, shot_id
 
-SLIDER_KNOBS = ("blend",) + tuple("region_" + r for r in REGION_NAMES) + ("grain",)
-STEPS = 1000
-PRESET_FILTER = "facebridge presets (*.json)"
-_open_panels: Dict[str, Any] = {}   # keeps panels alive (Qt deletes unreferenced top-level widgets)
+from . import node as fb_node
 
-
-def qt_binding() -> Tuple[str, Any, Any]:
-    """``(name, QtCore, QtWidgets)`` of the binding this Nuke ships (either binding, so typed Any)."""
-    name = "PySide6" if int(nuke.NUKE_VERSION_MAJOR) >= 16 else "PySide2"
-    return name, importlib.import_module(name + ".QtCore"), importlib.import_module(name + ".QtWidgets")
+PANEL_FOLDER = "panel"
+PRESET_A = "A.json"
+TO_NODE = "to_node.json"
+_panels: Dict[str, "subprocess.Popen[Any]"] = {}   # node full name -> its panel process (one at a time)
 
 
-def build_panel(node: Any) -> Any:
-    """A QWidget bound to ``node``'s knobs (not shown)."""
-    _name, QtCore, QtWidgets = qt_binding()
-    QWidget: Any = QtWidgets.QWidget  # the binding's, picked at run time
-
-    class FaceBridgePanel(QWidget):
-        def __init__(self) -> None:
-            super().__init__()
-            self.node = node
-            self.setWindowTitle("FaceBridge: %s" % node.name())
-            self.sliders: Dict[str, Any] = {}
-            layout = QtWidgets.QFormLayout(self)
-            for name in SLIDER_KNOBS:
-                slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-                slider.setRange(0, STEPS)
-                slider.setObjectName(name)
-                slider.valueChanged.connect(lambda value, knob=name: self._slider_moved(knob, value))
-                self.sliders[name] = slider
-                layout.addRow(KNOBS_BY_NAME[name].label, slider)
-            buttons = QtWidgets.QHBoxLayout()
-            self.render_button = QtWidgets.QPushButton("Render")
-            self.render_button.clicked.connect(lambda: node["render"].execute())
-            self.load_button = QtWidgets.QPushButton("Load preset...")
-            self.load_button.clicked.connect(self._ask_load)
-            self.save_button = QtWidgets.QPushButton("Save preset...")
-            self.save_button.clicked.connect(self._ask_save)
-            for button in (self.render_button, self.load_button, self.save_button):
-                buttons.addWidget(button)
-            layout.addRow(buttons)
-            self.status = QtWidgets.QLabel()
-            self.status.setWordWrap(True)
-            layout.addRow("status", self.status)
-            self.refresh()
-
-        def refresh(self) -> None:
-            """Sliders and status from the knobs."""
-            for name, slider in self.sliders.items():
-                slider.blockSignals(True)
-                slider.setValue(int(round(float(node[name].value()) * STEPS)))
-                slider.blockSignals(False)
-            self.status.setText(str(node["status"].value()))
-
-        def _slider_moved(self, knob: str, value: int) -> None:
-            node[knob].setValue(value / float(STEPS))
-
-        def load(self, path: str) -> None:
-            params, _name = load_preset(path)
-            for knob, value in knobs_from_params(params).items():
-                node[knob].setValue(value)
-            self.refresh()
-
-        def save(self, path: str) -> None:
-            values = {name: node[name].value() for name in KNOBS_BY_NAME}
-            save_preset(path, params_from_knobs(values), name=node.name())
-
-        def _ask_load(self) -> None:
-            path, _filter = QtWidgets.QFileDialog.getOpenFileName(self, "Load facebridge preset", "", PRESET_FILTER)
-            if path:
-                self._guarded(self.load, path)
-
-        def _ask_save(self) -> None:
-            path, _filter = QtWidgets.QFileDialog.getSaveFileName(self, "Save facebridge preset", "", PRESET_FILTER)
-            if path:
-                self._guarded(self.save, path)
-
-        def _guarded(self, action: Callable[[str], None], path: str) -> None:
-            try:
-                action(path)
-            except (OSError, ValueError) as exc:
-                QtWidgets.QMessageBox.warning(self, "facebridge", str(exc))
-
-    return FaceBridgePanel()
+def panel_dir(settings: "fb_node.NodeSettings") -> str:
+    return os.path.join(settings.folders.work_dir, PANEL_FOLDER)
 
 
-def open_panel(node: Any) -> Any:
-    """Show (or raise) the panel of ``node``."""
+def to_node_path(settings: "fb_node.NodeSettings") -> str:
+    """The file the panel's "Apply to node" writes for this node."""
+    return os.path.join(panel_dir(settings), TO_NODE)
+
+
+def plate_pattern(settings: "fb_node.NodeSettings") -> Optional[str]:
+    """Plates of the node's whole shot that Analyse or a Render left on disk (Analyse's first), or None."""
+    work = settings.folders.work_dir
+    name = os.path.basename(settings.folders.plate_pattern)
+    folders = [os.path.join(work, "analyse")]
+    try:
+        folders += [os.path.join(work, f) for f in sorted(os.listdir(work)) if f not in ("analyse", PANEL_FOLDER)]
+    except OSError:
+        pass
+    frames = range(settings.frames.first, settings.frames.last + 1)
+    for folder in folders:
+        pattern = os.path.join(folder, name)
+        if len(existing_frames(pattern, frames)) == len(frames):
+            return pattern
+    return None
+
+
+def panel_argv(cli: List[str], settings: "fb_node.NodeSettings", plates: str, preset_a: str, to_node: str) -> List[str]:
+    """``facebridge panel --shot ... --input PLATES [--source ...] [--server ...] --preset-a A --to-node TO``."""
+    argv = list(cli) + ["panel", "--shot", shot_id("nuke", settings.folders.result_pattern), "--input", plates]
+    for source in settings.sources:
+        argv += ["--source", source]
+    if settings.server:
+        argv += ["--server", settings.server]
+    return argv + ["--preset-a", preset_a, "--to-node", to_node]
+
+
+def _detached() -> Dict[str, Any]:
+    if os.name == "nt":
+        return {"creationflags": getattr(subprocess, "DETACHED_PROCESS", 0x8)
+                | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+    return {"start_new_session": True}
+
+
+def open_panel(node: Any) -> Optional["subprocess.Popen[Any]"]:
+    """Open Panel: start the panel on the node's shot with its knobs as set A (a status line says why not)."""
     key = node.fullName()
-    panel = _open_panels.get(key)
-    if panel is None:
-        panel = build_panel(node)
-        _open_panels[key] = panel
-    panel.refresh()
-    panel.show()
-    panel.raise_()
-    return panel
+    running = _panels.get(key)
+    if running is not None and running.poll() is None:
+        fb_node.set_status(node, "the panel of %s is already open" % node.name())
+        return running
+    try:
+        settings = fb_node.read_settings(node)
+        cli = resolve_cli()
+    except (SettingsError, CliNotFound) as exc:
+        _refuse(node, str(exc))
+        return None
+    plates = plate_pattern(settings)
+    if plates is None:
+        _refuse(node, "no plates of frames %s on disk yet: press Analyse first" % settings.frames.arg())
+        return None
+    folder = panel_dir(settings)
+    os.makedirs(folder, exist_ok=True)
+    preset_a = os.path.join(folder, PRESET_A)
+    save_preset(preset_a, settings.params, name=node.name())
+    argv = panel_argv(cli, settings, plates, preset_a, to_node_path(settings))
+    env = sidecar_env()
+    if settings.ocio_config:
+        env["OCIO"] = settings.ocio_config
+    try:
+        with open(os.path.join(folder, "panel.log"), "ab") as log:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env=env, cwd=folder, close_fds=True, **_detached())
+    except OSError as exc:
+        _refuse(node, "cannot start the panel: %s" % exc)
+        return None
+    _panels[key] = process
+    fb_node.set_status(node, "panel open: choose A or B there, press 'Apply to node', then 'Get from panel' here")
+    return process
+
+
+def get_from_panel(node: Any) -> bool:
+    """Get from panel: the set the panel sent (A or B) into the knobs, in one undo step."""
+    try:
+        settings = fb_node.read_settings(node)
+    except SettingsError as exc:
+        _refuse(node, str(exc))
+        return False
+    path = to_node_path(settings)
+    if not os.path.isfile(path):
+        _refuse(node, "nothing from the panel yet: open the panel and press 'Apply to node' there")
+        return False
+    try:
+        params, name = load_preset(path)
+        values = knobs_from_params(params)
+    except SettingsError as exc:
+        _refuse(node, "cannot read %s: %s" % (path, exc))
+        return False
+    if values.get("colorspace") == settings.params["colorspace"] and not str(node["colorspace"].value()).strip():
+        values["colorspace"] = ""   # the script's working space, as A was sent: keep following it
+    undo = nuke.Undo()
+    undo.begin("FaceBridge: settings %s from the panel" % (name or "set"))
+    try:
+        for knob, value in values.items():
+            if node.knob(knob) is not None and node[knob].value() != value:
+                node[knob].setValue(value)
+    finally:
+        undo.end()
+    fb_node.set_status(node, "settings %s from the panel applied" % (name or "set"))
+    return True
+
+
+def _refuse(node: Any, message: str) -> None:
+    fb_node.set_status(node, message)
+    if nuke.env["gui"]:
+        nuke.message("FaceBridge %s: %s" % (node.name(), message))

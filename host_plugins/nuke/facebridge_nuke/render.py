@@ -9,6 +9,11 @@
    a ``nuke.ProgressTask`` in the GUI (cancel kills it) or progress lines in ``nuke -t``.
 3. The results land in ``<output>/<node>.####.exr`` and the node's internal Read shows them.
 
+In the GUI the buttons run this in a worker thread (:func:`start`, Foundry's threading pattern): the
+``ProgressTask`` lives in that thread and every touch of the node graph (knobs, the plate Write and
+``nuke.execute``) runs in Nuke's main thread through ``nuke.executeInMainThreadWithResult``, so Nuke
+stays responsive while the sidecar works. One job per node at a time.
+
 Farm entry point (``nuke -t`` strips a trailing frame range from the arguments, so ``--frames`` goes
 before the positional arguments)::
 
@@ -20,11 +25,12 @@ or from Python inside any Nuke session: ``facebridge_nuke.render.render_node("Fa
 import argparse
 import os
 import sys
-from typing import Any, List, NamedTuple, Optional
+import threading
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import nuke
 
-from host_plugins.common.command import CliNotFound, RenderRequest, analyse_argv, process_argv, resolve_cli
+from host_plugins.common.command import CliNotFound, RenderRequest, analyse_argv, process_argv, resolve_cli, sidecar_env
 from host_plugins.common.frames import FrameRange, FrameRangeError, chunk_of
 from host_plugins.common.knobs import SettingsError
 from host_plugins.common.progress import EXIT_FRAMES_FAILED, EXIT_OK, ProgressEvent, ProgressModel, run_sidecar
@@ -81,8 +87,37 @@ def _failure(message: str, code: int = 2) -> RenderOutcome:
     return RenderOutcome(False, False, message, code, None, "")
 
 
-def _resolve(node_name: str) -> Any:
-    node = nuke.toNode(node_name)
+def on_main(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in Nuke's main thread (directly when already there), its exception re-raised here.
+
+    ``nuke.executeInMainThreadWithResult`` prints an exception and returns None, so the call is wrapped.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return function(*args)
+
+    def boxed() -> Any:
+        try:
+            return (True, function(*args))
+        except BaseException as exc:  # handed to the worker, which raises it
+            return (False, exc)
+
+    reply = nuke.executeInMainThreadWithResult(boxed)
+    if reply is None:
+        raise RuntimeError("Nuke's main thread did not answer")
+    ok, value = reply
+    if not ok:
+        raise value
+    return value
+
+
+def _resolve(node_or_name: Any) -> Any:
+    if isinstance(node_or_name, str):
+        # absolute: a button runs inside its group's context, where toNode looks first
+        node_name = node_or_name
+        node = nuke.toNode(node_name if node_name.startswith("root.") else "root." + node_name)
+    else:
+        node = node_or_name
+        node_name = node.fullName()
     if node is None:
         raise SettingsError("no node named '%s' in the script" % node_name)
     if not fb_node.is_facebridge(node):
@@ -94,6 +129,11 @@ def _resolve(node_name: str) -> Any:
     return node
 
 
+def _prepare(node_or_name: Any) -> Any:
+    node = _resolve(node_or_name)
+    return node, fb_node.read_settings(node)
+
+
 def write_plates(node: Any, pattern: str, frames: FrameRange) -> None:
     """The node's input over ``frames`` as linear EXR at ``pattern``, via a temporary Write inside it."""
     os.makedirs(os.path.dirname(pattern), exist_ok=True)
@@ -102,7 +142,7 @@ def write_plates(node: Any, pattern: str, frames: FrameRange) -> None:
         write = nuke.nodes.Write(name="FaceBridgePlateWrite")
         try:
             write.setInput(0, node.node(fb_node.INPUT))
-            write["file"].setValue(pattern.replace(os.sep, "/"))
+            write["file"].setValue(fb_node.knob_path(pattern))   # TCL-safe, forward slashes
             write["file_type"].setValue("exr")
             write["raw"].setValue(True)
             write["channels"].setValue("all")
@@ -116,41 +156,46 @@ def write_plates(node: Any, pattern: str, frames: FrameRange) -> None:
         node.end()
 
 
-def _sidecar(argv: List[str], reporter: Reporter, what: str):
+def _sidecar(argv: List[str], reporter: Reporter, what: str, settings: "fb_node.NodeSettings"):
     def on_event(event: ProgressEvent, model: ProgressModel) -> None:
         reporter.update(model.percent, model.message)
 
-    return run_sidecar(argv, on_event, reporter.cancelled, what=what, on_idle=reporter.keep_alive)
+    env = sidecar_env()
+    if settings.ocio_config:   # the script's own OCIO config names its working space
+        env["OCIO"] = settings.ocio_config
+    return run_sidecar(argv, on_event, reporter.cancelled, what=what, on_idle=reporter.keep_alive, env=env)
 
 
-def render_node(node_name: str, first: Optional[int] = None, last: Optional[int] = None,
+def render_node(node_name: Any, first: Optional[int] = None, last: Optional[int] = None,
                 reporter: Optional[Reporter] = None) -> RenderOutcome:
     """Render frames ``first..last`` (default: the node's frame range) of the FaceBridge node.
 
-    The knobs alone decide the result: the GUI's Render button and ``nuke -t`` call this same
-    function, and the same knobs give the same frames.
+    ``node_name`` is the node's full name (``Group1.FaceBridge1``) or the node itself. The knobs alone
+    decide the result: the GUI's Render button and ``nuke -t`` call this same function, and the same knobs
+    give the same frames. It may run in a worker thread (:func:`start`): node access goes through
+    :func:`on_main`.
     """
     reporter = reporter or Reporter("FaceBridge render", False)
     node = None
     try:
-        node = _resolve(node_name)
-        settings = fb_node.read_settings(node)
+        node = on_main(_resolve, node_name)
+        node, settings = on_main(_prepare, node)
         chunk = chunk_of(settings.frames, first, last)
         cli = resolve_cli()
     except (SettingsError, FrameRangeError, CliNotFound) as exc:
         if node is not None:
-            fb_node.set_status(node, "error: %s" % exc)
+            on_main(fb_node.set_status, node, "error: %s" % exc)
         return _failure(str(exc))
     folders = settings.folders
     work = os.path.join(folders.work_dir, chunk.arg())   # one folder per chunk: farm tasks run side by side
     plates = os.path.join(work, os.path.basename(folders.plate_pattern))
-    fb_node.set_status(node, "rendering %s ..." % chunk.arg())
+    on_main(fb_node.set_status, node, "rendering %s ..." % chunk.arg())
     reporter.update(0, "writing the plate, frames %s" % settings.frames.arg())
     try:
-        write_plates(node, plates, settings.frames)
+        on_main(write_plates, node, plates, settings.frames)
     except RuntimeError as exc:   # includes the user cancelling nuke.execute's own progress
         cancelled = "cancel" in str(exc).lower()
-        fb_node.set_status(node, "cancelled" if cancelled else "plate write failed: %s" % exc)
+        on_main(fb_node.set_status, node, "cancelled" if cancelled else "plate write failed: %s" % exc)
         reporter.close()
         return RenderOutcome(False, cancelled, "cancelled" if cancelled else "plate write failed: %s" % exc,
                              3 if cancelled else 2, chunk, folders.result_pattern)
@@ -159,16 +204,20 @@ def render_node(node_name: str, first: Optional[int] = None, last: Optional[int]
                             os.path.join(work, "report.json"))
     try:
         argv = process_argv(cli, request)
-        result = _sidecar(argv, reporter, "frames")
+        result = _sidecar(argv, reporter, "frames", settings)
     except (SettingsError, OSError) as exc:
-        fb_node.set_status(node, "error: %s" % exc)
+        on_main(fb_node.set_status, node, "error: %s" % exc)
         reporter.close()
         return _failure(str(exc))
     reporter.close()
-    rendered = existing_frames(folders.result_pattern, range(settings.frames.first, settings.frames.last + 1))
-    fb_node.show_results(node, folders.result_pattern if rendered else None, settings.frames)
+    shot = range(settings.frames.first, settings.frames.last + 1)
+    rendered = existing_frames(folders.result_pattern, shot)
+    on_main(fb_node.show_results, node, folders.result_pattern if rendered else None, settings.frames)
     message = result.describe()
-    fb_node.set_status(node, message)
+    missing = [f for f in range(chunk.first, chunk.last + 1) if f not in rendered]
+    if rendered and missing and not result.cancelled:
+        message = "%s; frames without a result (shown as a checkerboard): %s" % (message, short_frame_list(missing))
+    on_main(fb_node.set_status, node, message)
     if result.cancelled:
         return RenderOutcome(False, True, "cancelled", 3, chunk, folders.result_pattern)
     if result.returncode == EXIT_OK:
@@ -177,40 +226,104 @@ def render_node(node_name: str, first: Optional[int] = None, last: Optional[int]
     return RenderOutcome(code == EXIT_OK, False, message, code, chunk, folders.result_pattern)
 
 
-def analyse_node(node_name: str, reporter: Optional[Reporter] = None) -> RenderOutcome:
+def analyse_node(node_name: Any, reporter: Optional[Reporter] = None) -> RenderOutcome:
     """Analyse the node's shot (cuts, tracks, landmarks) on the server; a later render replays it."""
     reporter = reporter or Reporter("FaceBridge analysis", False)
     node = None
     try:
-        node = _resolve(node_name)
-        settings = fb_node.read_settings(node)
+        node = on_main(_resolve, node_name)
+        node, settings = on_main(_prepare, node)
         cli = resolve_cli()
     except (SettingsError, FrameRangeError, CliNotFound) as exc:
         if node is not None:
-            fb_node.set_status(node, "error: %s" % exc)
+            on_main(fb_node.set_status, node, "error: %s" % exc)
         return _failure(str(exc))
     folders = settings.folders
-    work = os.path.join(folders.work_dir, "analyse")
+    work = analyse_dir(settings)
     plates = os.path.join(work, os.path.basename(folders.plate_pattern))
     reporter.update(0, "writing the plate, frames %s" % settings.frames.arg())
     try:
-        write_plates(node, plates, settings.frames)
+        on_main(write_plates, node, plates, settings.frames)
     except RuntimeError as exc:
         reporter.close()
         return _failure("plate write failed: %s" % exc)
     argv = analyse_argv(cli, plates, settings.frames, int(settings.params["keyframe_interval"]),
                         settings.server, shot_id("nuke", folders.result_pattern), os.path.join(work, "analysis.json"))
     try:
-        result = _sidecar(argv, reporter, "analysis")
+        result = _sidecar(argv, reporter, "analysis", settings)
     except OSError as exc:
         reporter.close()
         return _failure(str(exc))
     reporter.close()
     if result.cancelled:
+        on_main(fb_node.set_status, node, "cancelled")
         return RenderOutcome(False, True, "cancelled", 3, settings.frames, "")
     message = "analysed %s: %s" % (settings.frames.arg(), result.describe()) if result.ok else result.describe()
-    fb_node.set_status(node, message)
+    on_main(fb_node.set_status, node, message)
     return RenderOutcome(result.ok, False, message, 0 if result.ok else 2, settings.frames, "")
+
+
+def short_frame_list(frames: List[int]) -> str:
+    shown = ", ".join(str(f) for f in frames[:10])
+    return shown + (" ... (%d in all)" % len(frames) if len(frames) > 10 else "")
+
+
+def analyse_dir(settings: "fb_node.NodeSettings") -> str:
+    """Where Analyse writes its plates (kept: the panel previews from them)."""
+    return os.path.join(settings.folders.work_dir, "analyse")
+
+
+# --- the buttons: one job per node, in a worker thread in the GUI -------------------------------------
+
+_jobs: Dict[str, threading.Thread] = {}
+_jobs_lock = threading.Lock()
+
+
+def is_running(node: Any) -> bool:
+    """Whether a Render or Analyse of ``node`` is under way in this session."""
+    with _jobs_lock:
+        job = _jobs.get(node.fullName())
+        return job is not None and job.is_alive()
+
+
+def start(node: Any, kind: str) -> Optional[threading.Thread]:
+    """The Render / Analyse button: run the job without blocking Nuke (in ``nuke -t``, run it here).
+
+    A second press while the node's job runs starts nothing; it says so. Returns the worker thread.
+    """
+    title = "FaceBridge render" if kind == "render" else "FaceBridge analysis"
+    job = render_node if kind == "render" else analyse_node
+    if not nuke.env["gui"]:
+        outcome = job(node, reporter=Reporter(title, False))
+        if not outcome.ok and not outcome.cancelled:
+            print("facebridge: %s: %s" % (node.name(), outcome.message), file=sys.stderr)
+        return None
+    key = node.fullName()
+    name = node.name()
+    with _jobs_lock:
+        running = _jobs.get(key)
+        if running is not None and running.is_alive():
+            nuke.message("FaceBridge %s is already rendering or analysing: wait for it, or press Cancel in its "
+                         "progress window" % name)
+            return None
+
+        def work() -> None:
+            try:
+                outcome = job(node, reporter=Reporter(title, True))   # the ProgressTask lives in this thread
+                if not outcome.ok and not outcome.cancelled:
+                    nuke.executeInMainThread(nuke.message, ("FaceBridge %s: %s" % (name, outcome.message),))
+            except Exception as exc:   # never die silently in a thread
+                nuke.executeInMainThread(nuke.message, ("FaceBridge %s failed: %s" % (name, exc),))
+            finally:
+                with _jobs_lock:
+                    if _jobs.get(key) is threading.current_thread():
+                        del _jobs[key]
+
+        worker = threading.Thread(target=work, name="facebridge-%s-%s" % (kind, key))
+        worker.daemon = True
+        _jobs[key] = worker
+        worker.start()
+    return worker
 
 
 def _remove_plates(work: str) -> None:
