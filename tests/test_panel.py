@@ -2,7 +2,7 @@
 
 A slider move reaches the server and updates the preview from the cache; stale replies never show;
 presets and panel states round-trip; a screenshot's A and B halves differ where the parameters differ;
-"Apply to node" writes the knobs through the node's API.
+"Apply to node" hands a set to the node that opened the panel, as a preset file.
 """
 
 from __future__ import annotations
@@ -245,61 +245,6 @@ def test_command_line_screenshot(shot: PanelState, tmp_path: Path) -> None:
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 10_000
-
-
-def test_apply_to_node_writes_the_knobs() -> None:
-    from ui.panel.nuke_bridge import KNOBS, NukeError, apply_to_node, knob_values
-
-    class Knob:
-        def __init__(self) -> None:
-            self.value: object = None
-
-        def setValue(self, value: object) -> None:  # noqa: N802 - Nuke's API
-            self.value = value
-
-    class Node:
-        def __init__(self, name: str, selected: bool) -> None:
-            self._name, self._selected = name, selected
-            self.knobs = {k: Knob() for k in [*KNOBS.values(), "facebridge_version"] if k != "parser"}
-
-        def knob(self, name: str) -> Knob | None:
-            return self.knobs.get(name)
-
-        def name(self) -> str:
-            return self._name
-
-        def isSelected(self) -> bool:  # noqa: N802 - Nuke's API
-            return self._selected
-
-    class Undo:
-        def begin(self, name: str) -> None:
-            self.name = name
-
-        def end(self) -> None:
-            pass
-
-    class FakeNuke:
-        nodes = [Node("FaceBridge1", False), Node("FaceBridge2", True)]
-
-        def selectedNodes(self) -> list[Node]:  # noqa: N802 - Nuke's API
-            return [n for n in self.nodes if n.isSelected()]
-
-        def allNodes(self, recurseGroups: bool = False) -> list[Node]:  # noqa: N802,N803 - Nuke's API
-            return list(self.nodes)
-
-        def Undo(self) -> Undo:  # noqa: N802 - Nuke's API
-            return Undo()
-
-    params = RenderParams(blend=0.4, regions={"mouth": 0.25}, face="track:1", grain=0.2)
-    fake = FakeNuke()
-    assert apply_to_node(params, nuke=fake) == "FaceBridge2"
-    knobs = fake.nodes[1].knobs
-    assert knobs["blend"].value == 0.4 and knobs["region_mouth"].value == 0.25 and knobs["region_eyes"].value == 1.0
-    assert knobs["face"].value == "track:1" and fake.nodes[0].knobs["blend"].value is None
-    assert knob_values(params)["grain"] == 0.2
-    fake.nodes[1]._selected = False
-    with pytest.raises(NukeError, match="select"):
-        apply_to_node(params, nuke=fake)
 
 
 def test_first_run_opens_the_shot_the_client_analysed_last(qtbot, shot: PanelState, tmp_path: Path) -> None:

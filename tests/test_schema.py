@@ -142,9 +142,7 @@ def test_knobs_are_derived_from_the_schema() -> None:
             assert (knob.lo, knob.hi) == setting.slider_range
     assert knobs.params_from_knobs({}) == schema.defaults()
     assert knobs.params_from_knobs(knobs.knobs_from_params(EXAMPLE)) == EXAMPLE
-    from ui.panel.nuke_bridge import KNOBS
-
-    assert sorted(KNOBS.values()) == sorted(k.name for k in knobs.PARAM_KNOBS)
+    assert sorted(schema.knob_names().values()) == sorted(k.name for k in knobs.PARAM_KNOBS)
 
 
 def test_panel_sliders_and_preview_settings_are_the_schemas() -> None:

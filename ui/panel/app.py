@@ -2,8 +2,8 @@
 re-composited by the server from its cache, view modes, QC and versions (presets).
 
 Entry points: ``run(args)`` (the ``facebridge panel`` subcommand; its arguments and ``main`` are in
-``cli.py``, which imports no Qt). ``PanelWidget`` is the whole panel as one widget (docked in Nuke
-by ``nuke_bridge``); ``PanelWindow`` hosts it standalone.
+``cli.py``, which imports no Qt). ``PanelWidget`` is the whole panel as one widget; ``PanelWindow`` hosts
+it, always as its own process (a Nuke node starts it with ``--to-node``: nothing is loaded into Nuke).
 
 Threads: gRPC calls run on ``PreviewRequester``'s workers (``fetch``); the widget only submits jobs and
 shows replies. Sessions are opened on demand by the workers, one per distinct set of model choices.
@@ -133,24 +133,14 @@ def make_fetch(client: FaceBridgeClient, sessions: Sessions, use_paths: bool) ->
     return fetch
 
 
-def state_from_environment(environ: Any = os.environ) -> PanelState:
-    """A state for the docked panel: $FACEBRIDGE_PANEL_STATE (a state file), else $FACEBRIDGE_SERVER,
-    $FACEBRIDGE_SHOT, $FACEBRIDGE_INPUT and $FACEBRIDGE_SOURCES (separated by the path separator)."""
-    if environ.get("FACEBRIDGE_PANEL_STATE"):
-        return PanelState.load(environ["FACEBRIDGE_PANEL_STATE"])
-    sources = tuple(s for s in environ.get("FACEBRIDGE_SOURCES", "").split(os.pathsep) if s)
-    return PanelState(server=environ.get("FACEBRIDGE_SERVER", DEFAULT_SERVER), shot=environ.get("FACEBRIDGE_SHOT", ""),
-                      input=environ.get("FACEBRIDGE_INPUT", ""), sources=sources)
-
-
 class PanelWidget(QtWidgets.QWidget):
     """The whole panel. ``state.server`` must name a running server.
 
     Args:
         state: what to show first.
-        apply_to_node: ``(which, params) -> message``: hands set ``which`` (a or b) to the host's node (a
-            preset file the node reads back: ``write_to_node``; or the knobs, docked inside Nuke:
-            ``nuke_bridge.apply_to_node``); None when no node opened the panel (the button is disabled).
+        apply_to_node: ``(which, params) -> message``: hands set ``which`` (a or b) to the host node that
+            opened the panel (``write_to_node``: a preset file the node reads back); None when no node opened
+            the panel (the button is disabled).
         client: an open client (tests); default: one to ``state.server``.
     """
 
