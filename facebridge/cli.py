@@ -21,10 +21,24 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         return serve(ServerConfig(host=args.host, port=args.port, device=args.device, audit_log=args.audit_log,
-                                  cache_dir=args.cache_dir, models_dir=args.models_dir))
+                                  cache_dir=args.cache_dir, models_dir=args.models_dir,
+                                  tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                                  insecure=args.insecure, allow_roots=tuple(args.allow_root),
+                                  allow_unverified=args.allow_unverified, memory_budget=args.memory_budget,
+                                  max_sessions=args.max_sessions, session_idle_s=args.session_idle))
     except (FaceBridgeError, OSError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _bytes(text: str) -> int:
+    """``"2G"``, ``"512M"``, ``"1073741824"`` -> bytes."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 2G, 512M)") from None
 
 
 def _process(args: argparse.Namespace) -> int:
@@ -102,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--models-dir", type=Path, default=None,
                        help="model files (default $FACEBRIDGE_MODELS_DIR, the config file's models_dir, "
                             "else ~/.local/share/facebridge/models)")
+    shared = serve.add_argument_group("sharing the server (token from $FACEBRIDGE_TOKEN, else "
+                                      "$XDG_CONFIG_HOME/facebridge/token, created 0600 at the first start)")
+    shared.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS with this certificate chain")
+    shared.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key")
+    shared.add_argument("--tls-client-ca", type=Path, metavar="PEM",
+                        help="require client certificates signed by this CA (mutual TLS)")
+    shared.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback address without TLS (refused otherwise)")
+    shared.add_argument("--allow-root", action="append", default=[], type=Path, metavar="DIR",
+                        help="the path transport reads and writes only regular files under DIR (repeat for "
+                             "several); without one, clients must stream their frames")
+    shared.add_argument("--allow-unverified", action="store_true",
+                        help="clients may ask for model files whose sha256 differs from the registry's")
+    shared.add_argument("--memory-budget", type=_bytes, default=1024**3, metavar="SIZE",
+                        help="memory for the in-memory caches, e.g. 2G (default 1G)")
+    shared.add_argument("--max-sessions", type=int, default=64, metavar="N", help="open sessions at once")
+    shared.add_argument("--session-idle", type=float, default=3600.0, metavar="S",
+                        help="seconds after which an unused session is closed (default 3600)")
     serve.set_defaults(func=_serve)
 
     from .client.options import add_analyse_arguments, add_process_arguments

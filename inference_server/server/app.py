@@ -30,6 +30,24 @@ SERVICE_NAME = "facebridge.v1.FaceBridge"
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """Everything ``facebridge serve`` takes (see its ``--help``); the defaults are a safe loopback server.
+
+    Attributes:
+        token: the bearer token every RPC but health must carry; None: ``$FACEBRIDGE_TOKEN``, else the token
+            file (``$XDG_CONFIG_HOME/facebridge/token``, created with mode 0600 at the first start).
+        tls_cert, tls_key: PEM files: serve TLS. tls_client_ca: also require client certificates it signed.
+        insecure: bind a non-loopback address without TLS (refused otherwise).
+        allow_roots: the path transport reads and writes only regular files under these folders; none: the
+            path transport is not offered.
+        allow_unverified: the server may load model files whose sha256 differs from the registry's (a client
+            may ask only when this is set).
+        memory_budget: bytes for the in-memory caches and memos together.
+        max_sessions, max_sessions_per_peer: open sessions in all and per client address.
+        session_idle_s: a session unused this long is closed.
+        stream_idle_s: a stream that sends nothing this long is ended.
+        max_streams: streaming calls at once (unary calls and health keep their own capacity).
+    """
+
     host: str = "127.0.0.1"
     port: int = 50051
     device: str = "auto"
@@ -39,6 +57,19 @@ class ServerConfig:
     allow_paths: bool | None = None  # None: offered when bound to a loopback address
     models_dir: Path | None = None   # None: --models-dir precedence (env, config file, default)
     slow_cpu_precision: bool = False  # fp16/bf16 even on a CPU without native support (tests)
+    token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure: bool = False
+    allow_roots: tuple[Path, ...] = ()
+    allow_unverified: bool = False
+    memory_budget: int = 1024**3
+    max_sessions: int = 64
+    max_sessions_per_peer: int = 16
+    session_idle_s: float = 3600.0
+    stream_idle_s: float = 120.0
+    max_streams: int = 6
 
 
 def is_loopback(host: str) -> bool:
