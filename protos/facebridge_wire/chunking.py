@@ -29,35 +29,48 @@ def split_chunks(data: bytes | memoryview, chunk_bytes: int = MAX_CHUNK_BYTES) -
 
 
 class Reassembler:
-    """Collects the chunks of one frame into a preallocated buffer.
+    """Collects the chunks of one frame into a buffer that grows as they arrive.
+
+    Nothing is allocated for what a header merely announces: memory follows the bytes actually received,
+    so a 20-byte header announcing gigabytes costs nothing.
 
     Args:
         total_bytes: the size announced by the frame's header.
         limit: the largest frame accepted; larger announcements raise ``ChunkError`` at once.
+        max_chunk: the largest chunk payload accepted (``MAX_CHUNK_BYTES``, the limit servers advertise).
     """
 
-    def __init__(self, total_bytes: int, limit: int) -> None:
+    def __init__(self, total_bytes: int, limit: int, max_chunk: int = MAX_CHUNK_BYTES) -> None:
+        if total_bytes < 0:
+            raise ChunkError(f"frame of {total_bytes} bytes announced")
         if total_bytes > limit:
             raise ChunkError(f"frame of {total_bytes} bytes exceeds the limit of {limit} bytes")
-        self._buffer = bytearray(total_bytes)
-        self._filled = 0
+        self.total_bytes = total_bytes
+        self._max_chunk = max_chunk
+        self._buffer = bytearray()
 
     @property
     def complete(self) -> bool:
-        return self._filled == len(self._buffer)
+        return len(self._buffer) == self.total_bytes
+
+    @property
+    def received(self) -> int:
+        return len(self._buffer)
 
     def add(self, offset: int, data: bytes) -> None:
-        """Append one chunk; chunks must arrive in order and must not overrun the announced size."""
-        if offset != self._filled:
-            raise ChunkError(f"chunk at offset {offset}, expected {self._filled}")
+        """Append one chunk; chunks must arrive in order, be at most ``max_chunk`` long and must not overrun
+        the announced size."""
+        if len(data) > self._max_chunk:
+            raise ChunkError(f"chunk of {len(data)} bytes exceeds the limit of {self._max_chunk} bytes")
+        if offset != len(self._buffer):
+            raise ChunkError(f"chunk at offset {offset}, expected {len(self._buffer)}")
         end = offset + len(data)
-        if end > len(self._buffer):
-            raise ChunkError(f"chunk ends at {end}, beyond the announced {len(self._buffer)} bytes")
-        self._buffer[offset:end] = data
-        self._filled = end
+        if end > self.total_bytes:
+            raise ChunkError(f"chunk ends at {end}, beyond the announced {self.total_bytes} bytes")
+        self._buffer += data
 
     def result(self) -> bytearray:
         """The assembled frame (the buffer itself, not a copy: the assembler is done with it)."""
         if not self.complete:
-            raise ChunkError(f"frame incomplete: {self._filled} of {len(self._buffer)} bytes")
+            raise ChunkError(f"frame incomplete: {len(self._buffer)} of {self.total_bytes} bytes")
         return self._buffer
