@@ -28,11 +28,17 @@ MetadataValue = str | int | float
 
 @dataclass(frozen=True)
 class Limits:
-    """The largest frame accepted, checked before any pixel is read."""
+    """The largest frame accepted, checked from the file's header before any pixel is read.
+
+    ``max_decode_bytes`` bounds the decoded float32 pixels (width x height x channels x 4, all subimages
+    together): an 820 KB PNG can announce 16384x16384 and decode to gigabytes (a decompression bomb).
+    The default, 1 GiB, holds an 8K RGBA or a 4K 16-channel float plate.
+    """
 
     max_width: int = 16384
     max_height: int = 16384
     max_channels: int = 64
+    max_decode_bytes: int = 1024**3
 
 
 @dataclass
@@ -57,7 +63,11 @@ class Plate:
         return [have.index(n) for n in names]
 
 
-def _check_spec(spec: oiio.ImageSpec, limits: Limits) -> None:
+def _decoded_bytes(spec: oiio.ImageSpec) -> int:
+    return int(spec.width) * int(spec.height) * max(1, int(spec.depth)) * int(spec.nchannels) * 4
+
+
+def _check_spec(spec: oiio.ImageSpec, limits: Limits, decoded_before: int = 0) -> None:
     if spec.deep:
         raise PlateError("format", "deep images are not supported")
     if spec.width <= 0 or spec.height <= 0 or spec.nchannels <= 0:
@@ -69,6 +79,13 @@ def _check_spec(spec: oiio.ImageSpec, limits: Limits) -> None:
         )
     if spec.nchannels > limits.max_channels:
         raise PlateError("dimensions", f"{spec.nchannels} channels exceed the limit of {limits.max_channels}")
+    decoded = decoded_before + _decoded_bytes(spec)
+    if decoded > limits.max_decode_bytes:
+        raise PlateError(
+            "dimensions",
+            f"{spec.width}x{spec.height}x{spec.nchannels} would decode to {decoded / 1024**2:.0f} MiB, over the "
+            f"server's decode budget of {limits.max_decode_bytes / 1024**2:.0f} MiB",
+        )
 
 
 def _read_subimage(inp: oiio.ImageInput, spec: oiio.ImageSpec) -> np.ndarray:
@@ -93,10 +110,12 @@ def read_plate(path: str | os.PathLike[str], limits: Limits = Limits()) -> Plate
         _check_spec(spec, limits)
         pixels = _read_subimage(inp, spec)
         extra: list[tuple[oiio.ImageSpec, np.ndarray]] = []
+        decoded = _decoded_bytes(spec)
         index = 1
         while inp.seek_subimage(index, 0):
             sub = inp.spec()
-            _check_spec(sub, limits)
+            _check_spec(sub, limits, decoded)
+            decoded += _decoded_bytes(sub)
             extra.append((sub, _read_subimage(inp, sub)))
             index += 1
         return Plate(pixels=pixels, spec=spec, format_name=inp.format_name(), extra_subimages=extra)
