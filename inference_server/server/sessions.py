@@ -67,6 +67,9 @@ class Session:
     notes: tuple[str, ...] = ()               # about the models chosen (reports)
     frames_processed: int = 0
     frames_failed: int = 0
+    peer: str = ""                            # who opened it (the per-peer cap counts by this)
+    last_used: float = field(default_factory=time.monotonic)
+    streams: int = 0                          # streams using it now (a busy session never expires)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     analysis_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -74,15 +77,43 @@ class Session:
         with self._lock:
             self.frames_processed += 1
             self.frames_failed += int(failed)
+            self.last_used = time.monotonic()
+
+    def touch(self) -> None:
+        with self._lock:
+            self.last_used = time.monotonic()
+
+    def stream_started(self) -> None:
+        with self._lock:
+            self.streams += 1
+            self.last_used = time.monotonic()
+
+    def stream_ended(self) -> None:
+        with self._lock:
+            self.streams -= 1
+            self.last_used = time.monotonic()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since the session was last used (0 while a stream uses it)."""
+        with self._lock:
+            return 0.0 if self.streams > 0 else now - self.last_used
 
 
 class SessionRegistry:
-    """Thread-safe map of open sessions with an upper bound on how many may be open."""
+    """Thread-safe map of open sessions, bounded in all and per peer; unused sessions expire.
 
-    def __init__(self, max_sessions: int = 64) -> None:
+    Args:
+        max_sessions: open sessions at once.
+        max_per_peer: open sessions per peer (``Session.peer``), so one client cannot take them all.
+        idle_s: a session unused this long (no call, no stream) is closed by ``expire_idle``.
+    """
+
+    def __init__(self, max_sessions: int = 64, max_per_peer: int | None = None, idle_s: float = 3600.0) -> None:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._max = max_sessions
+        self._max_per_peer = max_sessions if max_per_peer is None else max_per_peer
+        self.idle_s = idle_s
 
     @staticmethod
     def new_id() -> str:
@@ -91,15 +122,31 @@ class SessionRegistry:
     def add(self, session: Session) -> None:
         with self._lock:
             if len(self._sessions) >= self._max:
-                raise ServerBusy(f"{self._max} sessions are open; close one first")
+                raise ServerBusy(f"{self._max} sessions are open on this server; close one first "
+                                 f"(unused sessions close after {self.idle_s:g} s)")
+            mine = sum(1 for s in self._sessions.values() if s.peer == session.peer)
+            if mine >= self._max_per_peer:
+                raise ServerBusy(f"{mine} sessions are open from {session.peer or 'this client'} (the limit per "
+                                 f"client); close one first (unused sessions close after {self.idle_s:g} s)")
             self._sessions[session.id] = session
 
     def get(self, session_id: str) -> Session:
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
-            raise SessionNotFound(f"no open session '{session_id}'")
+            raise SessionNotFound(f"no open session '{session_id}' (closed, expired after {self.idle_s:g} s "
+                                  "unused, or the server restarted)")
+        session.touch()
         return session
+
+    def expire_idle(self, now: float | None = None) -> list[Session]:
+        """Close the sessions unused for ``idle_s`` seconds and return them."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            expired = [s for s in self._sessions.values() if s.idle_for(now) >= self.idle_s]
+            for session in expired:
+                del self._sessions[session.id]
+        return expired
 
     def remove(self, session_id: str) -> Session:
         with self._lock:
