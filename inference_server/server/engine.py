@@ -131,6 +131,31 @@ def frame_status(outcome: FrameOutcome, where: str, unchanged: str) -> tuple[str
     return "warning", "no_face", f"{where}: no face found; {unchanged}"
 
 
+@dataclass(frozen=True)
+class MemoryShares:
+    """How the server's one memory budget (``serve --memory-budget``) is divided between its in-memory caches.
+
+    - ``payloads`` (40 %): decoded model outputs in front of the disk cache (``PayloadCache``).
+    - ``memos`` (45 %): the render memos (``RenderMemos``: working crops, colour-matched faces, composited
+      neighbours, a third each).
+    - ``preview_plates`` (15 %): decoded plates remembered for the next preview of the same file.
+
+    Each share is an LRU bounded by the bytes of its arrays; together they never exceed the budget (beyond
+    one entry each: an LRU always keeps its newest entry). Not in the budget: the loaded models, and frames
+    in flight (at most ``max_streams`` x (2 announced + ``frame_workers`` in work) frames, each under
+    ``max_frame_bytes`` encoded and ``Limits.max_decode_bytes`` decoded).
+    """
+
+    payloads: int
+    memos: int
+    preview_plates: int
+
+    @classmethod
+    def of(cls, budget: int) -> "MemoryShares":
+        payloads, memos = budget * 40 // 100, budget * 45 // 100
+        return cls(payloads, memos, budget - payloads - memos)
+
+
 class FaceSwapEngine:
     """Holds the loaded models, the open sessions, the shot database, the model cache and a scratch folder.
 
@@ -138,6 +163,9 @@ class FaceSwapEngine:
         scratch_dir: where encoded frames are staged for OpenImageIO (a RAM-backed folder is best).
         cache_dir: the shot database and cached model outputs (shared by processes that use it).
         limits: the largest frames accepted.
+        max_sessions, max_sessions_per_peer, session_idle_s: see :class:`SessionRegistry`.
+        max_frame_bytes: the largest encoded frame a stream may announce.
+        memory_bytes: the in-memory caches' one budget, divided by :class:`MemoryShares`.
         models: preloaded models (tests share one instance); loaded on first use otherwise.
         models_dir: where model files are found (default: ``resolve_models_dir``'s precedence).
         device: the resolved device neural models run on.
@@ -151,22 +179,25 @@ class FaceSwapEngine:
         limits: Limits = Limits(),
         models: DlibFaceModels | None = None,
         max_sessions: int = 64,
-        max_frame_bytes: int = 2 * 1024**3,
+        max_frame_bytes: int = 1024**3,
         cache_bytes: int = 20 * 1024**3,
         memory_bytes: int = 1024**3,
         models_dir: Path | None = None,
         device: str = "cpu",
         slow_cpu_precision: bool = False,
+        max_sessions_per_peer: int | None = None,
+        session_idle_s: float = 3600.0,
     ) -> None:
-        self.frames = FrameLoader(Path(scratch_dir), limits, memory_bytes)
+        self.memory = MemoryShares.of(memory_bytes)
+        self.frames = FrameLoader(Path(scratch_dir), limits, self.memory.preview_plates)
         self.max_frame_bytes = max_frame_bytes
-        self.sessions = SessionRegistry(max_sessions)
+        self.sessions = SessionRegistry(max_sessions, max_sessions_per_peer, session_idle_s)
         self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
-        self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, memory_bytes)
+        self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, self.memory.payloads)
         self.shots = ShotTargets(self.db, self.cache)
         self.pool = ModelPool(models_dir if models_dir is not None else resolve_models_dir(None, os.environ),
                               Path(cache_dir), device, slow_cpu_precision)
-        self.memos = RenderMemos.create(memory_bytes)
+        self.memos = RenderMemos.create(self.memory.memos)
         self._models = models
         self._models_lock = threading.Lock()
 
@@ -188,7 +219,7 @@ class FaceSwapEngine:
     # -- sessions ---------------------------------------------------------------------------------
     def open_session(
         self, client: str, shot: str, sources: list[tuple[str, bytes]], params: SessionParams,
-        face_reference: tuple[str, bytes] | None = None,
+        face_reference: tuple[str, bytes] | None = None, peer: str = "",
     ) -> Session:
         """Validate parameters, decode the source images and find their faces; register the session."""
         params = params.validated()
@@ -225,6 +256,7 @@ class FaceSwapEngine:
             face_reference=reference,
             stage=stage,
             notes=notes,
+            peer=peer,
         )
         self.sessions.add(session)
         return session

@@ -46,14 +46,14 @@ class FrameLoader:
     Args:
         scratch_dir: where encoded frames are staged for OpenImageIO.
         limits: the largest frames accepted.
-        memory_bytes: the budget of the plates remembered for previews (a quarter of it).
+        preview_bytes: the budget of the plates remembered for previews.
     """
 
-    def __init__(self, scratch_dir: Path, limits: Limits, memory_bytes: int) -> None:
+    def __init__(self, scratch_dir: Path, limits: Limits, preview_bytes: int) -> None:
         self.scratch_dir = Path(scratch_dir)
         self.limits = limits
         self._frame_hashes: Memo[str] = Memo(1 << 16)
-        self._preview_plates: Memo[tuple[Plate, str]] = Memo(memory_bytes // 4, lambda v: v[0].pixels.nbytes)
+        self._preview_plates: Memo[tuple[Plate, str]] = Memo(preview_bytes, lambda v: v[0].pixels.nbytes)
 
     def load(self, request: FrameRequest) -> tuple[Plate, str]:
         """The decoded plate and the sha256 of its encoded bytes (the key of its remembered content hash;
