@@ -19,6 +19,10 @@ class ServerBusy(FaceBridgeError):
     """A server-wide limit (open sessions) is reached."""
 
 
+class StreamIdle(FaceBridgeError):
+    """A stream's client sent nothing for the server's stream idle time (``stream_idle_s``)."""
+
+
 class SourceError(FaceBridgeError):
     """A source identity image cannot be used (unreadable, or no face in it)."""
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import queue
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -22,7 +25,8 @@ from .. import __version__
 from ..pipeline.render import FaceReport
 from .audit import AuditLog
 from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData, PreviewData, ShotSummary
-from .errors import FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, SourceError
+from .errors import (FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, SourceError,
+                     StreamIdle)
 from .sessions import Session, SessionParams
 
 _LOG = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ _STATUS = {
     ChunkError: grpc.StatusCode.INVALID_ARGUMENT,
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
     ServerBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StreamIdle: grpc.StatusCode.DEADLINE_EXCEEDED,
     ModelUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
 }
 _FRAME_CODE = {"ok": pb.FrameStatus.OK, "warning": pb.FrameStatus.WARNING, "failed": pb.FrameStatus.FAILED}
@@ -50,12 +55,43 @@ def _status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> NoReturn:
-    """End the call with the status for ``exc``: domain errors with their one-line message, bugs as INTERNAL."""
-    if isinstance(exc, (FaceBridgeError, ChunkError)):
-        context.abort(_status_for(exc), str(exc))
-    _LOG.exception("%s failed", method)
-    context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {exc}")
+MAX_PENDING_FRAMES = 2
+"""Frames a stream may have announced and not yet completed: what one stream can make the server buffer."""
+
+
+class _ClientGone(Exception):
+    """The client cancelled the call or went away; nothing more can be sent."""
+
+
+def _client_gone(exc: BaseException, context: grpc.ServicerContext) -> bool:
+    return isinstance(exc, (_ClientGone, grpc.RpcError)) or not context.is_active()
+
+
+def _peer_host(context: grpc.ServicerContext) -> str:
+    """The host part of the peer's address (``ipv4:10.0.0.5:51234`` -> ``ipv4:10.0.0.5``): one client machine
+    however many connections it opens (the per-peer session cap counts by it)."""
+    peer = context.peer() or ""
+    if peer.startswith("ipv6:[") and "]" in peer:
+        return peer[:peer.index("]") + 1]
+    if peer.startswith(("ipv4:", "ipv6:")) and peer.count(":") >= 2:
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
+def _abort(service: "FaceBridgeService", context: grpc.ServicerContext, exc: Exception, method: str) -> NoReturn:
+    """End the call with the status for ``exc``: domain errors with their one-line message, bugs as INTERNAL.
+    A client that went away is logged at INFO in one line (nothing to answer); every refusal is audited."""
+    if _client_gone(exc, context):
+        _LOG.info("%s: client %s cancelled or went away", method, context.peer())
+        service.audit.append("cancelled", {"method": method, "peer": context.peer()})
+        context.abort(grpc.StatusCode.CANCELLED, f"{method}: cancelled")
+    code = _status_for(exc)
+    message = str(exc) if isinstance(exc, (FaceBridgeError, ChunkError)) else f"{method}: internal error: {exc}"
+    if code == grpc.StatusCode.INTERNAL:
+        _LOG.exception("%s failed", method)
+    service.audit.append("refused", {"method": method, "peer": context.peer(), "code": code.name,
+                                     "message": message})
+    context.abort(code, message)
     raise AssertionError("unreachable")  # context.abort raises
 
 
@@ -67,22 +103,106 @@ def _mapped(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            _abort(context, exc, method.__name__)
+            _abort(self, context, exc, method.__name__)
 
     return wrapper
 
 
 def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
-    """As ``_mapped``, for response-streaming methods."""
+    """As ``_mapped``, for streaming methods; at most ``max_streams`` run at once (RESOURCE_EXHAUSTED beyond),
+    and a stream whose client sends nothing for ``stream_idle_s`` is ended (DEADLINE_EXCEEDED)."""
 
     @functools.wraps(method)
-    def wrapper(self: "FaceBridgeService", request: object, context: grpc.ServicerContext) -> Iterator[T]:
+    def wrapper(self: "FaceBridgeService", request: Iterator[pb.ProcessFramesRequest],
+                context: grpc.ServicerContext) -> Iterator[T]:
         try:
-            yield from method(self, request, context)
+            if not self.stream_slots.acquire(blocking=False):
+                raise ServerBusy(f"{self.max_streams} streams are running on this server (its limit); "
+                                 "try again when one ends")
+            requests = _TimedRequests(request, self.stream_idle_s, context)
+            try:
+                yield from method(self, requests, context)
+            finally:
+                requests.close()
+                self.stream_slots.release()
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            _abort(context, exc, method.__name__)
+            _abort(self, context, exc, method.__name__)
 
     return wrapper
+
+
+class _TimedRequests:
+    """A stream's request iterator read by a helper thread, so that a client silent for ``idle_s`` seconds
+    ends the stream (StreamIdle) instead of holding a server thread forever.
+
+    The helper reads at most one message ahead (the queue holds one), so it buffers no more than a chunk.
+    """
+
+    _END = object()
+
+    def __init__(self, requests: Iterator[pb.ProcessFramesRequest], idle_s: float,
+                 context: grpc.ServicerContext) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._idle_s = idle_s
+        self._context = context
+        self._stop = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._pump, args=(requests,), name="facebridge-stream-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.25)
+                return
+            except queue.Full:
+                continue
+
+    def _pump(self, requests: Iterator[pb.ProcessFramesRequest]) -> None:
+        try:
+            for message in requests:
+                self._put(message)
+                if self._stop.is_set():
+                    return
+            self._put(self._END)
+        except Exception as exc:  # noqa: BLE001 - handed to the reader (a cancelled call raises here)
+            self._put(exc)
+
+    def __iter__(self) -> "_TimedRequests":
+        return self
+
+    def __next__(self) -> pb.ProcessFramesRequest:
+        if self._ended:
+            raise StopIteration
+        try:
+            item = self._queue.get(timeout=self._idle_s)
+        except queue.Empty:
+            self.close()
+            raise StreamIdle(f"the client sent nothing for {self._idle_s:g} s; stream ended") from None
+        if item is self._END:
+            self._ended = True
+            raise StopIteration
+        if isinstance(item, grpc.RpcError):
+            self.close()
+            raise _ClientGone(str(item) or "cancelled")
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        assert isinstance(item, pb.ProcessFramesRequest)
+        return item
+
+    def close(self) -> None:
+        self._ended = True
+        self._stop.set()
+
+
+@dataclass(frozen=True)
+class _Truncated:
+    """A frame the stream announced and ended without completing."""
+
+    frame_number: int
+    message: str
 
 
 def _face_qc(face: FaceReport) -> pb.FaceQC:
@@ -201,15 +321,30 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         device: the resolved compute device, reported by GetServerInfo.
         allow_paths: offer TRANSPORT_PATH (the server reads and writes client-named files).
         frame_workers: frames of one stream processed at once (results still return in order).
+        max_streams: streaming calls at once; more are refused with RESOURCE_EXHAUSTED (unary calls and health
+            keep the server's other threads).
+        stream_idle_s: a stream whose client sends nothing this long is ended with DEADLINE_EXCEEDED.
     """
 
     def __init__(self, engine: FaceSwapEngine, audit: AuditLog, device: str, allow_paths: bool,
-                 frame_workers: int | None = None) -> None:
+                 frame_workers: int | None = None, max_streams: int = 6, stream_idle_s: float = 120.0) -> None:
         self.engine = engine
         self.audit = audit
         self.device = device
         self.allow_paths = allow_paths
         self.frame_workers = max(1, frame_workers if frame_workers is not None else min(2, os.cpu_count() or 1))
+        self.max_streams = max_streams
+        self.stream_slots = threading.BoundedSemaphore(max_streams)
+        self.stream_idle_s = stream_idle_s
+
+    def expire_sessions(self) -> int:
+        """Close the sessions unused for the engine's idle time (audited as ``expire``); how many."""
+        expired = self.engine.sessions.expire_idle()
+        for session in expired:
+            self.audit.append("expire", {"client": session.client, "peer": session.peer, "shot": session.shot,
+                                         "session": session.id, "frames_processed": session.frames_processed,
+                                         "frames_failed": session.frames_failed})
+        return len(expired)
 
     @_mapped
     def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext) -> pb.GetServerInfoResponse:
@@ -243,8 +378,10 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         params = session_params(request.params)
         sources = [(s.label or f"source{i}", s.data) for i, s in enumerate(request.sources)]
         reference = request.params.face_reference
+        self.expire_sessions()
         session = self.engine.open_session(request.client or context.peer(), request.shot, sources, params,
-                                           (reference.label or "reference", reference.data) if reference.data else None)
+                                           (reference.label or "reference", reference.data) if reference.data else None,
+                                           peer=_peer_host(context))
         self.audit.append("open", self._audit_record(session, context))
         return pb.OpenSessionResponse(
             session_id=session.id,
@@ -265,24 +402,34 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
 
     def _incoming_frames(
         self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
-    ) -> Iterator[tuple[int, FrameRequest]]:
-        """Reassemble the frames of a stream (after its StreamStart) into ``(frame_id, FrameRequest)``."""
+    ) -> Iterator[tuple[int, FrameRequest | _Truncated]]:
+        """Reassemble the frames of a stream (after its StreamStart) into ``(frame_id, FrameRequest)``.
+
+        Bounded: at most ``MAX_PENDING_FRAMES`` announced and incomplete at once, each buffer growing with the
+        chunks received (``Reassembler``); a frame id is used once per stream. A frame still incomplete when
+        the stream ends comes out as ``_Truncated`` (a failed result naming it, never silence).
+        """
         pending: dict[int, tuple[pb.FrameHeader, Reassembler]] = {}
+        seen: set[int] = set()
         for message in request_iterator:
             kind = message.WhichOneof("payload")
             if kind == "header":
                 header = message.header
+                if header.frame_id in seen:
+                    raise InvalidRequest(f"frame id {header.frame_id} used twice in this stream")
+                seen.add(header.frame_id)
                 if header.transport == pb.TRANSPORT_PATH:
                     if not self.allow_paths:
                         raise InvalidRequest("this server does not offer TRANSPORT_PATH; stream the frames")
                     yield header.frame_id, FrameRequest(header.frame_number, header.name or header.input_path,
                                                         input_path=header.input_path, output_path=header.output_path)
                     continue
-                if header.frame_id in pending:
-                    raise InvalidRequest(f"frame id {header.frame_id} announced twice")
                 if header.total_bytes == 0:
                     yield header.frame_id, FrameRequest(header.frame_number, header.name, data=b"")
                     continue
+                if len(pending) >= MAX_PENDING_FRAMES:
+                    raise InvalidRequest(f"{len(pending)} frames are announced and incomplete; send their chunks "
+                                         f"before announcing frame id {header.frame_id}")
                 pending[header.frame_id] = (header, Reassembler(header.total_bytes, self.engine.max_frame_bytes))
             elif kind == "chunk":
                 chunk = message.chunk
@@ -296,7 +443,11 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             else:
                 raise InvalidRequest(f"unexpected '{kind}' message inside a stream")
             if not context.is_active():
-                return
+                raise _ClientGone("cancelled")
+        for frame_id, (header, assembler) in pending.items():
+            yield frame_id, _Truncated(header.frame_number,
+                                       f"{header.name} (frame {header.frame_number}): stream ended after "
+                                       f"{assembler.received} of {assembler.total_bytes} bytes")
 
     def _stream_session(self, request_iterator: Iterator[pb.ProcessFramesRequest]) -> Session:
         first = next(request_iterator, None)
@@ -311,6 +462,18 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         session = self._stream_session(request_iterator)
         done: list[int] = []
         failed: list[int] = []
+        paths: list[dict[str, object]] = []
+
+        def submit(pool: ThreadPoolExecutor, request: FrameRequest | _Truncated) -> Future[FrameResultData]:
+            if isinstance(request, _Truncated):
+                future: Future[FrameResultData] = Future()
+                future.set_result(FrameResultData(request.frame_number, "failed", "incomplete", request.message))
+                session.count(True)
+                return future
+            if request.input_path:
+                paths.append({"frame": request.frame_number, "input": request.input_path,
+                              "output": request.output_path})
+            return pool.submit(self.engine.process_frame, session, request)
 
         def finished(frame_id: int, future: Future[FrameResultData]) -> Iterator[pb.ProcessFramesResponse]:
             result = future.result()
@@ -319,13 +482,15 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
 
         # frames are independent (each a pure function of its plate, the analysis and the parameters), so
         # up to ``frame_workers`` run at once: one frame's decode and encode overlap another's compositing.
-        # Results go back in the order the frames came.
+        # Results go back in the order the frames came. When the client goes away, no further frame starts;
+        # the ones already running finish (the pool waits for them) and are audited as such.
         in_flight: deque[tuple[int, Future[FrameResultData]]] = deque()
+        session.stream_started()
         try:
             with ThreadPoolExecutor(self.frame_workers, thread_name_prefix="facebridge-frame") as pool:
                 try:
                     for frame_id, request in self._incoming_frames(request_iterator, context):
-                        in_flight.append((frame_id, pool.submit(self.engine.process_frame, session, request)))
+                        in_flight.append((frame_id, submit(pool, request)))
                         while len(in_flight) >= self.frame_workers or (in_flight and in_flight[0][1].done()):
                             yield from finished(*in_flight.popleft())
                     while in_flight:
@@ -334,9 +499,16 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                     for _, future in in_flight:
                         future.cancel()
         finally:
-            self.audit.append(
-                "frames", {**self._audit_record(session, context), "frames": done, "failed_frames": failed}
-            )
+            session.stream_ended()
+            record: dict[str, object] = {**self._audit_record(session, context), "frames": done,
+                                         "failed_frames": failed}
+            if paths:
+                record["paths"] = paths
+            undelivered = [f.result().frame_number for _, f in in_flight if f.done() and not f.cancelled()]
+            if undelivered:  # processed (with path transport: written) but never reported to the client
+                record["completed_after_client_left" if not context.is_active() else "completed_undelivered"] = \
+                    undelivered
+            self.audit.append("frames", record)
 
     @_mapped_stream
     def AnalyseShot(
@@ -346,16 +518,29 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         if not session.analysis_lock.acquire(blocking=False):
             raise ServerBusy(f"shot '{session.shot}' is already being analysed in this session")
         analysed: list[int] = []
+        inputs: list[str] = []
+        session.stream_started()
         try:
             analyser = self.engine.analyser(session)
             for _, request in self._incoming_frames(request_iterator, context):
+                if isinstance(request, _Truncated):
+                    yield _analyse_message(AnalyseResultData(request.frame_number, "failed", "incomplete",
+                                                             request.message))
+                    continue
+                if request.input_path:
+                    inputs.append(request.input_path)
                 result = self.engine.analyse_frame(session, analyser, request)
+                session.touch()
                 if result.status == "ok":
                     analysed.append(result.frame_number)
                 yield _analyse_message(result)
         finally:
+            session.stream_ended()
             session.analysis_lock.release()
-            self.audit.append("analyse", {**self._audit_record(session, context), "frames": analysed})
+            record: dict[str, object] = {**self._audit_record(session, context), "frames": analysed}
+            if inputs:
+                record["inputs"] = inputs
+            self.audit.append("analyse", record)
 
     @_mapped
     def ListShots(self, request: pb.ListShotsRequest, context: grpc.ServicerContext) -> pb.ListShotsResponse:
@@ -365,6 +550,9 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         except schema.SettingError as exc:
             raise InvalidRequest(str(exc)) from exc
         summaries = self.engine.shot_summaries(request.shot, request.with_frames, smoothing)
+        self.audit.append("list_shots", {"peer": context.peer(), "shot": request.shot,
+                                         "with_frames": request.with_frames, "smoothing": smoothing,
+                                         "shots": len(summaries)})
         return pb.ListShotsResponse(shots=[_shot_message(s) for s in summaries])
 
     @_mapped
@@ -386,6 +574,9 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                                          include_rendered=not request.omit_rendered,
                                          include_plate=request.include_plate,
                                          include_regions=request.include_regions)
+        self.audit.append("preview", {**self._audit_record(session, context), "frame": request.frame_number,
+                                      "input": frame.input_path or f"<{len(request.data)} bytes: {frame.name}>",
+                                      "status": data.status})
         return _preview_message(data)
 
     @staticmethod
