@@ -130,12 +130,15 @@ class SessionRegistry:
                                  f"client); close one first (unused sessions close after {self.idle_s:g} s)")
             self._sessions[session.id] = session
 
+    def _not_found(self, session_id: str) -> SessionNotFound:
+        return SessionNotFound(f"no open session '{session_id}' (closed, expired after {self.idle_s:g} s unused, "
+                               "or the server restarted)")
+
     def get(self, session_id: str) -> Session:
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
-            raise SessionNotFound(f"no open session '{session_id}' (closed, expired after {self.idle_s:g} s "
-                                  "unused, or the server restarted)")
+            raise self._not_found(session_id)
         session.touch()
         return session
 
@@ -143,7 +146,7 @@ class SessionRegistry:
         """Close the sessions unused for ``idle_s`` seconds and return them."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            expired = [s for s in self._sessions.values() if s.idle_for(now) >= self.idle_s]
+            expired = [s for s in self._sessions.values() if s.idle_for(now) > self.idle_s]
             for session in expired:
                 del self._sessions[session.id]
         return expired
@@ -152,7 +155,7 @@ class SessionRegistry:
         with self._lock:
             session = self._sessions.pop(session_id, None)
         if session is None:
-            raise SessionNotFound(f"no open session '{session_id}'")
+            raise self._not_found(session_id)
         return session
 
     def __len__(self) -> int:
