@@ -33,13 +33,30 @@ def audit_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("audit") / "audit.jsonl"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One random token for the whole session in ``$FACEBRIDGE_TOKEN``, so the session server, every client
+    and every CLI subprocess share it; ``$XDG_CONFIG_HOME`` points into the session's temp folder, so no test
+    reads or creates a token file under ~/.config. (Session-wide: the session server starts before any
+    function-scoped fixture runs.)"""
+    import secrets
+
+    with pytest.MonkeyPatch.context() as patch:
+        token = secrets.token_urlsafe(32)
+        patch.setenv("FACEBRIDGE_TOKEN", token)
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
+        yield token
+
+
 @pytest.fixture(scope="session")
-def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathFactory,
+           session_token: str) -> Iterator[object]:
     """One real server on 127.0.0.1:<free port> for the whole test session, with its own empty cache dir
-    and an empty models folder (the embedded defaults only)."""
+    and an empty models folder (the embedded defaults only), taking the session's token."""
     from inference_server.server.app import ServerConfig, start_server
 
     running = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", audit_log=audit_log_path,
+                                        token=session_token,
                                         cache_dir=tmp_path_factory.mktemp("server-cache"),
                                         models_dir=tmp_path_factory.mktemp("no-models")),
                            models=dlib_models)

@@ -203,8 +203,10 @@ def test_cli_refuses_a_bad_setting_before_any_server_starts(tmp_path: Path) -> N
     assert time.monotonic() - started < 30
 
 
-def test_server_refuses_a_bad_setting_from_a_client_that_does_not_check(server_address: str) -> None:
+def test_server_refuses_a_bad_setting_from_a_client_that_does_not_check(server_address: str,
+                                                                        session_token: str) -> None:
     """A careless or hostile client skips the client-side checks: the server refuses with the same message."""
+    auth = (("authorization", f"Bearer {session_token}"),)
     with grpc.insecure_channel(server_address) as channel:
         stub = pb_grpc.FaceBridgeStub(channel)
         for params, name, value in [(pb.ProcessParams(mode="restore", stabilise=6.0), "stabilise", 6.0),
@@ -213,10 +215,11 @@ def test_server_refuses_a_bad_setting_from_a_client_that_does_not_check(server_a
                                     (pb.ProcessParams(mode="restore", regions={"ears": 1.0}), "regions",
                                      {"ears": 1.0})]:
             with pytest.raises(grpc.RpcError) as caught:
-                stub.OpenSession(pb.OpenSessionRequest(client="test", shot="bad", params=params), timeout=30)
+                stub.OpenSession(pb.OpenSessionRequest(client="test", shot="bad", params=params), timeout=30,
+                                 metadata=auth)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert caught.value.details() == _message(name, value)
         with pytest.raises(grpc.RpcError) as caught:
-            stub.ListShots(pb.ListShotsRequest(smoothing=5e5), timeout=30)
+            stub.ListShots(pb.ListShotsRequest(smoothing=5e5), timeout=30, metadata=auth)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.details() == _message("smoothing", 5e5)

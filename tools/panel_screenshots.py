@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = args.frames
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+    from facebridge.auth import PLAIN
     from facebridge.client.demo import grace_hopper_path
     from facebridge.client.grpc_client import FaceBridgeClient
     from facebridge.client.local_server import LocalServer
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                       frame=args.frame or 1000 + (frames + 1) // 2, a=RenderParams(),
                       b=RenderParams(**B_SET), name_a="A: demo", name_b="B: soft mouth", window=(1500, 940))
     written = []
-    with LocalServer(device="cpu", cache_dir=cache) as server, FaceBridgeClient(server.address) as client:
+    with LocalServer(device="cpu", cache_dir=cache) as server, \
+            FaceBridgeClient(server.address, token=server.token, tls=PLAIN) as client:
         client.wait_ready(60.0)
         for name, state in states(replace(base, server=server.address)).items():
             full = state.zoom < 0

@@ -18,9 +18,11 @@ from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facebridge.auth import ClientTLS, TokenError, client_tls, find_token, token_lookup
 from facebridge.schema import SettingError
 from facebridge.settings import RenderParams
 
+from .channel import open_channel
 from .errors import ClientError
 from .params import to_proto
 
@@ -46,6 +48,9 @@ def _mapped(exc: grpc.RpcError, what: str, address: str) -> ClientError:
     detail = exc.details() if hasattr(exc, "details") else str(exc)
     if code == grpc.StatusCode.UNAVAILABLE:
         return ClientError(f"server {address} unavailable during {what}: {detail}", retryable=True)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return ClientError(f"server {address} refused {what}: not authenticated (the token is read from "
+                           f"{token_lookup(os.environ)}; it must be the server's)")
     return ClientError(f"{what}: {detail}", retryable=code in _RETRYABLE)
 
 
@@ -204,19 +209,32 @@ class FaceBridgeClient:
     Args:
         address: ``host:port``.
         timeout: deadline in seconds for the unary calls.
+        token: sent with every call (``authorization: Bearer``); None: found as the server finds it
+            (``$FACEBRIDGE_TOKEN``, else ``$XDG_CONFIG_HOME/facebridge/token``); "" sends none.
+        tls: PEM files: TLS checked against ``tls.ca``, with ``tls.cert``/``tls.key`` as the client certificate
+            for mutual TLS (``facebridge.auth.PLAIN``: plain TCP); None: ``$FACEBRIDGE_TLS_CA``,
+            ``$FACEBRIDGE_TLS_CERT``, ``$FACEBRIDGE_TLS_KEY`` (no CA: plain TCP).
     """
 
-    def __init__(self, address: str, timeout: float = 120.0) -> None:
+    def __init__(self, address: str, timeout: float = 120.0, *, token: str | None = None,
+                 tls: ClientTLS | None = None) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
+        if token is None:
+            try:
+                token = find_token(os.environ)
+            except TokenError as exc:
+                raise ClientError(str(exc)) from exc
+        self._raw_channel, self._channel = open_channel(
             address,
-            options=[
+            [
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.service_config", _SERVICE_CONFIG),
                 ("grpc.enable_retries", 1),
             ],
+            token,
+            client_tls(os.environ) if tls is None else tls,
         )
         self._stub = pb_grpc.FaceBridgeStub(self._channel)
 
@@ -228,11 +246,12 @@ class FaceBridgeClient:
 
     def close(self) -> None:
         self._channel.close()
+        self._raw_channel.close()
 
     def wait_ready(self, timeout: float) -> None:
         """Block until the server's health service says SERVING, or raise ClientError after ``timeout`` s."""
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            grpc.channel_ready_future(self._raw_channel).result(timeout=timeout)
             reply = health_pb2_grpc.HealthStub(self._channel).Check(
                 health_pb2.HealthCheckRequest(service="facebridge.v1.FaceBridge"), timeout=timeout
             )

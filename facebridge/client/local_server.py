@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import IO, cast
+
+from facebridge.auth import ENV_TOKEN, new_token
 
 from .errors import ClientError
 
@@ -17,7 +20,8 @@ _READY = re.compile(r"facebridge serving on (\S+):(\d+)")
 class LocalServer:
     """Starts ``python -m facebridge serve --port 0`` and stops it on exit.
 
-    Use as a context manager; ``address`` is ``127.0.0.1:PORT`` once started.
+    Use as a context manager; ``address`` is ``127.0.0.1:PORT`` once started. The server gets a fresh random
+    ``token`` of its own (through ``$FACEBRIDGE_TOKEN``, never on its command line): pass it to the client.
 
     Args:
         device: passed to ``serve --device``.
@@ -35,6 +39,7 @@ class LocalServer:
         self.audit_log = audit_log
         self.startup_timeout = startup_timeout
         self.address = ""
+        self.token = new_token()
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> "LocalServer":
@@ -46,7 +51,8 @@ class LocalServer:
             command += ["--cache-dir", str(self.cache_dir)]
         if self.models_dir is not None:
             command += ["--models-dir", str(self.models_dir)]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                         env={**os.environ, ENV_TOKEN: self.token})
         stdout = cast(IO[str], self._process.stdout)  # a pipe (stdout=PIPE), never None
         line_holder: list[str] = []
         reader = threading.Thread(target=lambda: line_holder.append(stdout.readline()), daemon=True)

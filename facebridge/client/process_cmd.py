@@ -15,6 +15,7 @@ from typing import Any
 
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
+from facebridge.auth import PLAIN
 from facebridge.paths import default_cache_dir
 from facebridge.schema import SettingError
 
@@ -81,9 +82,14 @@ def _use_paths(choice: str, info: pb.GetServerInfoResponse, address: str) -> boo
 @contextmanager
 def _connected(args: argparse.Namespace) -> Iterator[tuple[FaceBridgeClient, pb.GetServerInfoResponse, bool]]:
     with ExitStack() as stack:
-        address = args.server or stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir,
-                                                                     models_dir=getattr(args, "models_dir", None))).address
-        client = stack.enter_context(FaceBridgeClient(address))
+        if args.server:
+            address = args.server
+            client = stack.enter_context(FaceBridgeClient(address))  # token and TLS found as the server finds them
+        else:  # a private server: its own fresh token, plain loopback TCP
+            private = stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir,
+                                                      models_dir=getattr(args, "models_dir", None)))
+            address = private.address
+            client = stack.enter_context(FaceBridgeClient(address, token=private.token, tls=PLAIN))
         client.wait_ready(timeout=60.0)
         info = client.server_info()
         yield client, info, _use_paths(args.transport, info, address)

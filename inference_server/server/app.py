@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -16,10 +17,12 @@ from pathlib import Path
 import grpc
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from ..faces.dlib_models import DlibFaceModels
 from ..paths import default_audit_log, default_cache_dir, scratch_parent
 from .audit import AuditLog
+from .auth import Security, TokenInterceptor, security_for
 from .device import describe_device, resolve_device
 from .engine import FaceSwapEngine
 from .service import MAX_MESSAGE_BYTES, FaceBridgeService
@@ -84,6 +87,8 @@ def is_loopback(host: str) -> bool:
 class RunningServer:
     """A started server; ``stop`` is graceful (in-flight calls get ``grace`` seconds)."""
 
+    security: Security | None = None  # its token (and where it came from) and TLS
+
     def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer,
                  service: FaceBridgeService, scratch_dir: Path) -> None:
         self.server = server
@@ -100,7 +105,13 @@ class RunningServer:
 
 
 def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> RunningServer:
-    """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving."""
+    """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving.
+
+    The sharing settings are checked first (``ConfigError``, before any model loads): the token (created
+    at the first start, see ``facebridge.auth``) and TLS, refused off loopback without TLS unless ``insecure``.
+    """
+    security = security_for(config.host, is_loopback(config.host), config.token, config.tls_cert, config.tls_key,
+                            config.tls_client_ca, config.insecure, os.environ)
     device = resolve_device(config.device)
     scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
     engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels(),
@@ -112,6 +123,7 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
                                 describe_device(device), allow_paths)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="facebridge"),
+        interceptors=[TokenInterceptor(security.token)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -120,15 +132,19 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     pb_grpc.add_FaceBridgeServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     host = f"[{config.host}]" if ":" in config.host and not config.host.startswith("[") else config.host
-    port = server.add_insecure_port(f"{host}:{config.port}")
+    port = (server.add_secure_port(f"{host}:{config.port}", security.credentials) if security.credentials is not None
+            else server.add_insecure_port(f"{host}:{config.port}"))
     if port == 0:
         shutil.rmtree(scratch, ignore_errors=True)
         raise OSError(f"cannot bind {config.host}:{config.port}")
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, service, scratch)
+    running = RunningServer(server, port, health_servicer, service, scratch)
+    running.security = security
+    return running
 
 
 def serve(config: ServerConfig) -> int:
@@ -143,6 +159,9 @@ def serve(config: ServerConfig) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     print(f"facebridge serving on {config.host}:{running.port} (device {running.service.device})", flush=True)
+    if running.security is not None:  # where the token is (never the token), and how the wire is protected
+        wire = ("mutual TLS" if running.security.mutual_tls else "TLS") if running.security.credentials else "plain TCP"
+        print(f"facebridge: token from {running.security.token_source}; {wire}", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass
     running.stop()

@@ -24,6 +24,7 @@ from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from .. import __version__
 from ..pipeline.render import FaceReport
 from .audit import AuditLog
+from .auth import peer_identity
 from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData, PreviewData, ShotSummary
 from .errors import (FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, SourceError,
                      StreamIdle)
@@ -582,8 +583,8 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
     @staticmethod
     def _audit_record(session: Session, context: grpc.ServicerContext) -> dict[str, object]:
         return {
-            "client": session.client,
-            "peer": context.peer(),
+            "client": session.client,  # as the client declared itself; peer_identity is what was authenticated
+            **peer_identity(context),
             "shot": session.shot,
             "session": session.id,
             "sources_sha256": session.source_hashes,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
+from facebridge.auth import PLAIN, ClientTLS
 from facebridge.client import recent
 from facebridge.client.errors import ClientError
 from facebridge.client.grpc_client import FaceBridgeClient, PreviewResult
@@ -752,6 +753,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = application(offscreen=bool(args.screenshot) and not os.environ.get("DISPLAY"))
     with ExitStack() as stack:
+        token: str | None = None  # a shared server: found as the server finds it (facebridge.auth)
+        tls: ClientTLS | None = None
         if not state.server:
             from facebridge.client.local_server import LocalServer
 
@@ -762,7 +765,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"facebridge: error: {exc}", file=sys.stderr)
                 return 2
             state = replace(state, server=server.address)
-        client = stack.enter_context(FaceBridgeClient(state.server))
+            token, tls = server.token, PLAIN  # the private server's own token
+        try:
+            client = stack.enter_context(FaceBridgeClient(state.server, token=token, tls=tls))
+        except ClientError as exc:
+            print(f"facebridge: error: {exc}", file=sys.stderr)
+            return 2
         try:
             client.wait_ready(timeout=60.0)
         except ClientError as exc:

@@ -1,0 +1,89 @@
+"""The client's channel to a server: TLS when asked for, and the bearer token on every call.
+
+The token travels as call metadata added by one client interceptor, so it is sent the same way over plain
+loopback TCP and over TLS (gRPC's call credentials would need a secure channel) and no call site can forget
+it. Health calls carry it too; the server does not need it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from facebridge.auth import METADATA_KEY, ClientTLS, bearer
+
+from .errors import ClientError
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._entry = (METADATA_KEY, bearer(token))
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [entry for entry in (details.metadata or ()) if entry[0] != METADATA_KEY] + [self._entry]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: grpc.ClientCallDetails,
+                              request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: grpc.ClientCallDetails,
+                               request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation: Any, client_call_details: grpc.ClientCallDetails,
+                               request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Any, client_call_details: grpc.ClientCallDetails,
+                                request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+def _pem(path: Path | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ClientError(f"{what} {path}: cannot read ({exc.strerror})") from exc
+
+
+def open_channel(address: str, options: Sequence[tuple[str, Any]], token: str | None,
+                 tls: ClientTLS) -> tuple[grpc.Channel, grpc.Channel]:
+    """``(raw, channel)``: the connection itself (for readiness) and the one to make calls on (with the token).
+
+    ``tls.ca`` set: TLS, checking the server's certificate against that CA; ``tls.cert``/``tls.key`` add a
+    client certificate for a server that requires one (mutual TLS).
+    """
+    if (tls.cert is None) != (tls.key is None):
+        raise ClientError("a client certificate needs its key: set both FACEBRIDGE_TLS_CERT and FACEBRIDGE_TLS_KEY")
+    if tls.ca is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=_pem(tls.ca, "TLS CA"),
+                                                   private_key=_pem(tls.key, "TLS client key"),
+                                                   certificate_chain=_pem(tls.cert, "TLS client certificate"))
+        raw = grpc.secure_channel(address, credentials, options=list(options))
+    elif tls.cert is not None:
+        raise ClientError("a client certificate needs TLS: set FACEBRIDGE_TLS_CA to the CA of the server's certificate")
+    else:
+        raw = grpc.insecure_channel(address, options=list(options))
+    channel = grpc.intercept_channel(raw, _BearerToken(token)) if token else raw
+    return raw, channel
