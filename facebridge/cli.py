@@ -25,7 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
                                   tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                                   insecure=args.insecure, allow_roots=tuple(args.allow_root),
                                   allow_unverified=args.allow_unverified, memory_budget=args.memory_budget,
-                                  max_sessions=args.max_sessions, session_idle_s=args.session_idle))
+                                  max_sessions=args.max_sessions, session_idle_s=args.session_idle,
+                                  max_sessions_per_peer=args.max_sessions_per_peer, max_streams=args.max_streams,
+                                  stream_idle_s=args.stream_idle))
     except (FaceBridgeError, OSError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return 2
@@ -130,10 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_argument("--allow-unverified", action="store_true",
                         help="clients may ask for model files whose sha256 differs from the registry's")
     shared.add_argument("--memory-budget", type=_bytes, default=1024**3, metavar="SIZE",
-                        help="memory for the in-memory caches, e.g. 2G (default 1G)")
+                        help="memory for the in-memory caches together, e.g. 2G (default 1G): 40%% decoded model "
+                             "outputs, 45%% render memos, 15%% preview plates")
     shared.add_argument("--max-sessions", type=int, default=64, metavar="N", help="open sessions at once")
+    shared.add_argument("--max-sessions-per-peer", type=int, default=16, metavar="N",
+                        help="open sessions per client address (default 16)")
     shared.add_argument("--session-idle", type=float, default=3600.0, metavar="S",
                         help="seconds after which an unused session is closed (default 3600)")
+    shared.add_argument("--max-streams", type=int, default=6, metavar="N",
+                        help="frame streams at once; more are refused, and unary calls and health keep their own "
+                             "threads (default 6)")
+    shared.add_argument("--stream-idle", type=float, default=120.0, metavar="S",
+                        help="a stream whose client sends nothing this long is ended (default 120)")
     serve.set_defaults(func=_serve)
 
     from .client.options import add_analyse_arguments, add_process_arguments
