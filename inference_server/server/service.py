@@ -126,6 +126,10 @@ def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator
             finally:
                 requests.close()
                 self.stream_slots.release()
+        except GeneratorExit:  # gRPC stopped taking responses: the client cancelled or went away
+            _LOG.info("%s: client %s cancelled or went away", method.__name__, context.peer())
+            self.audit.append("cancelled", {"method": method.__name__, "peer": context.peer()})
+            raise
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
             _abort(self, context, exc, method.__name__)
 
@@ -337,6 +341,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         self.max_streams = max_streams
         self.stream_slots = threading.BoundedSemaphore(max_streams)
         self.stream_idle_s = stream_idle_s
+        self.stopped = threading.Event()  # set when the server stops (ends the session sweeper)
 
     def expire_sessions(self) -> int:
         """Close the sessions unused for the engine's idle time (audited as ``expire``); how many."""
