@@ -75,6 +75,27 @@ class ServerConfig:
     max_streams: int = 6
 
 
+UNARY_RESERVE = 4
+"""Server threads kept for unary calls and health beyond ``max_streams`` (streams are refused beyond it)."""
+QUEUED_RPCS = 16
+"""Calls that may wait for a thread; more are refused at once (RESOURCE_EXHAUSTED) instead of queueing."""
+
+
+def worker_threads(config: ServerConfig) -> int:
+    """The server's threads: every stream may hold one, and ``UNARY_RESERVE`` more stay for the rest."""
+    return max(config.max_workers, config.max_streams + UNARY_RESERVE)
+
+
+def _sweep_sessions(service: FaceBridgeService, idle_s: float) -> None:
+    """Close idle sessions every ``idle_s / 4`` seconds (1 to 60), for as long as the server runs."""
+    interval = min(60.0, max(1.0, idle_s / 4))
+    while not service.stopped.wait(interval):
+        try:
+            service.expire_sessions()
+        except Exception:  # noqa: BLE001 - the sweeper must outlive one bad sweep
+            _LOG.exception("session sweep failed")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -99,6 +120,7 @@ class RunningServer:
 
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
+        self.service.stopped.set()
         self.server.stop(grace).wait()
         self.service.engine.pool.unload()
         shutil.rmtree(self._scratch_dir, ignore_errors=True)
@@ -116,13 +138,19 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
     engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels(),
                             models_dir=config.models_dir, device=device,
-                            slow_cpu_precision=config.slow_cpu_precision)
+                            slow_cpu_precision=config.slow_cpu_precision,
+                            memory_bytes=config.memory_budget, max_sessions=config.max_sessions,
+                            max_sessions_per_peer=config.max_sessions_per_peer,
+                            session_idle_s=config.session_idle_s)
     allow_paths = is_loopback(config.host) if config.allow_paths is None else config.allow_paths
     service = FaceBridgeService(engine, AuditLog(config.audit_log or (config.cache_dir / "audit.jsonl" if config.cache_dir
                                                                       else default_audit_log())),
-                                describe_device(device), allow_paths)
+                                describe_device(device), allow_paths,
+                                max_streams=config.max_streams, stream_idle_s=config.stream_idle_s)
+    workers = worker_threads(config)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="facebridge"),
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facebridge"),
+        maximum_concurrent_rpcs=workers + QUEUED_RPCS,
         interceptors=[TokenInterceptor(security.token)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -142,6 +170,9 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    sweeper = threading.Thread(target=_sweep_sessions, args=(service, config.session_idle_s), daemon=True,
+                               name="facebridge-session-sweeper")
+    sweeper.start()
     running = RunningServer(server, port, health_servicer, service, scratch)
     running.security = security
     return running
