@@ -335,8 +335,15 @@ class FaceBridgeClient:
                     assembler.add(message.chunk.offset, message.chunk.data)
                     if assembler.complete:
                         pending = None
-                        write_atomic(jobs[result.frame_id].output_path, assembler.result())
-                        yield self._outcome(jobs[result.frame_id], result)
+                        job = jobs[result.frame_id]
+                        try:
+                            write_atomic(job.output_path, assembler.result())
+                        except OSError as exc:  # read-only or full: this frame fails, the others go on
+                            yield FrameOutcome(job.frame_number, "failed", "write",
+                                               f"{job.output_path} (frame {job.frame_number}): cannot write the "
+                                               f"result ({exc.strerror or exc})", job.input_path, "")
+                            continue
+                        yield self._outcome(job, result)
         except grpc.RpcError as exc:
             raise _mapped(exc, "ProcessFrames", self.address) from exc
         finally:
