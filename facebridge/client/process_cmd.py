@@ -95,6 +95,14 @@ def _connected(args: argparse.Namespace) -> Iterator[tuple[FaceBridgeClient, pb.
         yield client, info, _use_paths(args.transport, info, address)
 
 
+def _close_session(client: FaceBridgeClient, session_id: str) -> None:
+    """Close the session whatever happened (a dead server or an expired session is no second error)."""
+    try:
+        client.close_session(session_id)
+    except ClientError:
+        pass
+
+
 def run_analysis(client: FaceBridgeClient, session_id: str, jobs: list[FrameJob], use_paths: bool,
                  progress: Progress) -> dict[str, Any]:
     """Analyse the shot over ``jobs``; returns a summary for the report (JSON values)."""
@@ -133,10 +141,12 @@ def run_analyse(args: argparse.Namespace) -> int:
     try:
         with _connected(args) as (client, _info, use_paths):
             session = client.open_session([], shot=shot, params=params)
-            progress.start(client.address)
-            summary = run_analysis(client, session.session_id, jobs, use_paths, progress)
-            _remember(args, shot, summary, [])
-            client.close_session(session.session_id)
+            try:
+                progress.start(client.address)
+                summary = run_analysis(client, session.session_id, jobs, use_paths, progress)
+                _remember(args, shot, summary, [])
+            finally:
+                _close_session(client, session.session_id)
     except ClientError as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -169,26 +179,31 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _connected(args) as (client, info, use_paths):
             session = client.open_session(args.source, shot=shot, params=params, output_format=output_format)
-            run_info.update(server=client.address, server_version=info.server_version, device=info.device,
-                            transport="path" if use_paths else "stream", params_hash=session.params_hash,
-                            model_ids=session.model_ids, source_faces=session.sources,
-                            model_notes=list(session.notes))
-            for note in session.notes:
-                print(f"facebridge: note: {note}", file=sys.stderr)
-            progress.start(client.address)
-            if shot_jobs:
-                analysis = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)
-                run_info["analysis"] = analysis
-                _remember(args, shot, analysis, args.source)
-            for frame in missing:
-                outcomes.append(_missing_outcome(inputs, frame))
-                progress.frame(outcomes[-1])
-            for job in jobs:
-                Path(job.output_path).parent.mkdir(parents=True, exist_ok=True)
-            for outcome in client.process(session.session_id, jobs, use_paths):
-                outcomes.append(outcome)
-                progress.frame(outcome)
-            client.close_session(session.session_id)
+            try:
+                run_info.update(server=client.address, server_version=info.server_version, device=info.device,
+                                transport="path" if use_paths else "stream", params_hash=session.params_hash,
+                                model_ids=session.model_ids, source_faces=session.sources,
+                                model_notes=list(session.notes))
+                for note in session.notes:
+                    print(f"facebridge: note: {note}", file=sys.stderr)
+                progress.start(client.address)
+                if shot_jobs:
+                    analysis = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)
+                    run_info["analysis"] = analysis
+                    _remember(args, shot, analysis, args.source)
+                for frame in missing:
+                    outcomes.append(_missing_outcome(inputs, frame))
+                    progress.frame(outcomes[-1])
+                for job in jobs:
+                    try:
+                        Path(job.output_path).parent.mkdir(parents=True, exist_ok=True)
+                    except OSError:
+                        pass  # the frame's write fails and is reported with its cause
+                for outcome in client.process(session.session_id, jobs, use_paths):
+                    outcomes.append(outcome)
+                    progress.frame(outcome)
+            finally:
+                _close_session(client, session.session_id)
     except ClientError as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         progress.end()
