@@ -58,7 +58,8 @@ def server(dlib_models, audit_log_path: Path, tmp_path_factory: pytest.TempPathF
     running = start_server(ServerConfig(host="127.0.0.1", port=0, device="cpu", audit_log=audit_log_path,
                                         token=session_token,
                                         cache_dir=tmp_path_factory.mktemp("server-cache"),
-                                        models_dir=tmp_path_factory.mktemp("no-models")),
+                                        models_dir=tmp_path_factory.mktemp("no-models"),
+                                        allow_roots=(tmp_path_factory.getbasetemp(),)),  # the path transport's tests
                            models=dlib_models)
     yield running
     running.stop(grace=2.0)

@@ -39,7 +39,8 @@ def models_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iter
     make_restorer(folder, 512, constant=0.75, name="gpen_bfr_512.onnx")
     make_bisenet(folder)                                        # block-wise known labels
     running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
-                                        models_dir=folder), models=dlib_models)
+                                        models_dir=folder, allow_roots=(tmp_path_factory.getbasetemp(),),
+                                        allow_unverified=True), models=dlib_models)
     yield f"127.0.0.1:{running.port}", folder
     running.stop(grace=2.0)
 
@@ -233,21 +234,34 @@ def gpen_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reduced_precision_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A server that runs fp16/bf16 even on a CPU without native support for them (slow, but real)."""
+def reduced_precision_server(dlib_models, gpen_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server that runs fp16/bf16 even on a CPU without native support for them (slow, but real); its
+    models folder holds the GPEN checkpoint (clients name model files, never server paths)."""
     running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
-                                        models_dir=tmp_path_factory.mktemp("no-models"), slow_cpu_precision=True),
+                                        models_dir=gpen_checkpoint.parent, slow_cpu_precision=True,
+                                        allow_roots=(tmp_path_factory.getbasetemp(),), allow_unverified=True),
                            models=dlib_models)
     yield f"127.0.0.1:{running.port}"
     running.stop(grace=2.0)
 
 
+@pytest.fixture(scope="module")
+def gpen_server(dlib_models, gpen_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server (native precision rules) whose models folder holds the GPEN checkpoint."""
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
+                                        models_dir=gpen_checkpoint.parent, allow_unverified=True,
+                                        allow_roots=(tmp_path_factory.getbasetemp(),)), models=dlib_models)
+    yield f"127.0.0.1:{running.port}"
+    running.stop(grace=2.0)
+
+
 def test_reduced_precision_on_a_cpu_without_it_runs_fp32_and_says_so(
-    server_address: str, plate: tuple[Path, np.ndarray], gpen_checkpoint: Path, tmp_path: Path
+    gpen_server: str, plate: tuple[Path, np.ndarray], gpen_checkpoint: Path, tmp_path: Path
 ) -> None:
     from inference_server.models.torch_runner import cpu_has_native
 
-    params = RenderParams(mode="restore", restorer=str(gpen_checkpoint), stabilise=0.0, precision="bf16",
+    server_address = gpen_server
+    params = RenderParams(mode="restore", restorer=gpen_checkpoint.name, stabilise=0.0, precision="bf16",
                           allow_unverified=True)
     session, outcome = _render(server_address, plate[0], tmp_path / "g.exr", params, [])
     assert outcome.status == "ok", outcome.message
@@ -261,7 +275,7 @@ def test_gpen_checkpoint_restores_through_the_server_in_bf16(reduced_precision_s
                                                               gpen_checkpoint: Path, tmp_path: Path) -> None:
     server_address = reduced_precision_server
     path, zone = plate
-    params = RenderParams(mode="restore", restorer=str(gpen_checkpoint), stabilise=0.0, precision="bf16")
+    params = RenderParams(mode="restore", restorer=gpen_checkpoint.name, stabilise=0.0, precision="bf16")
     with pytest.raises(ClientError, match="--allow-unverified"):
         _render(server_address, path, tmp_path / "refused.exr", params, [])
     params = RenderParams(**{**params.as_dict(), "allow_unverified": True})
@@ -304,8 +318,8 @@ def test_reduced_precision_overflow_is_recomputed_in_fp32_and_reported(
     last = sorted({k.rsplit(".", 2)[0] for k in state if k.startswith("generator.to_rgbs.")})[-1]
     for key in [k for k in state if k.startswith(last) and k.endswith("weight")]:
         state[key] = state[key] * 1e6
-    torch.save(state, tmp_path / "hot_gpen.pth")
-    params = RenderParams(mode="restore", restorer=str(tmp_path / "hot_gpen.pth"), allow_unverified=True,
+    torch.save(state, gpen_checkpoint.parent / "hot_gpen.pth")  # into the server's models folder
+    params = RenderParams(mode="restore", restorer="hot_gpen.pth", allow_unverified=True,
                           stabilise=0.0, precision="fp16")
     _, outcome = _render(server_address, plate[0], tmp_path / "hot.exr", params, [])
     assert outcome.status == "ok", outcome.message

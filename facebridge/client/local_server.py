@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, cast
 
@@ -28,12 +29,19 @@ class LocalServer:
         audit_log: passed to ``serve --audit-log`` when given.
         cache_dir: passed to ``serve --cache-dir`` when given.
         models_dir: passed to ``serve --models-dir`` when given.
+        allow_roots: folders the run reads and writes by path (``serve --allow-root`` each): the private server
+            touches files only there; none: frames are streamed.
+        allow_unverified: start the server with ``--allow-unverified`` (the user's own server, the user's
+            decision; a shared server decides this for itself).
         startup_timeout: seconds to wait for the server to print its address.
     """
 
     def __init__(self, device: str = "auto", audit_log: Path | None = None, startup_timeout: float = 120.0,
-                 cache_dir: Path | None = None, models_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, models_dir: Path | None = None,
+                 allow_roots: Sequence[str | Path] = (), allow_unverified: bool = False) -> None:
         self.device = device
+        self.allow_roots = tuple(allow_roots)
+        self.allow_unverified = allow_unverified
         self.cache_dir = cache_dir
         self.models_dir = models_dir
         self.audit_log = audit_log
@@ -51,6 +59,10 @@ class LocalServer:
             command += ["--cache-dir", str(self.cache_dir)]
         if self.models_dir is not None:
             command += ["--models-dir", str(self.models_dir)]
+        for root in self.allow_roots:
+            command += ["--allow-root", str(root)]
+        if self.allow_unverified:
+            command.append("--allow-unverified")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                                          env={**os.environ, ENV_TOKEN: self.token})
         stdout = cast(IO[str], self._process.stdout)  # a pipe (stdout=PIPE), never None

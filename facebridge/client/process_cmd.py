@@ -79,15 +79,29 @@ def _use_paths(choice: str, info: pb.GetServerInfoResponse, address: str) -> boo
     return choice == "path"
 
 
+def private_roots(*patterns: str) -> list[str]:
+    """The folders of ``patterns`` that exist (absolute, once each): what a private server may read and write."""
+    folders: list[str] = []
+    for pattern in patterns:
+        folder = os.path.dirname(os.path.abspath(pattern))
+        if os.path.isdir(folder) and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
 @contextmanager
-def _connected(args: argparse.Namespace) -> Iterator[tuple[FaceBridgeClient, pb.GetServerInfoResponse, bool]]:
+def _connected(args: argparse.Namespace, roots: list[str] | None = None,
+               allow_unverified: bool = False) -> Iterator[tuple[FaceBridgeClient, pb.GetServerInfoResponse, bool]]:
+    """A client of ``--server``, or of a private server allowed ``roots`` (and ``--allow-unverified`` when the
+    user asked for unverified models: it is the user's own server)."""
     with ExitStack() as stack:
         if args.server:
             address = args.server
             client = stack.enter_context(FaceBridgeClient(address))  # token and TLS found as the server finds them
         else:  # a private server: its own fresh token, plain loopback TCP
             private = stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir,
-                                                      models_dir=getattr(args, "models_dir", None)))
+                                                      models_dir=getattr(args, "models_dir", None),
+                                                      allow_roots=roots or [], allow_unverified=allow_unverified))
             address = private.address
             client = stack.enter_context(FaceBridgeClient(address, token=private.token, tls=PLAIN))
         client.wait_ready(timeout=60.0)
@@ -139,7 +153,7 @@ def run_analyse(args: argparse.Namespace) -> int:
     progress = Progress(args.progress, len(jobs))
     started = time.monotonic()
     try:
-        with _connected(args) as (client, _info, use_paths):
+        with _connected(args, private_roots(args.input), params.allow_unverified) as (client, _info, use_paths):
             session = client.open_session([], shot=shot, params=params)
             try:
                 progress.start(client.address)
@@ -177,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
     run_info: dict[str, object] = {"input": args.input, "output": args.output, "sources": args.source, "shot": shot,
                                    "params": {**params.as_dict(), "output_format": output_format}}
     try:
-        with _connected(args) as (client, info, use_paths):
+        if not args.server:  # the output folder exists before a private server is allowed it
+            Path(os.path.abspath(args.output)).parent.mkdir(parents=True, exist_ok=True)
+        with _connected(args, private_roots(args.input, args.output), params.allow_unverified) as (client, info,
+                                                                                                    use_paths):
             session = client.open_session(args.source, shot=shot, params=params, output_format=output_format)
             try:
                 run_info.update(server=client.address, server_version=info.server_version, device=info.device,

@@ -9,13 +9,14 @@ digest, device and precision, so two sessions asking for the same model share on
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelInvalid, ModelNotFound
-from .registry import Choice, DigestMemo, ModelRecord, ModelStatus, choose, load_records, scan
+from .errors import ModelInvalid, ModelNotFound, ModelRefused
+from .registry import ALLOW_UNVERIFIED_FLAG, Choice, DigestMemo, ModelRecord, ModelStatus, choose, load_records, scan
 
 if TYPE_CHECKING:  # (onnxruntime is imported when a model is loaded)
     import onnxruntime as ort
@@ -80,10 +81,14 @@ class ModelPool:
         device: the server's device (``cpu``, ``cuda:N``, ``mps``), already resolved.
         slow_cpu_precision: run fp16/bf16 on a CPU without native support for them (very slow; tests),
             instead of running fp32 there and saying so.
+        allow_unverified: the server's decision (``serve --allow-unverified``) that a session may ask for
+            model files that do not verify; a session asking without it is refused.
     """
 
-    def __init__(self, models_dir: Path, cache_dir: Path, device: str, slow_cpu_precision: bool = False) -> None:
+    def __init__(self, models_dir: Path, cache_dir: Path, device: str, slow_cpu_precision: bool = False,
+                 allow_unverified: bool = False) -> None:
         self.models_dir = Path(models_dir)
+        self.allow_unverified = allow_unverified
         self.device = device
         self.slow_cpu_precision = slow_cpu_precision
         self.records: tuple[ModelRecord, ...] = load_records()
@@ -99,9 +104,31 @@ class ModelPool:
                 self._statuses = scan(self.models_dir, self.records, self.memo)
             return self._statuses
 
+    def model_file(self, kind: str, name: str) -> str:
+        """``name`` as :func:`.registry.choose` should see it: a registry name as is, a file name as its path
+        inside the models directory. Clients name models, never server paths: an absolute path, a folder
+        part or ``..`` is refused with one message whether or not such a file exists (ModelRefused)."""
+        text = name.strip()
+        if not text or any(r.name.casefold() == text.casefold() for r in self.records):
+            return text  # the default, or a registry name
+        if any(sep in text for sep in ("/", "\\", "\0")) or text in (".", "..") or os.path.isabs(text):
+            raise ModelRefused(f"{kind} '{text}': name a registry model or a file name in the server's models "
+                               "directory (a private server takes --models-dir); paths are not accepted")
+        if not Path(text).suffix:
+            return text  # an unknown name: choose() lists the known ones
+        return str(self.models_dir / text)  # (the operator's folder: a symlink there is the operator's choice)
+
     def choose(self, kind: str, name: str, allow_unverified: bool) -> Choice:
         """Registry choice of ``kind`` (see :func:`.registry.choose`); the models folder is rescanned
-        when a named model is missing, so files added while the server runs are found."""
+        when a named model is missing, so files added while the server runs are found.
+
+        Raises:
+            ModelRefused: ``allow_unverified`` asked of a server started without it; a path as ``name``.
+        """
+        if allow_unverified and not self.allow_unverified:
+            raise ModelRefused("allow_unverified: this server does not load unverified models; it must be started "
+                               f"with {ALLOW_UNVERIFIED_FLAG} (the person running it decides)")
+        name = self.model_file(kind, name)
         try:
             return choose(kind, name or None, self.statuses(), allow_unverified, self.memo)
         except ModelInvalid:

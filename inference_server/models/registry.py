@@ -27,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +39,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ..store.private import private_dir
 from .errors import ModelError, ModelInvalid, ModelNotFound, ModelRefused
+
+_LOG = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = ("detector", "landmarker", "embedder", "swapper", "restorer", "parser")
 FORMATS: tuple[str, ...] = ("onnx", "pth", "dlib", "embedded")
@@ -359,7 +364,9 @@ def sha256_file(path: Path | str) -> str:
 
 
 def _file_key(stat: os.stat_result) -> dict[str, int]:
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+    # ctime cannot be set by anyone (mtime can): a file rewritten and re-dated still shows as changed
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino,
+            "device": stat.st_dev}
 
 
 class DigestMemo:
@@ -368,7 +375,10 @@ class DigestMemo:
     The memo is a JSON file (:data:`DIGEST_MEMO_FILE`) in the given cache directory, keyed by absolute
     path. An entry is used only while the file's size, ``mtime_ns`` and inode are unchanged; otherwise
     the file is hashed again. A file that changes while it is being hashed is not remembered. The memo
-    is an optimisation: an unreadable memo is treated as empty and a failed write is ignored.
+    is an optimisation: an unreadable memo is treated as empty and a failed write is ignored. The memo is
+    trusted only when it is a regular file of this user with no group or other access (0600, as it is
+    written): any other memo (forged by someone who can write the cache dir) is ignored, every digest is
+    computed afresh and the memo is written again.
 
     Attributes:
         file: the memo file.
@@ -396,17 +406,29 @@ class DigestMemo:
 
     def _read(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
+            fd = os.open(self.file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return {}
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                _LOG.info("%s is not this user's private file (mode %o, owner %d): not trusted, digests are "
+                             "computed afresh", self.file, stat.S_IMODE(info.st_mode), info.st_uid)
+                return {}
+            with os.fdopen(os.dup(fd), "r", encoding="utf-8") as handle:
+                data = json.loads(handle.read())
         except (OSError, ValueError):
             return {}
+        finally:
+            os.close(fd)
         return data if isinstance(data, dict) else {}
 
     def _remember(self, key: str, entry: dict[str, Any]) -> None:
         entries = {**self._read(), key: entry}  # merge with what other processes wrote meanwhile
         self._entries = entries
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=self.file.parent)
+            private_dir(self.file.parent, own=False)
+            fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=self.file.parent)  # (0600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(entries, handle, indent=1, sort_keys=True)
             os.replace(tmp, self.file)

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -24,7 +23,10 @@ from ..paths import default_audit_log, default_cache_dir, scratch_parent
 from .audit import AuditLog
 from .auth import Security, TokenInterceptor, security_for
 from .device import describe_device, resolve_device
+from ..store.private import check_writable, private_dir
 from .engine import FaceSwapEngine
+from .file_roots import FileRoots
+from .scratch import make_scratch
 from .service import MAX_MESSAGE_BYTES, FaceBridgeService
 
 _LOG = logging.getLogger(__name__)
@@ -57,7 +59,6 @@ class ServerConfig:
     audit_log: Path | None = None
     cache_dir: Path | None = None  # None: default_cache_dir()
     max_workers: int = 8
-    allow_paths: bool | None = None  # None: offered when bound to a loopback address
     models_dir: Path | None = None   # None: --models-dir precedence (env, config file, default)
     slow_cpu_precision: bool = False  # fp16/bf16 even on a CPU without native support (tests)
     token: str | None = None
@@ -126,6 +127,14 @@ class RunningServer:
         shutil.rmtree(self._scratch_dir, ignore_errors=True)
 
 
+def _usable_cache_dir(named: Path | None) -> Path:
+    """The cache dir, made (0700) when missing and checked writable: one line (StoreError) when it is not."""
+    cache_dir = named if named is not None else default_cache_dir()
+    private_dir(cache_dir, own=named is None)  # the default location is ours; a named folder keeps its mode
+    check_writable(cache_dir)
+    return cache_dir
+
+
 def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> RunningServer:
     """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving.
 
@@ -134,18 +143,24 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     """
     security = security_for(config.host, is_loopback(config.host), config.token, config.tls_cert, config.tls_key,
                             config.tls_client_ca, config.insecure, os.environ)
+    roots = FileRoots(config.allow_roots)  # RootsError (one line) for a root that is not a folder
+    cache_dir = _usable_cache_dir(config.cache_dir)
     device = resolve_device(config.device)
-    scratch = Path(tempfile.mkdtemp(prefix="facebridge-", dir=scratch_parent()))
-    engine = FaceSwapEngine(scratch, config.cache_dir or default_cache_dir(), models=models or DlibFaceModels(),
-                            models_dir=config.models_dir, device=device,
-                            slow_cpu_precision=config.slow_cpu_precision,
-                            memory_bytes=config.memory_budget, max_sessions=config.max_sessions,
-                            max_sessions_per_peer=config.max_sessions_per_peer,
-                            session_idle_s=config.session_idle_s)
-    allow_paths = is_loopback(config.host) if config.allow_paths is None else config.allow_paths
-    service = FaceBridgeService(engine, AuditLog(config.audit_log or (config.cache_dir / "audit.jsonl" if config.cache_dir
-                                                                      else default_audit_log())),
-                                describe_device(device), allow_paths,
+    scratch = make_scratch(scratch_parent())  # (stale scratch folders of gone servers are removed first)
+    try:
+        engine = FaceSwapEngine(scratch, cache_dir, models=models or DlibFaceModels(),
+                                models_dir=config.models_dir, device=device,
+                                slow_cpu_precision=config.slow_cpu_precision, roots=roots,
+                                memory_bytes=config.memory_budget, max_sessions=config.max_sessions,
+                                max_sessions_per_peer=config.max_sessions_per_peer,
+                                session_idle_s=config.session_idle_s,
+                                allow_unverified=config.allow_unverified)
+        audit = AuditLog(config.audit_log or (config.cache_dir / "audit.jsonl" if config.cache_dir
+                                              else default_audit_log()))
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)  # a failed start leaves no scratch folder
+        raise
+    service = FaceBridgeService(engine, audit, describe_device(device), roots.offered,
                                 max_streams=config.max_streams, stream_idle_s=config.stream_idle_s)
     workers = worker_threads(config)
     server = grpc.server(

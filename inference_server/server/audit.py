@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..store.private import FILE_MODE, StoreError, create_private_file, private_dir
+
 
 class AuditLog:
     """Appends records to a JSON-lines file; safe to use from several threads and processes.
@@ -19,7 +21,11 @@ class AuditLog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent, own=False)  # (a folder made here is 0700; the file is 0600)
+        try:
+            create_private_file(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot use the audit log {self.path}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
 
     def append(self, event: str, record: Mapping[str, object]) -> None:
@@ -30,7 +36,7 @@ class AuditLog:
         )
         data = (line + "\n").encode("utf-8")
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             try:
                 os.write(fd, data)
             finally:

@@ -40,6 +40,7 @@ from ..store.shot_db import ShotDatabase
 from ..temporal.analyse import ShotAnalyser
 from ..temporal.tracks import FaceSelection
 from .errors import InvalidRequest, SourceError
+from .file_roots import FileRoots
 from .frame_io import FrameLoader, FrameRequest, deliver
 from .model_stages import choose_stage
 from .sessions import Session, SessionParams, SessionRegistry
@@ -170,6 +171,8 @@ class FaceSwapEngine:
         models_dir: where model files are found (default: ``resolve_models_dir``'s precedence).
         device: the resolved device neural models run on.
         slow_cpu_precision: see :class:`~inference_server.models.pool.ModelPool`.
+        roots: the folders the path transport may read and write (:class:`FileRoots`; none: not offered).
+        allow_unverified: sessions may ask for model files that do not verify (``serve --allow-unverified``).
     """
 
     def __init__(
@@ -187,16 +190,18 @@ class FaceSwapEngine:
         slow_cpu_precision: bool = False,
         max_sessions_per_peer: int | None = None,
         session_idle_s: float = 3600.0,
+        roots: FileRoots | None = None,
+        allow_unverified: bool = False,
     ) -> None:
         self.memory = MemoryShares.of(memory_bytes)
-        self.frames = FrameLoader(Path(scratch_dir), limits, self.memory.preview_plates)
+        self.frames = FrameLoader(Path(scratch_dir), limits, self.memory.preview_plates, roots, max_frame_bytes)
         self.max_frame_bytes = max_frame_bytes
         self.sessions = SessionRegistry(max_sessions, max_sessions_per_peer, session_idle_s)
         self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
         self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, self.memory.payloads)
         self.shots = ShotTargets(self.db, self.cache)
         self.pool = ModelPool(models_dir if models_dir is not None else resolve_models_dir(None, os.environ),
-                              Path(cache_dir), device, slow_cpu_precision)
+                              Path(cache_dir), device, slow_cpu_precision, allow_unverified)
         self.memos = RenderMemos.create(self.memory.memos)
         self._models = models
         self._models_lock = threading.Lock()
@@ -352,7 +357,8 @@ class FaceSwapEngine:
         outcome, analysed = rendered.outcome, rendered.analysed
         metadata = output_metadata(params.mode, session.model_ids, session.params_hash, session.source_hashes)
         status, kind, message = frame_status(outcome, where, "plate passed through unchanged")
-        output = deliver(request, plate, outcome.pixels, metadata, params.output_format, self.scratch_dir)
+        output = deliver(request, plate, outcome.pixels, metadata, params.output_format, self.scratch_dir,
+                         self.frames.roots)
         clock.lap("encode")
         return FrameResultData(
             request.frame_number, status, kind, message, outcome.faces, clock.timings, output,

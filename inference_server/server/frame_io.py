@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from ..plates.errors import PlateError
-from ..plates.image_file import (Limits, MetadataValue, Plate, decode_plate, encode_plate, read_plate,
-                                 write_plate_atomic)
+from ..plates.image_file import Limits, MetadataValue, Plate, decode_plate, encode_plate
 from ..plates.source_image import source_rgb8
 from ..store.memo import Memo
 from .errors import SourceError
+from .file_roots import FileRoots
 
 
 @dataclass(frozen=True)
@@ -47,36 +47,36 @@ class FrameLoader:
         scratch_dir: where encoded frames are staged for OpenImageIO.
         limits: the largest frames accepted.
         preview_bytes: the budget of the plates remembered for previews.
+        roots: the folders the path transport may read and write (none: path requests are refused).
+        max_input_bytes: the largest input file read through the path transport.
     """
 
-    def __init__(self, scratch_dir: Path, limits: Limits, preview_bytes: int) -> None:
+    def __init__(self, scratch_dir: Path, limits: Limits, preview_bytes: int, roots: FileRoots | None = None,
+                 max_input_bytes: int = 1024**3) -> None:
         self.scratch_dir = Path(scratch_dir)
         self.limits = limits
+        self.roots = roots if roots is not None else FileRoots()
+        self.max_input_bytes = max_input_bytes
         self._frame_hashes: Memo[str] = Memo(1 << 16)
         self._preview_plates: Memo[tuple[Plate, str]] = Memo(preview_bytes, lambda v: v[0].pixels.nbytes)
 
     def load(self, request: FrameRequest) -> tuple[Plate, str]:
-        """The decoded plate and the sha256 of its encoded bytes (the key of its remembered content hash;
-        empty when the file cannot be read, which ``read_plate`` then reports)."""
+        """The decoded plate and the sha256 of its encoded bytes (the key of its remembered content hash).
+        A path is read through :class:`FileRoots` (PlateError ``path`` when refused): the bytes decoded are
+        the bytes of the file that was checked."""
         if request.data is not None:
             digest = hashlib.sha256(request.data).hexdigest()
             return decode_plate(request.data, request.name, self.scratch_dir, self.limits), digest
-        try:
-            digest = hashlib.sha256(Path(request.input_path).read_bytes()).hexdigest()
-        except OSError:
-            digest = ""  # read_plate reports the problem
-        return read_plate(request.input_path, self.limits), digest
+        data, real = self.roots.read_input(request.input_path, self.max_input_bytes)
+        return decode_plate(data, os.path.basename(real), self.scratch_dir, self.limits), hashlib.sha256(data).hexdigest()
 
     def load_remembered(self, request: FrameRequest) -> tuple[Plate, str]:
         """:meth:`load`, remembered for the next preview of the same file (by path, size and mtime) or bytes."""
         if request.data is not None:
             key: tuple[object, ...] = ("data", hashlib.sha256(request.data).hexdigest())
         else:
-            try:
-                stat = os.stat(request.input_path)
-                key = ("path", os.path.abspath(request.input_path), stat.st_size, stat.st_mtime_ns)
-            except OSError:
-                return self.load(request)  # read_plate reports the problem
+            checked = self.roots.check_input(request.input_path, self.max_input_bytes)
+            key = ("path", checked.path, checked.size, checked.mtime_ns, checked.inode)
         hit = self._preview_plates.get(key)
         return hit if hit is not None else self._preview_plates.put(key, self.load(request))
 
@@ -98,11 +98,16 @@ class FrameLoader:
 
 
 def deliver(request: FrameRequest, plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue],
-            output_format: str, scratch_dir: Path) -> bytes | None:
+            output_format: str, scratch_dir: Path, roots: FileRoots | None = None) -> bytes | None:
     """The rendered ``pixels`` (``(H, W, C)`` float32, ``plate``'s channels) as the request wants them:
     encoded bytes in ``output_format`` for a stream request (returned), else written to its output path
-    (atomically, in the input's format and channels; None returned)."""
+    (in the format of its extension, the input's channels; through ``roots``, atomically; None returned)."""
     if request.data is not None:
         return encode_plate(plate, pixels, metadata, output_format, scratch_dir)
-    write_plate_atomic(request.output_path, plate, pixels, metadata)
+    if roots is None or not roots.offered:
+        raise PlateError("path", "this server does not offer the path transport (no --allow-root)")
+    if not request.output_path:
+        raise PlateError("path", "no output path")
+    data = encode_plate(plate, pixels, metadata, Path(request.output_path).suffix or ".exr", scratch_dir)
+    roots.write_output(request.output_path, data, request.input_path)
     return None

@@ -1,23 +1,33 @@
 """Content-addressed cache of model outputs: checksummed files on disk plus a bounded in-memory LRU.
 
-A payload is a dict of named numpy arrays stored as an ``.npz`` file named after its key. The sha256 of
-the file is recorded in the shot database; a payload whose bytes no longer match (a torn write, a disk
-fault, a hand edit) is a miss and is removed, never an error. Disk use is bounded by ``max_bytes`` with
-least-recently-used eviction; memory use by ``memory_bytes``.
+A payload is a dict of named numpy arrays stored as an ``.npz`` file named after its key
+(``ab/<key>.npz``: the path is derived from the key, a sha256 hex digest, never read from the database, so
+a crafted index row cannot point a read or a delete elsewhere). The sha256 of the file is recorded in the
+shot database; a payload whose bytes no longer match (a torn write, a disk fault, a hand edit) is a miss and
+is removed, never an error. The cache is an optimisation: a write that fails (disk full, read-only) leaves
+no temporary file, is logged once, and the payload is still kept in memory. Disk use is bounded by
+``max_bytes`` with least-recently-used eviction; memory use by ``memory_bytes``. Folders are 0700, files 0600.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import re
+import sqlite3
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 from .memo import Memo
+from .private import FILE_MODE, private_dir
 from .shot_db import CacheEntry, ShotDatabase
+
+_LOG = logging.getLogger(__name__)
+_KEY = re.compile(r"[0-9A-Za-z_-]{2,128}")  # (sha256 hex in practice; never a separator or a dot)
 
 Payload = dict[str, np.ndarray]
 
@@ -45,34 +55,49 @@ class PayloadCache:
 
     def __init__(self, directory: Path, db: ShotDatabase, max_bytes: int = 20 * 1024**3,
                  memory_bytes: int = 1024**3) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_dir(directory)
         self.db = db
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
         self._memory: Memo[Payload] = Memo(memory_bytes)
+        self._write_failed = False
 
-    def _path(self, relpath: str) -> Path:
-        return self.directory / relpath
+    def _path(self, key: str) -> Path | None:
+        """Where the payload of ``key`` lives; None for a key with other characters than letters, digits, ``_``
+        and ``-`` (never one of ours: a crafted index row)."""
+        return self.directory / key[:2] / f"{key}.npz" if _KEY.fullmatch(key) else None
 
     def contains(self, key: str) -> bool:
-        """Whether ``key`` is stored (without reading or verifying it; ``get`` may still miss)."""
+        """Whether ``key`` is stored and its file's bytes still match their recorded sha256 (a corrupt or
+        missing file is forgotten, so it is stored again)."""
         if self._memory.get(key) is not None:
             return True
         entry = self.db.cache_lookup(key)
-        return entry is not None and self._path(entry.relpath).exists()
+        path = self._path(key)
+        if entry is None or path is None:
+            return False
+        try:
+            data = path.read_bytes()
+        except OSError:
+            self._discard(entry)
+            return False
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            self._discard(entry)
+            return False
+        return True
 
     def get(self, key: str) -> Payload | None:
         hit = self._memory.get(key)
         if hit is not None:
             return hit
         entry = self.db.cache_lookup(key)
-        if entry is None:
+        path = self._path(key)
+        if entry is None or path is None:
             return None
         try:
-            data = self._path(entry.relpath).read_bytes()
+            data = path.read_bytes()
         except OSError:
-            self.db.cache_delete(key)
+            self._discard(entry)
             return None
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             self._discard(entry)
@@ -87,22 +112,45 @@ class PayloadCache:
         return payload
 
     def put(self, key: str, payload: Payload) -> None:
+        """Keep ``payload`` under ``key``: in memory always, on disk when the write succeeds (a failed write
+        is logged once and leaves no temporary file: the cache only makes things faster)."""
         data = _encode(payload)
-        relpath = f"{key[:2]}/{key}.npz"
-        path = self._path(relpath)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        self.db.cache_insert(CacheEntry(key, relpath, len(data), hashlib.sha256(data).hexdigest()))
         self._memory.put(key, payload, len(data))
+        path = self._path(key)
+        if path is None:
+            raise ValueError(f"cache key {key!r} has characters other than letters, digits, _ and -")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            private_dir(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            self.db.cache_insert(CacheEntry(key, f"{key[:2]}/{key}.npz", len(data), hashlib.sha256(data).hexdigest()))
+        except (OSError, sqlite3.Error) as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            if not self._write_failed:
+                self._write_failed = True
+                _LOG.warning("model-output cache: cannot store payloads in %s (%s); going on without the disk "
+                             "cache (logged once)", self.directory, exc)
+            return
         self._evict()
 
     def _discard(self, entry: CacheEntry) -> None:
-        self._path(entry.relpath).unlink(missing_ok=True)
+        path = self._path(entry.key)
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
         self.db.cache_delete(entry.key)
         self._memory.discard(entry.key)
 

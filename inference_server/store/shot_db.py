@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .private import FILE_MODE, StoreError, create_private_file, private_dir, tighten
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shots (
     shot TEXT PRIMARY KEY,
@@ -94,14 +96,35 @@ def _observation(frame: int, track: int, landmarks: bytes, score: float, origin:
 
 
 class ShotDatabase:
-    """Thin stateful wrapper over one SQLite file in WAL mode."""
+    """Thin stateful wrapper over one SQLite file in WAL mode (0600, as are its ``-wal`` and ``-shm`` files).
+
+    Raises:
+        StoreError: one line when the file cannot be created or is not a usable SQLite database (garbage,
+            truncated, read-only). The database is not moved aside or rebuilt on its own: it holds analyses
+            that cost time to redo, and a person may want to look at it; the message says what to do.
+    """
 
     def __init__(self, path: Path, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent, own=False)
         self._timeout = timeout
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)  # executescript manages its own transaction
+        try:
+            create_private_file(self.path)
+            for suffix in ("-wal", "-shm"):
+                tighten(f"{self.path}{suffix}", FILE_MODE)
+        except OSError as exc:
+            raise StoreError(f"cannot use the shot database {self.path}: {exc.strerror or exc}") from None
+        try:
+            con = self._connection()
+            con.executescript(SCHEMA)  # executescript manages its own transaction
+            problems = [row[0] for row in con.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError(str(problems[0]) if problems else "quick_check gave nothing")
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(f"the shot database {self.path} cannot be used ({exc}); move it aside (its analyses "
+                             "are redone by analysing again) or pass another --cache-dir") from None
 
     def _connection(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)

@@ -759,8 +759,12 @@ def run(args: argparse.Namespace) -> int:
             from facebridge.client.local_server import LocalServer
 
             try:
-                server = stack.enter_context(LocalServer(device=args.device, cache_dir=args.cache_dir,
-                                                         models_dir=args.models_dir))
+                from facebridge.client.process_cmd import private_roots
+
+                server = stack.enter_context(LocalServer(  # reads the shot's plates by path; the user's own server
+                    device=args.device, cache_dir=args.cache_dir, models_dir=args.models_dir,
+                    allow_roots=private_roots(state.input) if state.input else [],
+                    allow_unverified=state.a.allow_unverified or state.b.allow_unverified))
             except ClientError as exc:
                 print(f"facebridge: error: {exc}", file=sys.stderr)
                 return 2
