@@ -143,9 +143,9 @@ def main() -> int:
         while any(t.is_alive() for t in threads):
             time.sleep(0.5)
             if samples and samples[-1][0] - last_print >= 10:
-                t, rss, n = samples[-1]
-                last_print = t
-                print(f"  t={t:6.1f} s  frames {n:5d}  {n / t:5.2f} fps  server RSS {rss:7.1f} MiB", flush=True)
+                at, rss, n = samples[-1]
+                last_print = at
+                print(f"  t={at:6.1f} s  frames {n:5d}  {n / at:5.2f} fps  server RSS {rss:7.1f} MiB", flush=True)
         elapsed = time.monotonic() - t0
         stop.set()
         rss_now = _rss_mib(server.pid)
@@ -159,7 +159,7 @@ def main() -> int:
         for message in errors[:5]:
             print(f"  {message}")
         print("server RSS over time (MiB): " + ", ".join(
-            f"{t:.0f}s={rss:.0f}" for t, rss, _ in samples[:: max(1, len(samples) // 12)]))
+            f"{at:.0f}s={rss:.0f}" for at, rss, _ in samples[:: max(1, len(samples) // 12)]))
         within = peak - baseline <= budget / 1024**2
         print(f"memory budget {budget / 1024**2:.0f} MiB; RSS baseline {baseline:.0f} MiB, peak {peak:.0f} MiB, "
               f"end {rss_now:.0f} MiB; peak - baseline = {peak - baseline:.0f} MiB: "

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def test_client_going_away_stops_the_stream_quietly_and_is_audited(faulty: Any, 
         outcomes = client.process(session.session_id, jobs, use_paths=True)
         first = next(outcomes)
         assert first.frame_number == 1001
+        assert isinstance(outcomes, types.GeneratorType)
         outcomes.close()  # cancels the call
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
