@@ -234,6 +234,7 @@ def test_first_serve_creates_the_token_file_and_clients_find_it(tmp_path: Path) 
         _stop(proc)
     stderr = proc.stderr.read() if proc.stderr else ""
     assert f"token from {token_file}" in stderr and token not in stderr + line
+    assert "refused /facebridge.v1.FaceBridge/GetServerInfo from ipv4:127.0.0.1:" in stderr   # logged, not audited
 
 
 def test_a_private_server_has_a_fresh_token_of_its_own(server_address: str, session_token: str,
@@ -249,6 +250,53 @@ def test_a_private_server_has_a_fresh_token_of_its_own(server_address: str, sess
                 client.server_info()
         other = LocalServer(device="cpu")
         assert other.token != private.token
+
+
+def test_the_panel_uses_its_private_servers_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``facebridge panel`` without a server connects to its private server with that server's token over plain
+    loopback TCP; with ``--server`` it finds the token and TLS settings as the CLI does."""
+    import argparse
+
+    import facebridge.client.local_server as local_server
+    import ui.panel.app as panel_app
+    from ui.panel.cli import add_panel_arguments
+
+    made: list[dict[str, object]] = []
+
+    class FakeLocalServer:
+        def __init__(self, **_kwargs: object) -> None:
+            self.address, self.token = "127.0.0.1:1", "private-token"
+
+        def __enter__(self) -> "FakeLocalServer":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    class FakeClient:
+        def __init__(self, address: str, timeout: float = 120.0, *, token: str | None = None,
+                     tls: ClientTLS | None = None) -> None:
+            made.append({"address": address, "token": token, "tls": tls})
+
+        def __enter__(self) -> "FakeClient":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def wait_ready(self, timeout: float) -> None:
+            raise ClientError("stop here")
+
+    monkeypatch.setattr(local_server, "LocalServer", FakeLocalServer)
+    monkeypatch.setattr(panel_app, "FaceBridgeClient", FakeClient)
+    parser = argparse.ArgumentParser()
+    add_panel_arguments(parser)
+    plate = str(tmp_path / "plate.####.exr")
+    assert panel_app.run(parser.parse_args(["--shot", "s", "--input", plate, "--screenshot", str(tmp_path / "a.png")])) == 2
+    assert made[-1] == {"address": "127.0.0.1:1", "token": "private-token", "tls": PLAIN}
+    assert panel_app.run(parser.parse_args(["--shot", "s", "--input", plate, "--server", "127.0.0.1:2",
+                                            "--screenshot", str(tmp_path / "b.png")])) == 2
+    assert made[-1] == {"address": "127.0.0.1:2", "token": None, "tls": None}
 
 
 def test_host_sidecars_keep_the_token_and_tls_settings() -> None:

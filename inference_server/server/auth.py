@@ -12,6 +12,9 @@ Bearer ...'`` sends the header with its reflection requests too.
 from __future__ import annotations
 
 import hmac
+import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,11 @@ from facebridge.auth import METADATA_KEY, SCHEME, TokenError, ensure_token
 from .errors import FaceBridgeError
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+REFUSAL_LOG_INTERVAL_S = 10.0
+"""Refused calls are logged (stderr, never the audit log: a stranger must not be able to grow a file) at most
+once per this many seconds, with the number refused since the last line."""
+
+_LOG = logging.getLogger(__name__)
 
 
 class ConfigError(FaceBridgeError):
@@ -92,10 +100,13 @@ def _authorized(metadata: Any, expected: bytes) -> bool:
     return False
 
 
-def _denied(handler: grpc.RpcMethodHandler[Any, Any], message: str) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same shape as ``handler`` that ends the call with UNAUTHENTICATED."""
+def _denied(handler: grpc.RpcMethodHandler[Any, Any], message: str,
+            noted: Callable[[grpc.ServicerContext], None]) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler of the same shape as ``handler`` that ends the call with UNAUTHENTICATED. The request is not
+    parsed (no deserializer): a stranger's bytes are never decoded."""
 
     def deny(_request: object, context: grpc.ServicerContext) -> Any:
+        noted(context)
         context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     kinds: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
@@ -105,8 +116,7 @@ def _denied(handler: grpc.RpcMethodHandler[Any, Any], message: str) -> grpc.RpcM
         (True, True): grpc.stream_stream_rpc_method_handler,
     }
     make = kinds[(bool(handler.request_streaming), bool(handler.response_streaming))]
-    return make(deny, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+    return make(deny, request_deserializer=None, response_serializer=handler.response_serializer)
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
@@ -114,6 +124,19 @@ class TokenInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, token: str) -> None:
         self._expected = token.encode("utf-8")
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._logged_at = -REFUSAL_LOG_INTERVAL_S
+
+    def _note(self, method: str, reason: str, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._logged_at < REFUSAL_LOG_INTERVAL_S:
+                return
+            count, self._refused, self._logged_at = self._refused, 0, now
+        _LOG.warning("refused %s from %s: %s (%d call(s) refused since the last such line)", method, context.peer(),
+                     reason, count)
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
                           handler_call_details: grpc.HandlerCallDetails) -> Any:
@@ -126,7 +149,8 @@ class TokenInterceptor(grpc.ServerInterceptor):
         given = any(key == METADATA_KEY for key, _ in handler_call_details.invocation_metadata or ())
         reason = "wrong token" if given else "no token"
         return _denied(handler, f"{method}: {reason}: send 'authorization: Bearer <token>' with the server's token "
-                                "($FACEBRIDGE_TOKEN, else the token file in $XDG_CONFIG_HOME/facebridge)")
+                                "($FACEBRIDGE_TOKEN, else the token file in $XDG_CONFIG_HOME/facebridge)",
+                       lambda context: self._note(method, reason, context))
 
 
 def peer_identity(context: grpc.ServicerContext) -> dict[str, object]:
