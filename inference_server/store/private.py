@@ -25,10 +25,12 @@ def private_dir(path: Path | str, own: bool = True) -> Path:
     path = Path(path)
     missing = []
     probe = path
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
     try:
+        while not probe.exists() and probe != probe.parent:
+            missing.append(probe)
+            probe = probe.parent
+        if not missing and not path.is_dir():
+            raise StoreError(f"cannot use {path}: not a folder")
         for folder in reversed(missing):
             folder.mkdir(mode=DIR_MODE, exist_ok=True)
             os.chmod(folder, DIR_MODE)  # (mkdir's mode is masked by the umask)
