@@ -84,13 +84,13 @@ def _abort(service: "FaceBridgeService", context: grpc.ServicerContext, exc: Exc
     A client that went away is logged at INFO in one line (nothing to answer); every refusal is audited."""
     if _client_gone(exc, context):
         _LOG.info("%s: client %s cancelled or went away", method, context.peer())
-        service.audit.append("cancelled", {"method": method, "peer": context.peer()})
+        service.audit.append("cancelled", {"method": method, **peer_identity(context)})
         context.abort(grpc.StatusCode.CANCELLED, f"{method}: cancelled")
     code = _status_for(exc)
     message = str(exc) if isinstance(exc, (FaceBridgeError, ChunkError)) else f"{method}: internal error: {exc}"
     if code == grpc.StatusCode.INTERNAL:
         _LOG.exception("%s failed", method)
-    service.audit.append("refused", {"method": method, "peer": context.peer(), "code": code.name,
+    service.audit.append("refused", {"method": method, **peer_identity(context), "code": code.name,
                                      "message": message})
     context.abort(code, message)
     raise AssertionError("unreachable")  # context.abort raises
@@ -128,7 +128,7 @@ def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator
                 self.stream_slots.release()
         except GeneratorExit:  # gRPC stopped taking responses: the client cancelled or went away
             _LOG.info("%s: client %s cancelled or went away", method.__name__, context.peer())
-            self.audit.append("cancelled", {"method": method.__name__, "peer": context.peer()})
+            self.audit.append("cancelled", {"method": method.__name__, **peer_identity(context)})
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
             _abort(self, context, exc, method.__name__)
@@ -556,7 +556,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         except schema.SettingError as exc:
             raise InvalidRequest(str(exc)) from exc
         summaries = self.engine.shot_summaries(request.shot, request.with_frames, smoothing)
-        self.audit.append("list_shots", {"peer": context.peer(), "shot": request.shot,
+        self.audit.append("list_shots", {**peer_identity(context), "shot": request.shot,
                                          "with_frames": request.with_frames, "smoothing": smoothing,
                                          "shots": len(summaries)})
         return pb.ListShotsResponse(shots=[_shot_message(s) for s in summaries])
