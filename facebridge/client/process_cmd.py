@@ -192,7 +192,10 @@ def run(args: argparse.Namespace) -> int:
                                    "params": {**params.as_dict(), "output_format": output_format}}
     try:
         if not args.server:  # the output folder exists before a private server is allowed it
-            Path(os.path.abspath(args.output)).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(os.path.abspath(args.output)).parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # not a folder, or not writable: each frame fails with the cause
         with _connected(args, private_roots(args.input, args.output), params.allow_unverified) as (client, info,
                                                                                                     use_paths):
             session = client.open_session(args.source, shot=shot, params=params, output_format=output_format)
