@@ -1,5 +1,5 @@
-"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``models``, ``export-onnx``, ``install``,
-``panel`` and ``demo``.
+"""The ``facebridge`` command: ``serve``, ``analyse``, ``process``, ``farm``, ``models``, ``export-onnx``,
+``install``, ``panel`` and ``demo``.
 
 Each subcommand's module is imported only when it runs, so ``facebridge process`` never loads the
 server's models and ``facebridge serve`` never loads the client.
@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", type=Path, help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     export.set_defaults(func=_export_onnx)
+
+    from .farm.command import add_farm_parser
+
+    add_farm_parser(commands)
 
     from host_plugins.install import add_install_parser
     from ui.panel.cli import add_panel_arguments
