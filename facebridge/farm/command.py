@@ -43,9 +43,12 @@ def _add_farm_options(parser: argparse.ArgumentParser) -> None:
     add_process_arguments(parser)
     farm = parser.add_argument_group("farm")
     farm.add_argument("--chunk", type=_positive, default=10, metavar="N", help="frames per render task (default 10)")
-    farm.add_argument("--analysis", metavar="FILE",
-                      help="the shot's analysis file, written by the analyse task and read by every render task "
-                           "(default OUTPUT_FOLDER/SHOT.fbanalysis; on storage every farm machine reads)")
+    try:  # process has --analysis (render from the file) too: here the file the job writes, then reads
+        farm.add_argument("--analysis", metavar="FILE",
+                          help="the shot's analysis file, written by the analyse task and read by every render "
+                               "task (default OUTPUT_FOLDER/SHOT.fbanalysis; on storage every farm machine reads)")
+    except argparse.ArgumentError:
+        pass
     farm.add_argument("--report-dir", metavar="DIR",
                       help="one JSON report per task (default OUTPUT_FOLDER/farm_reports)")
     farm.add_argument("--cli", metavar="COMMAND",
