@@ -37,4 +37,6 @@ def test_contract_has_the_expected_rpcs() -> None:
         "AnalyseShot": (True, True),
         "ListShots": (False, False),
         "Preview": (False, False),
+        "ExportAnalysis": (False, True),
+        "ImportAnalysis": (True, False),
     }

@@ -18,6 +18,7 @@ from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facebridge import analysis_file
 from facebridge.auth import ClientTLS, TokenError, client_tls, find_token, token_lookup
 from facebridge.schema import SettingError
 from facebridge.settings import RenderParams
@@ -374,6 +375,41 @@ class FaceBridgeClient:
             raise _mapped(exc, "AnalyseShot", self.address) from exc
         finally:
             call.cancel()
+
+    def export_analysis(self, shot: str) -> bytes:
+        """The shot-analysis file of ``shot`` (``facebridge.analysis_file``'s format) as the server's shot
+        database holds it."""
+        call = self._stub.ExportAnalysis(pb.ExportAnalysisRequest(shot=shot), timeout=self.timeout)
+        assembler: Reassembler | None = None
+        try:
+            for chunk in call:
+                if assembler is None:
+                    assembler = Reassembler(chunk.total_bytes, analysis_file.MAX_BYTES)
+                assembler.add(chunk.offset, chunk.data)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "ExportAnalysis", self.address) from exc
+        except ValueError as exc:  # ChunkError: the server's chunks do not add up
+            raise ClientError(f"ExportAnalysis: {exc}") from exc
+        finally:
+            call.cancel()
+        if assembler is None or not assembler.complete:
+            raise ClientError(f"ExportAnalysis: server {self.address} sent an incomplete shot-analysis file")
+        return bytes(assembler.result())
+
+    def import_analysis(self, session_id: str, data: bytes) -> dict[str, Any]:
+        """Replace the analysis of the session's shot on the server with a shot-analysis file's; afterwards the
+        session's analyses only replay it. Returns the server's summary (shot, frames, tracks, range, sha256)."""
+        def requests() -> Iterator[pb.ImportAnalysisRequest]:
+            yield pb.ImportAnalysisRequest(start=pb.ImportAnalysisStart(session_id=session_id, total_bytes=len(data)))
+            for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
+                yield pb.ImportAnalysisRequest(chunk=pb.AnalysisChunk(offset=offset, data=bytes(piece)))
+
+        try:
+            reply = self._stub.ImportAnalysis(requests(), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _mapped(exc, "ImportAnalysis", self.address) from exc
+        return {"shot": reply.shot, "frames": reply.frames, "tracks": reply.tracks,
+                "first_frame": reply.first_frame, "last_frame": reply.last_frame, "sha256": reply.sha256}
 
     def list_shots(self, shot: str = "", with_frames: bool = False, smoothing: float | None = None) -> list[ShotListing]:
         """The shots in the server's shot database (only ``shot`` when given), with per-frame summaries

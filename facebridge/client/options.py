@@ -86,11 +86,19 @@ def add_analyse_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``facebridge analyse``."""
     _add_common(parser)
     parser.add_argument("--frames", metavar="A-B", help="frames to analyse (default: every frame on disk)")
+    parser.add_argument("--analysis-out", metavar="FILE",
+                        help="then write the shot's analysis as a portable, read-only shot-analysis file (for "
+                             "farm renders: process --analysis FILE)")
     add_setting_options(parser, ANALYSE_SETTINGS)
 
 
-def add_process_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``facebridge process``."""
+ANALYSIS_HELP = ("render from this shot-analysis file (analyse --analysis-out): no analysis pass, the same pixels "
+                 "as a render of the whole shot; refused for another shot")
+
+
+def add_process_arguments(parser: argparse.ArgumentParser, analysis_help: str = ANALYSIS_HELP) -> None:
+    """Arguments of ``facebridge process`` (``analysis_help``: the help of ``--analysis``, for commands that
+    pass it on, such as ``facebridge farm``)."""
     _add_common(parser)
     parser.add_argument("--source", action="append", default=[], metavar="IMG",
                         help="source identity image; repeat for several (the best pose match is used per face); "
@@ -103,4 +111,5 @@ def add_process_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-analyse", action="store_true",
                         help="skip the analysis pass: frames the shot's analysis already covers render from it, "
                              "others are detected on their own (no tracking, no smoothing)")
+    parser.add_argument("--analysis", metavar="FILE", help=analysis_help)
     add_setting_options(parser)

@@ -15,6 +15,8 @@ from typing import Any
 
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
+from facebridge import analysis_file
+from facebridge.analysis_file import AnalysisFile, AnalysisFileError
 from facebridge.auth import PLAIN
 from facebridge.paths import default_cache_dir
 from facebridge.schema import SettingError
@@ -23,7 +25,7 @@ from . import recent
 from .errors import ClientError
 from .grpc_client import AnalyseOutcome, FaceBridgeClient, FrameJob, FrameOutcome
 from .local_server import LocalServer
-from .options import render_params
+from .options import given_settings, render_params
 from .progress import Progress
 from .report import build_report, write_report
 from .sequence import FramePattern, PatternError, gaps, parse_frame_range, parse_pattern
@@ -140,6 +142,64 @@ def _remember(args: argparse.Namespace, shot: str, analysis: dict[str, Any], sou
         recent.record(args.cache_dir or default_cache_dir(), shot, args.input, sources, args.server or "")
 
 
+def _write_analysis(client: FaceBridgeClient, shot: str, path: str) -> dict[str, Any]:
+    """Export the shot's analysis from the server and write it to ``path`` (read-only, atomically)."""
+    data = client.export_analysis(shot)
+    try:
+        checked = analysis_file.summarise(analysis_file.decode(data), path, data)
+    except AnalysisFileError as exc:
+        raise ClientError(f"the server's analysis of shot '{shot}' is not a usable shot-analysis file: {exc}") from exc
+    try:
+        analysis_file.write_readonly(path, data)
+    except OSError as exc:
+        raise ClientError(f"analysis {path}: cannot write it ({exc.strerror or exc})") from exc
+    return {"path": os.path.abspath(path), "sha256": checked.sha256, "bytes": len(data),
+            "frames": len(checked.frames)}
+
+
+def _read_analysis(args: argparse.Namespace, shot: str) -> AnalysisFile:
+    """The ``--analysis`` file, checked against the shot (ClientError: one line naming the file and the shot)."""
+    if args.analyse_range:
+        raise ClientError(f"--analysis {args.analysis} and --analyse-range cannot be combined: the analysis file "
+                          "decides what was analysed")
+    try:
+        analysis = analysis_file.read(args.analysis)
+    except AnalysisFileError as exc:
+        raise ClientError(f"analysis {args.analysis} (for shot '{shot}'): {exc}") from exc
+    if analysis.shot != shot:
+        raise ClientError(f"analysis {args.analysis} is for shot '{analysis.shot}', not '{shot}'")
+    given = given_settings(args).get("keyframe_interval")
+    if given is not None and str(given).strip() != str(analysis.settings["keyframe_interval"]):
+        raise ClientError(f"analysis {args.analysis} of shot '{shot}' was made with --keyframe-interval "
+                          f"{analysis.settings['keyframe_interval']}, not {given}")
+    return analysis
+
+
+def replay_jobs(inputs: FramePattern, analysis: AnalysisFile, frames: list[int]) -> list[FrameJob]:
+    """The analysed frames a render of ``frames`` needs replayed: each frame and its two neighbours (their
+    plates around the faces stabilise it), those the analysis holds and the disk has, in increasing order."""
+    wanted = sorted({f + d for f in frames for d in (-1, 0, 1)} & set(analysis.frames))
+    jobs = [FrameJob(f, inputs.path(f) if inputs.is_sequence else inputs.text, "") for f in wanted]
+    return [job for job in jobs if os.path.exists(job.input_path)]
+
+
+def _import_analysis(client: FaceBridgeClient, session_id: str, analysis: AnalysisFile, shot: str,
+                     jobs: list[FrameJob], use_paths: bool, progress: Progress) -> dict[str, Any]:
+    """Import the analysis file into the server's shot database and replay it over ``jobs`` (the server keeps
+    their plates around the faces); ClientError, one line naming the file and the shot, when the server
+    refuses the file or a plate on disk is not the one analysed."""
+    try:
+        imported = client.import_analysis(session_id, analysis.data)
+    except ClientError as exc:
+        raise ClientError(f"analysis {analysis.path} (for shot '{shot}'): {exc}") from exc
+    replay = run_analysis(client, session_id, jobs, use_paths, progress)
+    if replay["failed"]:
+        raise ClientError(f"analysis {analysis.path} of shot '{shot}' does not match the plates on disk: "
+                          f"{replay['failed'][0]}; analyse the shot again")
+    return {"path": os.path.abspath(analysis.path), "sha256": analysis.sha256, "frames": imported["frames"],
+            "tracks": imported["tracks"], "replayed": replay["replayed"]}
+
+
 def run_analyse(args: argparse.Namespace) -> int:
     """``facebridge analyse``."""
     try:
@@ -159,6 +219,8 @@ def run_analyse(args: argparse.Namespace) -> int:
                 progress.start(client.address)
                 summary = run_analysis(client, session.session_id, jobs, use_paths, progress)
                 _remember(args, shot, summary, [])
+                if getattr(args, "analysis_out", None):
+                    summary["analysis_file"] = _write_analysis(client, shot, args.analysis_out)
             finally:
                 _close_session(client, session.session_id)
     except ClientError as exc:
@@ -179,12 +241,17 @@ def run(args: argparse.Namespace) -> int:
         params = render_params(args)
         inputs, outputs = parse_pattern(args.input), parse_pattern(args.output)
         jobs, missing = plan_jobs(inputs, outputs, args.frames)
-        shot_jobs = [] if args.no_analyse else plan_jobs(inputs, None, args.analyse_range)[0]
-    except (PatternError, SettingError) as exc:
+        shot = args.shot or default_shot(args.input)
+        analysis = _read_analysis(args, shot) if getattr(args, "analysis", None) else None
+        if analysis is not None:  # no analysis pass: the file's analysis, replayed where the frames need it
+            params = params.with_overrides({"keyframe_interval": analysis.settings["keyframe_interval"]})
+            shot_jobs = replay_jobs(inputs, analysis, [j.frame_number for j in jobs])
+        else:
+            shot_jobs = [] if args.no_analyse else plan_jobs(inputs, None, args.analyse_range)[0]
+    except (PatternError, SettingError, ClientError) as exc:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     output_format = Path(outputs.suffix or outputs.text).suffix.lstrip(".").lower() or "exr"
-    shot = args.shot or default_shot(args.input)
     progress = Progress(args.progress, len(jobs) + len(missing), analyse_total=len(shot_jobs))
     outcomes: list[FrameOutcome] = []
     started = time.monotonic()
@@ -207,10 +274,13 @@ def run(args: argparse.Namespace) -> int:
                 for note in session.notes:
                     print(f"facebridge: note: {note}", file=sys.stderr)
                 progress.start(client.address)
-                if shot_jobs:
-                    analysis = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)
-                    run_info["analysis"] = analysis
-                    _remember(args, shot, analysis, args.source)
+                if analysis is not None:
+                    run_info["analysis_file"] = _import_analysis(client, session.session_id, analysis, shot,
+                                                                 shot_jobs, use_paths, progress)
+                elif shot_jobs:
+                    summary = run_analysis(client, session.session_id, shot_jobs, use_paths, progress)
+                    run_info["analysis"] = summary
+                    _remember(args, shot, summary, args.source)
                 for frame in missing:
                     outcomes.append(_missing_outcome(inputs, frame))
                     progress.frame(outcomes[-1])

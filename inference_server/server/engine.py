@@ -35,11 +35,12 @@ from ..plates.colour import plate_colourspace
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate
 from ..provenance import output_metadata, params_hash, sha256_hex
+from ..store.analysis_file import AnalysisInvalid, ShotAnalysisData, export_analysis, parse_analysis
 from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
-from ..temporal.analyse import ShotAnalyser
+from ..temporal.analyse import AnalyseConfig, NotInAnalysis, ShotAnalyser
 from ..temporal.tracks import FaceSelection
-from .errors import InvalidRequest, SourceError
+from .errors import InvalidRequest, ServerBusy, ShotNotFound, SourceError
 from .file_roots import FileRoots
 from .frame_io import FrameLoader, FrameRequest, deliver
 from .model_stages import choose_stage
@@ -268,8 +269,49 @@ class FaceSwapEngine:
 
     # -- analysis ---------------------------------------------------------------------------------
     def analyser(self, session: Session) -> ShotAnalyser:
-        """A fresh analyser for one AnalyseShot stream of ``session``'s shot."""
-        return ShotAnalyser(self.db, session.shot, self.models, session.params.analyse_config())
+        """A fresh analyser for one AnalyseShot stream of ``session``'s shot (replaying only, after an import)."""
+        try:
+            return ShotAnalyser(self.db, session.shot, self.models, session.params.analyse_config(),
+                                replay_only=session.analysis_imported)
+        except NotInAnalysis as exc:
+            raise InvalidRequest(f"{exc}; import the shot-analysis file again") from exc
+
+    def export_analysis(self, shot: str) -> bytes:
+        """The shot-analysis file of ``shot`` (ShotNotFound when the shot database has no analysis of it)."""
+        data = export_analysis(self.db, shot, self.models.identifier)
+        if data is None:
+            raise ShotNotFound(f"the shot database has no analysis of shot '{shot}'")
+        return data
+
+    def import_analysis(self, session: Session, data: bytes | bytearray) -> ShotAnalysisData:
+        """Replace the analysis of ``session``'s shot with a shot-analysis file's, validated in full first
+        (InvalidRequest naming the cause: malformed, another shot, other settings, another analyser);
+        afterwards the session's analyses only replay it."""
+        expected = session.params.analyse_config().as_dict()
+        try:
+            analysis = parse_analysis(data, AnalyseConfig().as_dict())
+        except AnalysisInvalid as exc:
+            raise InvalidRequest(f"shot-analysis file: {exc}") from exc
+        if analysis.shot != session.shot:
+            raise InvalidRequest(f"the shot-analysis file is for shot '{analysis.shot}', not '{session.shot}'")
+        if analysis.settings != expected:
+            differ = sorted(k for k in expected if analysis.settings.get(k) != expected[k])
+            raise InvalidRequest(f"the shot-analysis file of shot '{analysis.shot}' was made with other analysis "
+                                 f"settings ({', '.join(f'{k} {analysis.settings[k]}' for k in differ)}) than "
+                                 f"this session's ({', '.join(f'{k} {expected[k]}' for k in differ)})")
+        if analysis.analyser != self.models.identifier:
+            raise InvalidRequest(f"the shot-analysis file of shot '{analysis.shot}' was made by analyser "
+                                 f"'{analysis.analyser}', this server has '{self.models.identifier}'")
+        if not session.analysis_lock.acquire(blocking=False):
+            raise ServerBusy(f"shot '{session.shot}' is being analysed in this session")
+        try:
+            self.db.import_shot(analysis.shot, analysis.settings,
+                                ((f.frame, f.content_hash, f.cut, f.keyframe, f.observations) for f in analysis.frames),
+                                analysis.tracks)
+            session.analysis_imported = True
+        finally:
+            session.analysis_lock.release()
+        return analysis
 
     def analyse_frame(self, session: Session, analyser: ShotAnalyser, request: FrameRequest) -> AnalyseResultData:
         """Analyse one frame of the shot (frames in increasing order); failures name file, frame and cause."""
@@ -290,6 +332,8 @@ class FaceSwapEngine:
             clock.lap("store")
         except PlateError as exc:
             return AnalyseResultData(request.frame_number, "failed", exc.kind, f"{where}: {exc}")
+        except NotInAnalysis as exc:
+            return AnalyseResultData(request.frame_number, "failed", "analysis", f"{where}: {exc}")
         except ValueError as exc:
             return AnalyseResultData(request.frame_number, "failed", "order", f"{where}: {exc}")
         return AnalyseResultData(request.frame_number, "ok", cut=result.cut, keyframe=result.keyframe,

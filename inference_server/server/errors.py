@@ -15,6 +15,10 @@ class SessionNotFound(FaceBridgeError):
     """No open session has this id (never opened, closed, or the server restarted)."""
 
 
+class ShotNotFound(FaceBridgeError):
+    """The shot database holds no analysis of this shot."""
+
+
 class ServerBusy(FaceBridgeError):
     """A server-wide limit (open sessions) is reached."""
 

@@ -12,11 +12,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar, cast
 
 import grpc
 import numpy as np
-from facebridge import schema
+from facebridge import analysis_file, schema
 from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
@@ -26,8 +26,8 @@ from ..pipeline.render import FaceReport
 from .audit import AuditLog
 from .auth import peer_identity
 from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData, PreviewData, ShotSummary
-from .errors import (FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, SourceError,
-                     StreamIdle)
+from .errors import (FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, ShotNotFound,
+                     SourceError, StreamIdle)
 from .sessions import Session, SessionParams
 
 _LOG = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ _STATUS = {
     SourceError: grpc.StatusCode.INVALID_ARGUMENT,
     ChunkError: grpc.StatusCode.INVALID_ARGUMENT,
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
+    ShotNotFound: grpc.StatusCode.NOT_FOUND,
     ServerBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StreamIdle: grpc.StatusCode.DEADLINE_EXCEEDED,
     ModelUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
@@ -47,6 +48,7 @@ _STATUS = {
 _FRAME_CODE = {"ok": pb.FrameStatus.OK, "warning": pb.FrameStatus.WARNING, "failed": pb.FrameStatus.FAILED}
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _status_for(exc: BaseException) -> grpc.StatusCode:
@@ -109,6 +111,21 @@ def _mapped(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _mapped_out(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    """As ``_mapped``, for methods that answer one request with a stream."""
+
+    @functools.wraps(method)
+    def wrapper(self: "FaceBridgeService", request: object, context: grpc.ServicerContext) -> Iterator[T]:
+        try:
+            yield from method(self, request, context)
+        except GeneratorExit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            _abort(self, context, exc, method.__name__)
+
+    return wrapper
+
+
 def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
     """As ``_mapped``, for streaming methods; at most ``max_streams`` run at once (RESOURCE_EXHAUSTED beyond),
     and a stream whose client sends nothing for ``stream_idle_s`` is ended (DEADLINE_EXCEEDED)."""
@@ -120,7 +137,7 @@ def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator
             if not self.stream_slots.acquire(blocking=False):
                 raise ServerBusy(f"{self.max_streams} streams are running on this server (its limit); "
                                  "try again when one ends")
-            requests = _TimedRequests(request, self.stream_idle_s, context)
+            requests: _TimedRequests[pb.ProcessFramesRequest] = _TimedRequests(request, self.stream_idle_s, context)
             try:
                 yield from method(self, requests, context)
             finally:
@@ -136,7 +153,7 @@ def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator
     return wrapper
 
 
-class _TimedRequests:
+class _TimedRequests(Generic[R]):
     """A stream's request iterator read by a helper thread, so that a client silent for ``idle_s`` seconds
     ends the stream (StreamIdle) instead of holding a server thread forever.
 
@@ -145,8 +162,7 @@ class _TimedRequests:
 
     _END = object()
 
-    def __init__(self, requests: Iterator[pb.ProcessFramesRequest], idle_s: float,
-                 context: grpc.ServicerContext) -> None:
+    def __init__(self, requests: Iterator[R], idle_s: float, context: grpc.ServicerContext) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
         self._idle_s = idle_s
         self._context = context
@@ -164,7 +180,7 @@ class _TimedRequests:
             except queue.Full:
                 continue
 
-    def _pump(self, requests: Iterator[pb.ProcessFramesRequest]) -> None:
+    def _pump(self, requests: Iterator[R]) -> None:
         try:
             for message in requests:
                 self._put(message)
@@ -174,10 +190,10 @@ class _TimedRequests:
         except Exception as exc:  # noqa: BLE001 - handed to the reader (a cancelled call raises here)
             self._put(exc)
 
-    def __iter__(self) -> "_TimedRequests":
+    def __iter__(self) -> "_TimedRequests[R]":
         return self
 
-    def __next__(self) -> pb.ProcessFramesRequest:
+    def __next__(self) -> R:
         if self._ended:
             raise StopIteration
         try:
@@ -194,8 +210,7 @@ class _TimedRequests:
         if isinstance(item, BaseException):
             self.close()
             raise item
-        assert isinstance(item, pb.ProcessFramesRequest)
-        return item
+        return cast(R, item)
 
     def close(self) -> None:
         self._ended = True
@@ -584,6 +599,52 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                                       "input": frame.input_path or f"<{len(request.data)} bytes: {frame.name}>",
                                       "status": data.status})
         return _preview_message(data)
+
+    @_mapped_out
+    def ExportAnalysis(self, request: pb.ExportAnalysisRequest,
+                       context: grpc.ServicerContext) -> Iterator[pb.AnalysisChunk]:
+        data = self.engine.export_analysis(request.shot)
+        self.audit.append("export_analysis", {**peer_identity(context), "shot": request.shot, "bytes": len(data)})
+        for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
+            yield pb.AnalysisChunk(offset=offset, data=bytes(piece), total_bytes=len(data))
+
+    @_mapped
+    def ImportAnalysis(self, request_iterator: Iterator[pb.ImportAnalysisRequest],
+                       context: grpc.ServicerContext) -> pb.ImportAnalysisResponse:
+        # a stream like the frame streams: it takes a stream slot, and a silent client is ended after stream_idle_s
+        if not self.stream_slots.acquire(blocking=False):
+            raise ServerBusy(f"{self.max_streams} streams are running on this server (its limit); "
+                             "try again when one ends")
+        requests: _TimedRequests[pb.ImportAnalysisRequest] = _TimedRequests(request_iterator, self.stream_idle_s,
+                                                                             context)
+        try:
+            first = next(requests, None)
+            if first is None or first.WhichOneof("payload") != "start":
+                raise InvalidRequest("an ImportAnalysis stream must begin with an ImportAnalysisStart message")
+            session = self.engine.sessions.get(first.start.session_id)
+            if first.start.total_bytes > analysis_file.MAX_BYTES:
+                raise InvalidRequest(f"a shot-analysis file of {first.start.total_bytes} bytes exceeds the limit of "
+                                     f"{analysis_file.MAX_BYTES} bytes")
+            assembler = Reassembler(first.start.total_bytes, analysis_file.MAX_BYTES)
+            for message in requests:
+                if message.WhichOneof("payload") != "chunk":
+                    raise InvalidRequest("an ImportAnalysis stream has one start message, then chunks")
+                assembler.add(message.chunk.offset, message.chunk.data)
+                if not context.is_active():
+                    raise _ClientGone("cancelled")
+            data = assembler.result()
+        finally:
+            requests.close()
+            self.stream_slots.release()
+        analysis = self.engine.import_analysis(session, data)
+        session.touch()
+        frames = [f.frame for f in analysis.frames]
+        self.audit.append("import_analysis", {**self._audit_record(session, context), "bytes": len(data),
+                                              "analysis_sha256": analysis.sha256, "frames": len(frames),
+                                              "tracks": len(analysis.tracks)})
+        return pb.ImportAnalysisResponse(shot=analysis.shot, frames=len(frames), tracks=len(analysis.tracks),
+                                         first_frame=frames[0] if frames else 0,
+                                         last_frame=frames[-1] if frames else 0, sha256=analysis.sha256)
 
     @staticmethod
     def _audit_record(session: Session, context: grpc.ServicerContext) -> dict[str, object]:

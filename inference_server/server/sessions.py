@@ -70,6 +70,7 @@ class Session:
     peer: str = ""                            # who opened it (the per-peer cap counts by this)
     last_used: float = field(default_factory=time.monotonic)
     streams: int = 0                          # streams using it now (a busy session never expires)
+    analysis_imported: bool = False           # its shot's analysis came from a file: AnalyseShot only replays
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     analysis_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

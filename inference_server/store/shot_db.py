@@ -167,6 +167,31 @@ class ShotDatabase:
             for table in ("shots", "frames", "observations", "tracks"):
                 con.execute(f"DELETE FROM {table} WHERE shot = ?", (shot,))  # noqa: S608 - fixed names
 
+    def shot_config(self, shot: str) -> dict[str, object] | None:
+        """The analysis settings ``shot`` was analysed with, or None when the shot is unknown."""
+        row = self._connection().execute("SELECT config FROM shots WHERE shot = ?", (shot,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def import_shot(self, shot: str, config: dict[str, object],
+                    frames: Iterable[tuple[int, str, int, bool, Iterable[Observation]]],
+                    tracks: dict[int, tuple[int, np.ndarray]]) -> None:
+        """Replace ``shot``'s analysis with the one given (``frames``: frame, content hash, cut, keyframe,
+        observations), in one transaction: readers see the old analysis or the new one, never a mixture."""
+        with self._tx() as con:
+            for table in ("shots", "frames", "observations", "tracks"):
+                con.execute(f"DELETE FROM {table} WHERE shot = ?", (shot,))  # noqa: S608 - fixed names
+            con.execute("INSERT INTO shots (shot, config, created) VALUES (?, ?, ?)",
+                        (shot, json.dumps(config, sort_keys=True), time.time()))
+            for frame, content_hash, cut, keyframe, observations in frames:
+                con.execute("INSERT INTO frames VALUES (?, ?, ?, ?, ?)", (shot, frame, content_hash, cut, int(keyframe)))
+                con.executemany(
+                    "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(shot, frame, o.track, _blob(o.landmarks), np.array(o.rect, "<f8").tobytes(), float(o.score),
+                      o.origin) for o in observations],
+                )
+            con.executemany("INSERT INTO tracks VALUES (?, ?, ?, ?)",
+                            [(shot, track, cut_id, _blob(embedding)) for track, (cut_id, embedding) in sorted(tracks.items())])
+
     def shots(self) -> list[str]:
         return [r[0] for r in self._connection().execute("SELECT shot FROM shots ORDER BY shot")]
 
@@ -227,7 +252,8 @@ class ShotDatabase:
 
     def tracks(self, shot: str) -> dict[int, tuple[int, np.ndarray]]:
         """track id -> (cut id, identity embedding (128,) float32)."""
-        rows = self._connection().execute("SELECT track, cut, embedding FROM tracks WHERE shot = ?", (shot,))
+        rows = self._connection().execute("SELECT track, cut, embedding FROM tracks WHERE shot = ? ORDER BY track",
+                                          (shot,))
         return {t: (c, _array(e, (-1,))) for t, c, e in rows}
 
     # -- cache index ------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ class AnalyseConfig:
         return asdict(self)
 
 
+class NotInAnalysis(ValueError):
+    """Replay only: a frame the imported analysis does not hold with this content (the plate changed)."""
+
+
 @dataclass(frozen=True)
 class FrameAnalysis:
     frame: int
@@ -69,14 +73,23 @@ class ShotAnalyser:
         shot: the shot id.
         models: dlib detector, landmarks and embedding.
         config: analysis settings; a shot analysed with other settings is reset.
+        replay_only: only replay committed frames (an imported analysis): a frame the database does not hold
+            with the same content raises :class:`NotInAnalysis` instead of being analysed, and nothing is
+            ever reset or written.
     """
 
-    def __init__(self, db: ShotDatabase, shot: str, models: DlibFaceModels, config: AnalyseConfig) -> None:
+    def __init__(self, db: ShotDatabase, shot: str, models: DlibFaceModels, config: AnalyseConfig,
+                 replay_only: bool = False) -> None:
         self.db = db
         self.shot = shot
         self.models = models
         self.config = config
-        if db.ensure_shot(shot, config.as_dict()) != config.as_dict():
+        self.replay_only = replay_only
+        if replay_only:
+            stored = db.shot_config(shot)
+            if stored != config.as_dict():
+                raise NotInAnalysis(f"shot '{shot}' holds no analysis made with these settings to replay")
+        elif db.ensure_shot(shot, config.as_dict()) != config.as_dict():
             db.reset_shot(shot)
             db.ensure_shot(shot, config.as_dict())
         self._committed = db.analysed_frames(shot)
@@ -92,6 +105,11 @@ class ShotAnalyser:
         gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
         thumb = thumbnail(rgb8)
         known = self._committed.get(frame)
+        if self.replay_only and (known is None or known[0] != content_hash):
+            state.prev_frame = frame
+            raise NotInAnalysis(
+                f"the plate differs from the analysed one (content hash {content_hash[:12]}, analysed "
+                f"{known[0][:12]})" if known is not None else "the imported analysis has no such frame")
         if known is not None and known[0] != content_hash:
             self._restart()
             known = None

@@ -504,3 +504,51 @@ class PreviewResponse(_message.Message):
     analysed: bool
     colourspace: str
     def __init__(self, frame_number: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, _Mapping]] = ..., rendered: _Optional[_Union[PreviewImage, _Mapping]] = ..., plate: _Optional[_Union[PreviewImage, _Mapping]] = ..., x0: _Optional[int] = ..., y0: _Optional[int] = ..., x1: _Optional[int] = ..., y1: _Optional[int] = ..., frame_width: _Optional[int] = ..., frame_height: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[PreviewFace, _Mapping]]] = ..., regions: _Optional[_Union[RegionOverlay, _Mapping]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., analysed: _Optional[bool] = ..., colourspace: _Optional[str] = ...) -> None: ...
+
+class ExportAnalysisRequest(_message.Message):
+    __slots__ = ("shot",)
+    SHOT_FIELD_NUMBER: _ClassVar[int]
+    shot: str
+    def __init__(self, shot: _Optional[str] = ...) -> None: ...
+
+class AnalysisChunk(_message.Message):
+    __slots__ = ("offset", "data", "total_bytes")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    total_bytes: int
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class ImportAnalysisStart(_message.Message):
+    __slots__ = ("session_id", "total_bytes")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    total_bytes: int
+    def __init__(self, session_id: _Optional[str] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class ImportAnalysisRequest(_message.Message):
+    __slots__ = ("start", "chunk")
+    START_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    start: ImportAnalysisStart
+    chunk: AnalysisChunk
+    def __init__(self, start: _Optional[_Union[ImportAnalysisStart, _Mapping]] = ..., chunk: _Optional[_Union[AnalysisChunk, _Mapping]] = ...) -> None: ...
+
+class ImportAnalysisResponse(_message.Message):
+    __slots__ = ("shot", "frames", "tracks", "first_frame", "last_frame", "sha256")
+    SHOT_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_FRAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    shot: str
+    frames: int
+    tracks: int
+    first_frame: int
+    last_frame: int
+    sha256: str
+    def __init__(self, shot: _Optional[str] = ..., frames: _Optional[int] = ..., tracks: _Optional[int] = ..., first_frame: _Optional[int] = ..., last_frame: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...

@@ -69,6 +69,16 @@ class FaceBridgeStub:
                 request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
                 response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
                 _registered_method=True)
+        self.ExportAnalysis = channel.unary_stream(
+                '/facebridge.v1.FaceBridge/ExportAnalysis',
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ExportAnalysisRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.AnalysisChunk.FromString,
+                _registered_method=True)
+        self.ImportAnalysis = channel.stream_unary(
+                '/facebridge.v1.FaceBridge/ImportAnalysis',
+                request_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ImportAnalysisRequest.SerializeToString,
+                response_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ImportAnalysisResponse.FromString,
+                _registered_method=True)
 
 
 class FaceBridgeServicer:
@@ -128,6 +138,27 @@ class FaceBridgeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportAnalysis(self, request, context):
+        """The analysis of one shot of the server's shot database as a portable shot-analysis file (the format is
+        facebridge/analysis_file.py's: versioned JSON, self-checking), in chunks of at most
+        Limits.max_chunk_bytes, in offset order; NOT_FOUND when the shot has no analysis.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportAnalysis(self, request_iterator, context):
+        """Replaces the analysis of the session's shot in the server's shot database with a shot-analysis file's
+        (first message: the session and the file's size, then its chunks in order). The file is validated in
+        full before anything is written; one for another shot than the session's, made with other analysis
+        settings or another analyser, or malformed is refused (INVALID_ARGUMENT). Afterwards AnalyseShot streams
+        of this session only replay: a frame whose content differs from the imported analysis fails (kind
+        "analysis") instead of being analysed again. Nothing else is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceBridgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +196,16 @@ def add_FaceBridgeServicer_to_server(servicer, server):
                     servicer.Preview,
                     request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewRequest.FromString,
                     response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewResponse.SerializeToString,
+            ),
+            'ExportAnalysis': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportAnalysis,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ExportAnalysisRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.AnalysisChunk.SerializeToString,
+            ),
+            'ImportAnalysis': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportAnalysis,
+                    request_deserializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ImportAnalysisRequest.FromString,
+                    response_serializer=facebridge__wire_dot_v1_dot_facebridge__pb2.ImportAnalysisResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +397,60 @@ class FaceBridge:
             '/facebridge.v1.FaceBridge/Preview',
             facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewRequest.SerializeToString,
             facebridge__wire_dot_v1_dot_facebridge__pb2.PreviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/facebridge.v1.FaceBridge/ExportAnalysis',
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ExportAnalysisRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.AnalysisChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportAnalysis(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/facebridge.v1.FaceBridge/ImportAnalysis',
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ImportAnalysisRequest.SerializeToString,
+            facebridge__wire_dot_v1_dot_facebridge__pb2.ImportAnalysisResponse.FromString,
             options,
             channel_credentials,
             insecure,
