@@ -74,6 +74,70 @@ def test_params_round_trip_through_knobs_and_the_sidecar_argv(params: RenderPara
     assert args.shot == "nuke-abc" and args.report == str(tmp_path / "r.json")
 
 
+def _farm_parser() -> argparse.ArgumentParser:
+    """The real ``facebridge farm`` parser (as ``facebridge.cli`` builds it)."""
+    from facebridge.farm.command import add_farm_parser
+
+    parser = argparse.ArgumentParser(prog="facebridge")
+    add_farm_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+@pytest.mark.parametrize("params", [
+    RenderParams(),
+    RenderParams(mode="swap+restore", blend=0.35, regions={"mouth": 0.0, "eyes": 0.25}, feather=0.1, erode=-0.2,
+                 grain=0.6, colour_match="histogram", smoothing=0.0, keyframe_interval=3, face="track:2",
+                 colorspace="ACEScg", stabilise=0.0, flow_threshold=0.1, swapper="inswapper_128",
+                 restorer="gpen_bfr_512", parser="none", allow_unverified=True, precision="fp16"),
+])
+def test_farm_argv_is_the_process_render_as_a_farm_job(params: RenderParams, tmp_path: Path) -> None:
+    """``farm_argv`` carries what ``process_argv`` does for the same request: the real ``facebridge farm`` parser
+    reads back exactly the knobs, and the job it builds renders those settings over those frames."""
+    from facebridge.farm.command import build_job
+
+    for frame in range(1001, 1011):
+        (tmp_path / ("in.%d.exr" % frame)).write_bytes(b"")
+    request = command.RenderRequest(params.as_dict(), str(tmp_path / "in.####.exr"), str(tmp_path / "out.####.exr"),
+                                    FrameRange(1001, 1010), FrameRange(1001, 1010), ["/faces/src.jpg"],
+                                    "127.0.0.1:50051", "nuke-abc", str(tmp_path / "r.json"))
+    argv = command.farm_argv(["facebridge"], request, "openjd", 4, bundle_dir=str(tmp_path / "bundle"))
+    assert argv[:3] == ["facebridge", "farm", "openjd"]
+    args = _farm_parser().parse_args(argv[1:])
+    assert render_params(args) == params        # every setting explicit, read back exactly
+    assert (args.input, args.output, args.frames, args.analyse_range) == (request.input_pattern, request.output_pattern,
+                                                                          "1001-1010", "1001-1010")
+    assert args.source == ["/faces/src.jpg"] and args.server == "127.0.0.1:50051" and args.shot == "nuke-abc"
+    assert (args.chunk, args.bundle, args.report, args.cli) == (4, str(tmp_path / "bundle"), None, None)
+    shared = command.process_argv(["facebridge"], request)[2:-8]   # less --progress, --server, --shot, --report
+    assert argv[3:3 + len(shared)] == shared, "the same input, frames, sources and settings as process"
+    job = build_job(args)
+    assert job.settings == tuple(command.param_args(params.as_dict())) and job.chunk == 4
+    assert job.frames == tuple(range(1001, 1011)) and job.shot == "nuke-abc"
+
+    cue = command.farm_argv(["fb"], request._replace(server="", shot=""), "opencue", "2", show="sh", user="me",
+                            dry_run=True, farm_cli="/opt/fb/bin/facebridge")
+    args = _farm_parser().parse_args(cue[1:])
+    assert (args.scheduler, args.chunk, args.show, args.user, args.dry_run) == ("opencue", 2, "sh", "me", True)
+    assert args.cli == "/opt/fb/bin/facebridge" and args.server is None and not args.shot
+    assert render_params(args) == params
+
+
+def test_farm_argv_refuses_what_a_farm_job_cannot_take() -> None:
+    request = command.RenderRequest({"mode": "restore"}, "in.####.exr", "out.####.exr", FrameRange(1, 3))
+    with pytest.raises(SettingsError, match="needs at least one source image"):   # the same check as process
+        command.farm_argv(["fb"], request._replace(params={"mode": "swap"}), "openjd", 10, bundle_dir="b")
+    with pytest.raises(SettingsError, match="scheduler must be one of openjd, opencue, got 'deadline'"):
+        command.farm_argv(["fb"], request, "deadline")
+    with pytest.raises(SettingsError, match="needs a bundle folder"):
+        command.farm_argv(["fb"], request, "openjd")
+    for bad in (0, -2, 2.5, "ten", "", "inf", "nan"):
+        with pytest.raises(SettingsError, match="positive whole number"):
+            command.farm_argv(["fb"], request, "opencue", bad)
+    assert command.farm_chunk(10.0) == 10 and command.farm_chunk(" 3 ") == 3
+    with pytest.raises(SettingsError, match="'blend' must be within 0..1"):
+        command.farm_argv(["fb"], request._replace(params={"mode": "restore", "blend": 2}), "opencue")
+
+
 def test_regions_at_full_weight_are_left_out_and_bad_knobs_are_named() -> None:
     values = knobs.knobs_from_params({"regions": {"eyes": 1.0, "nose": 0.5}})
     assert values["region_eyes"] == 1.0 and values["region_nose"] == 0.5

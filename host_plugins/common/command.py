@@ -1,4 +1,4 @@
-"""Which ``facebridge`` to run, and the argv of ``facebridge process`` / ``facebridge analyse``.
+"""Which ``facebridge`` to run, and the argv of ``facebridge process`` / ``analyse`` / ``farm``.
 
 Hosts drive the client as a sidecar process because their interpreters must not import grpc or
 protobuf. The command comes from, in order:
@@ -136,22 +136,94 @@ def _connection_args(server: str, shot: str, report: str) -> List[str]:
     return args
 
 
-def process_argv(cli: Sequence[str], request: RenderRequest) -> List[str]:
-    """``facebridge process ...`` for ``request``.
+def _request_args(request: RenderRequest) -> List[str]:
+    """Input, output, frames, analysed range, sources and every setting of ``request``: what ``process`` and
+    ``farm`` share.
 
     Raises:
         SettingsError: a swap mode without a source image, or a bad parameter.
     """
     if needs_source(request.params) and not [s for s in request.sources if s]:
         raise SettingsError("mode '%s' needs at least one source image" % request.params.get("mode"))
-    argv = list(cli) + ["process", "--input", request.input_pattern, "--output", request.output_pattern,
-                        "--frames", request.frames.arg()]
+    args = ["--input", request.input_pattern, "--output", request.output_pattern, "--frames", request.frames.arg()]
     if request.analyse_range is not None:
-        argv += ["--analyse-range", request.analyse_range.arg()]
+        args += ["--analyse-range", request.analyse_range.arg()]
     for source in request.sources:
         if source:
-            argv += ["--source", source]
-    return argv + param_args(request.params) + _connection_args(request.server, request.shot, request.report)
+            args += ["--source", source]
+    return args + param_args(request.params)
+
+
+def process_argv(cli: Sequence[str], request: RenderRequest) -> List[str]:
+    """``facebridge process ...`` for ``request``.
+
+    Raises:
+        SettingsError: a swap mode without a source image, or a bad parameter.
+    """
+    return list(cli) + ["process"] + _request_args(request) + _connection_args(request.server, request.shot,
+                                                                               request.report)
+
+
+FARM_SCHEDULERS = ("openjd", "opencue")
+FARM_CHUNK = 10   # frames per render task, as ``facebridge farm --chunk``
+
+
+def farm_chunk(value: object) -> int:
+    """A chunk size from a knob or a text field: a positive whole number.
+
+    Raises:
+        SettingsError: anything else.
+    """
+    text = str(value).strip()
+    try:
+        number = float(text)
+        whole = int(number) if number == int(number) else 0   # 10.0 from a knob is 10; 2.5, nan, inf are not
+    except (ValueError, OverflowError):
+        whole = 0
+    if whole < 1:
+        raise SettingsError("the farm chunk must be a positive whole number of frames, got '%s'" % text)
+    return whole
+
+
+def farm_argv(cli: Sequence[str], request: RenderRequest, scheduler: str, chunk: object = FARM_CHUNK,
+              bundle_dir: str = "", show: str = "", user: str = "", dry_run: bool = False,
+              farm_cli: str = "") -> List[str]:
+    """``facebridge farm openjd|opencue ...``: the render of ``request`` as a farm job.
+
+    The same input, output, frames, analysed range, sources and settings (every one explicit) as
+    :func:`process_argv` for the same request, so the farm renders what a local render would; the server and
+    shot id too. ``request.report`` is not used: each farm task writes its own report (``facebridge farm``'s
+    ``--report-dir``, default ``OUTPUT_FOLDER/farm_reports``).
+
+    Args:
+        scheduler: ``openjd`` (writes a job bundle into ``bundle_dir``) or ``opencue`` (submits to Cuebot, or
+            prints the job spec with ``dry_run``; ``show``/``user`` default to pyoutline's conventions).
+        chunk: frames per render task.
+        farm_cli: the ``facebridge`` command on the farm machines (``--cli``); "" = the one that writes the job.
+
+    Raises:
+        SettingsError: an unknown scheduler, a bad chunk, OpenJD without a bundle folder, a swap mode without
+            a source image, or a bad parameter.
+    """
+    if scheduler not in FARM_SCHEDULERS:
+        raise SettingsError("the farm scheduler must be one of %s, got '%s'" % (", ".join(FARM_SCHEDULERS), scheduler))
+    size = farm_chunk(chunk)
+    args = _request_args(request)
+    if request.server:
+        args += ["--server", request.server]
+    if request.shot:
+        args += ["--shot", request.shot]
+    args += ["--chunk", str(size)]
+    if farm_cli.strip():
+        args += ["--cli", farm_cli.strip()]
+    if scheduler == "openjd":
+        if not bundle_dir.strip():
+            raise SettingsError("an Open Job Description job needs a bundle folder")
+        args += ["--bundle", bundle_dir]
+    else:
+        args += (["--show", show.strip()] if show.strip() else []) + (["--user", user.strip()] if user.strip() else [])
+        args += ["--dry-run"] if dry_run else []
+    return list(cli) + ["farm", scheduler] + args
 
 
 def analyse_argv(cli: Sequence[str], input_pattern: str, frames: FrameRange, keyframe_interval: int,
@@ -167,5 +239,6 @@ def split_sources(text: str) -> List[str]:
     return [p for p in parts if p]
 
 
-__all__ = ["CliNotFound", "ENV_CLI", "ENV_SIDECAR_PYTHONPATH", "RenderRequest", "SettingsError", "analyse_argv",
-           "encode_cli", "param_args", "process_argv", "resolve_cli", "sidecar_env", "split_sources"]
+__all__ = ["CliNotFound", "ENV_CLI", "ENV_SIDECAR_PYTHONPATH", "FARM_CHUNK", "FARM_SCHEDULERS", "RenderRequest",
+           "SettingsError", "analyse_argv", "encode_cli", "farm_argv", "farm_chunk", "param_args", "process_argv",
+           "resolve_cli", "sidecar_env", "split_sources"]

@@ -158,7 +158,8 @@ def _reader(stream, kind: str, out: "queue.Queue") -> None:
 def run_sidecar(argv: Sequence[str], on_event: Callable[[ProgressEvent, ProgressModel], None] = lambda e, m: None,
                 is_cancelled: Callable[[], bool] = lambda: False, what: str = "frames", poll_s: float = 0.1,
                 env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None,
-                on_idle: Optional[Callable[[], None]] = None) -> SidecarResult:
+                on_idle: Optional[Callable[[], None]] = None,
+                on_output: Optional[Callable[[str], None]] = None) -> SidecarResult:
     """Run ``argv`` to completion (or until cancelled), reporting each event as it arrives.
 
     Args:
@@ -168,6 +169,8 @@ def run_sidecar(argv: Sequence[str], on_event: Callable[[ProgressEvent, Progress
         what: ``frames`` (a render) or ``analysis``, for the progress fraction and message.
         on_idle: called every ``poll_s`` while the sidecar is quiet (a GUI host keeps its progress dialog,
             and so its Cancel button, alive from there).
+        on_output: called with each stdout line that is not an event (``facebridge farm`` says where the job
+            went on stdout).
         env: the sidecar's environment (default: :func:`command.sidecar_env` of this process).
         cwd: its working folder.
 
@@ -212,6 +215,8 @@ def run_sidecar(argv: Sequence[str], on_event: Callable[[ProgressEvent, Progress
         if event is not None:
             model.update(event)
             on_event(event, model)
+        elif on_output is not None:
+            on_output(line)
     returncode = process.wait() if not cancelled else None
     if cancelled:
         try:
