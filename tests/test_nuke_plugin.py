@@ -106,7 +106,8 @@ def test_init_builds_no_ui_and_menu_adds_the_node(monkeypatch: pytest.MonkeyPatc
     from host_plugins.common.knobs import PARAM_KNOBS
 
     expected = {k.name for k in PARAM_KNOBS} | {"server", "sources", "first_frame", "last_frame", "output_dir",
-                                                "analyse", "render", "open_panel", "get_from_panel", "status"}
+                                                "analyse", "render", "open_panel", "get_from_panel", "status",
+                                                "send_to_farm", "farm_scheduler", "farm_chunk", "farm_bundle"}
     assert expected <= set(node.knobs())
     assert [n.Class() for n in node.nodes()] == ["Input", "Read", "Switch", "Output"]
     assert node["render"].Class() == "PyScript_Knob" and node["mode"].value() == "swap"
@@ -560,3 +561,100 @@ def test_open_panel_starts_the_panel_and_get_from_panel_applies_its_choice(fake_
     assert steps[0][0] == "FaceBridge: settings B from the panel"
     assert {k for _n, k in steps[0][1]} == {"blend", "region_eyes", "region_mouth", "colour_match"}
     assert "settings B from the panel applied" in node["status"].value()
+
+
+# --- Send to farm (issue 14 item 6) ------------------------------------------------------------------
+
+FAKE_FARM_CLI = '''
+import json, os, sys
+open(os.environ["FB_ARGV_LOG"], "a").write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[2] == "opencue" and "--dry-run" in sys.argv:
+    print("<spec><job name='x'/></spec>")
+else:
+    print("submitted job-1 to Cuebot: analyse, then 1 render task(s)")
+'''
+
+
+def test_send_to_farm_runs_facebridge_farm_with_the_nodes_settings(fake_nuke, plates: str, faces_dir: Path,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The button writes the plates of the whole range (kept, for the farm), then runs ``facebridge farm`` in the
+    worker thread with what Render would run: the knobs, input, output, frames, sources, shot, plus the Farm tab."""
+    from facebridge_nuke import render
+    from facebridge_nuke.node import read_settings
+
+    from facebridge.client.options import render_params
+    from facebridge.farm.command import add_farm_parser
+    from host_plugins.common.sequence import shot_id
+
+    script, log = tmp_path / "fake_farm_cli.py", tmp_path / "argv.jsonl"
+    script.write_text(FAKE_FARM_CLI)
+    monkeypatch.setenv("FACEBRIDGE_CLI", json.dumps([sys.executable, str(script)]))
+    monkeypatch.setenv("FB_ARGV_LOG", str(log))
+    out = tmp_path / "out"
+    _read, node = _script(fake_nuke, plates, out, faces_dir / SOURCE)
+    node["colour_match"].setValue("histogram")
+    assert {"farm_scheduler", "farm_chunk", "farm_bundle", "farm_dry_run"} <= set(node.knobs())
+    assert node["farm_scheduler"].value() == "openjd" and node["farm_chunk"].value() == 10   # the defaults
+    node["farm_scheduler"].setValue("opencue")
+    node["farm_chunk"].setValue(2)
+    node["farm_show"].setValue("show1")
+    node["farm_user"].setValue("artist")
+    node["send_to_farm"].execute()   # returns at once; the job runs in a worker thread
+    fake_nuke._fake.run_main_loop(lambda: not render.is_running(node), 60)
+    argv = _argv(log, "farm")
+    settings = read_settings(node)
+    parser = __import__("argparse").ArgumentParser(prog="facebridge")
+    add_farm_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    assert (args.scheduler, args.chunk, args.show, args.user, args.dry_run) == ("opencue", 2, "show1", "artist", False)
+    assert render_params(args).as_dict() == settings.params   # every knob, the working space filled in
+    assert render_params(args).colour_match == "histogram" and render_params(args).colorspace == "lin_rec709"
+    assert (args.frames, args.analyse_range, args.source) == ("1001-1003", "1001-1003", [str(faces_dir / SOURCE)])
+    assert args.input == str(out / "work" / "farm" / "plate.####.exr")
+    assert args.output == str(out / "FaceBridge1.####.exr") and args.server is None
+    assert args.shot == shot_id("nuke", str(out / "FaceBridge1.####.exr"))   # Render's shot id
+    kept = sorted(p.name for p in (out / "work" / "farm").glob("plate.*.exr"))
+    assert kept == ["plate.1001.exr", "plate.1002.exr", "plate.1003.exr"], "the farm reads the plates later"
+    status = node["status"].value()
+    assert status.startswith("submitted job-1 to Cuebot") and "chunks of 2" in status
+    assert str(out / "FaceBridge1.####.exr") in status and fake_nuke._fake.messages == []
+
+    node["farm_dry_run"].setValue(True)
+    node["farm_bundle"].setValue(str(tmp_path / "jobs"))
+    _press(fake_nuke, node, "send_to_farm")
+    assert "--dry-run" in _argv(log, "farm")
+    spec = tmp_path / "jobs" / "opencue_job.xml"
+    assert node["status"].value().startswith("OpenCue dry run, nothing submitted: the job spec is in %s" % spec)
+    assert spec.read_text() == "<spec><job name='x'/></spec>\n"
+
+    runs = len(log.read_text().splitlines())
+    node["farm_chunk"].setValue(0)
+    _press(fake_nuke, node, "send_to_farm")
+    assert node["status"].value() == "error: the farm chunk must be a positive whole number of frames, got '0'"
+    assert "positive whole number" in fake_nuke._fake.messages[-1]
+    assert len(log.read_text().splitlines()) == runs, "nothing ran"
+
+
+def test_send_to_farm_writes_an_openjd_bundle_that_openjd_check_accepts(fake_nuke, plates: str, faces_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """The real ``facebridge farm openjd`` run by the node: a valid bundle in <output>/farm, the node's values."""
+    out = tmp_path / "out"
+    _read, node = _script(fake_nuke, plates, out, faces_dir / SOURCE)
+    node["farm_chunk"].setValue(2)
+    _press(fake_nuke, node, "send_to_farm")
+    status = node["status"].value()
+    bundle = out / "farm"
+    assert status.startswith("wrote %s: analyse, then 2 render task(s) of up to 2 frame(s)" % bundle), status
+    assert "deadline bundle submit" in status
+    openjd = str(Path(sys.executable).parent / "openjd")
+    check = subprocess.run([openjd, "check", str(bundle / "template.yaml")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+    assert check.returncode == 0, check.stdout
+    values = json.loads((bundle / "job_params.json").read_text())
+    assert values["InputPattern"] == str(out / "work" / "farm" / "plate.####.exr")
+    assert values["OutputPattern"] == str(out / "FaceBridge1.####.exr") and values["Source1"] == str(faces_dir / SOURCE)
+    assert values["Frames"] == "1001-1003" and values["ChunkSize"] == 2
+    assert values["FacebridgeCommand"] == sys.executable   # the farm runs this facebridge (-m facebridge)
+    template = (bundle / "template.yaml").read_text()
+    assert "--blend" in template and "0.9" in template and "mouth=0.5" in template

@@ -7,7 +7,8 @@ input 0, so the node passes its input through; afterwards it shows the Read (``r
 Everything a render needs is read from the knobs (and the script's colour management) by
 :func:`read_settings`; nothing comes from the session, so the saved ``.nk`` renders the same in the GUI,
 in ``nuke -t`` and for another artist. Button knobs call :func:`on_render`, :func:`on_analyse`,
-:func:`on_open_panel` and :func:`on_get_from_panel` with ``nuke.thisNode()``.
+:func:`on_send_to_farm`, :func:`on_open_panel` and :func:`on_get_from_panel` with ``nuke.thisNode()``; the Farm
+tab (:func:`read_farm_settings`) says where Send to farm sends the render.
 
 Paths go into file knobs through :func:`knob_path`: Nuke evaluates file knobs as TCL (``[...]``, ``$``,
 backslashes), so they are written with forward slashes and those characters escaped.
@@ -18,7 +19,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 import nuke
 
-from host_plugins.common.command import split_sources
+from host_plugins.common.command import FARM_CHUNK, FARM_SCHEDULERS, farm_chunk, split_sources
 from host_plugins.common.frames import FrameRange, FrameRangeError
 from host_plugins.common.knobs import PARAM_KNOBS, REGION_NAMES, KnobSpec, SettingsError, params_from_knobs
 from host_plugins.common.sequence import NodeFolders, default_output_dir, node_folders
@@ -34,6 +35,18 @@ MODEL_KNOBS = ("swapper", "restorer", "parser", "precision", "allow_unverified")
 
 NUKE_LINEAR = {"linear": "lin_rec709"}   # nuke-default's working space, as the server's OCIO configs name it
 _TCL_SPECIAL = ("\\", "[", "]", "$")
+
+
+class FarmSettings(NamedTuple):
+    """A FaceBridge node's Farm tab, checked."""
+
+    scheduler: str                 # openjd | opencue
+    chunk: int
+    bundle_dir: str                # openjd's bundle folder; opencue's dry-run spec goes here too
+    show: str
+    user: str
+    dry_run: bool
+    farm_cli: str
 
 
 class NodeSettings(NamedTuple):
@@ -126,6 +139,10 @@ def add_knobs(node: Any) -> None:
     node.addKnob(output)
     node.addKnob(nuke.PyScript_Knob("analyse", "Analyse", _command("on_analyse")))
     node.addKnob(nuke.PyScript_Knob("render", "Render", _command("on_render")))
+    farm = nuke.PyScript_Knob("send_to_farm", "Send to farm", _command("on_send_to_farm"))
+    farm.setTooltip("write the plates of the whole frame range, then the farm job of this node's settings "
+                    "(scheduler, chunk and bundle folder on the Farm tab); the status says where it went")
+    node.addKnob(farm)
     panel = nuke.PyScript_Knob("open_panel", "Open Panel", _command("on_open_panel"))
     panel.setTooltip("open the facebridge panel (its own window) on this node's shot and settings as set A")
     node.addKnob(panel)
@@ -139,6 +156,36 @@ def add_knobs(node: Any) -> None:
     node.addKnob(nuke.Tab_Knob("models", "Models"))
     for name in MODEL_KNOBS:
         node.addKnob(_param_knob(specs[name]))
+    add_farm_knobs(node)
+
+
+def add_farm_knobs(node: Any) -> None:
+    """The Farm tab: where Send to farm sends the node's render (``facebridge farm``)."""
+    node.addKnob(nuke.Tab_Knob("farm", "Farm"))
+    scheduler = nuke.Enumeration_Knob("farm_scheduler", "scheduler", list(FARM_SCHEDULERS))
+    scheduler.setTooltip("openjd: write an Open Job Description job bundle (openjd run, deadline bundle submit); "
+                         "opencue: submit an OpenCue job to the Cuebot in $CUEBOT_HOSTS")
+    node.addKnob(scheduler)
+    chunk = nuke.Int_Knob("farm_chunk", "chunk")
+    chunk.setValue(FARM_CHUNK)
+    chunk.setTooltip("frames per render task (an analyse task over the whole range runs first)")
+    node.addKnob(chunk)
+    bundle = nuke.File_Knob("farm_bundle", "bundle folder")
+    bundle.setTooltip("openjd: the job bundle folder; empty = <output folder>/farm")
+    node.addKnob(bundle)
+    show = nuke.String_Knob("farm_show", "show")
+    show.setTooltip("opencue: the show (empty = $CUE_SHOW, $SHOW, else 'testing')")
+    node.addKnob(show)
+    user = nuke.String_Knob("farm_user", "user")
+    user.setTooltip("opencue: submit as this user (empty = $CUE_USER, $USER)")
+    node.addKnob(user)
+    dry_run = nuke.Boolean_Knob("farm_dry_run", "dry run")
+    dry_run.setTooltip("opencue: write the job spec XML into the bundle folder and submit nothing")
+    node.addKnob(dry_run)
+    farm_cli = nuke.String_Knob("farm_cli", "farm facebridge")
+    farm_cli.setTooltip("the facebridge command on the farm machines, e.g. /opt/fb/bin/facebridge; empty = the "
+                        "one this Nuke runs (it must be reachable from the farm)")
+    node.addKnob(farm_cli)
 
 
 def build_internals(node: Any) -> None:
@@ -201,6 +248,30 @@ def read_settings(node: Any) -> NodeSettings:
                         node_folders(output_dir, node.name()), _ocio_config())
 
 
+def _knob(node: Any, name: str, default: Any) -> Any:
+    """A Farm-tab knob's value; ``default`` on a node saved before the tab existed."""
+    knob = node.knob(name)
+    return default if knob is None else knob.value()
+
+
+def read_farm_settings(node: Any, settings: NodeSettings) -> FarmSettings:
+    """The node's Farm tab, checked (a node saved before the tab existed gets its defaults).
+
+    Raises:
+        SettingsError: an unknown scheduler or a chunk that is not a positive whole number.
+    """
+    scheduler = str(_knob(node, "farm_scheduler", FARM_SCHEDULERS[0])).strip()
+    if scheduler not in FARM_SCHEDULERS:
+        raise SettingsError("the farm scheduler must be one of %s, got '%s'" % (", ".join(FARM_SCHEDULERS),
+                                                                                 scheduler))
+    knob = node.knob("farm_bundle")
+    bundle = str(knob.evaluate()).strip() if knob is not None else ""
+    return FarmSettings(scheduler, farm_chunk(_knob(node, "farm_chunk", FARM_CHUNK)),
+                        os.path.abspath(bundle) if bundle else os.path.join(settings.folders.output_dir, "farm"),
+                        str(_knob(node, "farm_show", "")).strip(), str(_knob(node, "farm_user", "")).strip(),
+                        bool(_knob(node, "farm_dry_run", False)), str(_knob(node, "farm_cli", "")).strip())
+
+
 def show_results(node: Any, result_pattern: Optional[str], frames: FrameRange) -> None:
     """Point the internal Read at the results (or back to pass-through when None).
 
@@ -239,6 +310,12 @@ def on_analyse(node: Any) -> None:
     from . import render
 
     render.start(node, "analyse")
+
+
+def on_send_to_farm(node: Any) -> None:
+    from . import render
+
+    render.start(node, "farm")
 
 
 def on_open_panel(node: Any) -> None:

@@ -20,6 +20,10 @@ before the positional arguments)::
     nuke -t <plugin folder>/facebridge_render.py --frames 1001-1010 shot.nk FaceBridge1
 
 or from Python inside any Nuke session: ``facebridge_nuke.render.render_node("FaceBridge1", 1001, 1010)``.
+
+**Send to farm** (:func:`send_to_farm`) hands the node's render to a scheduler instead: it writes the plates
+of the whole range into ``<output>/work/farm/`` (kept for the farm) and runs ``facebridge farm openjd|opencue``
+(:func:`host_plugins.common.command.farm_argv`) with the same settings, shot id and result pattern.
 """
 
 import argparse
@@ -30,7 +34,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import nuke
 
-from host_plugins.common.command import CliNotFound, RenderRequest, analyse_argv, process_argv, resolve_cli, sidecar_env
+from host_plugins.common.command import (CliNotFound, RenderRequest, analyse_argv, farm_argv, process_argv, resolve_cli,
+                                         sidecar_env)
 from host_plugins.common.frames import FrameRange, FrameRangeError, chunk_of
 from host_plugins.common.knobs import SettingsError
 from host_plugins.common.progress import EXIT_FRAMES_FAILED, EXIT_OK, ProgressEvent, ProgressModel, run_sidecar
@@ -156,14 +161,16 @@ def write_plates(node: Any, pattern: str, frames: FrameRange) -> None:
         node.end()
 
 
-def _sidecar(argv: List[str], reporter: Reporter, what: str, settings: "fb_node.NodeSettings"):
+def _sidecar(argv: List[str], reporter: Reporter, what: str, settings: "fb_node.NodeSettings",
+             on_output: Optional[Callable[[str], None]] = None):
     def on_event(event: ProgressEvent, model: ProgressModel) -> None:
         reporter.update(model.percent, model.message)
 
     env = sidecar_env()
     if settings.ocio_config:   # the script's own OCIO config names its working space
         env["OCIO"] = settings.ocio_config
-    return run_sidecar(argv, on_event, reporter.cancelled, what=what, on_idle=reporter.keep_alive, env=env)
+    return run_sidecar(argv, on_event, reporter.cancelled, what=what, on_idle=reporter.keep_alive, env=env,
+                       on_output=on_output)
 
 
 def render_node(node_name: Any, first: Optional[int] = None, last: Optional[int] = None,
@@ -263,6 +270,85 @@ def analyse_node(node_name: Any, reporter: Optional[Reporter] = None) -> RenderO
     return RenderOutcome(result.ok, False, message, 0 if result.ok else 2, settings.frames, "")
 
 
+def farm_dir(settings: "fb_node.NodeSettings") -> str:
+    """Where Send to farm writes the plates the farm reads (kept: the farm job reads them later)."""
+    return os.path.join(settings.folders.work_dir, "farm")
+
+
+def send_to_farm(node_name: Any, reporter: Optional[Reporter] = None) -> RenderOutcome:
+    """Send to farm: the node's plates for its whole frame range, then ``facebridge farm`` with its settings.
+
+    The job renders what Render would (the same settings, every one explicit, the same shot id and result
+    pattern), over the node's frame range in chunks of the Farm tab's size. The plates go to
+    ``<output>/work/farm/`` and stay there for the farm; the output folder must be on storage the farm
+    machines read and write. The status knob says where the job went. It may run in a worker thread
+    (:func:`start`): node access goes through :func:`on_main`.
+    """
+    reporter = reporter or Reporter("FaceBridge farm job", False)
+    node = None
+    try:
+        node = on_main(_resolve, node_name)
+        node, settings = on_main(_prepare, node)
+        farm = on_main(fb_node.read_farm_settings, node, settings)
+        cli = resolve_cli()
+        folders = settings.folders
+        plates = os.path.join(farm_dir(settings), os.path.basename(folders.plate_pattern))
+        request = RenderRequest(settings.params, plates, folders.result_pattern, settings.frames, settings.frames,
+                                settings.sources, settings.server, shot_id("nuke", folders.result_pattern))
+        argv = farm_argv(cli, request, farm.scheduler, farm.chunk, bundle_dir=farm.bundle_dir, show=farm.show,
+                         user=farm.user, dry_run=farm.dry_run, farm_cli=farm.farm_cli)
+    except (SettingsError, FrameRangeError, CliNotFound) as exc:
+        if node is not None:
+            on_main(fb_node.set_status, node, "error: %s" % exc)
+        return _failure(str(exc))
+    on_main(fb_node.set_status, node, "sending %s to the farm ..." % settings.frames.arg())
+    reporter.update(0, "writing the plate, frames %s" % settings.frames.arg())
+    try:
+        on_main(write_plates, node, plates, settings.frames)
+    except RuntimeError as exc:
+        cancelled = "cancel" in str(exc).lower()
+        message = "cancelled" if cancelled else "plate write failed: %s" % exc
+        on_main(fb_node.set_status, node, message)
+        reporter.close()
+        return RenderOutcome(False, cancelled, message, 3 if cancelled else 2, settings.frames, "")
+    reporter.update(90, "writing the %s job" % farm.scheduler)
+    said: List[str] = []
+    try:
+        result = _sidecar(argv, reporter, "farm", settings, said.append)
+    except OSError as exc:
+        on_main(fb_node.set_status, node, "error: %s" % exc)
+        reporter.close()
+        return _failure(str(exc))
+    reporter.close()
+    if result.cancelled:
+        on_main(fb_node.set_status, node, "cancelled")
+        return RenderOutcome(False, True, "cancelled", 3, settings.frames, "")
+    if not result.ok:
+        message = "farm job not sent: %s" % result.describe()
+        on_main(fb_node.set_status, node, message)
+        return RenderOutcome(False, False, message, 2, settings.frames, "")
+    message = _farm_message(farm, said, folders.result_pattern, settings)
+    on_main(fb_node.set_status, node, message)
+    return RenderOutcome(True, False, message, 0, settings.frames, folders.result_pattern)
+
+
+def _farm_message(farm: "fb_node.FarmSettings", said: List[str], results: str,
+                  settings: "fb_node.NodeSettings") -> str:
+    """Where the job went (from what ``facebridge farm`` printed), and where its results will land."""
+    if farm.scheduler == "opencue" and farm.dry_run:
+        os.makedirs(farm.bundle_dir, exist_ok=True)
+        spec = os.path.join(farm.bundle_dir, "opencue_job.xml")
+        with open(spec, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(said) + "\n")
+        told = "OpenCue dry run, nothing submitted: the job spec is in %s" % spec
+    else:
+        told = "; ".join(line.strip() for line in said if line.strip()) or "farm job sent"
+    notes = ["frames %s in chunks of %d; the results land in %s" % (settings.frames.arg(), farm.chunk, results)]
+    if settings.ocio_config:
+        notes.append("the farm machines need $OCIO=%s (the script's OCIO config)" % settings.ocio_config)
+    return "%s. %s" % (told, "; ".join(notes))
+
+
 def short_frame_list(frames: List[int]) -> str:
     shown = ", ".join(str(f) for f in frames[:10])
     return shown + (" ... (%d in all)" % len(frames) if len(frames) > 10 else "")
@@ -280,19 +366,22 @@ _jobs_lock = threading.Lock()
 
 
 def is_running(node: Any) -> bool:
-    """Whether a Render or Analyse of ``node`` is under way in this session."""
+    """Whether a Render, Analyse or Send to farm of ``node`` is under way in this session."""
     with _jobs_lock:
         job = _jobs.get(node.fullName())
         return job is not None and job.is_alive()
 
 
 def start(node: Any, kind: str) -> Optional[threading.Thread]:
-    """The Render / Analyse button: run the job without blocking Nuke (in ``nuke -t``, run it here).
+    """The Render / Analyse / Send to farm button (``kind`` render, analyse, farm): run the job without blocking
+    Nuke (in ``nuke -t``, run it here).
 
     A second press while the node's job runs starts nothing; it says so. Returns the worker thread.
     """
-    title = "FaceBridge render" if kind == "render" else "FaceBridge analysis"
-    job = render_node if kind == "render" else analyse_node
+    jobs: Dict[str, Callable[..., RenderOutcome]] = {"render": render_node, "analyse": analyse_node,
+                                                     "farm": send_to_farm}
+    titles = {"render": "FaceBridge render", "analyse": "FaceBridge analysis", "farm": "FaceBridge farm job"}
+    title, job = titles[kind], jobs[kind]
     if not nuke.env["gui"]:
         outcome = job(node, reporter=Reporter(title, False))
         if not outcome.ok and not outcome.cancelled:
@@ -303,8 +392,8 @@ def start(node: Any, kind: str) -> Optional[threading.Thread]:
     with _jobs_lock:
         running = _jobs.get(key)
         if running is not None and running.is_alive():
-            nuke.message("FaceBridge %s is already rendering or analysing: wait for it, or press Cancel in its "
-                         "progress window" % name)
+            nuke.message("FaceBridge %s is already rendering, analysing or sending to the farm: wait for it, or "
+                         "press Cancel in its progress window" % name)
             return None
 
         def work() -> None:
