@@ -425,3 +425,76 @@ def test_every_resolve_call_is_documented_and_the_fake_offers_nothing_else() -> 
                 continue
             assert any("%s.%s" % (p, method) in documented for p in prefixes), (cls_name, method)
     assert "Fusion.UIManager" in documented and "Window.On" in documented
+
+
+# --- Send to farm (issue 14 item 6) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["20.3", "19.0"])
+def test_send_to_farm_writes_the_job_instead_of_processing(plates: str, version: str, faces_dir: Path,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dialog's "Run on" choice: the clip's frames found (20.3 reads the EXR files) or rendered (19.0: a render
+    job) as for a local run, then ``facebridge farm openjd`` writes a valid bundle of the same settings; nothing is
+    processed or placed, and the message says where the bundle went and what to import when the farm is done."""
+    monkeypatch.setenv("FACEBRIDGE_CLI", CLI)
+    monkeypatch.setattr(dialog, "LAST_SETTINGS", str(tmp_path / "last.json"))
+    resolve, project, timeline, media = _studio(plates, version)
+    _append(project, media, 1, 4, START + 10)
+    timeline._playhead = START + 11
+    script_globals, bmd = _script_globals(resolve)
+
+    def artist(window):
+        assert window.Find("Farm").CurrentText.startswith("this machine")   # processing here is the default
+        window.Find("Sources").Text = str(faces_dir / SOURCE)
+        window.Find("Output").Text = str(tmp_path / "renders")
+        window.Find("Blend").Text = "0.85"
+        window.Find("Farm").CurrentIndex = 1   # send to farm: Open Job Description bundle
+        window.Find("FarmChunk").Text = "0"
+        window._click("Run")
+        assert "positive whole number" in window.Find("Status").Text   # the dialog stays open
+        window.Find("FarmChunk").Text = "2"
+        window._click("Run")
+
+    bmd._users.append(artist)
+    outcome = menu_script.main(script_globals, env={}, log=lambda line: None)
+    assert outcome.ok and outcome.timeline_item is None, outcome.message
+    assert json.loads((tmp_path / "last.json").read_text())["farm"] == "openjd"   # the next dialog starts from here
+    out = tmp_path / "renders" / "Show_A" / "Reel_1" / ("plate_%d" % (START + 10))
+    bundle = out / "farm"
+    shown = bmd._seen[-1][1]._text()
+    assert "Sent the clip under the playhead" in shown and "to the farm (openjd, chunks of 2 frames)" in shown
+    assert "wrote %s: analyse, then 2 render task(s)" % bundle in shown and "deadline bundle submit" in shown
+    assert "Nothing is placed yet: when the farm has finished, import" in shown
+    assert "at record frame %d" % (START + 10) in shown
+    assert timeline.GetTrackCount("video") == 1 and _pool_folder(project, "facebridge") == []
+    assert not list(out.glob("plate.*.exr")), "nothing processed here"
+    openjd = str(Path(sys.executable).parent / "openjd")
+    check = subprocess.run([openjd, "check", str(bundle / "template.yaml")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+    assert check.returncode == 0, check.stdout
+    values = json.loads((bundle / "job_params.json").read_text())
+    assert values["ChunkSize"] == 2 and values["Source1"] == str(faces_dir / SOURCE)
+    if version == "20.3":   # the source EXR files, read directly by the farm
+        assert project._job_count == 0 and values["InputPattern"] == plates and values["Frames"] == "1002-1004"
+        assert values["OutputPattern"] == str(out / "plate.####.exr") and "copy the grade of" in shown
+    else:                   # the render job's frames, kept for the farm
+        assert project._job_count == 1 and values["InputPattern"].startswith(str(out / "work" / "render"))
+        assert values["Frames"] == "%d-%d" % (START + 10, START + 12)
+        assert values["OutputPattern"] == str(out / "plate.########.exr")
+        first = Path(values["InputPattern"].replace("########", "%08d" % (START + 10)))
+        assert first.is_file()
+    template = (bundle / "template.yaml").read_text()
+    assert "0.85" in template and "--blend" in template
+
+
+def test_farm_settings_from_the_environment(studio, faces_dir: Path, tmp_path: Path) -> None:
+    """Without a dialog: ``FACEBRIDGE_FARM`` and ``FACEBRIDGE_FARM_CHUNK``; a bad value is explained."""
+    settings = dialog.settings_from_env({"FACEBRIDGE_FARM": "opencue", "FACEBRIDGE_FARM_CHUNK": "5",
+                                         "FACEBRIDGE_SOURCES": "a.png"})
+    chosen = dialog.job_from_settings(settings)
+    assert (chosen.farm, chosen.farm_chunk, chosen.sources) == ("opencue", 5, ["a.png"])
+    assert dialog.job_from_settings({"sources": "a.png"})[4:] == ("", 10)   # process here, chunks of 10
+    resolve, project, timeline, media = studio
+    outcome = menu_script.main({"resolve": resolve}, env={"FACEBRIDGE_FARM": "deadline", "FACEBRIDGE_SOURCES": "a"},
+                               log=lambda line: None)
+    assert not outcome.ok and "the farm must be openjd or opencue or empty" in outcome.message

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional
 
-from host_plugins.common.command import split_sources
+from host_plugins.common.command import FARM_CHUNK, FARM_SCHEDULERS, farm_chunk, split_sources
 from host_plugins.common.knobs import MODES, PARAM_DEFAULTS, SettingsError, needs_source, validate_params
 from host_plugins.common.presets import load_preset
 
@@ -18,7 +18,12 @@ from .job import ResolveJob
 
 WINDOW_ID = "FaceBridgeWin"
 LAST_SETTINGS = os.path.join(os.path.expanduser("~"), ".config", "facebridge", "resolve_last.json")
-DEFAULTS = {"preset": "", "sources": "", "mode": "swap", "blend": "1.0", "server": "", "output": ""}
+DEFAULTS = {"preset": "", "sources": "", "mode": "swap", "blend": "1.0", "server": "", "output": "", "farm": "",
+            "farm_chunk": str(FARM_CHUNK)}
+# The dialog's "Run on" choices: processing here, or a farm job (the value of the "farm" setting).
+RUN_ON = (("", "this machine (process now, place the result)"),
+          ("openjd", "send to farm: Open Job Description bundle (Deadline Cloud, openjd run)"),
+          ("opencue", "send to farm: OpenCue (submit to Cuebot)"))
 
 
 def job_from_settings(settings: Mapping[str, str]) -> ResolveJob:
@@ -39,13 +44,20 @@ def job_from_settings(settings: Mapping[str, str]) -> ResolveJob:
     sources = split_sources(str(settings.get("sources", "")))
     if needs_source(params) and not sources:
         raise SettingsError("mode '%s' needs at least one source image" % params["mode"])
+    farm = str(settings.get("farm", "")).strip().lower()
+    if farm not in ("",) + FARM_SCHEDULERS:
+        raise SettingsError("the farm must be %s or empty (process here), got '%s'"
+                            % (" or ".join(FARM_SCHEDULERS), settings.get("farm")))
+    chunk = str(settings.get("farm_chunk", "")).strip()
     return ResolveJob(params, sources, str(settings.get("server", "")).strip(),
-                      os.path.expanduser(str(settings.get("output", "")).strip()))
+                      os.path.expanduser(str(settings.get("output", "")).strip()), farm,
+                      farm_chunk(chunk) if chunk else FARM_CHUNK)
 
 
 def settings_from_env(env: Mapping[str, str]) -> Dict[str, str]:
     """Settings for runs without a dialog: ``FACEBRIDGE_PRESET``, ``FACEBRIDGE_SOURCES`` (``;``-separated),
-    ``FACEBRIDGE_MODE``, ``FACEBRIDGE_BLEND``, ``FACEBRIDGE_SERVER``, ``FACEBRIDGE_OUTPUT``."""
+    ``FACEBRIDGE_MODE``, ``FACEBRIDGE_BLEND``, ``FACEBRIDGE_SERVER``, ``FACEBRIDGE_OUTPUT``, ``FACEBRIDGE_FARM``
+    (``openjd`` or ``opencue``: send to the farm; empty: process here), ``FACEBRIDGE_FARM_CHUNK``."""
     return {key: env.get("FACEBRIDGE_" + key.upper(), "") for key in DEFAULTS}
 
 
@@ -76,7 +88,7 @@ def _row(ui: Any, label: str, widget: Any) -> Any:
 
 def ask_settings(ui: Any, dispatcher: Any, defaults: Mapping[str, str]) -> Optional[Dict[str, str]]:
     """Show the dialog; the settings when the artist presses Run, None on Cancel or close."""
-    window = dispatcher.AddWindow({"ID": WINDOW_ID, "WindowTitle": "facebridge", "Geometry": [200, 200, 620, 320]},
+    window = dispatcher.AddWindow({"ID": WINDOW_ID, "WindowTitle": "facebridge", "Geometry": [200, 200, 620, 380]},
                                   ui.VGroup([
                                       _row(ui, "Preset (JSON)", ui.LineEdit({"ID": "Preset",
                                                                              "Text": defaults["preset"]})),
@@ -88,6 +100,10 @@ def ask_settings(ui: Any, dispatcher: Any, defaults: Mapping[str, str]) -> Optio
                                       _row(ui, "Server", ui.LineEdit({"ID": "Server", "Text": defaults["server"]})),
                                       _row(ui, "Output folder", ui.LineEdit({"ID": "Output",
                                                                              "Text": defaults["output"]})),
+                                      _row(ui, "Run on", ui.ComboBox({"ID": "Farm"})),
+                                      _row(ui, "Farm chunk (frames)", ui.LineEdit({"ID": "FarmChunk",
+                                                                                   "Text": defaults.get("farm_chunk",
+                                                                                                        str(FARM_CHUNK))})),
                                       ui.Label({"ID": "Status", "Text": "", "Weight": 0}),
                                       ui.HGroup({"Weight": 0}, [ui.Button({"ID": "Run", "Text": "Run"}),
                                                                 ui.Button({"ID": "Cancel", "Text": "Cancel"})]),
@@ -96,12 +112,18 @@ def ask_settings(ui: Any, dispatcher: Any, defaults: Mapping[str, str]) -> Optio
     for name in MODES:
         mode.AddItem(name)
     mode.CurrentIndex = MODES.index(defaults["mode"]) if defaults["mode"] in MODES else 0
+    farm = window.Find("Farm")
+    for _value, label in RUN_ON:
+        farm.AddItem(label)
+    choices = [value for value, _label in RUN_ON]
+    farm.CurrentIndex = choices.index(defaults.get("farm", "")) if defaults.get("farm", "") in choices else 0
     chosen: Dict[str, Dict[str, str]] = {}
 
     def values() -> Dict[str, str]:
         return {"preset": window.Find("Preset").Text, "sources": window.Find("Sources").Text,
                 "mode": window.Find("Mode").CurrentText, "blend": window.Find("Blend").Text,
-                "server": window.Find("Server").Text, "output": window.Find("Output").Text}
+                "server": window.Find("Server").Text, "output": window.Find("Output").Text,
+                "farm": choices[int(window.Find("Farm").CurrentIndex)], "farm_chunk": window.Find("FarmChunk").Text}
 
     def on_load(event: Any) -> None:
         try:

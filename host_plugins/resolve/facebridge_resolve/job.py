@@ -14,6 +14,10 @@ pool folder ``facebridge`` (the current folder is restored) and placed on a new 
 the job's timeline (made current again first) at the same record frame, then read back and checked.
 Resolve 18 has no ``AddTrack`` nor ``trackIndex``/``recordFrame``: there the result is imported only.
 
+With ``ResolveJob.farm`` set (the dialog's "Run on" choice, ``FACEBRIDGE_FARM``) the frames are found or
+rendered the same way, then ``facebridge farm openjd|opencue`` writes the farm job of the same settings instead
+of processing here; nothing is placed (the message says what to import when the farm has finished).
+
 Every call is listed, with the README text that documents it per version, in host_plugins/resolve/README.md.
 Methods a version lacks are looked up with ``getattr`` (absent, or answering None, counts as missing),
 never called blindly. The artist gets one message saying what was processed and anything that differs
@@ -25,7 +29,7 @@ import shutil
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from host_plugins.common.command import CliNotFound, RenderRequest, process_argv, resolve_cli
+from host_plugins.common.command import FARM_CHUNK, CliNotFound, RenderRequest, farm_argv, process_argv, resolve_cli
 from host_plugins.common.frames import (FrameRange, FrameRangeError, item_record_range, marks_placeholder,
                                         marks_record_range)
 from host_plugins.common.knobs import SettingsError, validate_params
@@ -45,12 +49,16 @@ START_POLLS = 100   # polls a render job may take to start before it counts as n
 
 
 class ResolveJob(NamedTuple):
-    """What the artist chose: parameters, sources, server, where results go."""
+    """What the artist chose: parameters, sources, server, where results go, and where it runs (``farm``: ""
+    processes here and places the result; ``openjd``/``opencue`` writes a farm job of ``farm_chunk`` frames per
+    render task instead)."""
 
     params: Dict[str, object]
     sources: List[str]
     server: str = ""
     output_root: str = ""
+    farm: str = ""
+    farm_chunk: int = FARM_CHUNK
 
 
 class JobOutcome(NamedTuple):
@@ -325,9 +333,15 @@ def run_job(resolve: Any, job: ResolveJob, log: Callable[[str], None] = print,
         folders = node_folders(output, target.name, sequence.padding)
         request = RenderRequest(params, sequence.hashes, folders.result_pattern, source, source, job.sources,
                                 job.server, shot_id("resolve", folders.result_pattern), folders.report_path)
-        argv = process_argv(cli, request)
+        if job.farm:
+            argv = farm_argv(cli, request, job.farm, job.farm_chunk, bundle_dir=os.path.join(output, "farm"))
+        else:
+            argv = process_argv(cli, request)
     except (SettingsError, CliNotFound, JobError, PlanError, FrameRangeError) as exc:
         return JobOutcome(False, told(str(exc)), 2)
+    if job.farm:
+        return _send_to_farm(argv, job, target, timeline_name, folders.result_pattern, sequence.padding, source,
+                             output, log, told)
     processed = "Processed %s of timeline %s" % (target.described, timeline_name)
 
     def on_event(event: ProgressEvent, model: ProgressModel) -> None:
@@ -381,6 +395,38 @@ def run_job(resolve: Any, job: ResolveJob, log: Callable[[str], None] = print,
     message = "%s; %s; placed on V%d at frame %d" % (processed, result.describe(), placement.track_index,
                                                      placement.record_first)
     return JobOutcome(ok, told(message), int(result.returncode), item, results.hashes)
+
+
+def _send_to_farm(argv: List[str], job: ResolveJob, target: Target, timeline_name: str, result_pattern: str,
+                  padding: int, source: FrameRange, output: str, log: Callable[[str], None],
+                  told: Callable[[str], str]) -> JobOutcome:
+    """Write the farm job (``facebridge farm``) for frames the script has on disk, instead of processing here.
+
+    The frames it reads (the source EXR files, or the render job's frames under ``<output>/work/render``) and
+    ``<output>`` must be on storage the farm machines reach. Nothing is placed: the result is imported when the
+    farm has finished.
+    """
+    said = []  # type: List[str]
+    log("facebridge: writing the %s farm job for frames %s" % (job.farm, source.arg()))
+    try:
+        result = run_sidecar(argv, on_output=said.append)
+    except OSError as exc:
+        return JobOutcome(False, told("cannot run facebridge: %s" % exc), 2)
+    if not result.ok:
+        return JobOutcome(False, told("Nothing was sent to the farm: %s" % result.describe()), 2)
+    prefix, _dot, suffix = result_pattern.partition("#" * padding)
+    results = FrameSequence(prefix, padding, suffix, source.first, source.last)
+    went = "; ".join(line.strip() for line in said if line.strip())   # "wrote BUNDLE: ...", "submitted JOB ..."
+    if not went:
+        went = "the job bundle is in %s" % os.path.join(output, "farm") if job.farm == "openjd" else "submitted"
+    message = ("Sent %s of timeline %s to the farm (%s, chunks of %d frames): %s. Nothing is placed yet: when the "
+               "farm has finished, import %s (frames %d-%d) and put it on a track above the source at record frame %d"
+               % (target.described, timeline_name, job.farm, job.farm_chunk, went, results.printf,
+                  source.first, source.last, target.record.first))
+    if target.direct is not None:
+        message += (" (the farm reads the EXR files ungraded: copy the grade of %s onto the result)"
+                    % (target.item.GetName() if target.item is not None else "the clip below"))
+    return JobOutcome(True, told(message), 0, None, results.hashes)
 
 
 def hasattr_api(obj: Any, name: str) -> bool:
