@@ -144,9 +144,10 @@ def test_client_going_away_stops_the_stream_quietly_and_is_audited(faulty: Any, 
     # the server stops within a frame or two of learning it (it used to write all ten)
     assert len(written) <= 5, written
     assert record["paths"][0] == {"frame": 1001, "input": jobs[0].input_path, "output": jobs[0].output_path}
-    assert record.get("completed_after_client_left"), record
-    # every file the server wrote is in the audit: reported to the client, or completed after it left
-    audited = set(record["frames"]) | set(record["failed_frames"]) | set(record["completed_after_client_left"])
+    # every file the server wrote is in the audit: reported to the client, or completed after it left (whether
+    # a frame was still running when the server learnt of the cancel depends on timing: both cases are covered)
+    late = record.get("completed_after_client_left", [])
+    audited = set(record["frames"]) | set(record["failed_frames"]) | set(late)
     assert {f"out.{n}.exr" for n in audited} == set(written), (record, written)
     cancelled = [r for r in caplog.records if "cancelled or went away" in r.getMessage()]
     assert cancelled and all(r.levelno == logging.INFO and r.exc_info is None for r in cancelled)
