@@ -4,7 +4,7 @@
 One UTF-8 JSON object (standard library only here: the client checks a file before any server starts, the
 server validates it in full with :mod:`inference_server.store.analysis_file`)::
 
-    {"format": "facebridge-shot-analysis", "format_version": 1, "facebridge_version": "0.1.0",
+    {"format": "facebridge-shot-analysis", "format_version": 2, "facebridge_version": "0.1.0",
      "shot": "sh010", "analyser": "dlib-hog+sp68+resnet-v1",
      "analysis_settings": {"keyframe_interval": 8, ...},        # every setting that decides the analysis
      "encoding": {...},                                         # how the fields below are encoded, in words
@@ -19,6 +19,9 @@ sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)``, UT
 cut short by accident is refused. The file itself is written in that canonical form plus ``sha256`` (and a
 newline): the same analysis always gives the same bytes. Frames are in increasing order; there is no time
 stamp, so exporting an imported analysis gives the file back byte for byte.
+
+Version 2 (issue 16): a face's ``origin`` may also be ``cnn`` (found on a keyframe by dlib's CNN detector, the
+fallback where HOG found fewer faces than expected); ``detect`` is HOG. Version 1 files are still read.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "facebridge-shot-analysis"
-VERSION = 1
+VERSION = 2
 SUFFIX = ".fbanalysis"
 MAX_BYTES = 256 * 1024 * 1024
 """The largest shot-analysis file read or accepted (a 10 000-frame shot with four faces is about 40 MB)."""
@@ -43,7 +46,8 @@ ENCODING = {
     "rect": "x0, y0, x1, y1 float64 in data-window pixels: the detector box the landmarks were fitted in",
     "embedding": "base64 of (128,) little-endian float32: the track's identity embedding (analyser's)",
     "cut": "index of the scene cut the frame belongs to, from 0",
-    "origin": "detect (found on a keyframe) | track (followed by optical flow)",
+    "origin": "detect (found on a keyframe by the HOG detector) | cnn (found on a keyframe by the CNN fallback "
+              "detector) | track (followed by optical flow)",
 }
 
 

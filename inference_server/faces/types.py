@@ -16,11 +16,14 @@ class FaceDetection:
         score: detector confidence (dlib HOG: SVM margin; larger is more confident).
         landmarks: ``(68, 2)`` float32, ``x, y`` pixel centres in the same image, iBUG 68-point order
             (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
+        detector: which detector found the face: ``hog`` (dlib's frontal HOG detector) or ``cnn`` (dlib's
+            MMOD CNN detector, the fallback where HOG finds fewer faces than expected).
     """
 
     rect: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray
+    detector: str = "hog"
 
     @property
     def area(self) -> float:

@@ -30,15 +30,20 @@ class FaceTarget:
     track: int = -1                        # -1: detected on this frame, no track
     jitter: tuple[float, float] = (float("nan"), float("nan"))  # raw, smoothed
     neighbours: tuple[NeighbourPlate, ...] = ()
+    detector: str = ""                     # hog | cnn: the detector that found the face ("" unknown)
 
 
 def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: DlibFaceModels, colourspace: ColourSpace,
                    min_score: float, clock: Stopwatch) -> list[FaceTarget]:
     """Faces found on this frame alone (no shot analysis): whole-frame proxy, detector, landmarks.
 
+    HOG first; where it finds no face, dlib's CNN detector on a reduced proxy (frames where HOG finds a face
+    never run it).
+
     ``pixels``: ``(H, W, C)`` float32 scene-linear plate; ``rgb_index`` the indices of R, G, B in it."""
     proxy = colourspace.to_proxy8(pixels[..., rgb_index])
     clock.lap("proxy")
-    targets = [FaceTarget(d.landmarks, d.rect) for d in models.detect(proxy) if d.score >= min_score]
+    targets = [FaceTarget(d.landmarks, d.rect, detector=d.detector)
+               for d in models.detect_with_fallback(proxy, min_score)]
     clock.lap("detect")
     return targets

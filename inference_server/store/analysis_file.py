@@ -190,8 +190,8 @@ def parse_analysis(data: bytes | bytearray, expected_settings: Mapping[str, obje
             if not isinstance(rect, list) or len(rect) != 4:
                 raise AnalysisInvalid(f"{where}.rect must be four numbers")
             x0, y0, x1, y1 = (_float(v, f"{where}.rect") for v in rect)
-            if f["origin"] not in ("detect", "track"):
-                raise AnalysisInvalid(f"{where}.origin must be detect or track")
+            if f["origin"] not in ("detect", "cnn", "track"):
+                raise AnalysisInvalid(f"{where}.origin must be detect, cnn or track")
             observations.append(Observation(frame, track, _floats(f["landmarks"], 136, f"{where}.landmarks")
                                             .reshape(68, 2), _float(f["score"], f"{where}.score"),
                                             str(f["origin"]), (x0, y0, x1, y1)))

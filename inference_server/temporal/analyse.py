@@ -160,7 +160,9 @@ class ShotAnalyser:
         origins = {t: "track" for t in tracked}
         scores = {t: 0.0 for t in tracked}
         if need_detection:
-            detections = [d for d in self.models.detect(rgb8) if d.score >= cfg.min_detection_score]
+            # HOG first; where it finds fewer faces than the tracks expect (at least one), the CNN fallback
+            detections = self.models.detect_with_fallback(rgb8, cfg.min_detection_score,
+                                                          expected=max(1, len(state.active)))
             matched = associate({t: tr.rect for t, tr in tracked.items()}, [d.rect for d in detections], cfg.min_track_iou)
             by_detection = {i: t for t, i in matched.items()}
             kept = {t: tracked[t] for t in matched}
@@ -174,7 +176,7 @@ class ShotAnalyser:
                         self._tracks[track_id] = (state.cut, embedding)
                         new_tracks.append((track_id, state.cut, embedding))
                 kept[track_id] = _Track(track_id, det.landmarks.astype(np.float32), det.rect)
-                origins[track_id] = "detect"
+                origins[track_id] = "detect" if det.detector == "hog" else det.detector
                 scores[track_id] = det.score
             tracked = kept
             state.last_keyframe = frame
