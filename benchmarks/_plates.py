@@ -33,10 +33,10 @@ def one_face_1080p(path: Path) -> Path:
     """1920x1080 linear plate with matplotlib's Grace Hopper photo (one face) on a graded backdrop."""
     import matplotlib
 
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    photo = cv2.imread(str(path))
+    photo_path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    photo = cv2.imread(str(photo_path))
     if photo is None:
-        raise FileNotFoundError(f"cannot read {path}")
+        raise FileNotFoundError(f"cannot read {photo_path}")
     photo = cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)
     photo = cv2.resize(photo, (int(photo.shape[1] * 1.6), int(photo.shape[0] * 1.6)), interpolation=cv2.INTER_CUBIC)
     frame = np.full((1080, 1920, 3), 60, np.uint8)
