@@ -131,18 +131,21 @@ SETTINGS = (
             "OCIO name of the plate's colourspace; empty = the file's metadata, else linear Rec.709",
             metavar="NAME"),
     Setting("swapper", "string", "", "model", "--swapper", "swap model",
-            "registry name or file on the server; empty = the best verified model, else the classical swap",
+            "registry name, or a file name in the server's models folder; empty = the best verified model, "
+            "else the classical swap",
             metavar="NAME|FILE"),
     Setting("restorer", "string", "", "model", "--restorer", "restore model",
-            "registry name or file on the server, e.g. gpen_bfr_512; empty = the best verified one, else the "
-            "classical enhancer", metavar="NAME|FILE"),
+            "registry name (e.g. gpen_bfr_512) or a file name in the server's models folder; empty = the best "
+            "verified one, else the classical enhancer", metavar="NAME|FILE"),
     Setting("parser", "string", "", "model", "--parser", "face parser",
-            "registry name or file, or 'none' for landmark masks only; empty = the best verified one",
+            "registry name or a file name in the server's models folder, or 'none' for landmark masks only; "
+            "empty = the best verified one",
             metavar="NAME|FILE|none"),
     Setting("precision", "enum", "fp32", "model", "--precision", "precision",
             "numeric precision of neural models", choices=PRECISIONS),
     Setting("allow_unverified", "bool", False, "model", "--allow-unverified", "allow unverified models",
-            "use model files whose sha256 differs from the registry's (the report says so)"),
+            "use model files whose sha256 differs from the registry's (the report says so); a shared server "
+            "must allow it (serve --allow-unverified), a private one does when asked"),
 )
 
 BY_NAME = dict((s.name, s) for s in SETTINGS)
