@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support import load_rgb8
+from support import load_rgb8, read_exr, srgb8_to_linear, write_exr
 
 from inference_server.faces.dlib_models import CNN_PROXY_SIDE, DlibFaceModels
 from inference_server.store.shot_db import Observation
@@ -149,3 +149,33 @@ def test_a_face_lost_for_a_few_frames_inside_a_track_is_bridged(gap: int) -> Non
         bridged = path.landmarks(frame)
         assert bridged is not None, f"frame {frame} dropped"
         np.testing.assert_allclose(bridged, base + 2.0 * frame, atol=1e-4)
+
+
+def test_process_swaps_a_face_only_the_cnn_finds_and_the_report_says_cnn(
+        faces_dir: Path, missed_by_hog: np.ndarray, tmp_path: Path) -> None:
+    """Through the real server: ``facebridge process`` on a plate of a tilted head HOG misses."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    linear = srgb8_to_linear(missed_by_hog)
+    for frame in (1001, 1002):
+        write_exr(tmp_path / f"plate.{frame}.exr", linear, ("R", "G", "B"))
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "facebridge", "process", "--source", str(faces_dir / "lp_d9.jpg"),
+         "--input", str(tmp_path / "plate.####.exr"), "--output", str(tmp_path / "out" / "swap.%04d.exr"),
+         "--frames", "1001-1002", "--report", str(report)],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(report.read_text())
+    for entry in data["frames"]:
+        assert entry["faces_found"] == 1 and entry["faces_swapped"] == 1, entry
+        assert entry["faces"][0]["detector"] == "cnn" and entry["faces"][0]["track"] >= 0
+    out, _ = read_exr(tmp_path / "out" / "swap.1001.exr")
+    plate, _ = read_exr(tmp_path / "plate.1001.exr")
+    changed = np.abs(out[..., :3] - plate[..., :3]).max(axis=2) > 1e-3
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 5000 and 150 < xs.mean() < 550 and 150 < ys.mean() < 550  # the face, swapped

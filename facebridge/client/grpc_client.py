@@ -201,6 +201,7 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
         "jitter_raw": _number(face.jitter_raw, 3),
         "jitter_smoothed": _number(face.jitter_smoothed, 3),
         "fp32_fallback": face.fp32_fallback,
+        "detector": face.detector,
     }
 
 

@@ -90,7 +90,7 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
                             source_label=done.source.label if done.source is not None else "",
                             box=(x0, y0, x1, y1),
                             pose=head_pose(target.landmarks), track=target.track, cache_hit=done.hit,
-                            jitter=target.jitter, fp32_fallback=done.fp32_fallback)
+                            jitter=target.jitter, fp32_fallback=done.fp32_fallback, detector=target.detector)
         if settings.quality_checks:
             report = with_identity(report, frame, out, done.work.box, target, done.source, services.models,
                                    settings.colourspace, services.memos)

@@ -241,6 +241,7 @@ def _face_qc(face: FaceReport) -> pb.FaceQC:
         jitter_raw=face.jitter[0],
         jitter_smoothed=face.jitter[1],
         fp32_fallback=face.fp32_fallback,
+        detector=face.detector,
     )
 
 

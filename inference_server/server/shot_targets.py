@@ -21,6 +21,7 @@ from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
 from ..temporal.tracks import FaceSelection, TrackPath, build_paths
 
+_DETECTORS = {"detect": "hog", "cnn": "cnn"}  # observation origin -> detector (track: followed, not detected)
 PLATE_CROP_MARGIN = 1.0  # stored neighbour plates reach further than the render crop (0.6) plus smoothing offsets
 
 
@@ -61,6 +62,7 @@ class ShotTargets:
         self.db = db
         self.cache = cache
         self._paths: Memo[dict[int, TrackPath]] = Memo(16)
+        self._detections: Memo[dict[int, list[tuple[int, str]]]] = Memo(16)
 
     def store_plate_crops(self, pixels: np.ndarray, rgb_index: list[int], frame_hash: str,
                           landmark_sets: Sequence[np.ndarray]) -> None:
@@ -85,6 +87,20 @@ class ShotTargets:
         key = (shot, sigma, self.db.analysis_fingerprint(shot))
         return self._paths.get_or_compute(key, lambda: build_paths(self.db.observations(shot), sigma))
 
+    def detector(self, shot: str, track: int, frame: int) -> str:
+        """Which detector found ``track``'s face as of ``frame``: its latest keyframe detection up to ``frame``,
+        else its first one (``hog`` or ``cnn``; "" when the track has none)."""
+        def compute() -> dict[int, list[tuple[int, str]]]:
+            found: dict[int, list[tuple[int, str]]] = {}
+            for obs in self.db.observations(shot):
+                if obs.origin in _DETECTORS:
+                    found.setdefault(obs.track, []).append((obs.frame, _DETECTORS[obs.origin]))
+            return {t: sorted(items) for t, items in found.items()}
+
+        detections = self._detections.get_or_compute((shot, self.db.analysis_fingerprint(shot)), compute).get(track, [])
+        before = [name for f, name in detections if f <= frame]
+        return before[-1] if before else (detections[0][1] if detections else "")
+
     def targets(self, shot: str, frame: int, frame_hw: tuple[int, int], selection: FaceSelection,
                 smoothing: float, stabilise: bool) -> list[FaceTarget]:
         """The selected faces on an analysed ``frame``: landmarks smoothed over their tracks (``smoothing``
@@ -99,7 +115,8 @@ class ShotTargets:
             lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
             rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
             neighbours = self._neighbours(shot, paths, track, frame, frame_hw) if stabilise else ()
-            targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours))
+            targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours,
+                                      self.detector(shot, track, frame)))
         return targets
 
     def _neighbours(self, shot: str, paths: dict[int, TrackPath], track: int, frame: int,
