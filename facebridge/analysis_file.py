@@ -29,10 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomic
 
 FORMAT = "facebridge-shot-analysis"
 VERSION = 2
@@ -158,18 +159,6 @@ def read(path: str | os.PathLike[str]) -> AnalysisFile:
 
 
 def write_readonly(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path``, make it read-only (0444) and rename it into place
-    (replacing an earlier file: the folder's permission decides, not the old file's mode)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``data`` atomically and read-only (0444), flushed to disk (farm machines read it); an earlier file
+    is replaced (the folder's permission decides, not the old file's mode)."""
+    write_atomic(path, data, mode=0o444, durable=True)

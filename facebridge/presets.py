@@ -6,11 +6,10 @@ schema's default when read. Standard library only, Python 3.6 syntax (the hosts 
 """
 
 import json
-import os
-import tempfile
 from typing import Any, Dict, Mapping, Tuple
 
 from . import schema
+from .files import write_atomic
 from .schema import SettingError
 
 PRESET_VERSION = 1
@@ -52,14 +51,4 @@ def preset_document(values: Mapping[str, Any], name: str = "") -> Dict[str, Any]
 def write_preset(path: str, values: Mapping[str, Any], name: str = "") -> None:
     """Write ``values`` as a preset, to a temporary name renamed into place when complete."""
     text = json.dumps(preset_document(values, name), indent=2, sort_keys=True) + "\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".preset-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_atomic(path, text.encode("utf-8"))

@@ -34,7 +34,7 @@ from host_plugins.common.knobs import SettingsError
 
 HOST_FILES = sorted([*(REPO / "host_plugins" / "common").glob("*.py"), *(REPO / "host_plugins" / "nuke").rglob("*.py"),
                      *(REPO / "host_plugins" / "resolve").rglob("*.py"), REPO / "host_plugins" / "__init__.py",
-                     *(REPO / "facebridge" / name for name in ("__init__.py", "schema.py", "tokens.py", "presets.py"))])
+                     *(REPO / "facebridge" / name for name in ("__init__.py", "schema.py", "tokens.py", "presets.py", "files.py"))])
 """Everything a host's own interpreter loads: the plugins, their shared code and the stdlib-only facebridge modules."""
 
 

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import socket
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facebridge import analysis_file
 from facebridge.auth import ClientTLS, TokenError, client_tls, find_token, token_lookup
+from facebridge.files import write_atomic
 from facebridge.schema import SettingError
 from facebridge.settings import RenderParams
 
@@ -159,20 +159,6 @@ def _preview_array(image: pb.PreviewImage) -> "np.ndarray | None":
     if not image.data:
         return None
     return np.frombuffer(image.data, "<f2").reshape(image.height, image.width, image.channels)
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes | bytearray) -> None:
-    """Write ``data`` to a temporary name beside ``path`` and rename it into place when complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _source_image(source: str | os.PathLike[str]) -> pb.SourceImage:

@@ -55,6 +55,16 @@ def _check_files(directory: Path) -> None:
         raise ModelFilesMissingError(f"dlib model files missing in {directory}: {', '.join(missing)}")
 
 
+def _proxy(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``img`` (``(H, W, 3)`` uint8) reduced so its long side is at most ``max_side`` (INTER_AREA, deterministic),
+    and the factor that maps proxy coordinates back (1.0 when it was small enough already)."""
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img, 1.0
+    scale = max(h, w) / float(max_side)
+    return cv2.resize(img, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA), scale
+
+
 def _rect_tuple(r: "dlib.rectangle", scale: float) -> tuple[float, float, float, float]:
     return (r.left() * scale, r.top() * scale, (r.right() + 1) * scale, (r.bottom() + 1) * scale)
 
@@ -124,12 +134,7 @@ class DlibFaceModels:
             Detections sorted largest box first (ties broken by position), deterministic.
         """
         img = self._check_rgb8(rgb8)
-        h, w = img.shape[:2]
-        scale = 1.0
-        small = img
-        if max(h, w) > max_side:
-            scale = max(h, w) / float(max_side)
-            small = cv2.resize(img, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        small, scale = _proxy(img, max_side)
         with self._lock:
             rects, scores, _ = self._detector.run(small, upsample, 0.0)
         out: list[FaceDetection] = []
@@ -162,17 +167,13 @@ class DlibFaceModels:
         if not self.has_cnn():
             return []
         img = self._check_rgb8(rgb8)
-        h, w = img.shape[:2]
-        scale = 1.0
-        small = img
-        if max(h, w) > max_side:
-            scale = max(h, w) / float(max_side)
-            small = cv2.resize(img, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        small, scale = _proxy(img, max_side)
         with self._lock:
             if self._cnn is None:
                 self._cnn = dlib.cnn_face_detection_model_v1(str(self.directory / CNN_DETECTOR_FILE))
             found = self._cnn(np.ascontiguousarray(small), 0)
             boxes = [(_rect_tuple(d.rect, scale), float(d.confidence)) for d in found]
+        h, w = img.shape[:2]
         out: list[FaceDetection] = []
         for box, confidence in boxes:
             if confidence < min_confidence:
