@@ -27,7 +27,7 @@ from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from host_plugins.common import command, knobs
 from inference_server.server.errors import InvalidRequest
-from inference_server.server.service import session_params
+from inference_server.server.messages import session_params
 from inference_server.server.sessions import SessionParams
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,13 +13,11 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from facebridge_wire.v1 import facebridge_pb2 as pb
-from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facebridge.auth import PLAIN, ClientTLS, TokenError, ensure_token, find_token

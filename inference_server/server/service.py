@@ -15,20 +15,19 @@ from dataclasses import dataclass
 from typing import Generic, NoReturn, TypeVar, cast
 
 import grpc
-import numpy as np
 from facebridge import analysis_file, schema
 from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 
 from .. import __version__
-from ..pipeline.render import FaceReport
+from . import messages
 from .audit import AuditLog
 from .auth import peer_identity
-from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData, PreviewData, ShotSummary
+from .engine import AnalyseResultData, FaceSwapEngine, FrameRequest, FrameResultData
 from .errors import (FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBusy, SessionNotFound, ShotNotFound,
                      SourceError, StreamIdle)
-from .sessions import Session, SessionParams
+from .sessions import Session
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ _STATUS = {
     StreamIdle: grpc.StatusCode.DEADLINE_EXCEEDED,
     ModelUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
 }
-_FRAME_CODE = {"ok": pb.FrameStatus.OK, "warning": pb.FrameStatus.WARNING, "failed": pb.FrameStatus.FAILED}
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -225,114 +223,6 @@ class _Truncated:
     message: str
 
 
-def _face_qc(face: FaceReport) -> pb.FaceQC:
-    return pb.FaceQC(
-        index=face.index,
-        swapped=face.swapped,
-        identity_distance=face.identity_distance,
-        identity_distance_plate=face.identity_distance_plate,
-        source_label=face.source_label,
-        box=list(face.box),
-        yaw=face.pose[0],
-        pitch=face.pose[1],
-        roll=face.pose[2],
-        track_id=face.track,
-        cache_hit=face.cache_hit,
-        jitter_raw=face.jitter[0],
-        jitter_smoothed=face.jitter[1],
-        fp32_fallback=face.fp32_fallback,
-        detector=face.detector,
-    )
-
-
-def _result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.ProcessFramesResponse]:
-    qc = pb.FrameQC(
-        faces_found=len(result.faces),
-        faces_swapped=sum(f.swapped for f in result.faces),
-        faces=[_face_qc(f) for f in result.faces],
-        timings_ms=result.timings_ms,
-        analysed=result.analysed,
-    )
-    yield pb.ProcessFramesResponse(
-        result=pb.FrameResult(
-            frame_id=frame_id,
-            frame_number=result.frame_number,
-            status=pb.FrameStatus(code=_FRAME_CODE[result.status], kind=result.kind, message=result.message),
-            qc=qc,
-            total_bytes=len(result.output) if result.output is not None else 0,
-            output_path=result.output_path,
-        )
-    )
-    if result.output is not None:
-        for offset, piece in split_chunks(result.output, MAX_CHUNK_BYTES):
-            yield pb.ProcessFramesResponse(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=bytes(piece)))
-
-
-def _analyse_message(result: AnalyseResultData) -> pb.AnalyseProgress:
-    return pb.AnalyseProgress(
-        frame_number=result.frame_number,
-        status=pb.FrameStatus(code=_FRAME_CODE[result.status], kind=result.kind, message=result.message),
-        cut=result.cut,
-        keyframe=result.keyframe,
-        replayed=result.replayed,
-        tracks=list(result.tracks),
-        timings_ms=result.timings_ms,
-    )
-
-
-def _preview_image(image: np.ndarray | None) -> pb.PreviewImage | None:
-    if image is None:
-        return None
-    h, w, c = image.shape
-    return pb.PreviewImage(width=w, height=h, channels=c, data=np.ascontiguousarray(image, "<f2").tobytes())
-
-
-def _preview_message(data: PreviewData) -> pb.PreviewResponse:
-    from ..compositing.regions import REGION_NAMES
-
-    reply = pb.PreviewResponse(
-        frame_number=data.frame_number,
-        status=pb.FrameStatus(code=_FRAME_CODE[data.status], kind=data.kind, message=data.message),
-        rendered=_preview_image(data.rendered),
-        plate=_preview_image(data.plate),
-        x0=data.box.x0, y0=data.box.y0, x1=data.box.x1, y1=data.box.y1,
-        frame_width=data.frame_hw[1], frame_height=data.frame_hw[0],
-        faces=[pb.PreviewFace(qc=_face_qc(f), landmarks=np.asarray(lm, np.float32).ravel().tolist())
-               for f, lm in zip(data.faces, data.landmarks)],
-        timings_ms=data.timings_ms,
-        analysed=data.analysed,
-        colourspace=data.colourspace,
-    )
-    if data.labels is not None:
-        h, w = data.labels.shape
-        reply.regions.CopyFrom(pb.RegionOverlay(width=w, height=h, labels=np.ascontiguousarray(data.labels).tobytes(),
-                                                region_names=list(REGION_NAMES)))
-    return reply
-
-
-def _shot_message(summary: ShotSummary) -> pb.ShotInfo:
-    return pb.ShotInfo(
-        shot=summary.shot,
-        first_frame=summary.frames[0] if summary.frames else 0,
-        last_frame=summary.frames[-1] if summary.frames else 0,
-        frames=len(summary.frames),
-        tracks=list(summary.tracks),
-        cuts=summary.cuts,
-        keyframes=summary.keyframes,
-        created=summary.created,
-        frame_summaries=[pb.FrameSummary(frame_number=f.frame_number, cut=f.cut, keyframe=f.keyframe,
-                                         tracks=list(f.tracks), jitter_raw=f.jitter[0], jitter_smoothed=f.jitter[1])
-                         for f in summary.per_frame],
-    )
-
-
-def session_params(p: pb.ProcessParams) -> SessionParams:
-    """Wire parameters -> SessionParams through the schema's mapping (absent numbers take the schema's
-    default); unchecked: the engine validates them."""
-    return SessionParams(**schema.values_from_message(p), output_format=p.output_format or "exr",
-                         quality_checks=not p.skip_quality_checks)
-
-
 class FaceBridgeService(pb_grpc.FaceBridgeServicer):
     """Thin transport layer over ``FaceSwapEngine``.
 
@@ -397,7 +287,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
 
     @_mapped
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.OpenSessionResponse:
-        params = session_params(request.params)
+        params = messages.session_params(request.params)
         sources = [(s.label or f"source{i}", s.data) for i, s in enumerate(request.sources)]
         reference = request.params.face_reference
         self.expire_sessions()
@@ -500,7 +390,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         def finished(frame_id: int, future: Future[FrameResultData]) -> Iterator[pb.ProcessFramesResponse]:
             result = future.result()
             (failed if result.failed else done).append(result.frame_number)
-            yield from _result_messages(frame_id, result)
+            yield from messages.result_messages(frame_id, result)
 
         # frames are independent (each a pure function of its plate, the analysis and the parameters), so
         # up to ``frame_workers`` run at once: one frame's decode and encode overlap another's compositing.
@@ -546,7 +436,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             analyser = self.engine.analyser(session)
             for _, request in self._incoming_frames(request_iterator, context):
                 if isinstance(request, _Truncated):
-                    yield _analyse_message(AnalyseResultData(request.frame_number, "failed", "incomplete",
+                    yield messages.analyse_message(AnalyseResultData(request.frame_number, "failed", "incomplete",
                                                              request.message))
                     continue
                 if request.input_path:
@@ -555,7 +445,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                 session.touch()
                 if result.status == "ok":
                     analysed.append(result.frame_number)
-                yield _analyse_message(result)
+                yield messages.analyse_message(result)
         finally:
             session.stream_ended()
             session.analysis_lock.release()
@@ -575,7 +465,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         self.audit.append("list_shots", {**peer_identity(context), "shot": request.shot,
                                          "with_frames": request.with_frames, "smoothing": smoothing,
                                          "shots": len(summaries)})
-        return pb.ListShotsResponse(shots=[_shot_message(s) for s in summaries])
+        return pb.ListShotsResponse(shots=[messages.shot_message(s) for s in summaries])
 
     @_mapped
     def Preview(self, request: pb.PreviewRequest, context: grpc.ServicerContext) -> pb.PreviewResponse:
@@ -590,7 +480,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             frame = FrameRequest(request.frame_number, request.name, data=request.data)
         else:
             raise InvalidRequest("a preview needs the plate: input_path or data")
-        overrides = session_params(request.params) if request.HasField("params") else None
+        overrides = messages.session_params(request.params) if request.HasField("params") else None
         region = "frame" if request.region == pb.PREVIEW_REGION_FRAME else "faces"
         data = self.engine.preview_frame(session, frame, request.max_side, region, overrides,
                                          include_rendered=not request.omit_rendered,
@@ -599,7 +489,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         self.audit.append("preview", {**self._audit_record(session, context), "frame": request.frame_number,
                                       "input": frame.input_path or f"<{len(request.data)} bytes: {frame.name}>",
                                       "status": data.status})
-        return _preview_message(data)
+        return messages.preview_message(data)
 
     @_mapped_out
     def ExportAnalysis(self, request: pb.ExportAnalysisRequest,
