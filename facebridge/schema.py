@@ -127,6 +127,16 @@ SETTINGS = (
             soft_lo=0.0, soft_hi=0.2),
     Setting("keyframe_interval", "int", 8, "analysis", "--keyframe-interval", "keyframe interval",
             "detect faces every N frames and track them in between", lo=1, hi=1000, soft_hi=50, metavar="N"),
+    Setting("detector", "string", "", "analysis", "--detector", "face detector",
+            "registry name (e.g. scrfd_2.5g) or a file name in the server's models folder; empty = the best "
+            "verified one, else dlib's HOG detector with its CNN fallback", metavar="NAME|FILE"),
+    Setting("landmarker", "string", "", "analysis", "--landmarker", "landmarker",
+            "68-point landmark model: registry name (e.g. 2dfan4) or a file name in the server's models folder; "
+            "empty = the best verified one, else dlib's 68-point predictor", metavar="NAME|FILE"),
+    Setting("min_face", "float", 48.0, "model", "--min-face", "minimum face size",
+            "faces smaller than this (px, landmark extent) are skipped with a warning unless --face picks them; "
+            "a picked small face is swapped without the forehead band (0 = swap every face)", lo=0.0, hi=4096.0,
+            soft_hi=256.0, metavar="PX"),
     Setting("colorspace", "string", "", "model", "--colorspace", "plate colourspace",
             "OCIO name of the plate's colourspace; empty = the file's metadata, else linear Rec.709",
             metavar="NAME"),

@@ -82,7 +82,7 @@ class SourceImage(_message.Message):
     def __init__(self, label: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ProcessParams(_message.Message):
-    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold", "swapper", "restorer", "parser", "allow_unverified", "precision")
+    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold", "swapper", "restorer", "parser", "allow_unverified", "precision", "detector", "landmarker", "min_face")
     class RegionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,9 @@ class ProcessParams(_message.Message):
     PARSER_FIELD_NUMBER: _ClassVar[int]
     ALLOW_UNVERIFIED_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKER_FIELD_NUMBER: _ClassVar[int]
+    MIN_FACE_FIELD_NUMBER: _ClassVar[int]
     mode: str
     blend: float
     colorspace: str
@@ -132,7 +135,10 @@ class ProcessParams(_message.Message):
     parser: str
     allow_unverified: bool
     precision: str
-    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ..., swapper: _Optional[str] = ..., restorer: _Optional[str] = ..., parser: _Optional[str] = ..., allow_unverified: _Optional[bool] = ..., precision: _Optional[str] = ...) -> None: ...
+    detector: str
+    landmarker: str
+    min_face: float
+    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ..., swapper: _Optional[str] = ..., restorer: _Optional[str] = ..., parser: _Optional[str] = ..., allow_unverified: _Optional[bool] = ..., precision: _Optional[str] = ..., detector: _Optional[str] = ..., landmarker: _Optional[str] = ..., min_face: _Optional[float] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client", "shot", "sources", "params")
