@@ -1,0 +1,140 @@
+"""First render and blend-only re-render of a 12-frame 1080p shot, as ratios measured in the same run.
+
+The shot: the first frames of ``../shared/data/faces/lp_d18.mp4`` (a 480² frontal talking head) scaled to
+1080 px high and centred on a 1920x1080 linear half-float RGBA plate (one large face, ~600 px). Measured:
+
+1. the EXR floor: OpenImageIO reading each plate and writing it back (zip, half), the I/O any render pays;
+2. the first render: ``facebridge process`` end to end (private server, fresh cache: analysis, swap, QC,
+   encode) — printed as a ratio to (1);
+3. a blend-only whole re-render (``--blend 0.8``, same cache): printed as the speed-up over (2);
+4. the per-stage table (mean ms per frame) of both renders, from their reports.
+
+Needs ``../shared`` (the clip). Usage: python benchmarks/first_render.py [--frames 12] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _plates import astronaut_png, write_half_rgba
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO.parent / "shared" / "data" / "faces" / "lp_d18.mp4"
+
+
+def srgb_to_linear(rgb8: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB -> float32 linear (the sRGB EOTF)."""
+    v = rgb8.astype(np.float32) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def make_shot(folder: Path, frames: int) -> Path:
+    """``plate.####.exr`` frames 1..frames of the clip, 1080 px high, centred on 1920x1080; the pattern."""
+    capture = cv2.VideoCapture(str(CLIP))
+    for k in range(1, frames + 1):
+        ok, bgr = capture.read()
+        if not ok:
+            raise SystemExit(f"{CLIP}: only {k - 1} frames")
+        face = cv2.resize(bgr[..., ::-1], (1080, 1080), interpolation=cv2.INTER_CUBIC)
+        rgba = np.zeros((1080, 1920, 4), np.float32)
+        rgba[:, 420:1500, :3] = srgb_to_linear(np.ascontiguousarray(face))
+        rgba[..., 3] = 1.0
+        write_half_rgba(folder / f"plate.{k:04d}.exr", rgba)
+    capture.release()
+    return folder / "plate.####.exr"
+
+
+def exr_floor(folder: Path, frames: int) -> float:
+    """Seconds OpenImageIO takes to read every plate and write it back (same channels, half, zip)."""
+    t = time.perf_counter()
+    for k in range(1, frames + 1):
+        src = oiio.ImageInput.open(str(folder / f"plate.{k:04d}.exr"))
+        if src is None:
+            raise SystemExit(oiio.geterror())
+        spec = src.spec()
+        pixels = src.read_image(oiio.FLOAT)
+        src.close()
+        out_spec = oiio.ImageSpec(spec.width, spec.height, spec.nchannels, oiio.HALF)
+        out_spec.channelnames = spec.channelnames
+        out_spec.attribute("compression", "zip")
+        out = oiio.ImageOutput.create(str(folder / f"io.{k:04d}.exr"))
+        if out is None:
+            raise SystemExit(oiio.geterror())
+        out.open(str(folder / f"io.{k:04d}.exr"), out_spec)
+        out.write_image(pixels)
+        out.close()
+    return time.perf_counter() - t
+
+
+def render(pattern: Path, out: Path, source: Path, cache: Path, report: Path, extra: list[str]) -> float:
+    """Seconds ``facebridge process`` takes, end to end."""
+    command = [sys.executable, "-m", "facebridge", "process", "--input", str(pattern), "--output", str(out),
+               "--source", str(source), "--cache-dir", str(cache), "--report", str(report), "--progress", "none",
+               *extra]
+    t = time.perf_counter()
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"facebridge process failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return seconds
+
+
+def stage_table(reports: dict[str, Path]) -> None:
+    loaded = {name: json.loads(path.read_text())["totals"]["mean_timings_ms"] for name, path in reports.items()}
+    stages = sorted({s for t in loaded.values() for s in t})
+    print(f"{'stage (mean ms/frame)':24s}" + "".join(f"{name:>14s}" for name in loaded))
+    for stage in stages:
+        print(f"{stage:24s}" + "".join(f"{loaded[name].get(stage, 0.0):14.1f}" for name in loaded))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=3, help="EXR floor repeats (median)")
+    parser.add_argument("--keep", type=Path, help="keep the work folder here")
+    args = parser.parse_args()
+    if not CLIP.is_file():
+        print(f"{CLIP} not found: this benchmark needs ../shared", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="fb-first-"))
+    try:
+        plates = work / "plates"
+        plates.mkdir()
+        pattern = make_shot(plates, args.frames)
+        source = astronaut_png(work / "astronaut.png")
+        floor = statistics.median(exr_floor(plates, args.frames) for _ in range(args.repeats))
+        cache = work / "cache"
+        reports = {"first": work / "first.json", "blend-only": work / "blend.json"}
+        first = render(pattern, work / "out" / "first.####.exr", source, cache, reports["first"], [])
+        blend = render(pattern, work / "out" / "blend.####.exr", source, cache, reports["blend-only"],
+                       ["--blend", "0.8"])
+        print(f"{args.frames} frames 1920x1080 half RGBA, one ~600 px face")
+        print(f"EXR read+write (OpenImageIO)   {floor:7.2f} s")
+        print(f"first render (process)         {first:7.2f} s   {first / floor:5.1f}x the EXR floor (goal <= 6x)")
+        print(f"blend-only re-render           {blend:7.2f} s   {first / blend:5.1f}x faster than the first "
+              "(goal >= 10x)")
+        stage_table(reports)
+    finally:
+        if args.keep is not None:
+            shutil.copytree(work, args.keep, dirs_exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
