@@ -1,5 +1,9 @@
 """Whole-shot analysis: cuts, detection on keyframes, landmark tracking in between, stable track ids.
 
+A face the detector misses on a keyframe is carried by flow for a few frames while the flow is sure, with
+detection on every frame until it is found again (:mod:`.bridging`); frames where the detector finds every
+tracked face analyse as they would without it.
+
 Frames must arrive in increasing frame order. Each analysed frame is committed to the shot database
 before the next is looked at, so a killed server resumes exactly where it stopped: frames already
 committed with the same content are replayed from the database (restoring the tracker's state) instead
@@ -8,13 +12,14 @@ of being analysed again, and the result equals that of an uninterrupted run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from ..faces.dlib_models import DlibFaceModels
 from ..store.shot_db import Observation, ShotDatabase
+from .bridging import Followed, bridged, max_missed_frames
 from .cuts import is_cut, thumbnail
 from .tracking import Rect, associate, face_size, propagate, transform_rect
 
@@ -53,6 +58,7 @@ class _Track:
     id: int
     landmarks: np.ndarray
     rect: Rect
+    missed: int = 0  # detection frames in a row on which the detector missed the face (carried by flow)
 
 
 @dataclass
@@ -76,15 +82,18 @@ class ShotAnalyser:
         replay_only: only replay committed frames (an imported analysis): a frame the database does not hold
             with the same content raises :class:`NotInAnalysis` instead of being analysed, and nothing is
             ever reset or written.
+        max_missed: the most detection frames in a row a track the detector misses is carried by flow
+            (:mod:`.bridging`); None: two keyframe intervals, 0: a missed track ends at once.
     """
 
     def __init__(self, db: ShotDatabase, shot: str, models: DlibFaceModels, config: AnalyseConfig,
-                 replay_only: bool = False) -> None:
+                 replay_only: bool = False, max_missed: int | None = None) -> None:
         self.db = db
         self.shot = shot
         self.models = models
         self.config = config
         self.replay_only = replay_only
+        self.max_missed = max_missed_frames(config.keyframe_interval) if max_missed is None else max_missed
         if replay_only:
             stored = db.shot_config(shot)
             if stored != config.as_dict():
@@ -130,7 +139,8 @@ class ShotAnalyser:
         keyframe = frame in self._keyframes
         state.active = {}
         for obs in observations:
-            state.active[obs.track] = _Track(obs.track, obs.landmarks, obs.rect)
+            missed = self._misses_before(obs.track, frame, cut) + 1 if keyframe and obs.origin == "track" else 0
+            state.active[obs.track] = _Track(obs.track, obs.landmarks, obs.rect, missed)
         state.cut = cut
         if keyframe:
             state.last_keyframe = frame
@@ -147,15 +157,19 @@ class ShotAnalyser:
         # with nobody tracked, look for faces entering the picture more often than on regular keyframes
         interval = cfg.keyframe_interval if state.active else max(1, cfg.keyframe_interval // 4)
         need_detection = new_cut or state.last_keyframe is None or frame - state.last_keyframe >= interval
+        followed: dict[int, Followed] = {}
         for track in state.active.values():
             assert state.prev_gray is not None  # a track is active only after a frame was analysed
             moved, confidence = propagate(state.prev_gray, gray, track.landmarks)
             rect = transform_rect(track.rect, track.landmarks, moved)
             fitted = self.models.landmarks(rgb8, rect)
             disagreement = float(np.median(np.linalg.norm(fitted - moved, axis=1))) / face_size(fitted)
-            if confidence < cfg.min_flow_confidence or disagreement > cfg.track_tolerance:
+            confident = confidence >= cfg.min_flow_confidence and disagreement <= cfg.track_tolerance
+            # an unsure flow, or a track the detector missed (unconfirmed): detect on this frame
+            if not confident or track.missed > 0:
                 need_detection = True
-            tracked[track.id] = _Track(track.id, fitted, rect)
+            tracked[track.id] = _Track(track.id, fitted, rect, track.missed)
+            followed[track.id] = Followed(rect, confident, track.missed)
         new_tracks: list[tuple[int, int, np.ndarray]] = []
         origins = {t: "track" for t in tracked}
         scores = {t: 0.0 for t in tracked}
@@ -178,6 +192,11 @@ class ShotAnalyser:
                 kept[track_id] = _Track(track_id, det.landmarks.astype(np.float32), det.rect)
                 origins[track_id] = "detect" if det.detector == "hog" else det.detector
                 scores[track_id] = det.score
+            # tracks the detector missed: carried by flow while it is sure, for a bounded number of frames
+            unmatched = {t: f for t, f in followed.items() if t not in kept}
+            for track_id, missed in bridged(unmatched, [tr.rect for tr in kept.values()], self.max_missed,
+                                            cfg.min_track_iou).items():
+                kept[track_id] = replace(tracked[track_id], missed=missed)
             tracked = kept
             state.last_keyframe = frame
         observations = tuple(Observation(frame, t, tr.landmarks, scores[t], origins[t], tr.rect)
@@ -188,6 +207,18 @@ class ShotAnalyser:
             self._keyframes.add(frame)
         state.active = tracked
         return FrameAnalysis(frame, state.cut, need_detection, False, observations)
+
+    def _misses_before(self, track: int, frame: int, cut: int) -> int:
+        """Detection frames in a row before ``frame`` (same cut) on which the committed analysis carried
+        ``track`` by flow alone (a keyframe observation of origin ``track``): restores the bridging state
+        on replay."""
+        count, previous = 0, frame - 1
+        while previous in self._keyframes and self._committed.get(previous, ("", -1))[1] == cut:
+            if not any(o.track == track and o.origin == "track"
+                       for o in self.db.frame_observations(self.shot, previous)):
+                break
+            count, previous = count + 1, previous - 1
+        return count
 
     def _reidentify(self, embedding: np.ndarray, cut: int, exclude: set[int]) -> int | None:
         """The closest earlier track of the same cut within ``reid_distance``, if any."""
