@@ -1,64 +1,136 @@
-"""Frame transport round trip through the server, as a ratio to an in-process copy of the same bytes.
+"""Frame transport round trip through the server, against raw gRPC streaming the same bytes in the same run.
 
-For 1080p and 4K half RGBA plates (no face in them), each frame goes client -> server -> client through
-a real server on a loopback port, by stream (4 MiB chunks) and by path. The server reports how long it
-spent decoding, detecting and encoding; the rest of the wall time is transport. Baseline: copying the
-same encoded bytes in-process (``bytearray(data)``), measured in the same run.
+For 1080p and 4K half RGBA plates (no face in them), each frame goes client -> server -> client through a
+real server on a loopback port, by stream (chunks of ``MAX_CHUNK_BYTES``) and by path, in two sessions:
+one with the quality checks on (the default) and one with them off (nothing computed beyond decode,
+detection and encode). The server reports how long it spent on the frame (decode, detection, encode);
+the rest of the wall time is transport.
 
-Usage: python benchmarks/transport.py [--repeats 5]
+Baseline: a generic gRPC bidi stream (bytes in, the same bytes out, no protobuf) on a second loopback
+server with the same channel and server options, echoing the same file's bytes in 4 MiB chunks (the
+client keeps the pieces as they come back: no file read, no reassembly, no file written). ``ratio`` is our stream transport's throughput over the raw stream's
+(1.0: as fast as gRPC itself; the goal is >= 0.8). The in-process copy of the bytes is printed too.
+Throughput counts the frame's bytes once per round trip (its size over the transport time). Medians of
+``--repeats``.
+
+Usage: python benchmarks/transport.py [--repeats 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from pathlib import Path
+
+import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _plates import astronaut_png, noise_plate  # noqa: E402
 
-from facebridge.client.grpc_client import FaceBridgeClient, FrameJob  # noqa: E402
+from facebridge.client.grpc_client import MAX_MESSAGE_BYTES, FaceBridgeClient, FrameJob  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
+from inference_server.server.service import MAX_MESSAGE_BYTES as SERVER_MAX_MESSAGE_BYTES  # noqa: E402
+
+RAW_CHUNK_BYTES = 4 * 1024 * 1024
+_ECHO_METHOD = "/bench.Raw/Echo"
+
+
+def _echo(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
+    yield from requests
+
+
+class RawEcho:
+    """A loopback gRPC server echoing a bidi stream of bytes, and a channel to it (options as facebridge's)."""
+
+    def __init__(self) -> None:
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[
+            ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
+        ])
+        handler = grpc.method_handlers_generic_handler("bench.Raw", {"Echo": grpc.stream_stream_rpc_method_handler(_echo)})
+        self.server.add_generic_rpc_handlers((handler,))
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ])
+        self.call: grpc.StreamStreamMultiCallable = self.channel.stream_stream(_ECHO_METHOD)
+
+    def round_trip(self, data: bytes) -> list[bytes]:
+        """``data`` there and back: the pieces as they came back (not joined: gRPC's cost alone)."""
+        chunks = (data[o:o + RAW_CHUNK_BYTES] for o in range(0, len(data), RAW_CHUNK_BYTES))
+        return list(self.call(chunks))
+
+    def close(self) -> None:
+        self.channel.close()
+        self.server.stop(None)
+
+
+def _median_ms(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def _gbps(size: int, ms: float) -> float:
+    return size / (ms * 1e6) if ms > 0 else float("inf")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
-    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache"))
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache", allow_roots=(work,)))
+    raw = RawEcho()
     try:
         with FaceBridgeClient(f"127.0.0.1:{running.port}") as client:
-            session = client.open_session([astronaut_png(work / "src.png")])
-            print(f"{'frame':>10} {'transport':>9} {'MB':>7} {'round trip ms':>14} {'server ms':>10} "
-                  f"{'transport ms':>13} {'copy ms':>8} {'ratio':>7}")
+            source = astronaut_png(work / "src.png")
+            sessions = {"qc on": client.open_session([source]).session_id,
+                        "qc off": client.open_session([source], quality_checks=False).session_id}
+            print(f"{'frame':>6} {'MB':>5} {'transport':>9} {'session':>7} {'round trip':>10} {'server':>7} "
+                  f"{'transport':>9} {'GB/s':>5} {'raw ms':>7} {'raw GB/s':>8} {'ratio':>6} {'copy ms':>7}")
             for label, (w, h) in (("1080p", (1920, 1080)), ("4K", (3840, 2160))):
                 plate = noise_plate(work / f"{label}.exr", w, h)
                 data = plate.read_bytes()
-                copies = []
-                for _ in range(args.repeats):
-                    t = time.perf_counter()
-                    bytearray(data)
-                    copies.append((time.perf_counter() - t) * 1000)
-                copy_ms = statistics.median(copies)
+                size = len(data)
+                if b"".join(raw.round_trip(data)) != data:
+                    raise AssertionError("raw echo changed the bytes")
+                copy_ms = _median_ms(functools.partial(bytearray, data), args.repeats)
                 for use_paths in (False, True):
-                    walls, servers = [], []
-                    for k in range(args.repeats):
-                        job = FrameJob(k, str(plate), str(work / f"out_{label}_{k}.exr"))
-                        t = time.perf_counter()
-                        (outcome,) = list(client.process(session.session_id, [job], use_paths=use_paths))
-                        walls.append((time.perf_counter() - t) * 1000)
-                        servers.append(sum(outcome.timings_ms.values()))
-                    wall, server = statistics.median(walls), statistics.median(servers)
-                    transport = max(0.0, wall - server)
-                    print(f"{label:>10} {'path' if use_paths else 'stream':>9} {len(data) / 1e6:7.1f} {wall:14.1f} "
-                          f"{server:10.1f} {transport:13.1f} {copy_ms:8.2f} {transport / copy_ms:6.0f}x")
-            client.close_session(session.session_id)
+                    for session_label, session_id in sessions.items():
+                        raw_ms = _median_ms(functools.partial(raw.round_trip, data), args.repeats)
+                        walls, servers = [], []
+                        for k in range(args.repeats):
+                            job = FrameJob(k, str(plate), str(work / f"out_{label}_{k}.exr"))
+                            t = time.perf_counter()
+                            (outcome,) = list(client.process(session_id, [job], use_paths=use_paths))
+                            walls.append((time.perf_counter() - t) * 1000)
+                            if outcome.failed:
+                                raise RuntimeError(f"{label}: {outcome.message}")
+                            servers.append(sum(outcome.timings_ms.values()))
+                        wall, server = statistics.median(walls), statistics.median(servers)
+                        transport = max(0.0, statistics.median(w - s for w, s in zip(walls, servers)))
+                        ratio = _gbps(size, transport) / _gbps(size, raw_ms)
+                        print(f"{label:>6} {size / 1e6:5.1f} {'path' if use_paths else 'stream':>9} "
+                              f"{session_label:>7} {wall:10.1f} {server:7.1f} {transport:9.1f} "
+                              f"{_gbps(size, transport):5.2f} {raw_ms:7.1f} {_gbps(size, raw_ms):8.2f} "
+                              f"{ratio:6.2f} {copy_ms:7.2f}")
+            for session_id in sessions.values():
+                client.close_session(session_id)
     finally:
+        raw.close()
         running.stop()
     return 0
 

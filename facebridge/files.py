@@ -5,12 +5,64 @@ Standard library only, Python 3.6 syntax: presets are written by the host plugin
 
 import os
 import uuid
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def write_atomic(path: PathLike, data: Union[bytes, bytearray], mode: Optional[int] = None,
+class AtomicFile:
+    """A file written piece by piece under ``.NAME.<random>.tmp`` beside ``path`` and renamed into place by
+    :meth:`commit`; :meth:`discard` (or a failed commit) removes the temporary file, leaving ``path`` as it
+    was. Opening creates the folder and the temporary file (OSError when it cannot).
+
+    Args:
+        mode: the file's permission bits (e.g. 0o444 for a read-only result); None: the process' default.
+        durable: flush to disk before the rename (a file other machines will read, e.g. a farm's analysis).
+    """
+
+    def __init__(self, path: PathLike, mode: Optional[int] = None, durable: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._mode = mode
+        self._durable = durable
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        self._tmp = os.path.join(folder, ".%s.%s.tmp" % (os.path.basename(self.path), uuid.uuid4().hex[:12]))
+        self._handle: Optional[BinaryIO] = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit or discard
+
+    def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Append ``data``."""
+        if self._handle is None:
+            raise ValueError("write to a committed or discarded AtomicFile")
+        self._handle.write(data)
+
+    def commit(self) -> None:
+        """Close the temporary file and rename it to ``path`` (replacing what was there); on failure it is
+        removed and the error raised."""
+        if self._handle is None:
+            raise ValueError("commit of a committed or discarded AtomicFile")
+        try:
+            self._handle.flush()
+            if self._durable:
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+            if self._mode is not None:
+                os.chmod(self._tmp, self._mode)
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (nothing at ``path`` changes); a no-op once committed."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+
+def write_atomic(path: PathLike, data: Union[bytes, bytearray, memoryview], mode: Optional[int] = None,
                  durable: bool = False) -> None:
     """Write ``data`` to ``.NAME.<random>.tmp`` beside ``path`` and rename it into place; on any failure the
     temporary file is removed and ``path`` is as it was (a previous file replaced only when complete).
@@ -19,20 +71,10 @@ def write_atomic(path: PathLike, data: Union[bytes, bytearray], mode: Optional[i
         mode: the file's permission bits (e.g. 0o444 for a read-only result); None: the process' default.
         durable: flush to disk before the rename (a file other machines will read, e.g. a farm's analysis).
     """
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".%s.%s.tmp" % (os.path.basename(target), uuid.uuid4().hex[:12]))
+    target = AtomicFile(path, mode, durable)
     try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        target.write(data)
+        target.commit()
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        target.discard()
         raise

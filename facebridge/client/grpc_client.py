@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, Reassembler, split_chunks
+from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, Reassembler, encoded_chunk, serialize,
+                                      split_chunks)
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facebridge import analysis_file
 from facebridge.auth import ClientTLS, TokenError, client_tls, find_token, token_lookup
-from facebridge.files import write_atomic
+from facebridge.files import AtomicFile, write_atomic  # noqa: F401 - write_atomic: re-exported
 from facebridge.schema import SettingError
 from facebridge.settings import RenderParams
 
@@ -188,7 +189,53 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
         "jitter_smoothed": _number(face.jitter_smoothed, 3),
         "fp32_fallback": face.fp32_fallback,
         "detector": face.detector,
+        "size": _number(face.size, 1),
+        "skipped": face.skipped,
     }
+
+
+class _ResultFile:
+    """A streamed result on its way to its job's output path: the chunks are checked (order, size) and
+    written as they arrive to a temporary file beside it, renamed into place when the last one is in.
+
+    A result that cannot be written (read-only folder, full disk) is still received to its end, then
+    reported as the job's failed outcome; nothing is left at the output path.
+    """
+
+    def __init__(self, result: pb.FrameResult, job: FrameJob) -> None:
+        self.result = result
+        self.job = job
+        self.error = ""
+        self._cursor = ChunkCursor(result.total_bytes, result.total_bytes)
+        self._file: AtomicFile | None = None
+        try:
+            self._file = AtomicFile(job.output_path)
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+
+    def add(self, offset: int, data: bytes) -> bool:
+        """Take one chunk; True when the result is complete (and committed, unless it failed)."""
+        self._cursor.advance(offset, len(data))
+        if self._file is not None:
+            try:
+                self._file.write(data)
+                if self._cursor.complete:
+                    self._file.commit()
+            except OSError as exc:
+                self.discard()
+                self.error = exc.strerror or str(exc)
+        return self._cursor.complete
+
+    def discard(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.discard()
+
+    def outcome(self) -> "FrameOutcome":
+        """The failed outcome of a result that could not be written."""
+        job = self.job
+        return FrameOutcome(job.frame_number, "failed", "write", f"{job.output_path} (frame {job.frame_number}): "
+                            f"cannot write the result ({self.error})", job.input_path, "")
 
 
 class FaceBridgeClient:
@@ -225,6 +272,13 @@ class FaceBridgeClient:
             client_tls(os.environ) if tls is None else tls,
         )
         self._stub = pb_grpc.FaceBridgeStub(self._channel)
+        # the frame streams as the stub's, but their chunks leave already encoded (``encoded_chunk``)
+        self._process_frames = self._channel.stream_stream(
+            "/facebridge.v1.FaceBridge/ProcessFrames", request_serializer=serialize,
+            response_deserializer=pb.ProcessFramesResponse.FromString)
+        self._analyse_shot = self._channel.stream_stream(
+            "/facebridge.v1.FaceBridge/AnalyseShot", request_serializer=serialize,
+            response_deserializer=pb.AnalyseProgress.FromString)
 
     def __enter__(self) -> "FaceBridgeClient":
         return self
@@ -306,35 +360,35 @@ class FaceBridgeClient:
         Results are written to each job's ``output_path`` atomically (stream transport: by this client;
         path transport: by the server). A frame that fails leaves nothing at its output path.
         """
-        call = self._stub.ProcessFrames(self._requests(session_id, jobs, use_paths))
-        pending: tuple[pb.FrameResult, Reassembler] | None = None
+        call = self._process_frames(self._requests(session_id, jobs, use_paths))
+        receiving: _ResultFile | None = None
         try:
             for message in call:
                 if message.WhichOneof("payload") == "result":
                     result = message.result
+                    if receiving is not None:
+                        raise ClientError(f"server sent frame id {result.frame_id} before the rest of frame id "
+                                          f"{receiving.result.frame_id}")
                     if result.total_bytes:
-                        pending = (result, Reassembler(result.total_bytes, result.total_bytes))
+                        receiving = _ResultFile(result, jobs[result.frame_id])
                         continue
                     yield self._outcome(jobs[result.frame_id], result)
                 else:
-                    if pending is None or message.chunk.frame_id != pending[0].frame_id:
-                        raise ClientError(f"server sent a chunk for frame id {message.chunk.frame_id} out of order")
-                    result, assembler = pending
-                    assembler.add(message.chunk.offset, message.chunk.data)
-                    if assembler.complete:
-                        pending = None
-                        job = jobs[result.frame_id]
-                        try:
-                            write_atomic(job.output_path, assembler.result())
-                        except OSError as exc:  # read-only or full: this frame fails, the others go on
-                            yield FrameOutcome(job.frame_number, "failed", "write",
-                                               f"{job.output_path} (frame {job.frame_number}): cannot write the "
-                                               f"result ({exc.strerror or exc})", job.input_path, "")
-                            continue
-                        yield self._outcome(job, result)
+                    chunk = message.chunk
+                    if receiving is None or chunk.frame_id != receiving.result.frame_id:
+                        raise ClientError(f"server sent a chunk for frame id {chunk.frame_id} out of order")
+                    if not receiving.add(chunk.offset, chunk.data):
+                        continue
+                    done, receiving = receiving, None
+                    yield done.outcome() if done.error else self._outcome(done.job, done.result)
         except grpc.RpcError as exc:
             raise _mapped(exc, "ProcessFrames", self.address) from exc
+        except ChunkError as exc:
+            raise ClientError(f"ProcessFrames: server {self.address} sent a result that does not add up: {exc}") \
+                from exc
         finally:
+            if receiving is not None:  # the stream ended inside a result: nothing is left at its output path
+                receiving.discard()
             call.cancel()
 
     @staticmethod
@@ -353,7 +407,7 @@ class FaceBridgeClient:
 
     def analyse(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False) -> Iterator[AnalyseOutcome]:
         """Analyse the session's shot over ``jobs`` (increasing frame order); one outcome per frame."""
-        call = self._stub.AnalyseShot(self._requests(session_id, jobs, use_paths))
+        call = self._analyse_shot(self._requests(session_id, jobs, use_paths))
         try:
             for reply in call:
                 yield AnalyseOutcome(reply.frame_number, _STATUS_NAMES[reply.status.code], reply.status.kind,
@@ -479,7 +533,9 @@ class FaceBridgeClient:
         )
 
     @staticmethod
-    def _requests(session_id: str, jobs: Sequence[FrameJob], use_paths: bool) -> Iterator[pb.ProcessFramesRequest]:
+    def _requests(session_id: str, jobs: Sequence[FrameJob],
+                  use_paths: bool) -> Iterator[pb.ProcessFramesRequest | bytes]:
+        """The stream's messages; a frame's chunks come encoded (``ProcessFramesRequest`` bytes)."""
         yield pb.ProcessFramesRequest(start=pb.StreamStart(session_id=session_id))
         for frame_id, job in enumerate(jobs):
             name = os.path.basename(job.input_path)
@@ -496,4 +552,4 @@ class FaceBridgeClient:
                 frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
                 total_bytes=len(data)))
             for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
-                yield pb.ProcessFramesRequest(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=bytes(piece)))
+                yield encoded_chunk(pb.ProcessFramesRequest, frame_id, offset, piece)

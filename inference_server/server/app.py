@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -27,10 +26,9 @@ from ..store.private import check_writable, private_dir
 from .engine import FaceSwapEngine
 from .file_roots import FileRoots
 from .scratch import make_scratch
-from .service import MAX_MESSAGE_BYTES, FaceBridgeService
+from .service import MAX_MESSAGE_BYTES, SERVICE_NAME, FaceBridgeService, add_service
 
 _LOG = logging.getLogger(__name__)
-SERVICE_NAME = "facebridge.v1.FaceBridge"
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,7 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    pb_grpc.add_FaceBridgeServicer_to_server(service, server)
+    add_service(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

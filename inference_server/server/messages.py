@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from facebridge import schema
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, split_chunks
+from facebridge_wire.chunking import MAX_CHUNK_BYTES, encoded_chunk, split_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
 from ..pipeline.render import FaceReport
@@ -36,10 +36,13 @@ def face_qc(face: FaceReport) -> pb.FaceQC:
         jitter_smoothed=face.jitter[1],
         fp32_fallback=face.fp32_fallback,
         detector=face.detector,
+        size=face.size,
+        skipped=face.skipped,
     )
 
 
-def result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.ProcessFramesResponse]:
+def result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.ProcessFramesResponse | bytes]:
+    """The frame's result, then its output in chunks (serialized ``ProcessFramesResponse``: ``encoded_chunk``)."""
     qc = pb.FrameQC(
         faces_found=len(result.faces),
         faces_swapped=sum(f.swapped for f in result.faces),
@@ -59,7 +62,7 @@ def result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.Proce
     )
     if result.output is not None:
         for offset, piece in split_chunks(result.output, MAX_CHUNK_BYTES):
-            yield pb.ProcessFramesResponse(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=bytes(piece)))
+            yield encoded_chunk(pb.ProcessFramesResponse, frame_id, offset, piece)
 
 
 def analyse_message(result: AnalyseResultData) -> pb.AnalyseProgress:

@@ -16,7 +16,7 @@ from typing import Generic, NoReturn, TypeVar, cast
 
 import grpc
 from facebridge import analysis_file, schema
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
+from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, serialize, split_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 
@@ -30,6 +30,9 @@ from .errors import (FaceBridgeError, InvalidRequest, ModelUnavailable, ServerBu
 from .sessions import Session
 
 _LOG = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceBridge"].full_name
+"""``facebridge.v1.FaceBridge``."""
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Receive limit for one message: OpenSession carries whole source images; frames always come in chunks."""
@@ -223,6 +226,33 @@ class _Truncated:
     message: str
 
 
+class _Handlers:
+    """Stands in for a server to collect the generated code's method handlers (``add_service``)."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, _service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers.update(handlers)
+
+
+def add_service(service: "FaceBridgeService", server: grpc.Server) -> None:
+    """Register ``service`` as the generated ``add_FaceBridgeServicer_to_server`` would, except that
+    ProcessFrames' responses go through ``chunking.serialize``: its result chunks leave already encoded."""
+    collected = _Handlers()
+    pb_grpc.add_FaceBridgeServicer_to_server(service, collected)
+    handlers = dict(collected.handlers)
+    process = handlers["ProcessFrames"]
+    assert process.stream_stream is not None  # (the generated handler of a bidi-stream method)
+    handlers["ProcessFrames"] = grpc.stream_stream_rpc_method_handler(
+        process.stream_stream, request_deserializer=process.request_deserializer, response_serializer=serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 class FaceBridgeService(pb_grpc.FaceBridgeServicer):
     """Thin transport layer over ``FaceSwapEngine``.
 
@@ -370,7 +400,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
     @_mapped_stream
     def ProcessFrames(
         self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ProcessFramesResponse]:
+    ) -> Iterator[pb.ProcessFramesResponse | bytes]:
         session = self._stream_session(request_iterator)
         done: list[int] = []
         failed: list[int] = []
@@ -387,7 +417,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                               "output": request.output_path})
             return pool.submit(self.engine.process_frame, session, request)
 
-        def finished(frame_id: int, future: Future[FrameResultData]) -> Iterator[pb.ProcessFramesResponse]:
+        def finished(frame_id: int, future: Future[FrameResultData]) -> Iterator[pb.ProcessFramesResponse | bytes]:
             result = future.result()
             (failed if result.failed else done).append(result.frame_number)
             yield from messages.result_messages(frame_id, result)
