@@ -1,8 +1,13 @@
 import os
+from pathlib import Path
 
 import pytest
+from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, Reassembler, encoded_chunk, serialize,
+                                      split_chunks)
+from facebridge_wire.v1 import facebridge_pb2 as pb
+from google.protobuf.message import Message
 
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, split_chunks
+from facebridge.files import AtomicFile
 
 
 def test_chunks_fit_grpc_default_limit() -> None:
@@ -39,3 +44,53 @@ def test_overrun_and_incomplete_are_rejected() -> None:
 def test_oversized_frame_is_refused_up_front() -> None:
     with pytest.raises(ChunkError, match="exceeds the limit"):
         Reassembler(101, limit=100)
+
+
+@pytest.mark.parametrize("frame_id, offset, size", [(0, 0, 0), (0, 0, 5), (3, 0, 127), (0, 300, 128),
+                                                    (2**40, 2**35, 20000), (1, MAX_CHUNK_BYTES, MAX_CHUNK_BYTES)])
+@pytest.mark.parametrize("container", [pb.ProcessFramesRequest, pb.ProcessFramesResponse])
+def test_encoded_chunk_is_what_protobuf_serializes(container: type[Message], frame_id: int, offset: int, size: int) -> None:
+    data = os.urandom(size)
+    expected = container(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=data))
+    encoded = encoded_chunk(container, frame_id, offset, memoryview(data))
+    assert encoded == expected.SerializeToString()
+    assert container.FromString(encoded) == expected
+    assert serialize(encoded) is encoded and serialize(expected) == encoded
+
+
+def test_chunk_cursor_checks_without_keeping() -> None:
+    cursor = ChunkCursor(10, limit=100, max_chunk=4)
+    with pytest.raises(ChunkError, match="exceeds the limit of 4"):
+        cursor.advance(0, 5)
+    with pytest.raises(ChunkError, match="expected 0"):
+        cursor.advance(4, 4)
+    cursor.advance(0, 4)
+    cursor.advance(4, 4)
+    with pytest.raises(ChunkError, match="beyond the announced 10"):
+        cursor.advance(8, 4)
+    with pytest.raises(ChunkError, match="incomplete: 8 of 10"):
+        cursor.check_complete()
+    cursor.advance(8, 2)
+    assert cursor.complete and cursor.received == 10
+    with pytest.raises(ChunkError, match="exceeds the limit"):
+        ChunkCursor(101, limit=100)
+
+
+def test_atomic_file_appears_only_when_committed(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "out.exr"
+    target.parent.mkdir()
+    target.write_bytes(b"previous")
+    writer = AtomicFile(target)
+    writer.write(b"abc")
+    writer.write(memoryview(b"defg")[1:])
+    assert target.read_bytes() == b"previous"
+    writer.commit()
+    assert target.read_bytes() == b"abcefg"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.exr"]
+    abandoned = AtomicFile(target)
+    abandoned.write(b"half")
+    abandoned.discard()
+    assert target.read_bytes() == b"abcefg"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.exr"]
+    with pytest.raises(ValueError):
+        abandoned.write(b"more")
