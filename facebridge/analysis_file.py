@@ -4,7 +4,7 @@
 One UTF-8 JSON object (standard library only here: the client checks a file before any server starts, the
 server validates it in full with :mod:`inference_server.store.analysis_file`)::
 
-    {"format": "facebridge-shot-analysis", "format_version": 2, "facebridge_version": "0.1.0",
+    {"format": "facebridge-shot-analysis", "format_version": 3, "facebridge_version": "0.1.0",
      "shot": "sh010", "analyser": "dlib-hog+sp68+resnet-v1",
      "analysis_settings": {"keyframe_interval": 8, ...},        # every setting that decides the analysis
      "encoding": {...},                                         # how the fields below are encoded, in words
@@ -21,7 +21,9 @@ newline): the same analysis always gives the same bytes. Frames are in increasin
 stamp, so exporting an imported analysis gives the file back byte for byte.
 
 Version 2 (issue 16): a face's ``origin`` may also be ``cnn`` (found on a keyframe by dlib's CNN detector, the
-fallback where HOG found fewer faces than expected); ``detect`` is HOG. Version 1 files are still read.
+fallback where HOG found fewer faces than expected); ``detect`` is HOG. Version 3 (issue 16): ``origin`` may be
+the registry name of a detector chosen from the models folder (``scrfd_2.5g``, ...), and ``analysis_settings``
+then names the chosen ``detector`` and/or ``landmarker`` (model ids, strings). Versions 1 and 2 are still read.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 from .files import write_atomic
 
 FORMAT = "facebridge-shot-analysis"
-VERSION = 2
+VERSION = 3
 SUFFIX = ".fbanalysis"
 MAX_BYTES = 256 * 1024 * 1024
 """The largest shot-analysis file read or accepted (a 10 000-frame shot with four faces is about 40 MB)."""
@@ -47,7 +49,8 @@ ENCODING = {
     "embedding": "base64 of (128,) little-endian float32: the track's identity embedding (analyser's)",
     "cut": "index of the scene cut the frame belongs to, from 0",
     "origin": "detect (found on a keyframe by the HOG detector) | cnn (found on a keyframe by the CNN fallback "
-              "detector) | track (followed by optical flow)",
+              "detector) | track (followed by optical flow) | the registry name of the neural detector that found "
+              "it on a keyframe",
 }
 
 

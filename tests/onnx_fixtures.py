@@ -152,3 +152,92 @@ def write_garbage(folder: Path, name: str = "broken.onnx") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"this is not an onnx model\n" * 4)
     return path
+
+
+# -- face detectors and landmarkers (FaceFusion formats) ---------------------------------------------------
+
+DETECTOR_SIZE = 640
+ANCHOR_STRIDES = (8, 16, 32)
+YOLO_CANDIDATES = 8400  # 80^2 + 40^2 + 20^2 cells of a 640 px yolov8 head
+
+
+def make_constant_model(path: Path, input_shape: list[int], outputs: list[tuple[str, np.ndarray]],
+                        input_name: str = "input") -> Path:
+    """A model whose outputs are the given constants (plus ``0 * mean(input)``, so the input is used)."""
+    nodes = [helper.make_node("ReduceMean", [input_name], ["input_mean"], keepdims=0),
+             helper.make_node("Mul", ["input_mean", "zero"], ["input_zero"])]
+    initializers = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    for name, value in outputs:
+        initializers.append(numpy_helper.from_array(np.asarray(value, np.float32), f"{name}_value"))
+        nodes.append(helper.make_node("Add", [f"{name}_value", "input_zero"], [name]))
+    graph = helper.make_graph(nodes, path.stem.replace(".", "_"), [_input(input_name, input_shape)],
+                              [_input(name, list(np.shape(value))) for name, value in outputs],
+                              initializer=initializers)
+    return _save(graph, path)
+
+
+def anchor_detector_outputs(faces: list[tuple[np.ndarray, np.ndarray, float, int]],
+                            size: int = DETECTOR_SIZE) -> list[np.ndarray]:
+    """The nine retinaface/scrfd outputs that encode ``faces``: each ``(box (4,), points (5, 2), score, stride)``
+    in model-input pixels, put on the first anchor of the cell nearest the box centre at that stride (the
+    inverse of FaceFusion's decoding: anchor = (column, row) x stride, distances and offsets in stride units)."""
+    scores = [np.zeros(((size // s) ** 2 * 2, 1), np.float32) for s in ANCHOR_STRIDES]
+    boxes = [np.zeros(((size // s) ** 2 * 2, 4), np.float32) for s in ANCHOR_STRIDES]
+    points = [np.zeros(((size // s) ** 2 * 2, 10), np.float32) for s in ANCHOR_STRIDES]
+    for box, kps, score, stride in faces:
+        level = ANCHOR_STRIDES.index(stride)
+        cols = size // stride
+        col = round((box[0] + box[2]) / 2 / stride)
+        row = round((box[1] + box[3]) / 2 / stride)
+        index = (row * cols + col) * 2
+        ax, ay = col * stride, row * stride
+        scores[level][index, 0] = score
+        boxes[level][index] = np.array([ax - box[0], ay - box[1], box[2] - ax, box[3] - ay]) / stride
+        points[level][index] = ((np.asarray(kps) - [ax, ay]) / stride).reshape(10)
+    return scores + boxes + points
+
+
+def make_anchor_detector(folder: Path, faces: list[tuple[np.ndarray, np.ndarray, float, int]],
+                         name: str = "scrfd_2.5g.onnx") -> Path:
+    """retinaface_10g / scrfd_2.5g stand-in: ``input (1,3,640,640)`` -> nine constant outputs encoding ``faces``
+    (see :func:`anchor_detector_outputs`)."""
+    names = [f"{kind}_{s}" for kind in ("score", "bbox", "kps") for s in ANCHOR_STRIDES]
+    return make_constant_model(folder / name, [1, 3, DETECTOR_SIZE, DETECTOR_SIZE],
+                               list(zip(names, anchor_detector_outputs(faces))))
+
+
+def yolo_detector_output(faces: list[tuple[np.ndarray, np.ndarray, float, int]]) -> np.ndarray:
+    """``(1, 20, 8400)`` yoloface output with ``faces`` (``(box, points (5, 2), score, candidate index)`` in input
+    pixels) as centre/size boxes, scores and (x, y, 1.0) points; every other candidate scores 0."""
+    out = np.zeros((1, 20, YOLO_CANDIDATES), np.float32)
+    for box, kps, score, index in faces:
+        x0, y0, x1, y1 = box
+        out[0, :5, index] = [(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, score]
+        out[0, 5:, index] = np.column_stack([np.asarray(kps), np.ones(5)]).reshape(15)
+    return out
+
+
+def make_yolo_detector(folder: Path, faces: list[tuple[np.ndarray, np.ndarray, float, int]],
+                       name: str = "yoloface_8n.onnx") -> Path:
+    """yoloface_8n stand-in: ``input (1,3,640,640)`` -> ``output (1,20,8400)`` encoding ``faces``."""
+    return make_constant_model(folder / name, [1, 3, DETECTOR_SIZE, DETECTOR_SIZE],
+                               [("output0", yolo_detector_output(faces))])
+
+
+def make_2dfan4(folder: Path, heatmap_points: np.ndarray, peak: float, name: str = "2dfan4.onnx") -> Path:
+    """2dfan4 stand-in: ``input (1,3,256,256)`` -> ``landmarks (1,68,3)`` = ``heatmap_points`` ((68, 2), 64 px
+    heatmap units) with a third column of ones, and ``heatmaps (1,68,64,64)`` whose every map peaks at ``peak``."""
+    landmarks = np.concatenate([np.asarray(heatmap_points, np.float32).reshape(1, 68, 2),
+                                np.ones((1, 68, 1), np.float32)], axis=2)
+    heatmaps = np.zeros((1, 68, 64, 64), np.float32)
+    heatmaps[0, :, 10, 20] = peak
+    heatmaps[0, :, 11, 20] = peak / 2
+    return make_constant_model(folder / name, [1, 3, 256, 256], [("landmarks", landmarks), ("heatmaps", heatmaps)])
+
+
+def make_peppa_wutz(folder: Path, heatmap_points: np.ndarray, confidence: float,
+                    name: str = "peppa_wutz.onnx") -> Path:
+    """peppa_wutz stand-in: ``input (1,3,256,256)`` -> ``output (1,204)``: (x, y, ``confidence``) per point, x, y
+    in 64 px units."""
+    rows = np.column_stack([np.asarray(heatmap_points, np.float32).reshape(68, 2), np.full(68, confidence)])
+    return make_constant_model(folder / name, [1, 3, 256, 256], [("output", rows.reshape(1, 204))])

@@ -13,11 +13,12 @@ class FaceDetection:
 
     Attributes:
         rect: ``(x0, y0, x1, y1)`` detector box in pixels of the image that was given to the detector.
-        score: detector confidence (dlib HOG: SVM margin; larger is more confident).
+        score: detector confidence (dlib HOG: SVM margin; neural detectors: [0, 1]; larger is more confident).
         landmarks: ``(68, 2)`` float32, ``x, y`` pixel centres in the same image, iBUG 68-point order
             (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
-        detector: which detector found the face: ``hog`` (dlib's frontal HOG detector) or ``cnn`` (dlib's
-            MMOD CNN detector, the fallback where HOG finds fewer faces than expected).
+        detector: which detector found the face: ``hog`` (dlib's frontal HOG detector), ``cnn`` (dlib's
+            MMOD CNN detector, the fallback where HOG finds fewer faces than expected) or the registry name of a
+            neural detector from the models folder (``scrfd_2.5g``, ...).
     """
 
     rect: tuple[float, float, float, float]

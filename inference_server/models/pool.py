@@ -1,9 +1,10 @@
 """The server's loaded models: chosen from the registry, loaded once, warmed up, shared by all sessions.
 
-:class:`ModelPool` resolves a session's choices (``swapper``, ``restorer``, ``parser``: registry names or
-file paths, empty for the default) against the models directory, refuses files that do not verify unless
-``allow_unverified``, and hands out loaded adapters (:mod:`.adapters`). Loaded models are keyed by file,
-digest, device and precision, so two sessions asking for the same model share one instance.
+:class:`ModelPool` resolves a session's choices (``swapper``, ``restorer``, ``parser``, ``detector``,
+``landmarker``: registry names or file paths, empty for the default) against the models directory, refuses
+files that do not verify unless ``allow_unverified``, and hands out loaded adapters (:mod:`.adapters`). Loaded
+models are keyed by file, digest, device and precision, so two sessions asking for the same model share one
+instance.
 """
 
 from __future__ import annotations
@@ -224,6 +225,18 @@ class ModelPool:
             ident = f"{ident}:{runner.precision}"  # the precision that runs: it decides the pixels
             return Loaded(choice, TorchGpenAdapter(runner, size, record.template or _template_for(size), ident),
                           ident, tuple(notes))
+        if kind == "detector" and fmt == "onnx":
+            from .onnx_detector import OnnxFaceDetector
+
+            detector = OnnxFaceDetector(path, self.device, name=record.name)
+            warm_up(detector.session)
+            return Loaded(choice, detector, ident, tuple(notes))
+        if kind == "landmarker" and fmt == "onnx":
+            from .onnx_landmarker import OnnxLandmarker
+
+            landmarker = OnnxLandmarker(path, self.device, name=record.name)
+            warm_up(landmarker.session)
+            return Loaded(choice, landmarker, ident, tuple(notes))
         if kind == "parser":
             from .adapters import ParserAdapter
             from .onnx_parser import BisenetParser

@@ -35,7 +35,7 @@ class FaceReport:
     identity_distance: float = float("nan")        # output face -> its source
     identity_distance_plate: float = float("nan")  # plate face -> the same source
     fp32_fallback: bool = False                    # reduced precision failed; recomputed in fp32
-    detector: str = ""                             # hog | cnn: the detector that found the face ("" unknown)
+    detector: str = ""                             # hog | cnn | a registry detector name ("" unknown)
 
 
 @dataclass(frozen=True)

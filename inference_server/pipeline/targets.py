@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..faces.dlib_models import DlibFaceModels
+from ..faces.finder import FaceFinder
 from ..plates.colour import ColourSpace
 from .crops import Box
 from .timing import Stopwatch
@@ -30,15 +30,15 @@ class FaceTarget:
     track: int = -1                        # -1: detected on this frame, no track
     jitter: tuple[float, float] = (float("nan"), float("nan"))  # raw, smoothed
     neighbours: tuple[NeighbourPlate, ...] = ()
-    detector: str = ""                     # hog | cnn: the detector that found the face ("" unknown)
+    detector: str = ""                     # hog | cnn | a registry detector name ("" unknown)
 
 
-def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: DlibFaceModels, colourspace: ColourSpace,
+def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: FaceFinder, colourspace: ColourSpace,
                    min_score: float, clock: Stopwatch) -> list[FaceTarget]:
     """Faces found on this frame alone (no shot analysis): whole-frame proxy, detector, landmarks.
 
-    HOG first; where it finds no face, dlib's CNN detector on a reduced proxy (frames where HOG finds a face
-    never run it).
+    With dlib's models: HOG first; where it finds no face, dlib's CNN detector on a reduced proxy (frames where
+    HOG finds a face never run it). ``models`` may be any face finder (a detector chosen from the models folder).
 
     ``pixels``: ``(H, W, C)`` float32 scene-linear plate; ``rgb_index`` the indices of R, G, B in it."""
     proxy = colourspace.to_proxy8(pixels[..., rgb_index])

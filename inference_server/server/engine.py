@@ -20,6 +20,7 @@ from facebridge import schema
 
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.errors import NoFaceError
+from ..faces.finder import FaceFinder
 from ..faces.sources import prepare_sources
 from ..models.pool import ModelPool
 from ..models.registry import resolve_models_dir
@@ -38,13 +39,13 @@ from ..provenance import output_metadata, params_hash, sha256_hex
 from ..store.analysis_file import AnalysisInvalid, ShotAnalysisData, export_analysis, parse_analysis
 from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
-from ..temporal.analyse import AnalyseConfig, NotInAnalysis, ShotAnalyser
+from ..temporal.analyse import NotInAnalysis, ShotAnalyser
 from ..temporal.tracks import FaceSelection
 from .errors import InvalidRequest, ServerBusy, ShotNotFound, SourceError
 from .file_roots import FileRoots
 from .frame_io import FrameLoader, FrameRequest, deliver
-from .model_stages import choose_stage
-from .sessions import Session, SessionParams, SessionRegistry
+from .model_stages import choose_finder, choose_stage
+from .sessions import Session, SessionParams, SessionRegistry, session_analyse_config
 from .shot_targets import ShotSummary, ShotTargets
 
 __all__ = ["PREVIEW_CONTROLS", "AnalyseResultData", "FaceSwapEngine", "FrameRequest", "FrameResultData",
@@ -222,6 +223,10 @@ class FaceSwapEngine:
                 self._models = DlibFaceModels()
             return self._models
 
+    def finder(self, session: Session) -> FaceFinder:
+        """The session's face detector and landmarker (the embedded dlib models unless others were chosen)."""
+        return session.finder if session.finder is not None else self.models
+
     # -- sessions ---------------------------------------------------------------------------------
     def open_session(
         self, client: str, shot: str, sources: list[tuple[str, bytes]], params: SessionParams,
@@ -235,6 +240,7 @@ class FaceSwapEngine:
             except PlateError as exc:
                 raise InvalidRequest(str(exc)) from exc
         stage, notes = choose_stage(self.pool, params)
+        found_by = choose_finder(self.pool, params, self.models)
         images = [(label, self.frames.decode_source(label, data)) for label, data in sources]
         try:
             prepared = prepare_sources(images, self.models)
@@ -248,7 +254,7 @@ class FaceSwapEngine:
         except NoFaceError as exc:
             raise SourceError(f"source '{exc.label}': no face found") from exc
         hashes = [sha256_hex(data) for _, data in sources]
-        model_ids = [self.models.identifier, *stage.model_ids]
+        model_ids = [self.models.identifier, *found_by.model_ids, *stage.model_ids]
         extra = [sha256_hex(face_reference[1])] if reference is not None and face_reference else []
         session = Session(
             id=SessionRegistry.new_id(),
@@ -261,8 +267,10 @@ class FaceSwapEngine:
             model_ids=model_ids,
             face_reference=reference,
             stage=stage,
-            notes=notes,
+            notes=notes + found_by.notes,
             peer=peer,
+            finder=found_by.finder,
+            finder_ids=(found_by.detector_id, found_by.landmarker_id),
         )
         self.sessions.add(session)
         return session
@@ -271,7 +279,7 @@ class FaceSwapEngine:
     def analyser(self, session: Session) -> ShotAnalyser:
         """A fresh analyser for one AnalyseShot stream of ``session``'s shot (replaying only, after an import)."""
         try:
-            return ShotAnalyser(self.db, session.shot, self.models, session.params.analyse_config(),
+            return ShotAnalyser(self.db, session.shot, self.finder(session), session_analyse_config(session),
                                 replay_only=session.analysis_imported)
         except NotInAnalysis as exc:
             raise InvalidRequest(f"{exc}; import the shot-analysis file again") from exc
@@ -287,9 +295,9 @@ class FaceSwapEngine:
         """Replace the analysis of ``session``'s shot with a shot-analysis file's, validated in full first
         (InvalidRequest naming the cause: malformed, another shot, other settings, another analyser);
         afterwards the session's analyses only replay it."""
-        expected = session.params.analyse_config().as_dict()
+        expected = session_analyse_config(session).as_dict()
         try:
-            analysis = parse_analysis(data, AnalyseConfig().as_dict())
+            analysis = parse_analysis(data, expected)
         except AnalysisInvalid as exc:
             raise InvalidRequest(f"shot-analysis file: {exc}") from exc
         if analysis.shot != session.shot:
@@ -369,7 +377,7 @@ class FaceSwapEngine:
                                          params.smoothing, params.stabilise > 0.0)
             clock.lap("tracks")
         else:
-            targets = detect_targets(plate.pixels, rgb_index, self.models, settings.colourspace,
+            targets = detect_targets(plate.pixels, rgb_index, self.finder(session), settings.colourspace,
                                      MIN_DETECTION_SCORE, clock)
         key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(),
                                             settings.model_key_material()]).encode()).hexdigest()

@@ -1,8 +1,16 @@
-"""The model stage of a session: its mode and model choices resolved against the server's model pool."""
+"""The model stage of a session, and its face finder: its mode and model choices resolved against the server's
+model pool."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ..faces.dlib_models import DlibFaceModels
+from ..faces.finder import FaceFinder
 from ..models.errors import ModelError
+from ..models.face_finder import ModelFaceFinder
+from ..models.onnx_detector import OnnxFaceDetector
+from ..models.onnx_landmarker import OnnxLandmarker
 from ..models.pool import Loaded, ModelPool
 from ..pipeline.stages import (AlignedSwapper, AlignedSwapStage, ClassicalSwapStage, FaceParser, Restorer,
                                RestoreStage, Stage)
@@ -44,3 +52,56 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
         return ClassicalSwapStage(SwapParams(), ALGORITHM_ID, restore, labels), notes
     assert isinstance(swapper.adapter, AlignedSwapper)
     return AlignedSwapStage(swapper.adapter, restore, labels), notes
+
+
+DEFAULT_DETECTOR = "dlib-hog"
+DEFAULT_LANDMARKER = "dlib-68"
+CNN_DETECTOR = "dlib-cnn"
+
+
+@dataclass(frozen=True)
+class FinderChoice:
+    """A session's face finder and what picked it.
+
+    Attributes:
+        finder: the embedded dlib models themselves when both choices are dlib's defaults (HOG with its CNN
+            fallback, the 68-point shape predictor), else a :class:`ModelFaceFinder`.
+        detector_id: the detector's model id (``name@sha256[:16]``, or ``dlib-cnn``); "" for the default.
+        landmarker_id: the landmarker's model id; "" for the default.
+        notes: one line per chosen model.
+    """
+
+    finder: FaceFinder
+    detector_id: str = ""
+    landmarker_id: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The non-default models' ids (none for the dlib defaults, so default sessions keep their hashes)."""
+        return tuple(i for i in (self.detector_id, self.landmarker_id) if i)
+
+
+def choose_finder(pool: ModelPool, params: SessionParams, dlib: DlibFaceModels) -> FinderChoice:
+    """The face finder of the session's ``detector`` and ``landmarker`` settings (empty: the best verified file
+    in the models folder, else dlib's), loaded once in ``pool`` and shared.
+
+    Raises:
+        ModelUnavailable: a chosen model is missing, does not verify or cannot be loaded (one line).
+    """
+    try:
+        detector = pool.load("detector", params.detector, params.allow_unverified)
+        landmarker = pool.load("landmarker", params.landmarker, params.allow_unverified)
+    except (ModelError, ValueError, OSError) as exc:
+        raise ModelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    neural_detector = detector.adapter if isinstance(detector.adapter, OnnxFaceDetector) else None
+    neural_landmarker = landmarker.adapter if isinstance(landmarker.adapter, OnnxLandmarker) else None
+    cnn_only = neural_detector is None and detector.choice.record.name == CNN_DETECTOR
+    detector_id = "" if neural_detector is None and not cnn_only else detector.model_id
+    landmarker_id = "" if neural_landmarker is None else landmarker.model_id
+    if not detector_id and not landmarker_id:  # (default notes only where a file was passed over)
+        return FinderChoice(dlib, notes=tuple(n for n in detector.notes + landmarker.notes if "not used" in n))
+    notes = detector.notes + landmarker.notes
+    identifier = "+".join([dlib.identifier, *(i for i in (detector_id, landmarker_id) if i)])
+    finder = ModelFaceFinder(dlib, neural_detector, neural_landmarker, cnn_only, identifier)
+    return FinderChoice(finder, detector_id, landmarker_id, notes)

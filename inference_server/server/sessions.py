@@ -11,6 +11,7 @@ import numpy as np
 from facebridge.schema import SettingError
 from facebridge.settings import RenderParams
 
+from ..faces.finder import FaceFinder
 from ..pipeline.stages import Stage
 from ..swap import CompositeControls, SourceFace
 from ..temporal.analyse import AnalyseConfig
@@ -34,8 +35,9 @@ class SessionParams(RenderParams):
         return CompositeControls(blend=self.blend, regions=tuple(sorted(self.regions.items())), feather=self.feather,
                                  erode=self.erode, grain=self.grain, colour_match=self.colour_match)
 
-    def analyse_config(self) -> AnalyseConfig:
-        return AnalyseConfig(keyframe_interval=self.keyframe_interval)
+    def analyse_config(self, detector_id: str = "", landmarker_id: str = "") -> AnalyseConfig:
+        """The analysis settings; ``detector_id``/``landmarker_id``: the chosen models' ids ("" for dlib's)."""
+        return AnalyseConfig(keyframe_interval=self.keyframe_interval, detector=detector_id, landmarker=landmarker_id)
 
     def validated(self) -> "SessionParams":
         """Checked against the schema (the client checked the same; a server never trusts it); InvalidRequest
@@ -71,6 +73,8 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     streams: int = 0                          # streams using it now (a busy session never expires)
     analysis_imported: bool = False           # its shot's analysis came from a file: AnalyseShot only replays
+    finder: FaceFinder | None = None          # detector + landmarker (None: the engine's dlib models)
+    finder_ids: tuple[str, str] = ("", "")    # the chosen detector's and landmarker's ids ("": dlib's default)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     analysis_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -162,3 +166,8 @@ class SessionRegistry:
     def __len__(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+
+def session_analyse_config(session: Session) -> AnalyseConfig:
+    """The analysis settings of ``session``, with its chosen detector and landmarker."""
+    return session.params.analyse_config(*session.finder_ids)

@@ -21,7 +21,7 @@ from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
 from ..temporal.tracks import FaceSelection, TrackPath, build_paths
 
-_DETECTORS = {"detect": "hog", "cnn": "cnn"}  # observation origin -> detector (track: followed, not detected)
+_DETECTORS = {"detect": "hog"}  # observation origin -> detector where they differ (track: followed, not detected)
 PLATE_CROP_MARGIN = 1.0  # stored neighbour plates reach further than the render crop (0.6) plus smoothing offsets
 
 
@@ -89,12 +89,12 @@ class ShotTargets:
 
     def detector(self, shot: str, track: int, frame: int) -> str:
         """Which detector found ``track``'s face as of ``frame``: its latest keyframe detection up to ``frame``,
-        else its first one (``hog`` or ``cnn``; "" when the track has none)."""
+        else its first one (``hog``, ``cnn`` or a neural detector's registry name; "" when the track has none)."""
         def compute() -> dict[int, list[tuple[int, str]]]:
             found: dict[int, list[tuple[int, str]]] = {}
             for obs in self.db.observations(shot):
-                if obs.origin in _DETECTORS:
-                    found.setdefault(obs.track, []).append((obs.frame, _DETECTORS[obs.origin]))
+                if obs.origin != "track":
+                    found.setdefault(obs.track, []).append((obs.frame, _DETECTORS.get(obs.origin, obs.origin)))
             return {t: sorted(items) for t, items in found.items()}
 
         detections = self._detections.get_or_compute((shot, self.db.analysis_fingerprint(shot)), compute).get(track, [])

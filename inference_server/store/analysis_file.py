@@ -27,6 +27,7 @@ EMBEDDING_SIZE = 128
 MAX_FACES_PER_FRAME = 1024
 MAX_SHOT_CHARS = 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")  # a detector name, a model id (name@sha256[:16])
 _FRAME_LIMIT = 2**62
 
 
@@ -123,7 +124,12 @@ def _settings(value: object, expected: Mapping[str, object]) -> dict[str, object
         raise AnalysisInvalid(f"analysis_settings must name exactly {', '.join(sorted(expected))}")
     settings: dict[str, object] = {}
     for name, default in expected.items():
-        if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(default, str):
+            text = value[name]
+            if not isinstance(text, str) or not _NAME.fullmatch(text):
+                raise AnalysisInvalid(f"analysis_settings.{name} must be a model id")
+            settings[name] = text
+        elif isinstance(default, int) and not isinstance(default, bool):
             settings[name] = _int(value[name], f"analysis_settings.{name}", 0, 2**31)
         else:
             settings[name] = _float(value[name], f"analysis_settings.{name}")
@@ -190,8 +196,8 @@ def parse_analysis(data: bytes | bytearray, expected_settings: Mapping[str, obje
             if not isinstance(rect, list) or len(rect) != 4:
                 raise AnalysisInvalid(f"{where}.rect must be four numbers")
             x0, y0, x1, y1 = (_float(v, f"{where}.rect") for v in rect)
-            if f["origin"] not in ("detect", "cnn", "track"):
-                raise AnalysisInvalid(f"{where}.origin must be detect, cnn or track")
+            if not isinstance(f["origin"], str) or not _NAME.fullmatch(f["origin"]):
+                raise AnalysisInvalid(f"{where}.origin must be detect, cnn, track or a detector's name")
             observations.append(Observation(frame, track, _floats(f["landmarks"], 136, f"{where}.landmarks")
                                             .reshape(68, 2), _float(f["score"], f"{where}.score"),
                                             str(f["origin"]), (x0, y0, x1, y1)))

@@ -70,7 +70,7 @@ class Observation:
     track: int
     landmarks: np.ndarray  # (68, 2) float32
     score: float
-    origin: str  # "detect" (HOG) | "cnn" (the CNN fallback detector) | "track"
+    origin: str  # "detect" (HOG) | "cnn" (the CNN fallback detector) | "track" | a neural detector's name
     rect: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the detector-style box the landmarks were fitted in
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 import cv2
 import numpy as np
 
-from ..faces.dlib_models import DlibFaceModels
+from ..faces.finder import FaceFinder
 from ..store.shot_db import Observation, ShotDatabase
 from .bridging import Followed, bridged, max_missed_frames
 from .cuts import is_cut, thumbnail
@@ -35,9 +35,12 @@ class AnalyseConfig:
     reid_distance: float = 0.5
     track_tolerance: float = 0.05  # flow vs landmark-fit disagreement, x face size, that forces a detection
     min_flow_confidence: float = 0.5
+    detector: str = ""    # the detector's model id ("": dlib's HOG with its CNN fallback)
+    landmarker: str = ""  # the landmarker's model id ("": dlib's 68-point shape predictor)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The settings by name; the model ids only when set, so dlib-default shots keep their identity."""
+        return {k: v for k, v in asdict(self).items() if k not in ("detector", "landmarker") or v}
 
 
 class NotInAnalysis(ValueError):
@@ -77,7 +80,8 @@ class ShotAnalyser:
     Args:
         db: where frames, observations and tracks are committed.
         shot: the shot id.
-        models: dlib detector, landmarks and embedding.
+        models: the face finder: detector, landmarks and identity embedding (dlib's, or models chosen from
+            the models folder; the chosen models' ids belong in ``config``).
         config: analysis settings; a shot analysed with other settings is reset.
         replay_only: only replay committed frames (an imported analysis): a frame the database does not hold
             with the same content raises :class:`NotInAnalysis` instead of being analysed, and nothing is
@@ -86,7 +90,7 @@ class ShotAnalyser:
             (:mod:`.bridging`); None: two keyframe intervals, 0: a missed track ends at once.
     """
 
-    def __init__(self, db: ShotDatabase, shot: str, models: DlibFaceModels, config: AnalyseConfig,
+    def __init__(self, db: ShotDatabase, shot: str, models: FaceFinder, config: AnalyseConfig,
                  replay_only: bool = False, max_missed: int | None = None) -> None:
         self.db = db
         self.shot = shot
@@ -174,7 +178,7 @@ class ShotAnalyser:
         origins = {t: "track" for t in tracked}
         scores = {t: 0.0 for t in tracked}
         if need_detection:
-            # HOG first; where it finds fewer faces than the tracks expect (at least one), the CNN fallback
+            # dlib: HOG first; where it finds fewer faces than the tracks expect (at least one), the CNN fallback
             detections = self.models.detect_with_fallback(rgb8, cfg.min_detection_score,
                                                           expected=max(1, len(state.active)))
             matched = associate({t: tr.rect for t, tr in tracked.items()}, [d.rect for d in detections], cfg.min_track_iou)
