@@ -6,6 +6,7 @@ Convention:
       smoothed over its track). Each face is rendered on its crop of the original plate
       (:class:`~.face_render.FaceRenderer`), optionally stabilised against its track's neighbours
       (:mod:`.neighbours`), and composited into a copy of the plate; every other pixel stays bit-exact.
+    - A swapped face fades to the plate as its head turns toward profile (:mod:`..compositing.profile`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..compositing.profile import faded_mask, profile_fade
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.pose import head_pose
 from ..faces.sources import SourceFace
@@ -83,7 +85,9 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
         if settings.stabilise > 0.0 and target.neighbours:
             face = stabilised_face(done, crop, box, target, frame.frame_hash, frame_hw, renderer)
             clock.lap("stabilise")
-        written = composite_face(out, pixels, rgb_index, done.work.box, face, done.mask)
+        # a swap hands over to the plate as the head turns toward profile (1 on every face up to 40 degrees)
+        fade = profile_fade(head_pose(target.landmarks)[0]) if settings.model_stage.needs_source else 1.0
+        written = composite_face(out, pixels, rgb_index, done.work.box, face, faded_mask(done.mask, fade))
         clock.lap("composite")
         x0, y0, x1, y1 = (float(v) for v in target.rect)
         report = FaceReport(index=index, swapped=written > 0,
