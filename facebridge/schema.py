@@ -134,8 +134,9 @@ SETTINGS = (
             "68-point landmark model: registry name (e.g. 2dfan4) or a file name in the server's models folder; "
             "empty = the best verified one, else dlib's 68-point predictor", metavar="NAME|FILE"),
     Setting("min_face", "float", 48.0, "model", "--min-face", "minimum face size",
-            "faces smaller than this (px, landmark extent) are skipped with a warning unless --face picks them; "
-            "a picked small face is swapped without the forehead band (0 = swap every face)", lo=0.0, hi=4096.0,
+            "swap modes: faces smaller than this (px, landmark extent) are left as the plate with a warning unless "
+            "--face picks them; a picked small face is swapped without the forehead band, and up to 1.5x this size "
+            "the band shrinks gradually (0 = swap every face in full)", lo=0.0, hi=4096.0,
             soft_hi=256.0, metavar="PX"),
     Setting("colorspace", "string", "", "model", "--colorspace", "plate colourspace",
             "OCIO name of the plate's colourspace; empty = the file's metadata, else linear Rec.709",

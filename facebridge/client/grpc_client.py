@@ -189,6 +189,8 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
         "jitter_smoothed": _number(face.jitter_smoothed, 3),
         "fp32_fallback": face.fp32_fallback,
         "detector": face.detector,
+        "size": _number(face.size, 1),
+        "skipped": face.skipped,
     }
 
 

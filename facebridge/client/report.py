@@ -20,6 +20,7 @@ def frame_entry(outcome: FrameOutcome) -> dict[str, object]:
         "message": outcome.message,
         "faces_found": len(outcome.faces),
         "faces_swapped": sum(bool(f["swapped"]) for f in outcome.faces),
+        "faces_skipped": sum(bool(f.get("skipped")) for f in outcome.faces),
         "faces": outcome.faces,
         "timings_ms": outcome.timings_ms,
     }
@@ -39,6 +40,7 @@ def totals(outcomes: Sequence[FrameOutcome], elapsed_s: float) -> dict[str, obje
         "failed": sum(o.failed for o in outcomes),
         "faces_found": sum(len(o.faces) for o in outcomes),
         "faces_swapped": sum(bool(f["swapped"]) for o in outcomes for f in o.faces),
+        "faces_skipped": sum(bool(f.get("skipped")) for o in outcomes for f in o.faces),
         "mean_identity_distance": round(sum(distances) / len(distances), 4) if distances else None,
         "elapsed_s": round(elapsed_s, 3),
         "frames_per_s": round(len(outcomes) / elapsed_s, 3) if elapsed_s > 0 else None,

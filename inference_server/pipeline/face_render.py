@@ -30,6 +30,7 @@ from ..faces.sources import SourceFace, choose_source_index
 from .crops import Box, exposure_scale
 from .memos import RenderMemos
 from .settings import RenderSettings
+from .small_faces import small_face_strength
 
 Payload = dict[str, np.ndarray]
 ModelOutput = SwapModelOutput | DeltaOutput
@@ -88,13 +89,16 @@ def working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, setti
     return WorkingCrop(box, clean, landmarks.astype(np.float32), scale, (w, h))
 
 
-def model_key(frame_hash: str, key_base: str, source_hash: str, work: WorkingCrop) -> str:
-    """Content key of one face's model output (``source_hash`` empty when the stage takes no source)."""
+def model_key(frame_hash: str, key_base: str, source_hash: str, work: WorkingCrop, small: float = 0.0) -> str:
+    """Content key of one face's model output (``source_hash`` empty when the stage takes no source;
+    ``small`` the face's small-face strength, part of the key when above 0)."""
     digest = hashlib.sha256()
     for part in (frame_hash, key_base, source_hash, repr(tuple(work.box)), repr(work.scale), repr(work.size)):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     digest.update(np.ascontiguousarray(work.landmarks, np.float32).tobytes())
+    if small > 0.0:
+        digest.update(f"\0small={small!r}".encode())
     return digest.hexdigest()
 
 
@@ -115,12 +119,13 @@ def _parsed_masks(payload: Payload, work: WorkingCrop) -> dict[str, np.ndarray] 
 
 
 def _model_output(work: WorkingCrop, source: SourceFace | None, settings: RenderSettings,
-                  cache: ModelCache | None, key: str) -> tuple[ModelOutput, dict[str, np.ndarray] | None, bool]:
+                  cache: ModelCache | None, key: str, small: float
+                  ) -> tuple[ModelOutput, dict[str, np.ndarray] | None, bool]:
     if cache is not None:
         payload = cache.get(key)
         if payload is not None:
             return output_from_payload(payload), _parsed_masks(payload, work), True
-    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source)
+    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source, small)
     if cache is not None:
         cache.put(key, payload)
     # through the same reduction as a cached payload: cold and warm renders give the same pixels
@@ -175,17 +180,19 @@ class FaceRenderer:
 
     def render(self, crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> Processed:
         """The face with ``landmarks`` (frame pixels) on ``crop`` (the plate inside ``box`` of the frame
-        whose content hash is ``crop_hash``), composited with the settings' controls."""
+        whose content hash is ``crop_hash``), composited with the settings' controls; a face the stage swaps
+        is reduced by its small-face strength (:mod:`.small_faces`, from its size and ``min_face``)."""
         settings, memos = self.settings, self.memos
         work = working_crop(crop, box, landmarks, settings, crop_hash, memos)
         source, source_hash = self._source(landmarks)
-        key = model_key(crop_hash, self.key_base, source_hash, work)
+        small = small_face_strength(face_size(landmarks), settings.min_face) if source is not None else 0.0
+        key = model_key(crop_hash, self.key_base, source_hash, work, small)
         controls = settings.controls.validated()
         if memos is not None:
             done = memos.composited.get((key, controls))
             if done is not None:  # the model ran before: a cache hit
                 return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]))
-        output, parsed, hit = _model_output(work, source, settings, self.cache, key)
+        output, parsed, hit = _model_output(work, source, settings, self.cache, key, small)
         face, mask, fallback = self._composited(work, output, parsed, controls, (key, colour_stage_key(controls)))
         delta = isinstance(output, DeltaOutput)
         if delta and face.shape[1::-1] != work.size:

@@ -25,6 +25,7 @@ class RenderSettings:
     stabilise: float = 0.0        # weight of each flow-warped neighbour face (0 = off)
     flow_threshold: float = 0.04  # largest grey difference (0..1) at which the flow is still trusted
     stage: Stage | None = None    # the model stage; None = the embedded classical swap with ``swap``
+    min_face: float = 0.0         # px; smaller faces of a swap are skipped unless picked (0 = none; .small_faces)
 
     @property
     def model_stage(self) -> Stage:

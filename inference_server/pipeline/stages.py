@@ -12,6 +12,10 @@ state; the loaded models they wrap are shared by every session of the server.
   that changes nothing gives back the plate exactly.
 - restore (GPEN, the embedded enhancer): the restored face replaces the crop inside the face region.
 - swap+restore: the swapped face is restored before it is cached.
+
+Each stage takes a face's small-face strength (``small``, 0..1, decided by the face's size against
+``min_face``, see :mod:`.small_faces`); only the classical swap uses it (no forehead band, a smaller mask,
+the target's glasses kept where a face parser finds them), the others take it for a uniform call.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 from ..compositing.delta_output import make_delta_output
@@ -77,6 +82,31 @@ def with_labels(payload: Payload, parser: FaceParser | None, crop_model: np.ndar
     return {**payload, "parser_labels": np.asarray(parser.labels(crop_model, landmarks), np.uint8)}
 
 
+def kept_glasses(keep: np.ndarray, box: np.ndarray, labels: np.ndarray, small: float, size: float) -> np.ndarray:
+    """The classical swap's ``keep`` factor with the target's glasses kept from the plate on a small face.
+
+    A 40 px face's glasses cannot be swapped cleanly (half a rim, ghosted lenses): where the parser labels
+    eyeglasses (grown and softened by ~3 % of the face size) the plate stays, by ``small`` (0..1).
+
+    Args:
+        keep: (bh, bw) float16 keep factor over the work box ``box`` (y0, x0, y1, x1) of the crop.
+        labels: (h, w) uint8 CelebAMask-HQ labels of the crop.
+        size: the face size in crop pixels.
+    Returns:
+        (bh, bw) float16.
+    """
+    from ..models.onnx_parser import BISENET_LABELS  # (onnx is imported only when a parser ran)
+
+    y0, x0, y1, x1 = (int(v) for v in box)
+    glasses = (np.asarray(labels)[y0:y1, x0:x1] == BISENET_LABELS.index("eye_g")).astype(np.uint8)
+    if not glasses.any():
+        return keep
+    k = int(0.03 * size) * 2 + 1
+    grown = cv2.dilate(glasses, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
+    soft = np.clip(np.maximum(cv2.GaussianBlur(grown, (0, 0), max(0.5, 0.015 * size)), glasses), 0.0, 1.0)
+    return (keep.astype(np.float32) * (1.0 - np.float32(small) * soft)).astype(np.float16)
+
+
 def _parser_ids(parser: FaceParser | None) -> tuple[str, ...]:
     return (parser.model_id,) if parser is not None else ()
 
@@ -90,7 +120,8 @@ class Stage(Protocol):
     @property
     def needs_source(self) -> bool: ...
 
-    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload: ...
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
+            small: float = 0.0) -> Payload: ...
 
 
 def residual_swap(crop_model: np.ndarray, landmarks: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
@@ -134,12 +165,18 @@ class ClassicalSwapStage:
         return ((self.algorithm_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
                 + _parser_ids(self.parser))
 
-    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
-        return with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
+            small: float = 0.0) -> Payload:
+        payload = with_labels(self._run(crop_model, landmarks, source, small), self.parser, crop_model, landmarks)
+        if small > 0.0 and "parser_labels" in payload:
+            payload = {**payload, "keep": kept_glasses(payload["keep"], payload["box"], payload["parser_labels"],
+                                                       small, float(payload["settings"][0]))}
+        return payload
 
-    def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+    def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
+             small: float) -> Payload:
         assert source is not None
-        out = swap_model(crop_model, landmarks, source, self.params)
+        out = swap_model(crop_model, landmarks, source, self.params, small)
         if self.restorer is None or out.is_empty:
             return out.to_arrays()
         y0, x0, y1, x1 = (int(v) for v in out.box)
@@ -164,7 +201,8 @@ class AlignedSwapStage:
         return ((self.swapper.model_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
                 + _parser_ids(self.parser))
 
-    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
+            small: float = 0.0) -> Payload:
         return with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
 
     def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
@@ -192,11 +230,12 @@ class RestoreStage:
     def model_ids(self) -> tuple[str, ...]:
         return (self.restorer.model_id,) + _parser_ids(self.parser)
 
-    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
+    def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
+            small: float = 0.0) -> Payload:
         image, coverage, fallback = _restore_crop(self.restorer, crop_model, landmarks)
         payload = make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
         return with_labels(payload, self.parser, crop_model, landmarks)
 
 
 __all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "FaceParser", "RestoreStage", "Restorer", "Stage",
-           "residual_swap", "with_labels"]
+           "kept_glasses", "residual_swap", "with_labels"]

@@ -36,6 +36,8 @@ def face_qc(face: FaceReport) -> pb.FaceQC:
         jitter_smoothed=face.jitter[1],
         fp32_fallback=face.fp32_fallback,
         detector=face.detector,
+        size=face.size,
+        skipped=face.skipped,
     )
 
 

@@ -26,7 +26,7 @@ from ..faces.sources import SourceFace
 from ..plates.colour import srgb_decode, srgb_encode
 from . import warp, zones
 from .geometry import ALIGN_POINTS, destination_shape, mouth_opening, untangle
-from .params import SwapParams
+from .params import SMALL_FACE_ERODE, SwapParams
 from .sharpness import match_sharpness
 
 
@@ -75,8 +75,19 @@ def _box_of(zone: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
+def below_brows(shape_hw: tuple[int, int], landmarks: np.ndarray, lift: float = 0.0) -> np.ndarray:
+    """Hard (h, w) uint8 mask of the pixels whose centre is on or below the brow line lifted by ``lift`` px.
+
+    The brow line is, per column, the piecewise-linear line through the brow landmarks 17..26 (held level
+    beyond the outermost ones)."""
+    brows = np.asarray(landmarks, np.float64)[17:27]
+    order = np.argsort(brows[:, 0], kind="stable")
+    line = np.interp(np.arange(shape_hw[1], dtype=np.float64), brows[order, 0], brows[order, 1]) - lift
+    return (np.arange(shape_hw[0], dtype=np.float64)[:, None] >= line[None, :]).astype(np.uint8)
+
+
 def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFace,
-               params: SwapParams = SwapParams()) -> SwapModelOutput:
+               params: SwapParams = SwapParams(), small: float = 0.0) -> SwapModelOutput:
     """The model stage of the classical swap for one face crop.
 
     Args:
@@ -84,11 +95,17 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
         target_landmarks: (68, 2) landmarks of that face in crop pixel coordinates.
         source: the prepared source face.
         params: swap settings (all of them model-affecting).
+        small: small-face strength in [0, 1] (model-affecting, decided per face by its size): 0 = the
+            full swap; towards 1 the forehead band, its hairline search and the mask's growth shrink
+            away and the mask is eroded by up to ``SMALL_FACE_ERODE`` x face size; at 1 nothing of the
+            swap reaches above the target's brow line (:func:`below_brows`).
     Returns:
         The :class:`SwapModelOutput`; bit-identical for identical inputs.
     """
     if target.ndim != 3 or target.shape[2] != 3:
         raise ValueError(f"target must be (h, w, 3), got {target.shape}")
+    small = float(np.clip(small, 0.0, 1.0))
+    reach = 1.0 - small  # what is left of the forehead band and of the mask's growth
     tgt = np.clip(np.nan_to_num(target.astype(np.float32, copy=False)), 0.0, 1.0)
     h, w = tgt.shape[:2]
     T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
@@ -133,14 +150,18 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
 
     # where the swap acts: destination face polygon within the target's (grown) polygon and the source's
     # extent; the forehead band stops where either face's hair starts
-    forehead: float | np.ndarray = params.forehead
-    if params.adaptive_forehead:
+    forehead: float | np.ndarray = params.forehead * reach
+    if params.adaptive_forehead and reach > 0.0:
         full = np.ones((h, w), np.uint8)
         ext_s = zones.forehead_extent(np.cbrt(luminance(src_lin)), inside_src, D, params.forehead)
         ext_t = zones.forehead_extent(np.cbrt(luminance(tgt_lin)), full, T, params.forehead)
-        forehead = np.maximum(np.minimum(ext_s, ext_t), 0.04)
-    allowed = zones.allowed_zone((h, w), T, params.forehead, params.grow) & inside_src
+        forehead = np.maximum(np.minimum(ext_s, ext_t), 0.04) * reach
+    allowed = zones.allowed_zone((h, w), T, params.forehead * reach, params.grow * reach) & inside_src
+    if small > 0.0:  # a small face: never past the target's brow line (lifted by what is left of the band)
+        allowed &= below_brows((h, w), T, reach * (params.forehead + params.grow) * size)
     hard = polygon_mask((h, w), face_polygon(D, forehead, convex=False)) & allowed
+    if small > 0.0:
+        hard = (inside_distance(hard) > small * SMALL_FACE_ERODE * size).astype(np.uint8)
 
     # hair over the face's sides (either face's): keep the plate there, outside the inner features
     keep: np.ndarray = np.ones((h, w), np.float32)

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+SMALL_FACE_ERODE = 0.04
+"""How far (x face size) the swap's mask of a small face is eroded at full small-face strength (see
+:func:`~.model.swap_model`'s ``small``)."""
+
 
 @dataclass(frozen=True)
 class SwapParams:
