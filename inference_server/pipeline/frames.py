@@ -36,6 +36,8 @@ class FaceReport:
     identity_distance_plate: float = float("nan")  # plate face -> the same source
     fp32_fallback: bool = False                    # reduced precision failed; recomputed in fp32
     detector: str = ""                             # hog | cnn | a registry detector name ("" unknown)
+    size: float = float("nan")                     # landmark extent, px (faces.geometry.face_size)
+    skipped: str = ""                              # why the face was left as the plate ("" = it was not)
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,8 @@ class FrameOutcome:
     @property
     def faces_swapped(self) -> int:
         return sum(f.swapped for f in self.faces)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """Why faces were left as the plate (one line each)."""
+        return tuple(f.skipped for f in self.faces if f.skipped)

@@ -7,6 +7,8 @@ Convention:
       (:class:`~.face_render.FaceRenderer`), optionally stabilised against its track's neighbours
       (:mod:`.neighbours`), and composited into a copy of the plate; every other pixel stays bit-exact.
     - A swapped face fades to the plate as its head turns toward profile (:mod:`..compositing.profile`).
+    - A swap leaves faces smaller than ``settings.min_face`` that the artist did not pick as the plate,
+      with a report saying why (:mod:`.small_faces`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from ..compositing.profile import faded_mask, profile_fade
 from ..faces.dlib_models import DlibFaceModels
+from ..faces.geometry import face_size
 from ..faces.pose import head_pose
 from ..faces.sources import SourceFace
 from .composite import composite_face
@@ -26,6 +29,7 @@ from .memos import RenderMemos
 from .neighbours import stabilised_face
 from .quality import with_identity
 from .settings import RenderSettings
+from .small_faces import is_skipped, skip_message
 from .targets import FaceTarget
 from .timing import Stopwatch
 
@@ -75,7 +79,15 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
     out = pixels.copy()
     reports = []
     frame_hw = pixels.shape[:2]
+    swaps = settings.model_stage.needs_source
     for index, target in enumerate(request.targets):
+        x0, y0, x1, y1 = (float(v) for v in target.rect)
+        if swaps and is_skipped(target, settings.min_face):
+            reports.append(FaceReport(index=index, swapped=False, source_label="", box=(x0, y0, x1, y1),
+                                      pose=head_pose(target.landmarks), track=target.track, jitter=target.jitter,
+                                      detector=target.detector, size=face_size(target.landmarks),
+                                      skipped=skip_message(target, index, settings.min_face)))
+            continue
         box = face_crop_box(target.landmarks, frame_hw, settings.crop_margin)
         clock.lap("prepare")
         crop = pixels[box.slices][..., rgb_index]
@@ -89,12 +101,12 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
         fade = profile_fade(head_pose(target.landmarks)[0]) if settings.model_stage.needs_source else 1.0
         written = composite_face(out, pixels, rgb_index, done.work.box, face, faded_mask(done.mask, fade))
         clock.lap("composite")
-        x0, y0, x1, y1 = (float(v) for v in target.rect)
         report = FaceReport(index=index, swapped=written > 0,
                             source_label=done.source.label if done.source is not None else "",
                             box=(x0, y0, x1, y1),
                             pose=head_pose(target.landmarks), track=target.track, cache_hit=done.hit,
-                            jitter=target.jitter, fp32_fallback=done.fp32_fallback, detector=target.detector)
+                            jitter=target.jitter, fp32_fallback=done.fp32_fallback, detector=target.detector,
+                            size=face_size(target.landmarks))
         if settings.quality_checks:
             report = with_identity(report, frame, out, done.work.box, target, done.source, services.models,
                                    settings.colourspace, services.memos)

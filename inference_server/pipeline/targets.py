@@ -31,6 +31,7 @@ class FaceTarget:
     jitter: tuple[float, float] = (float("nan"), float("nan"))  # raw, smoothed
     neighbours: tuple[NeighbourPlate, ...] = ()
     detector: str = ""                     # hog | cnn | a registry detector name ("" unknown)
+    picked: bool = False                   # chosen by the artist (track:N, reference): swapped even when small
 
 
 def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: FaceFinder, colourspace: ColourSpace,

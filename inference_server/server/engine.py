@@ -126,7 +126,10 @@ QC switch); the rest (models, mode, colourspace, analysis) are the session's."""
 
 
 def frame_status(outcome: FrameOutcome, where: str, unchanged: str) -> tuple[str, str, str]:
-    """``(status, kind, message)`` of a rendered frame: ok, or a warning when no face was changed."""
+    """``(status, kind, message)`` of a rendered frame: ok, or a warning when faces were left as the plate
+    for being small (``small_face``, saying which and why) or no face was changed."""
+    if outcome.skipped:
+        return "warning", "small_face", f"{where}: " + "; ".join(outcome.skipped)
     if outcome.faces_swapped:
         return "ok", "", ""
     if outcome.faces:
@@ -367,6 +370,7 @@ class FaceSwapEngine:
             stabilise=params.stabilise,
             flow_threshold=params.flow_threshold,
             stage=session.stage,
+            min_face=params.min_face,
         )
         frame_hash = self.frames.content_hash(plate, digest)
         clock.lap("hash")

@@ -116,7 +116,7 @@ class ShotTargets:
             rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
             neighbours = self._neighbours(shot, paths, track, frame, frame_hw) if stabilise else ()
             targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours,
-                                      self.detector(shot, track, frame)))
+                                      self.detector(shot, track, frame), picked=selection.mode != "all"))
         return targets
 
     def _neighbours(self, shot: str, paths: dict[int, TrackPath], track: int, frame: int,
