@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from facebridge.settings import RenderParams
 
 from .channel import open_channel
 from .errors import ClientError
+from .input_buffer import InputBuffers
 from .params import to_proto
 
 if TYPE_CHECKING:
@@ -272,6 +274,7 @@ class FaceBridgeClient:
             client_tls(os.environ) if tls is None else tls,
         )
         self._stub = pb_grpc.FaceBridgeStub(self._channel)
+        self._inputs = InputBuffers()  # the streamed frames are read into the buffer of the previous one
         # the frame streams as the stub's, but their chunks leave already encoded (``encoded_chunk``)
         self._process_frames = self._channel.stream_stream(
             "/facebridge.v1.FaceBridge/ProcessFrames", request_serializer=serialize,
@@ -532,8 +535,7 @@ class FaceBridgeClient:
             round_trip_ms=round_trip,
         )
 
-    @staticmethod
-    def _requests(session_id: str, jobs: Sequence[FrameJob],
+    def _requests(self, session_id: str, jobs: Sequence[FrameJob],
                   use_paths: bool) -> Iterator[pb.ProcessFramesRequest | bytes]:
         """The stream's messages; a frame's chunks come encoded (``ProcessFramesRequest`` bytes)."""
         yield pb.ProcessFramesRequest(start=pb.StreamStart(session_id=session_id))
@@ -544,12 +546,13 @@ class FaceBridgeClient:
                     frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_PATH,
                     input_path=os.path.abspath(job.input_path), output_path=os.path.abspath(job.output_path)))
                 continue
-            try:
-                data = Path(job.input_path).read_bytes()
-            except OSError:
-                data = b""  # the server answers with a failed frame naming the file; the stream goes on
-            yield pb.ProcessFramesRequest(header=pb.FrameHeader(
-                frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
-                total_bytes=len(data)))
-            for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
-                yield encoded_chunk(pb.ProcessFramesRequest, frame_id, offset, piece)
+            with contextlib.ExitStack() as reading:
+                try:
+                    data = reading.enter_context(self._inputs.read(job.input_path))
+                except OSError:
+                    data = memoryview(b"")  # the server answers with a failed frame naming the file; the stream goes on
+                yield pb.ProcessFramesRequest(header=pb.FrameHeader(
+                    frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
+                    total_bytes=len(data)))
+                for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
+                    yield encoded_chunk(pb.ProcessFramesRequest, frame_id, offset, piece)
