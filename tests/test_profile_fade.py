@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from support import load_rgb8, srgb8_to_linear
 
+from facebridge.client.grpc_client import _face_dict
 from inference_server.compositing.profile import (
     FADE_END,
     FADE_START,
@@ -38,6 +39,7 @@ from inference_server.pipeline.render import (
 from inference_server.pipeline.settings import RenderSettings
 from inference_server.pipeline.targets import FaceTarget
 from inference_server.pipeline.timing import Stopwatch
+from inference_server.server.messages import face_qc
 from inference_server.store.shot_db import ShotDatabase
 from inference_server.temporal.analyse import AnalyseConfig, ShotAnalyser
 
@@ -134,6 +136,9 @@ def test_a_head_turning_to_profile_hands_over_to_the_plate_without_a_pop(
     change = np.array([np.abs(o.pixels - plate).sum() for o in outcomes])
     full = np.array([np.abs(o.pixels - plate).sum() for o in unfaded])
     for yaw, out, ref in zip(yaws, outcomes, unfaded):
+        # the per-face report says how far the swap faded, on the wire and in the client's report too
+        assert out.faces[0].profile_fade == 1.0 - profile_fade(yaw) and ref.faces[0].profile_fade == 0.0
+        assert _face_dict(face_qc(out.faces[0]))["profile_fade"] == round(1.0 - profile_fade(yaw), 3)
         if yaw <= FADE_START:
             assert np.array_equal(out.pixels, ref.pixels), "a face below the start angle keeps exactly its pixels"
         if yaw >= FADE_END:

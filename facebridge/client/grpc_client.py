@@ -193,6 +193,7 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
         "detector": face.detector,
         "size": _number(face.size, 1),
         "skipped": face.skipped,
+        "profile_fade": round(face.profile_fade, 3),
     }
 
 

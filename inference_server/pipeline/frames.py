@@ -38,6 +38,8 @@ class FaceReport:
     detector: str = ""                             # hog | cnn | a registry detector name ("" unknown)
     size: float = float("nan")                     # landmark extent, px (faces.geometry.face_size)
     skipped: str = ""                              # why the face was left as the plate ("" = it was not)
+    profile_fade: float = 0.0                      # how far a swap faded to the plate as the head turned
+                                                   # toward profile: 0 none, 1 all plate (compositing.profile)
 
 
 @dataclass(frozen=True)

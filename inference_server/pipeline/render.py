@@ -106,7 +106,7 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
                             box=(x0, y0, x1, y1),
                             pose=head_pose(target.landmarks), track=target.track, cache_hit=done.hit,
                             jitter=target.jitter, fp32_fallback=done.fp32_fallback, detector=target.detector,
-                            size=face_size(target.landmarks))
+                            size=face_size(target.landmarks), profile_fade=1.0 - fade)
         if settings.quality_checks:
             report = with_identity(report, frame, out, done.work.box, target, done.source, services.models,
                                    settings.colourspace, services.memos)

@@ -38,6 +38,7 @@ def face_qc(face: FaceReport) -> pb.FaceQC:
         detector=face.detector,
         size=face.size,
         skipped=face.skipped,
+        profile_fade=face.profile_fade,
     )
 
 

@@ -257,7 +257,7 @@ class FrameStatus(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameStatus.Code, str]] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class FaceQC(_message.Message):
-    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed", "fp32_fallback", "detector", "size", "skipped")
+    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed", "fp32_fallback", "detector", "size", "skipped", "profile_fade")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SWAPPED_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +275,7 @@ class FaceQC(_message.Message):
     DETECTOR_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FADE_FIELD_NUMBER: _ClassVar[int]
     index: int
     swapped: bool
     identity_distance: float
@@ -292,7 +293,8 @@ class FaceQC(_message.Message):
     detector: str
     size: float
     skipped: str
-    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ..., fp32_fallback: _Optional[bool] = ..., detector: _Optional[str] = ..., size: _Optional[float] = ..., skipped: _Optional[str] = ...) -> None: ...
+    profile_fade: float
+    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ..., fp32_fallback: _Optional[bool] = ..., detector: _Optional[str] = ..., size: _Optional[float] = ..., skipped: _Optional[str] = ..., profile_fade: _Optional[float] = ...) -> None: ...
 
 class FrameQC(_message.Message):
     __slots__ = ("faces_found", "faces_swapped", "faces", "timings_ms", "analysed")
