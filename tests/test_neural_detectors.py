@@ -215,7 +215,7 @@ def test_finder_detects_with_the_registry_name_and_five_points_agree(
 def test_analysis_records_the_neural_detector_and_re_analyses_when_it_changes(
         dlib_models: DlibFaceModels, real_face: tuple[np.ndarray, tuple[float, float, float, float], np.ndarray],
         tmp_path: Path) -> None:
-    from inference_server.store.analysis_file import export_analysis, parse_analysis
+    from inference_server.store.analysis_file import AnalysisInvalid, export_analysis, parse_analysis
     from inference_server.store.shot_db import ShotDatabase
     from inference_server.temporal.analyse import AnalyseConfig, ShotAnalyser
 
@@ -240,6 +240,8 @@ def test_analysis_records_the_neural_detector_and_re_analyses_when_it_changes(
     np.testing.assert_allclose(results[0].observations[0].rect, box, atol=1e-3)
     data = export_analysis(db, "sh", dlib_models.identifier)
     assert data is not None and b'"origin":"scrfd_2.5g"' in data
+    with pytest.raises(AnalysisInvalid, match="analysis_settings"):
+        parse_analysis(data, AnalyseConfig().as_dict())  # a dlib session does not import it
     parsed = parse_analysis(data, config.as_dict())
     assert parsed.settings["detector"] == config.detector and parsed.frames[0].observations[0].origin == "scrfd_2.5g"
     again = ShotAnalyser(db, "sh", finder, config).analyse(0, rgb8, hashes[0])
@@ -341,3 +343,27 @@ def test_server_analyses_and_swaps_with_the_chosen_detector_and_says_so(
     ys, xs = np.nonzero(changed)
     x0, y0, x1, y1 = real_face[1]
     assert changed.sum() > 2000 and x0 < xs.mean() < x1 and y0 < ys.mean() < y1  # the face, swapped
+
+
+def test_session_choices_give_the_finder(dlib_models: DlibFaceModels, faces_dir: Path, tmp_path: Path) -> None:
+    from inference_server.models.pool import ModelPool
+    from inference_server.server.errors import ModelUnavailable
+    from inference_server.server.model_stages import choose_finder
+    from inference_server.server.sessions import SessionParams
+
+    folder = tmp_path / "models"
+    box = _box(100.0, 100.0, 200.0, 220.0)
+    make_anchor_detector(folder, [(box, _points(box), 0.9, 16)], name="retinaface_10g.onnx")
+    pool = ModelPool(folder, tmp_path / "cache", "cpu", allow_unverified=True)
+    default = choose_finder(pool, SessionParams(), dlib_models)
+    assert default.finder is dlib_models and default.model_ids == ()  # unchanged: dlib's own models
+    assert [n for n in default.notes if "not used by default: retinaface_10g" in n] == list(default.notes) != []
+    with pytest.raises(ModelUnavailable, match="allow-unverified"):
+        choose_finder(pool, SessionParams(detector="retinaface_10g"), dlib_models)
+    neural = choose_finder(pool, SessionParams(detector="retinaface_10g", allow_unverified=True), dlib_models)
+    assert isinstance(neural.finder, ModelFaceFinder) and neural.detector_id.startswith("retinaface_10g@")
+    assert neural.landmarker_id == "" and neural.finder.identifier.endswith(neural.detector_id)
+    cnn = choose_finder(pool, SessionParams(detector="dlib-cnn"), dlib_models)
+    assert isinstance(cnn.finder, ModelFaceFinder) and cnn.finder.cnn_only and cnn.model_ids == ("dlib-cnn",)
+    rgb8 = load_rgb8(faces_dir / "fr_obama.jpg")
+    assert [d.detector for d in cnn.finder.detect_with_fallback(rgb8, 0.25)] == ["cnn"]  # HOG would find it
