@@ -28,6 +28,7 @@ MODES = ("swap", "restore", "swap+restore")
 SWAP_MODES = ("swap", "swap+restore")
 COLOUR_MATCH = ("none", "mean-std", "histogram")
 PRECISIONS = ("fp32", "fp16", "bf16")
+PASTE_MODES = ("residual", "replace")
 KINDS = ("enum", "float", "int", "bool", "string", "face", "regions")
 SCOPES = ("model", "analysis", "temporal", "composite")
 PREVIEW_SCOPES = ("temporal", "composite")
@@ -152,6 +153,21 @@ SETTINGS = (
             "registry name or a file name in the server's models folder, or 'none' for landmark masks only; "
             "empty = the best verified one",
             metavar="NAME|FILE|none"),
+    Setting("occluder", "string", "", "model", "--occluder", "occlusion model",
+            "occlusion mask model (e.g. xseg_1): hands, hair, glasses and props in front of the face stay the plate's; "
+            "registry name or a file name in the server's models folder, or 'none'; empty = the best verified one",
+            metavar="NAME|FILE|none"),
+    Setting("paste", "enum", "residual", "model", "--paste", "paste back",
+            "how a neural swap's face goes back into the plate: residual adds the model's change to the plate (plate "
+            "detail finer than the model survives), replace puts the model's face in its place",
+            choices=PASTE_MODES),
+    Setting("pixel_boost", "int", 0, "model", "--pixel-boost", "pixel boost",
+            "work a neural swapper at this size (a multiple of its native size, e.g. 512 for inswapper_128: the "
+            "aligned face split into interleaved tiles of the model's size); 0 = the model's native size", lo=0,
+            hi=1024, soft_hi=1024, metavar="PX"),
+    Setting("restore_weight", "float", 0.5, "model", "--restore-weight", "restore weight",
+            "fidelity weight for restorers that take one (codeformer): 0 = strongest restoration, 1 = closest to "
+            "the plate", lo=0.0, hi=1.0),
     Setting("precision", "enum", "fp32", "model", "--precision", "precision",
             "numeric precision of neural models", choices=PRECISIONS),
     Setting("allow_unverified", "bool", False, "model", "--allow-unverified", "allow unverified models",

@@ -42,6 +42,10 @@ class RenderParams:
     swapper: str = _default("swapper")
     restorer: str = _default("restorer")
     parser: str = _default("parser")
+    occluder: str = _default("occluder")
+    paste: str = _default("paste")
+    pixel_boost: int = _default("pixel_boost")
+    restore_weight: float = _default("restore_weight")
     precision: str = _default("precision")
     allow_unverified: bool = _default("allow_unverified")
 

@@ -38,12 +38,14 @@ EXAMPLE = {"mode": "swap+restore", "face": "track:3", "blend": 0.5, "regions": {
            "grain": 0.75, "feather": 0.125, "erode": -0.25, "colour_match": "histogram", "smoothing": 4.5,
            "stabilise": 0.0, "flow_threshold": 0.0625, "keyframe_interval": 3, "colorspace": "ACEScg",
            "swapper": "inswapper_128", "restorer": "gpen_bfr_512", "parser": "none", "precision": "fp16",
-           "allow_unverified": True, "detector": "scrfd_2.5g", "landmarker": "2dfan4", "min_face": 64.0}
+           "allow_unverified": True, "detector": "scrfd_2.5g", "landmarker": "2dfan4", "min_face": 64.0,
+           "occluder": "xseg_1", "paste": "replace", "pixel_boost": 512, "restore_weight": 0.7}
 
 # Out-of-bounds or malformed values of every checked setting, as text (as the CLI and a knob field give them).
 BAD = [("mode", "morph"), ("face", "track:x"), ("blend", "1.5"), ("grain", "-0.1"), ("feather", "2"),
        ("erode", "0.75"), ("colour_match", "exact"), ("smoothing", "60"), ("stabilise", "6"),
-       ("flow_threshold", "0"), ("keyframe_interval", "0"), ("keyframe_interval", "2.5"), ("precision", "int8"), ("min_face", "-1")]
+       ("flow_threshold", "0"), ("keyframe_interval", "0"), ("keyframe_interval", "2.5"), ("precision", "int8"), ("min_face", "-1"), ("paste", "blend"),
+       ("pixel_boost", "2000"), ("restore_weight", "1.5")]
 
 
 def _message(name: str, value: object) -> str:

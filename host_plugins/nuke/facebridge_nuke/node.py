@@ -30,7 +30,8 @@ INPUT, SWITCH, READ, OUTPUT = "Input1", "ShowResults", "Results", "Output1"
 MAIN_KNOBS = ("mode", "face", "blend") + tuple("region_" + r for r in REGION_NAMES) \
     + ("grain", "smoothing", "keyframe_interval")
 ADVANCED_KNOBS = ("feather", "erode", "colour_match", "stabilise", "flow_threshold", "min_face", "colorspace")
-MODEL_KNOBS = ("swapper", "restorer", "parser", "detector", "landmarker", "precision", "allow_unverified")
+MODEL_KNOBS = ("swapper", "restorer", "parser", "occluder", "detector", "landmarker", "paste", "pixel_boost",
+               "restore_weight", "precision", "allow_unverified")
 
 
 NUKE_LINEAR = {"linear": "lin_rec709"}   # nuke-default's working space, as the server's OCIO configs name it

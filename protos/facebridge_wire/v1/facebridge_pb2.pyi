@@ -82,7 +82,7 @@ class SourceImage(_message.Message):
     def __init__(self, label: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ProcessParams(_message.Message):
-    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold", "swapper", "restorer", "parser", "allow_unverified", "precision", "detector", "landmarker", "min_face")
+    __slots__ = ("mode", "blend", "colorspace", "output_format", "regions", "feather", "erode", "grain", "colour_match", "smoothing", "keyframe_interval", "face", "face_reference", "skip_quality_checks", "stabilise", "flow_threshold", "swapper", "restorer", "parser", "allow_unverified", "precision", "detector", "landmarker", "min_face", "occluder", "paste", "pixel_boost", "restore_weight")
     class RegionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,10 @@ class ProcessParams(_message.Message):
     DETECTOR_FIELD_NUMBER: _ClassVar[int]
     LANDMARKER_FIELD_NUMBER: _ClassVar[int]
     MIN_FACE_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDER_FIELD_NUMBER: _ClassVar[int]
+    PASTE_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_BOOST_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     mode: str
     blend: float
     colorspace: str
@@ -138,7 +142,11 @@ class ProcessParams(_message.Message):
     detector: str
     landmarker: str
     min_face: float
-    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ..., swapper: _Optional[str] = ..., restorer: _Optional[str] = ..., parser: _Optional[str] = ..., allow_unverified: _Optional[bool] = ..., precision: _Optional[str] = ..., detector: _Optional[str] = ..., landmarker: _Optional[str] = ..., min_face: _Optional[float] = ...) -> None: ...
+    occluder: str
+    paste: str
+    pixel_boost: int
+    restore_weight: float
+    def __init__(self, mode: _Optional[str] = ..., blend: _Optional[float] = ..., colorspace: _Optional[str] = ..., output_format: _Optional[str] = ..., regions: _Optional[_Mapping[str, float]] = ..., feather: _Optional[float] = ..., erode: _Optional[float] = ..., grain: _Optional[float] = ..., colour_match: _Optional[str] = ..., smoothing: _Optional[float] = ..., keyframe_interval: _Optional[int] = ..., face: _Optional[str] = ..., face_reference: _Optional[_Union[SourceImage, _Mapping]] = ..., skip_quality_checks: _Optional[bool] = ..., stabilise: _Optional[float] = ..., flow_threshold: _Optional[float] = ..., swapper: _Optional[str] = ..., restorer: _Optional[str] = ..., parser: _Optional[str] = ..., allow_unverified: _Optional[bool] = ..., precision: _Optional[str] = ..., detector: _Optional[str] = ..., landmarker: _Optional[str] = ..., min_face: _Optional[float] = ..., occluder: _Optional[str] = ..., paste: _Optional[str] = ..., pixel_boost: _Optional[int] = ..., restore_weight: _Optional[float] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client", "shot", "sources", "params")
