@@ -2,8 +2,8 @@ import os
 from pathlib import Path
 
 import pytest
-from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, Reassembler, encoded_chunk, serialize,
-                                      split_chunks)
+from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, ChunkPieces, Reassembler, encoded_chunk,
+                                      serialize, split_chunks)
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from google.protobuf.message import Message
 
@@ -94,3 +94,23 @@ def test_atomic_file_appears_only_when_committed(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.exr"]
     with pytest.raises(ValueError):
         abandoned.write(b"more")
+
+
+def test_chunk_pieces_keep_the_chunks_as_they_came() -> None:
+    data = os.urandom(2500)
+    pieces = ChunkPieces(len(data), limit=10**6, max_chunk=1000)
+    received = [bytes(p) for _, p in split_chunks(data, 1000)]
+    for (offset, _), piece in zip(split_chunks(data, 1000), received):
+        pieces.add(offset, piece)
+    kept = pieces.result()
+    assert b"".join(kept) == data and all(a is b for a, b in zip(kept, received))  # not copied
+    short = ChunkPieces(10, limit=100)
+    short.add(0, b"abc")
+    with pytest.raises(ChunkError, match="expected 3"):
+        short.add(4, b"d")
+    with pytest.raises(ChunkError, match="beyond"):
+        short.add(3, b"x" * 8)
+    with pytest.raises(ChunkError, match="incomplete: 3 of 10"):
+        short.result()
+    with pytest.raises(ChunkError, match="exceeds the limit"):
+        ChunkPieces(101, limit=100)

@@ -123,11 +123,16 @@ def read_plate(path: str | os.PathLike[str], limits: Limits = Limits()) -> Plate
         inp.close()
 
 
-def decode_plate(data: bytes | bytearray | memoryview, name: str, scratch_dir: Path, limits: Limits = Limits()) -> Plate:
-    """Decode an encoded image held in memory; ``name``'s extension helps OpenImageIO pick the reader."""
+def decode_plate(data: bytes | bytearray | memoryview | tuple[bytes, ...], name: str, scratch_dir: Path,
+                 limits: Limits = Limits()) -> Plate:
+    """Decode an encoded image held in memory (one buffer, or a tuple of pieces to be read in order);
+    ``name``'s extension helps OpenImageIO pick the reader."""
     suffix = Path(name).suffix or ".img"
     with tempfile.NamedTemporaryFile(dir=scratch_dir, suffix=suffix) as handle:
-        handle.write(data)
+        if isinstance(data, tuple):
+            handle.writelines(data)
+        else:
+            handle.write(data)
         handle.flush()
         return read_plate(handle.name, limits)
 

@@ -25,13 +25,22 @@ from .file_roots import FileRoots
 
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame: encoded bytes (stream transport) or an input path, and where the result goes."""
+    """One frame: its encoded bytes (stream transport: the pieces it came in, in order) or an input path,
+    and where the result goes."""
 
     frame_number: int
     name: str
-    data: bytes | bytearray | None = None
+    data: tuple[bytes, ...] | None = None
     input_path: str = ""
     output_path: str = ""
+
+
+def _sha256(pieces: tuple[bytes, ...]) -> str:
+    """sha256 of the pieces joined (without joining them)."""
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
@@ -65,7 +74,7 @@ class FrameLoader:
         A path is read through :class:`FileRoots` (PlateError ``path`` when refused): the bytes decoded are
         the bytes of the file that was checked."""
         if request.data is not None:
-            digest = hashlib.sha256(request.data).hexdigest()
+            digest = _sha256(request.data)
             return decode_plate(request.data, request.name, self.scratch_dir, self.limits), digest
         data, real = self.roots.read_input(request.input_path, self.max_input_bytes)
         return decode_plate(data, os.path.basename(real), self.scratch_dir, self.limits), hashlib.sha256(data).hexdigest()
@@ -73,7 +82,7 @@ class FrameLoader:
     def load_remembered(self, request: FrameRequest) -> tuple[Plate, str]:
         """:meth:`load`, remembered for the next preview of the same file (by path, size and mtime) or bytes."""
         if request.data is not None:
-            key: tuple[object, ...] = ("data", hashlib.sha256(request.data).hexdigest())
+            key: tuple[object, ...] = ("data", _sha256(request.data))
         else:
             checked = self.roots.check_input(request.input_path, self.max_input_bytes)
             key = ("path", checked.path, checked.size, checked.mtime_ns, checked.inode)

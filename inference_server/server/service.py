@@ -16,7 +16,7 @@ from typing import Generic, NoReturn, TypeVar, cast
 
 import grpc
 from facebridge import analysis_file, schema
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, Reassembler, serialize, split_chunks
+from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, ChunkPieces, Reassembler, serialize, split_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 
@@ -347,11 +347,12 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
     ) -> Iterator[tuple[int, FrameRequest | _Truncated]]:
         """Reassemble the frames of a stream (after its StreamStart) into ``(frame_id, FrameRequest)``.
 
-        Bounded: at most ``MAX_PENDING_FRAMES`` announced and incomplete at once, each buffer growing with the
-        chunks received (``Reassembler``); a frame id is used once per stream. A frame still incomplete when
+        Bounded: at most ``MAX_PENDING_FRAMES`` announced and incomplete at once, each holding the chunks
+        received so far (``ChunkPieces``: the frame stays in the pieces it came in, never copied or joined); a
+        frame id is used once per stream. A frame still incomplete when
         the stream ends comes out as ``_Truncated`` (a failed result naming it, never silence).
         """
-        pending: dict[int, tuple[pb.FrameHeader, Reassembler]] = {}
+        pending: dict[int, tuple[pb.FrameHeader, ChunkPieces]] = {}
         seen: set[int] = set()
         for message in request_iterator:
             kind = message.WhichOneof("payload")
@@ -367,12 +368,12 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                                                         input_path=header.input_path, output_path=header.output_path)
                     continue
                 if header.total_bytes == 0:
-                    yield header.frame_id, FrameRequest(header.frame_number, header.name, data=b"")
+                    yield header.frame_id, FrameRequest(header.frame_number, header.name, data=())
                     continue
                 if len(pending) >= MAX_PENDING_FRAMES:
                     raise InvalidRequest(f"{len(pending)} frames are announced and incomplete; send their chunks "
                                          f"before announcing frame id {header.frame_id}")
-                pending[header.frame_id] = (header, Reassembler(header.total_bytes, self.engine.max_frame_bytes))
+                pending[header.frame_id] = (header, ChunkPieces(header.total_bytes, self.engine.max_frame_bytes))
             elif kind == "chunk":
                 chunk = message.chunk
                 if chunk.frame_id not in pending:
@@ -507,7 +508,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             frame = FrameRequest(request.frame_number, request.name or request.input_path,
                                  input_path=request.input_path)
         elif which == "data":
-            frame = FrameRequest(request.frame_number, request.name, data=request.data)
+            frame = FrameRequest(request.frame_number, request.name, data=(request.data,))
         else:
             raise InvalidRequest("a preview needs the plate: input_path or data")
         overrides = messages.session_params(request.params) if request.HasField("params") else None

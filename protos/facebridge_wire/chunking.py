@@ -117,6 +117,27 @@ class ChunkCursor:
             raise ChunkError(f"frame incomplete: {self._received} of {self.total_bytes} bytes")
 
 
+class ChunkPieces(ChunkCursor):
+    """Collects the chunks of one frame as the pieces they came in, neither copied nor joined (for a reader
+    that takes them in order: hashing, writing a file). Memory follows the bytes received, as for
+    :class:`Reassembler`; arguments as :class:`ChunkCursor`."""
+
+    def __init__(self, total_bytes: int, limit: int, max_chunk: int = MAX_CHUNK_BYTES) -> None:
+        super().__init__(total_bytes, limit, max_chunk)
+        self._pieces: list[bytes] = []
+
+    def add(self, offset: int, data: bytes) -> None:
+        """Keep one chunk (checked as :meth:`ChunkCursor.advance`); ``bytes`` are immutable, so kept as given."""
+        self.advance(offset, len(data))
+        if data:
+            self._pieces.append(bytes(data) if not isinstance(data, bytes) else data)
+
+    def result(self) -> tuple[bytes, ...]:
+        """The frame's pieces, in order."""
+        self.check_complete()
+        return tuple(self._pieces)
+
+
 class Reassembler(ChunkCursor):
     """Collects the chunks of one frame into a buffer that grows as they arrive.
 
