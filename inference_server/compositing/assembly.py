@@ -35,11 +35,15 @@ def unchanged(target_linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def controlled_mask(mask: np.ndarray, controls: CompositeControls, landmarks: np.ndarray, size: float,
-                    parsed: Mapping[str, np.ndarray] | None) -> np.ndarray:
-    """A model's (bh, bw) float32 mask over its work box with the artist's region weights and blend.
+                    parsed: Mapping[str, np.ndarray] | None, occlusion: np.ndarray | None = None) -> np.ndarray:
+    """A model's (bh, bw) float32 mask over its work box with the artist's region weights, the occluder's
+    keep-mask and blend.
 
-    Values below a floor become exactly 0 (the plate stays bit-exact there). ``landmarks`` are in work-box
-    pixels; ``parsed`` holds a face parser's soft masks over the same box (or None).
+    The most restrictive mask wins: ``min(mask x region weights, occlusion) x blend``, so where an occluder
+    sees something in front of the face (keep 0) the plate stays whatever the region weights say. Values
+    below a floor become exactly 0 (the plate stays bit-exact there). ``landmarks`` are in work-box pixels;
+    ``parsed`` holds a face parser's soft masks over the same box (or None); ``occlusion`` the (bh, bw)
+    keep-mask in [0, 1] over the same box (or None).
     """
     c = controls
     mask = mask * (mask > MASK_FLOOR)
@@ -47,6 +51,11 @@ def controlled_mask(mask: np.ndarray, controls: CompositeControls, landmarks: np
     if any(v != 1.0 for v in weights.values()):
         mask *= (refined_region_weight_map(mask.shape, landmarks, size, weights, parsed)
                  if parsed else region_weight_map(mask.shape, landmarks, size, weights))
+    if occlusion is not None:
+        keep = np.asarray(occlusion, np.float32)
+        if keep.shape != mask.shape:
+            raise ValueError(f"occlusion mask is {keep.shape}, the work box is {mask.shape}")
+        mask = np.minimum(mask, keep * (keep > MASK_FLOOR))
     if c.blend != 1.0:
         mask *= np.float32(c.blend)
     return mask.astype(np.float32, copy=False)

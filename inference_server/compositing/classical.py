@@ -94,6 +94,7 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
                         from_model: Callable[[np.ndarray], np.ndarray] | None = None,
                         matched: Callable[[], np.ndarray] | None = None,
                         parsed: Mapping[str, np.ndarray] | None = None,
+                        occlusion: np.ndarray | None = None,
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Composite stage: the swapped face and its blend mask for one face crop.
 
@@ -109,11 +110,13 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
             absent. Called only when some of the face shows.
         parsed: a face parser's soft (h, w) masks of eyes, brows, nose, mouth on the crop; they refine
             the landmark region masks (:func:`~.regions.refined_region_weight_map`).
+        occlusion: an occluder's (h, w) keep-mask in [0, 1] on the crop (1 = face seen, 0 = something in
+            front of it); the mask is at most this wherever it is (the most restrictive wins).
     Returns:
         ``(face_linear, mask)``: (h, w, 3) float32 linear face (equal to ``target_linear`` where the
         mask is 0) and (h, w) float32 mask in [0, 1], already multiplied by the blend strength and the
         region weights. The mask is exactly 0 wherever the model's coverage is 0 or a region of weight 0
-        applies fully. Deterministic.
+        applies fully or the occlusion keep-mask is 0. Deterministic.
     """
     c = controls.validated()
     tl = checked_target(target_linear, model_out.crop_hw)
@@ -130,7 +133,8 @@ def composite_face_crop(target_linear: np.ndarray, target_landmarks: np.ndarray,
     mask = ramp(_edge(model_out, c.erode, size), feather_px + c.feather * size)
     mask *= model_out.keep.astype(np.float32)
     mask = controlled_mask(mask, c, T - np.array([x0, y0]), size,
-                           {k: v[win] for k, v in parsed.items()} if parsed else None)
+                           {k: v[win] for k, v in parsed.items()} if parsed else None,
+                           occlusion[win] if occlusion is not None else None)
     if not (mask > 0).any():
         return unchanged(tl)
     face = matched() if matched is not None else matched_face(tl, T, model_out, c, from_model)

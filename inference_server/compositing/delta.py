@@ -45,7 +45,8 @@ def delta_face(target_linear: np.ndarray, out: DeltaOutput, controls: CompositeC
 
 def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out: DeltaOutput,
                     controls: CompositeControls, matched: Callable[[], np.ndarray],
-                    parsed: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    parsed: Mapping[str, np.ndarray] | None = None,
+                    occlusion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Composite stage of an aligned model output (see :func:`~.classical.composite_face_crop`).
 
     Args:
@@ -55,9 +56,11 @@ def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out
         controls: the artist controls.
         matched: returns :func:`delta_face` for these arguments (a caller's memo).
         parsed: a face parser's soft masks on the crop, refining the region masks.
+        occlusion: an occluder's (h, w) keep-mask on the crop; the mask never exceeds it.
     Returns:
         ``(face_linear, mask)``: (h, w, 3) float32 face (the target where the mask is 0) and (h, w)
-        float32 mask in [0, 1] including blend and region weights; exactly 0 outside the coverage.
+        float32 mask in [0, 1] including blend, region weights and occlusion; exactly 0 outside the coverage
+        and where the occlusion keep-mask is 0.
     """
     c = controls.validated()
     tl = checked_target(target_linear, out.crop_hw)
@@ -68,7 +71,8 @@ def composite_delta(target_linear: np.ndarray, target_landmarks: np.ndarray, out
     distance = shifted_edge(out.edge_distance, c.erode * size)
     mask = ramp(distance, float(out.settings[1]) + c.feather * size) * out.coverage.astype(np.float32)
     landmarks = np.asarray(target_landmarks, np.float64) - np.array([x0, y0])
-    mask = controlled_mask(mask, c, landmarks, size, {k: v[y0:y1, x0:x1] for k, v in parsed.items()} if parsed else None)
+    mask = controlled_mask(mask, c, landmarks, size, {k: v[y0:y1, x0:x1] for k, v in parsed.items()} if parsed else None,
+                           occlusion[y0:y1, x0:x1] if occlusion is not None else None)
     if not (mask > 0).any():
         return unchanged(tl)
     return assemble(tl, (y0, x0, y1, x1), matched(), mask, c, size)
