@@ -364,7 +364,7 @@ def test_parser_labels_land_at_known_positions(models_dir: Path) -> None:
 def test_parser_region_masks() -> None:
     labels = np.array([[0, 1, 2, 3], [4, 5, 6, 10], [11, 12, 13, 17]], np.uint8)
     masks = parser_region_masks(labels, (3, 4))
-    assert set(masks) == {"eyes", "brows", "nose", "mouth", "skin"}
+    assert set(masks) == {"eyes", "brows", "nose", "mouth", "skin", "glasses"}
     for mask in masks.values():
         assert mask.shape == (3, 4) and mask.dtype == np.float32
     np.testing.assert_array_equal(masks["eyes"], [[0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
@@ -372,6 +372,7 @@ def test_parser_region_masks() -> None:
     np.testing.assert_array_equal(masks["nose"], [[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]])
     np.testing.assert_array_equal(masks["mouth"], [[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]])
     np.testing.assert_array_equal(masks["skin"], [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(masks["glasses"], [[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])  # label 6
     resized = parser_region_masks(np.kron(labels, np.ones((2, 2), np.uint8)), (3, 4))
     np.testing.assert_array_equal(resized["mouth"], masks["mouth"])
 

@@ -41,9 +41,13 @@ REGION_LABELS: Mapping[str, tuple[int, ...]] = MappingProxyType({
     "nose": (BISENET_LABELS.index("nose"),),
     "mouth": (BISENET_LABELS.index("mouth"), BISENET_LABELS.index("u_lip"), BISENET_LABELS.index("l_lip")),
     "skin": (BISENET_LABELS.index("skin"),),
+    "glasses": (BISENET_LABELS.index("eye_g"),),
 })
-"""Our regions as parser labels. Mouth = inner mouth and both lips. Glasses, ears, neck and hair are
-left out (FaceFusion does not offer them either)."""
+"""Our regions as parser labels. Mouth = inner mouth and both lips. ``glasses`` (label 6, ``eye_g``; FaceFusion
+3.8.1 offers it as its ``glasses`` region, ``facefusion/choices.py`` ``face_mask_region_set``) exists only where a
+parser runs: the landmark regions have no glasses, so it refines no region weight and is used by name where the
+plate's glasses are kept (a small face's swap, :func:`~inference_server.pipeline.stages.kept_glasses`). Ears,
+neck and hair are left out (FaceFusion does not offer them either)."""
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -82,7 +86,7 @@ def parser_postprocess(logits: np.ndarray) -> np.ndarray:
 
 
 def parser_region_masks(labels: np.ndarray, crop_hw: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Hard masks of our regions (``eyes, brows, nose, mouth, skin``) from a label map.
+    """Hard masks of our regions (``eyes, brows, nose, mouth, skin, glasses``) from a label map.
 
     Args:
         labels: ``(h, w)`` integer labels (:attr:`ParsedFace.labels`); resized with nearest neighbour
