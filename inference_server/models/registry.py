@@ -44,7 +44,7 @@ from .errors import ModelError, ModelInvalid, ModelNotFound, ModelRefused
 
 _LOG = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = ("detector", "landmarker", "embedder", "swapper", "restorer", "parser")
+KINDS: tuple[str, ...] = ("detector", "landmarker", "embedder", "swapper", "restorer", "parser", "occluder")
 FORMATS: tuple[str, ...] = ("onnx", "pth", "dlib", "embedded")
 TEMPLATES: tuple[str, ...] = ("arcface_112_v2", "arcface_128", "ffhq_512")
 NORMALISATIONS: tuple[str, ...] = ("[0,1]", "[-1,1]", "imagenet", "uint8")
@@ -69,7 +69,7 @@ _FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 STAND_IN_FAMILIES: Mapping[str, str] = MappingProxyType({
     "swapper": "inswapper", "embedder": "arcface", "restorer": "gpen", "parser": "bisenet",
-    "detector": "retinaface", "landmarker": "fan68"})
+    "detector": "retinaface", "landmarker": "fan68", "occluder": "xseg"})
 """The family of a model file without one (a file the registry does not know, a record without ``family``), by
 kind (the detector and landmarker modules read their layout from the file's outputs, so retinaface / fan68 load
 yoloface / peppa_wutz files too)."""
