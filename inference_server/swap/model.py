@@ -150,11 +150,15 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
 
     # where the swap acts: destination face polygon within the target's (grown) polygon and the source's
     # extent; the forehead band stops where either face's hair starts
+    # each face's cheek/nose skin (used by the hairline search, the hair occlusion and the statistics)
+    skin_d = zones.skin_mask((h, w), D)
+    skin_t = zones.skin_mask((h, w), T)
+    src_light, tgt_light = np.cbrt(luminance(src_lin)), np.cbrt(luminance(tgt_lin))
     forehead: float | np.ndarray = params.forehead * reach
     if params.adaptive_forehead and reach > 0.0:
         full = np.ones((h, w), np.uint8)
-        ext_s = zones.forehead_extent(np.cbrt(luminance(src_lin)), inside_src, D, params.forehead)
-        ext_t = zones.forehead_extent(np.cbrt(luminance(tgt_lin)), full, T, params.forehead)
+        ext_s = zones.forehead_extent(src_light, inside_src, D, params.forehead, skin=skin_d)
+        ext_t = zones.forehead_extent(tgt_light, full, T, params.forehead, skin=skin_t)
         forehead = np.maximum(np.minimum(ext_s, ext_t), 0.04) * reach
     allowed = zones.allowed_zone((h, w), T, params.forehead * reach, params.grow * reach) & inside_src
     if small > 0.0:  # a small face: never past the target's brow line (lifted by what is left of the band)
@@ -168,8 +172,8 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     if params.occlusion:
         outer = hard & (1 - zones.features_hull((h, w), T, 0.04)) & (1 - zones.features_hull((h, w), D, 0.04))
         like = np.minimum(
-            zones.skin_likeness(np.cbrt(luminance(src_lin)), zones.skin_mask((h, w), D) & inside_src),
-            zones.skin_likeness(np.cbrt(luminance(tgt_lin)), zones.skin_mask((h, w), T)))
+            zones.skin_likeness(src_light, skin_d & inside_src),
+            zones.skin_likeness(tgt_light, skin_t))
         like = np.where(outer > 0, like, 1.0).astype(np.float32)
         keep = cv2.GaussianBlur(like, (0, 0), max(1.0, 0.02 * size))
 
@@ -184,9 +188,9 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
         keep = keep * (1.0 - hole)
 
     # pixels whose statistics count: each face's own skin, and skin seen in both (lighting field)
-    src_skin = zones.skin_mask((h, w), D) & inside_src
-    tgt_skin = zones.skin_mask((h, w), T)
-    if src_skin.sum() < 16 or tgt_skin.sum() < 16:
+    src_skin = skin_d & inside_src
+    tgt_skin = skin_t
+    if np.count_nonzero(src_skin) < 16 or np.count_nonzero(tgt_skin) < 16:
         src_skin = tgt_skin = hard.copy()
     band = 0.8 * float(np.min(forehead))
     both = zones.skin_mask((h, w), D, band) & zones.skin_mask((h, w), T, band) & inside_src
