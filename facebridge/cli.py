@@ -60,7 +60,8 @@ def _models(args: argparse.Namespace) -> int:
     import os
 
     from inference_server.models.errors import ModelError
-    from inference_server.models.registry import DigestMemo, format_listing, load_records, resolve_models_dir, scan
+    from inference_server.models.listing import format_models
+    from inference_server.models.registry import DigestMemo, load_records, resolve_models_dir, scan
     from inference_server.paths import default_cache_dir
 
     try:
@@ -70,7 +71,7 @@ def _models(args: argparse.Namespace) -> int:
         print(f"facebridge: error: {exc}", file=sys.stderr)
         return 2
     print(f"models folder: {directory}")
-    print(format_listing(statuses))
+    print(format_models(statuses))
     return 0
 
 

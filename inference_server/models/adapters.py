@@ -7,7 +7,7 @@ sha256, or the algorithm id of an embedded model) that goes into cache keys and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,7 +19,7 @@ from .aligned_result import Restored
 from .alignment import points5_from_68
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_parser import BisenetParser
-from .onnx_restorer import OnnxRestorer, restore_aligned
+from .onnx_restorer import DEFAULT_WEIGHT, OnnxRestorer, restore_aligned
 from .onnx_swapper import InswapperSwapper, prepare_inswapper_source
 
 if TYPE_CHECKING:  # (torch is imported only when a PyTorch model is loaded)
@@ -66,13 +66,29 @@ class InswapperAdapter:
 
 @dataclass(frozen=True)
 class OnnxRestorerAdapter:
-    """A FaceFusion-format GPEN ONNX file (gpen_bfr_256/512/1024/2048)."""
+    """A FaceFusion-format enhancer ONNX file (gpen_bfr_*, codeformer, gfpgan_*, restoreformer_plus_plus).
+
+    ``file_id`` identifies the file; ``weight`` is the restore weight fed to a model with a ``weight`` input
+    (codeformer). Only such a model's ``model_id`` names the weight, so the weight enters cache keys exactly
+    where it changes pixels. One loaded file serves every weight: :meth:`with_weight` is a cheap copy.
+    """
 
     restorer: OnnxRestorer
-    model_id: str
+    file_id: str
+    weight: float = DEFAULT_WEIGHT
+
+    @property
+    def model_id(self) -> str:
+        if not self.restorer.takes_weight:
+            return self.file_id
+        return f"{self.file_id}:weight={self.weight:.6g}"
+
+    def with_weight(self, weight: float) -> OnnxRestorerAdapter:
+        """This model with another restore weight (itself when the model takes none)."""
+        return replace(self, weight=float(weight)) if self.restorer.takes_weight else self
 
     def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored:
-        result = self.restorer.restore(crop_model, points5_from_68(landmarks))
+        result = self.restorer.restore(crop_model, points5_from_68(landmarks), self.weight)
         return Restored(result.image, result.coverage)
 
 

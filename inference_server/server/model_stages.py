@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.finder import FaceFinder
+from ..models.adapters import OnnxRestorerAdapter
 from ..models.errors import ModelError
 from ..models.face_finder import ModelFaceFinder
 from ..models.onnx_detector import OnnxFaceDetector
@@ -42,6 +43,8 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
         raise ModelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     notes = tuple(n for loaded in (swapper, restorer, parser) if loaded is not None for n in loaded.notes)
     restore = _adapter(restorer)
+    if isinstance(restore, OnnxRestorerAdapter):  # the session's restore weight (a no-op without a weight input)
+        restore = restore.with_weight(params.restore_weight)
     labels = _adapter(parser)
     assert restore is None or isinstance(restore, Restorer)
     assert labels is None or isinstance(labels, FaceParser)
