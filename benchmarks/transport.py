@@ -7,11 +7,14 @@ detection and encode). The server reports how long it spent on the frame (decode
 the rest of the wall time is transport.
 
 Baseline: a generic gRPC bidi stream (bytes in, the same bytes out, no protobuf) on a second loopback
-server with the same channel and server options, echoing the same file's bytes in 4 MiB chunks (the
-client keeps the pieces as they come back: no file read, no reassembly, no file written). ``ratio`` is our stream transport's throughput over the raw stream's
-(1.0: as fast as gRPC itself; the goal is >= 0.8). The in-process copy of the bytes is printed too.
-Throughput counts the frame's bytes once per round trip (its size over the transport time). Medians of
-``--repeats``.
+server with the same channel and server options, echoing the same file's bytes in 4 MiB chunks; the
+client keeps the pieces as they come back (no file read, no reassembly, no file written). ``ratio`` is
+our stream transport's throughput over the raw stream's (1.0: as fast as gRPC itself; the goal is >= 0.8).
+The raw echo sends each piece back as it arrives, so its two directions overlap; a frame is processed
+only when whole, so ours cannot overlap them: ``raw s&f`` is the same echo store-and-forward (the server
+answers once it has every piece) and ``ratio s&f`` ours against it. Throughput counts the frame's bytes
+once per round trip (its size over the transport time). The in-process copy of the bytes is printed too.
+Medians of ``--repeats``.
 
 Usage: python benchmarks/transport.py [--repeats 7]
 """
@@ -39,11 +42,14 @@ from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 from inference_server.server.service import MAX_MESSAGE_BYTES as SERVER_MAX_MESSAGE_BYTES  # noqa: E402
 
 RAW_CHUNK_BYTES = 4 * 1024 * 1024
-_ECHO_METHOD = "/bench.Raw/Echo"
 
 
 def _echo(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
     yield from requests
+
+
+def _gather_then_echo(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
+    yield from list(requests)
 
 
 class RawEcho:
@@ -54,7 +60,10 @@ class RawEcho:
             ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
         ])
-        handler = grpc.method_handlers_generic_handler("bench.Raw", {"Echo": grpc.stream_stream_rpc_method_handler(_echo)})
+        handler = grpc.method_handlers_generic_handler("bench.Raw", {
+            "Echo": grpc.stream_stream_rpc_method_handler(_echo),
+            "GatherThenEcho": grpc.stream_stream_rpc_method_handler(_gather_then_echo),
+        })
         self.server.add_generic_rpc_handlers((handler,))
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
@@ -62,12 +71,16 @@ class RawEcho:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ])
-        self.call: grpc.StreamStreamMultiCallable = self.channel.stream_stream(_ECHO_METHOD)
+        self.calls: dict[bool, grpc.StreamStreamMultiCallable] = {
+            False: self.channel.stream_stream("/bench.Raw/Echo"),
+            True: self.channel.stream_stream("/bench.Raw/GatherThenEcho"),
+        }
 
-    def round_trip(self, data: bytes) -> list[bytes]:
-        """``data`` there and back: the pieces as they came back (not joined: gRPC's cost alone)."""
+    def round_trip(self, data: bytes, gather: bool = False) -> list[bytes]:
+        """``data`` there and back: the pieces as they came back (not joined: gRPC's cost alone). ``gather``:
+        the server sends nothing back before it has every piece (as a frame is processed only when whole)."""
         chunks = (data[o:o + RAW_CHUNK_BYTES] for o in range(0, len(data), RAW_CHUNK_BYTES))
-        return list(self.call(chunks))
+        return list(self.calls[gather](chunks))
 
     def close(self) -> None:
         self.channel.close()
@@ -100,17 +113,19 @@ def main() -> int:
             sessions = {"qc on": client.open_session([source]).session_id,
                         "qc off": client.open_session([source], quality_checks=False).session_id}
             print(f"{'frame':>6} {'MB':>5} {'transport':>9} {'session':>7} {'round trip':>10} {'server':>7} "
-                  f"{'transport':>9} {'GB/s':>5} {'raw ms':>7} {'raw GB/s':>8} {'ratio':>6} {'copy ms':>7}")
+                  f"{'transport':>9} {'GB/s':>5} {'raw ms':>7} {'raw GB/s':>8} {'ratio':>6} "
+                  f"{'raw s&f ms':>10} {'ratio s&f':>9} {'copy ms':>7}")
             for label, (w, h) in (("1080p", (1920, 1080)), ("4K", (3840, 2160))):
                 plate = noise_plate(work / f"{label}.exr", w, h)
                 data = plate.read_bytes()
                 size = len(data)
-                if b"".join(raw.round_trip(data)) != data:
+                if b"".join(raw.round_trip(data)) != data or b"".join(raw.round_trip(data, True)) != data:
                     raise AssertionError("raw echo changed the bytes")
                 copy_ms = _median_ms(functools.partial(bytearray, data), args.repeats)
                 for use_paths in (False, True):
                     for session_label, session_id in sessions.items():
                         raw_ms = _median_ms(functools.partial(raw.round_trip, data), args.repeats)
+                        gathered_ms = _median_ms(functools.partial(raw.round_trip, data, True), args.repeats)
                         walls, servers = [], []
                         for k in range(args.repeats):
                             job = FrameJob(k, str(plate), str(work / f"out_{label}_{k}.exr"))
@@ -122,11 +137,11 @@ def main() -> int:
                             servers.append(sum(outcome.timings_ms.values()))
                         wall, server = statistics.median(walls), statistics.median(servers)
                         transport = max(0.0, statistics.median(w - s for w, s in zip(walls, servers)))
-                        ratio = _gbps(size, transport) / _gbps(size, raw_ms)
+                        ratio, ratio_gathered = raw_ms / transport, gathered_ms / transport
                         print(f"{label:>6} {size / 1e6:5.1f} {'path' if use_paths else 'stream':>9} "
                               f"{session_label:>7} {wall:10.1f} {server:7.1f} {transport:9.1f} "
                               f"{_gbps(size, transport):5.2f} {raw_ms:7.1f} {_gbps(size, raw_ms):8.2f} "
-                              f"{ratio:6.2f} {copy_ms:7.2f}")
+                              f"{ratio:6.2f} {gathered_ms:10.1f} {ratio_gathered:9.2f} {copy_ms:7.2f}")
             for session_id in sessions.values():
                 client.close_session(session_id)
     finally:
