@@ -12,13 +12,15 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from support import face_landmarks, face_zone, load_rgb8, make_plate, read_exr, same_bits
+from onnx_fixtures import make_restorer
+from support import face_landmarks, linear_to_srgb8, load_rgb8, make_plate, read_exr, same_bits
 
+from facebridge.client.grpc_client import FaceBridgeClient, FrameJob, FrameOutcome, SessionInfo
+from facebridge.settings import RenderParams
 from inference_server.compositing.assembly import controlled_mask
 from inference_server.compositing.controls import CompositeControls
 from inference_server.compositing.regions import refined_region_weight_map, region_weight_map
@@ -26,6 +28,8 @@ from inference_server.models.alignment import TEMPLATES, estimate_alignment, poi
 from inference_server.models.onnx_occluder import (BLUR_SIGMA, OCCLUDER_SIZE, OCCLUDER_TEMPLATE, XsegOccluder,
                                                    keep_to_crop, occluder_postprocess, occluder_preprocess,
                                                    soften_keep)
+from inference_server.pipeline.stages import ClassicalSwapStage, RestoreStage
+from inference_server.server.app import ServerConfig, start_server
 
 S = OCCLUDER_SIZE
 
@@ -58,8 +62,8 @@ def mouth_rectangle() -> tuple[int, int, int, int]:
     template's mouth corners: their span plus 5 % of the side each way, 7 % above and 9 % below them."""
     corners = TEMPLATES[OCCLUDER_TEMPLATE][3:5] * S
     y = float(corners[:, 1].mean())
-    return (int(corners[0, 0] - 0.05 * S), int(y - 0.07 * S), int(math.ceil(corners[1, 0] + 0.05 * S)),
-            int(math.ceil(y + 0.09 * S)))
+    return (int(corners[0, 0] - 0.05 * S), int(y - 0.07 * S), math.ceil(corners[1, 0] + 0.05 * S),
+            math.ceil(y + 0.09 * S))
 
 
 def rectangle_keep(rect: tuple[int, int, int, int]) -> np.ndarray:
@@ -155,9 +159,9 @@ def test_occluder_file_sees_bgr_and_its_mask_lands_back_on_the_crop(tmp_path: Pa
     occlusion = boxed.occlusion(crop, points5)
     assert occlusion.keep.shape == (420, 400)
     mouth = points5[3:5].mean(0)
-    assert occlusion.keep[int(round(mouth[1])), int(round(mouth[0]))] == 0.0
+    assert occlusion.keep[round(mouth[1]), round(mouth[0])] == 0.0
     eyes = points5[0:2].mean(0)
-    assert occlusion.keep[int(round(eyes[1])), int(round(eyes[0]))] == 1.0
+    assert occlusion.keep[round(eyes[1]), round(eyes[0])] == 1.0
     # every crop pixel whose model position is inside the rectangle is exactly 0 (by 4 px: the blur rounds its
     # corners), 1 far outside it
     model = _to_model(occlusion.matrix, (420, 400))
@@ -219,3 +223,136 @@ def test_most_restrictive_mask_wins_with_region_weights_and_a_parser(faces_dir: 
     assert low.any() and np.allclose(got[low], 0.8 * occlusion[low], atol=1e-4)
     with pytest.raises(ValueError, match="occlusion"):
         controlled_mask(ones, controls, local, size, None, occlusion[1:])
+
+
+# -- 1. through the server: the occluded plate stays bit-exact -----------------------------------------
+
+EYE_RECTANGLE = (60, 80, 130, 125)        # xseg_2's occluded rectangle: over the left eye
+OTHER_EYE_RECTANGLE = (130, 80, 200, 125)  # xseg_3's: over the right eye
+
+
+@pytest.fixture(scope="module")
+def plate(faces_dir: Path, dlib_models, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    return make_plate(faces_dir / "fr_obama.jpg", tmp_path_factory.mktemp("plate") / "plate.exr", dlib_models)
+
+
+@pytest.fixture(scope="module")
+def occluder_server(dlib_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose models folder holds xseg-format files (xseg_1: the mouth rectangle, xseg_2 and xseg_3:
+    an eye rectangle each) and a constant GPEN stand-in (an aligned stage)."""
+    folder = tmp_path_factory.mktemp("models")
+    make_xseg_rectangle(folder, "xseg_1.onnx", mouth_rectangle())
+    make_xseg_rectangle(folder, "xseg_2.onnx", EYE_RECTANGLE)
+    make_xseg_rectangle(folder, "xseg_3.onnx", OTHER_EYE_RECTANGLE)
+    make_restorer(folder, 512, constant=0.75, name="gpen_bfr_512.onnx")
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=tmp_path_factory.mktemp("cache"),
+                                        models_dir=folder, allow_roots=(tmp_path_factory.getbasetemp(),),
+                                        allow_unverified=True), models=dlib_models)
+    yield f"127.0.0.1:{running.port}"
+    running.stop(grace=2.0)
+
+
+def _render(address: str, plate: Path, out: Path, params: RenderParams, sources: list[str]
+            ) -> tuple[SessionInfo, FrameOutcome, np.ndarray]:
+    with FaceBridgeClient(address, timeout=300.0) as client:
+        session = client.open_session(sources, shot=f"t-{out.stem}", params=params)
+        (outcome,) = client.process(session.session_id, [FrameJob(1, str(plate), str(out))], use_paths=True)
+    assert outcome.status == "ok", outcome.message
+    pixels, _ = read_exr(out)
+    return session, outcome, pixels
+
+
+def _model_positions(before: np.ndarray, dlib_models) -> tuple[np.ndarray, np.ndarray]:
+    """The plate's face landmarks and the (h, w, 2) position of every plate pixel in the occluder's square."""
+    proxy = linear_to_srgb8(np.nan_to_num(before[..., :3], nan=0.0, posinf=1.0))
+    (landmarks,) = face_landmarks(dlib_models, proxy)
+    matrix = estimate_alignment(points5_from_68(landmarks), OCCLUDER_TEMPLATE, S)
+    return landmarks, _to_model(matrix, before.shape[:2])
+
+
+def _within(model: np.ndarray, rect: tuple[int, int, int, int], margin: float) -> np.ndarray:
+    x0, y0, x1, y1 = rect
+    return ((model[..., 0] > x0 - 0.5 + margin) & (model[..., 0] < x1 - 0.5 - margin)
+            & (model[..., 1] > y0 - 0.5 + margin) & (model[..., 1] < y1 - 0.5 - margin))
+
+
+@pytest.mark.parametrize("mode", ["swap", "restore"])
+def test_an_occluded_mouth_keeps_the_plate_bit_exact(occluder_server: str, plate: tuple[Path, np.ndarray],
+                                                     faces_dir: Path, dlib_models, tmp_path: Path, mode: str) -> None:
+    """xseg_1 marks a rectangle over the mouth of its square: those plate pixels come back bit-exact (every
+    channel) while the rest of the face changes exactly as without the occluder. ``swap``: the classical swap;
+    ``restore``: an aligned stage (a constant GPEN stand-in)."""
+    path, zone = plate
+    before, _ = read_exr(path)
+    if mode == "swap":
+        base = RenderParams(allow_unverified=True, stabilise=0.0)
+        sources = [str(faces_dir / "fr_alex_lacamoire.png")]
+    else:
+        base = RenderParams(mode="restore", restorer="gpen_bfr_512", allow_unverified=True, stabilise=0.0,
+                            colour_match="none")
+        sources = []
+    renders = {}
+    for occluder in ("none", "xseg_1"):
+        session, _, renders[occluder] = _render(occluder_server, path, tmp_path / f"{mode}-{occluder}.exr",
+                                                RenderParams(**{**base.as_dict(), "occluder": occluder}), sources)
+        assert any(m.startswith("xseg_1@") for m in session.model_ids) == (occluder == "xseg_1"), session.model_ids
+    _, model = _model_positions(before, dlib_models)
+    rect = mouth_rectangle()
+    # 6 model px inside the rectangle: the blur's rounded corners, bilinear warps and the landmarks' own noise
+    mouth = _within(model, rect, 6.0)
+    assert mouth.sum() > 500, mouth.sum()
+    plain, occluded = renders["none"], renders["xseg_1"]
+    changed_plain = ~same_bits(before, plain).all(axis=2)
+    assert isinstance(changed_plain, np.ndarray)  # per pixel (numpy's stubs allow a scalar for axis=2)
+    # (the classical swap keeps the target's open mouth interior itself, about a fifth of the rectangle here)
+    assert changed_plain[mouth].mean() > 0.6, "without an occluder the mouth should change (else this test proves nothing)"
+    assert same_bits(before[mouth], occluded[mouth]).all(), (
+        f"{int((~same_bits(before[mouth], occluded[mouth]).all(axis=1)).sum())} occluded plate pixels changed")
+    # the rest of the face: far from the rectangle (beyond the blur and warps) exactly the unoccluded render
+    far = zone & ~_within(model, rect, -30.0)
+    assert (changed_plain & far).sum() > 5 * mouth.sum()
+    assert same_bits(plain[far], occluded[far]).all(), "the occluder changed pixels far from what it marks"
+    assert same_bits(before[~zone], occluded[~zone]).all()
+
+
+# -- 4. the cache: the occluder is part of the key -----------------------------------------------------
+
+def test_the_occluder_is_part_of_the_model_output_key(occluder_server: str, plate: tuple[Path, np.ndarray],
+                                                      faces_dir: Path, tmp_path: Path) -> None:
+    path, _ = plate
+    base = RenderParams(allow_unverified=True, stabilise=0.0).as_dict()
+    sources = [str(faces_dir / "fr_alex_lacamoire.png")]
+    _, first, eye_1 = _render(occluder_server, path, tmp_path / "eye1.exr", RenderParams(**{**base, "occluder": "xseg_2"}),
+                              sources)
+    _, again, eye_2 = _render(occluder_server, path, tmp_path / "eye2.exr", RenderParams(**{**base, "occluder": "xseg_2"}),
+                              sources)
+    assert [f["cache"] for f in first.faces] == ["miss"], first.faces
+    assert [f["cache"] for f in again.faces] == ["hit"], again.faces     # same occluder: the cached output
+    assert same_bits(eye_1, eye_2).all()
+    # another occluder (only this test uses xseg_3): another key, and a compositing control alone is no new key
+    _, other, right = _render(occluder_server, path, tmp_path / "right.exr",
+                              RenderParams(**{**base, "occluder": "xseg_3"}), sources)
+    assert [f["cache"] for f in other.faces] == ["miss"], other.faces
+    assert not same_bits(eye_1, right).all()
+    _, blended, _ = _render(occluder_server, path, tmp_path / "blend.exr",
+                            RenderParams(**{**base, "occluder": "xseg_3", "blend": 0.9}), sources)
+    assert [f["cache"] for f in blended.faces] == ["hit"], blended.faces
+
+
+def test_stage_ids_name_the_occluder_only_when_there_is_one() -> None:
+    class Fixed:
+        def __init__(self, ident: str) -> None:
+            self.model_id = ident
+
+        def keep(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+            return np.ones(crop_model.shape[:2], np.float32)
+
+    from inference_server.swap import ALGORITHM_ID, SwapParams
+
+    plain = ClassicalSwapStage(SwapParams(), ALGORITHM_ID)
+    one = ClassicalSwapStage(SwapParams(), ALGORITHM_ID, occluder=Fixed("xseg_1@aaaa"))
+    other = ClassicalSwapStage(SwapParams(), ALGORITHM_ID, occluder=Fixed("xseg_1@bbbb"))
+    assert plain.model_ids == (ALGORITHM_ID,)
+    assert one.model_ids == (ALGORITHM_ID, "xseg_1@aaaa") and other.model_ids != one.model_ids
+    restore = RestoreStage(restorer=Fixed("gpen"), occluder=Fixed("xseg_3@cccc"))  # type: ignore[arg-type]
+    assert restore.model_ids == ("gpen", "xseg_3@cccc")

@@ -7,6 +7,8 @@ Convention:
       same reduction before use, so cold and warm renders give identical pixels.
     - Crops are ``(h, w, 3)`` float32 scene-linear RGB of the plate inside a :class:`~.crops.Box`, masks
       ``(h, w)`` float32 in [0, 1].
+    - A face parser's labels and an occluder's keep-mask are part of the cached payload (computed on the
+      plate's crop by the stage, keyed by the stage's model ids), applied when compositing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .crops import Box, exposure_scale
 from .memos import RenderMemos
 from .settings import RenderSettings
 from .small_faces import small_face_strength
+from .stages import OCCLUSION_KEY
 
 Payload = dict[str, np.ndarray]
 ModelOutput = SwapModelOutput | DeltaOutput
@@ -118,18 +121,42 @@ def _parsed_masks(payload: Payload, work: WorkingCrop) -> dict[str, np.ndarray] 
     return soft_parsed_masks(hard, face_size(work.landmarks))
 
 
+def _occlusion(payload: Payload, work: WorkingCrop) -> np.ndarray | None:
+    """The occluder's (h, w) float32 keep-mask of the crop (1 = face seen), when the stage ran an occluder."""
+    keep = payload.get(OCCLUSION_KEY)
+    if keep is None:
+        return None
+    array = np.asarray(keep, np.float32)
+    if array.shape != work.linear.shape[:2]:
+        raise ValueError(f"cached occlusion mask is {array.shape}, the crop is {work.linear.shape[:2]}")
+    return array
+
+
+@dataclass(frozen=True)
+class _Masks:
+    """What a model stage cached besides its output that shapes the mask: a parser's soft region masks and
+    an occluder's keep-mask (each None without that model)."""
+
+    parsed: dict[str, np.ndarray] | None
+    occlusion: np.ndarray | None
+
+
+def _masks(payload: Payload, work: WorkingCrop) -> _Masks:
+    return _Masks(_parsed_masks(payload, work), _occlusion(payload, work))
+
+
 def _model_output(work: WorkingCrop, source: SourceFace | None, settings: RenderSettings,
                   cache: ModelCache | None, key: str, small: float
-                  ) -> tuple[ModelOutput, dict[str, np.ndarray] | None, bool]:
+                  ) -> tuple[ModelOutput, _Masks, bool]:
     if cache is not None:
         payload = cache.get(key)
         if payload is not None:
-            return output_from_payload(payload), _parsed_masks(payload, work), True
+            return output_from_payload(payload), _masks(payload, work), True
     payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source, small)
     if cache is not None:
         cache.put(key, payload)
     # through the same reduction as a cached payload: cold and warm renders give the same pixels
-    return output_from_payload(payload), _parsed_masks(payload, work), False
+    return output_from_payload(payload), _masks(payload, work), False
 
 
 @dataclass(frozen=True)
@@ -192,8 +219,8 @@ class FaceRenderer:
             done = memos.composited.get((key, controls))
             if done is not None:  # the model ran before: a cache hit
                 return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]))
-        output, parsed, hit = _model_output(work, source, settings, self.cache, key, small)
-        face, mask, fallback = self._composited(work, output, parsed, controls, (key, colour_stage_key(controls)))
+        output, masks, hit = _model_output(work, source, settings, self.cache, key, small)
+        face, mask, fallback = self._composited(work, output, masks, controls, (key, colour_stage_key(controls)))
         delta = isinstance(output, DeltaOutput)
         if delta and face.shape[1::-1] != work.size:
             # an aligned stage's change is resized, not its face: the plate keeps its full-resolution detail
@@ -209,7 +236,7 @@ class FaceRenderer:
             memos.composited.put((key, controls), (readonly(face), readonly(mask), np.array([fallback, delta])))
         return Processed(work, source, face, mask, hit, fallback, delta)
 
-    def _composited(self, work: WorkingCrop, output: ModelOutput, parsed: dict[str, np.ndarray] | None,
+    def _composited(self, work: WorkingCrop, output: ModelOutput, masks: _Masks,
                     controls: CompositeControls, stage_key: tuple[str, tuple[str, float, float]]
                     ) -> tuple[np.ndarray, np.ndarray, bool]:
         """``(face, mask, fp32 fallback)`` of a model output on the working crop, the colour-matched face
@@ -223,12 +250,12 @@ class FaceRenderer:
             delta = output
             face, mask = composite_delta(work.linear, work.landmarks, delta, controls, lambda: remembered(
                 lambda: readonly(delta_face(work.linear, delta, controls, colourspace.to_model,
-                                            colourspace.from_model))), parsed)
+                                            colourspace.from_model))), masks.parsed, masks.occlusion)
             return face, mask, bool(delta.fp32_fallback.any())
         classical = output
         face, mask = composite_face_crop(work.linear, work.landmarks, classical, controls,
                                          from_model=colourspace.from_model, matched=lambda: remembered(
                                              lambda: readonly(matched_face(work.linear, work.landmarks, classical,
                                                                            controls, colourspace.from_model))),
-                                         parsed=parsed)
+                                         parsed=masks.parsed, occlusion=masks.occlusion)
         return face, mask, False

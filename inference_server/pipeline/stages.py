@@ -13,6 +13,10 @@ state; the loaded models they wrap are shared by every session of the server.
 - restore (GPEN, the embedded enhancer): the restored face replaces the crop inside the face region.
 - swap+restore: the swapped face is restored before it is cached.
 
+Every stage may carry a face parser (its labels cached as ``parser_labels``) and an occluder (its keep-mask
+cached as ``occlusion``, :func:`with_occlusion`); both are computed on the plate's crop and used at composite
+time, where the most restrictive mask wins (:func:`~inference_server.compositing.assembly.controlled_mask`).
+
 Each stage takes a face's small-face strength (``small``, 0..1, decided by the face's size against
 ``min_face``, see :mod:`.small_faces`); only the classical swap uses it (no forehead band, a smaller mask,
 the target's glasses kept where a face parser finds them), the others take it for a uniform call.
@@ -75,6 +79,33 @@ class FaceParser(Protocol):
     def labels(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class Occluder(Protocol):
+    """Finds what is in front of the face (XSeg); ``keep(crop, landmarks)`` is an (h, w) float32 keep-mask in
+    [0, 1]: 1 where the face is seen, 0 where something covers it (the plate stays there)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def keep(self, crop_model: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
+
+
+OCCLUSION_KEY = "occlusion"
+"""Payload key of the occluder's keep-mask: (h, w) float16 over the whole crop (see :func:`with_occlusion`)."""
+
+
+def with_occlusion(payload: Payload, occluder: Occluder | None, crop_model: np.ndarray,
+                   landmarks: np.ndarray) -> Payload:
+    """Add the occluder's keep-mask of the crop to a payload (key :data:`OCCLUSION_KEY`, (h, w) float16 in
+    [0, 1]), when there is an occluder. Compositing takes the minimum of it and the face mask."""
+    if occluder is None:
+        return payload
+    keep = np.clip(np.asarray(occluder.keep(crop_model, landmarks), np.float32), 0.0, 1.0)
+    if keep.shape != crop_model.shape[:2]:
+        raise ValueError(f"occluder keep-mask is {keep.shape}, the crop is {crop_model.shape[:2]}")
+    return {**payload, OCCLUSION_KEY: keep.astype(np.float16)}
+
+
 def with_labels(payload: Payload, parser: FaceParser | None, crop_model: np.ndarray, landmarks: np.ndarray) -> Payload:
     """Add the parser's labels of the crop to a payload (key ``parser_labels``), when there is a parser."""
     if parser is None:
@@ -95,10 +126,10 @@ def kept_glasses(keep: np.ndarray, box: np.ndarray, labels: np.ndarray, small: f
     Returns:
         (bh, bw) float16.
     """
-    from ..models.onnx_parser import BISENET_LABELS  # (onnx is imported only when a parser ran)
+    from ..models.onnx_parser import REGION_LABELS  # (onnx is imported only when a parser ran)
 
     y0, x0, y1, x1 = (int(v) for v in box)
-    glasses = (np.asarray(labels)[y0:y1, x0:x1] == BISENET_LABELS.index("eye_g")).astype(np.uint8)
+    glasses = np.isin(np.asarray(labels)[y0:y1, x0:x1], REGION_LABELS["glasses"]).astype(np.uint8)
     if not glasses.any():
         return keep
     k = int(0.03 * size) * 2 + 1
@@ -107,8 +138,9 @@ def kept_glasses(keep: np.ndarray, box: np.ndarray, labels: np.ndarray, small: f
     return (keep.astype(np.float32) * (1.0 - np.float32(small) * soft)).astype(np.float16)
 
 
-def _parser_ids(parser: FaceParser | None) -> tuple[str, ...]:
-    return (parser.model_id,) if parser is not None else ()
+def _mask_ids(parser: FaceParser | None, occluder: Occluder | None = None) -> tuple[str, ...]:
+    """The mask models' ids (parser, then occluder, each only when present: cache keys change with them)."""
+    return tuple(m.model_id for m in (parser, occluder) if m is not None)
 
 
 class Stage(Protocol):
@@ -159,15 +191,17 @@ class ClassicalSwapStage:
     restorer: Restorer | None = None
     parser: FaceParser | None = None
     needs_source: bool = True
+    occluder: Occluder | None = None
 
     @property
     def model_ids(self) -> tuple[str, ...]:
         return ((self.algorithm_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
-                + _parser_ids(self.parser))
+                + _mask_ids(self.parser, self.occluder))
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
             small: float = 0.0) -> Payload:
         payload = with_labels(self._run(crop_model, landmarks, source, small), self.parser, crop_model, landmarks)
+        payload = with_occlusion(payload, self.occluder, crop_model, landmarks)
         if small > 0.0 and "parser_labels" in payload:
             payload = {**payload, "keep": kept_glasses(payload["keep"], payload["box"], payload["parser_labels"],
                                                        small, float(payload["settings"][0]))}
@@ -195,15 +229,17 @@ class AlignedSwapStage:
     restorer: Restorer | None = None
     parser: FaceParser | None = None
     needs_source: bool = True
+    occluder: Occluder | None = None
 
     @property
     def model_ids(self) -> tuple[str, ...]:
         return ((self.swapper.model_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
-                + _parser_ids(self.parser))
+                + _mask_ids(self.parser, self.occluder))
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
             small: float = 0.0) -> Payload:
-        return with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
+        payload = with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
+        return with_occlusion(payload, self.occluder, crop_model, landmarks)
 
     def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
         assert source is not None
@@ -225,17 +261,19 @@ class RestoreStage:
     restorer: Restorer
     parser: FaceParser | None = None
     needs_source: bool = False
+    occluder: Occluder | None = None
 
     @property
     def model_ids(self) -> tuple[str, ...]:
-        return (self.restorer.model_id,) + _parser_ids(self.parser)
+        return (self.restorer.model_id,) + _mask_ids(self.parser, self.occluder)
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
             small: float = 0.0) -> Payload:
         image, coverage, fallback = _restore_crop(self.restorer, crop_model, landmarks)
         payload = make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
-        return with_labels(payload, self.parser, crop_model, landmarks)
+        payload = with_labels(payload, self.parser, crop_model, landmarks)
+        return with_occlusion(payload, self.occluder, crop_model, landmarks)
 
 
-__all__ = ["AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "FaceParser", "RestoreStage", "Restorer", "Stage",
-           "kept_glasses", "residual_swap", "with_labels"]
+__all__ = ["OCCLUSION_KEY", "AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "FaceParser", "Occluder",
+           "RestoreStage", "Restorer", "Stage", "kept_glasses", "residual_swap", "with_labels", "with_occlusion"]

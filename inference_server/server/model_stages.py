@@ -13,7 +13,7 @@ from ..models.face_finder import ModelFaceFinder
 from ..models.onnx_detector import OnnxFaceDetector
 from ..models.onnx_landmarker import OnnxLandmarker
 from ..models.pool import Loaded, ModelPool
-from ..pipeline.stages import (AlignedSwapper, AlignedSwapStage, ClassicalSwapStage, FaceParser, Restorer,
+from ..pipeline.stages import (AlignedSwapper, AlignedSwapStage, ClassicalSwapStage, FaceParser, Occluder, Restorer,
                                RestoreStage, Stage)
 from ..swap import ALGORITHM_ID, SwapParams
 from .errors import ModelUnavailable
@@ -32,9 +32,11 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
         ModelUnavailable: a chosen model is missing, does not verify or cannot be loaded (one line).
     """
     try:
-        restorer = swapper = parser = None
+        restorer = swapper = parser = occluder = None
         if params.parser.strip().lower() != "none":
             parser = pool.load("parser", params.parser, params.allow_unverified)
+        if params.occluder.strip().lower() != "none":
+            occluder = pool.load("occluder", params.occluder, params.allow_unverified)
         if "restore" in params.mode:
             restorer = pool.load("restorer", params.restorer, params.allow_unverified, params.precision)
         if "swap" in params.mode:
@@ -42,6 +44,10 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
     except (ModelError, ValueError, OSError) as exc:
         raise ModelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     notes = tuple(n for loaded in (swapper, restorer, parser) if loaded is not None for n in loaded.notes)
+    occlude = _adapter(occluder)
+    if occluder is not None and (occlude is not None or any("not used" in n for n in occluder.notes)):
+        notes += occluder.notes  # (the default 'none' says nothing unless an occluder file was passed over)
+    assert occlude is None or isinstance(occlude, Occluder)
     restore = _adapter(restorer)
     if isinstance(restore, OnnxRestorerAdapter):  # the session's restore weight (a no-op without a weight input)
         restore = restore.with_weight(params.restore_weight)
@@ -50,11 +56,11 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
     assert labels is None or isinstance(labels, FaceParser)
     if swapper is None:
         assert restore is not None
-        return RestoreStage(restore, labels), notes
+        return RestoreStage(restore, labels, occluder=occlude), notes
     if swapper.adapter is None:
-        return ClassicalSwapStage(SwapParams(), ALGORITHM_ID, restore, labels), notes
+        return ClassicalSwapStage(SwapParams(), ALGORITHM_ID, restore, labels, occluder=occlude), notes
     assert isinstance(swapper.adapter, AlignedSwapper)
-    return AlignedSwapStage(swapper.adapter, restore, labels), notes
+    return AlignedSwapStage(swapper.adapter, restore, labels, occluder=occlude), notes
 
 
 DEFAULT_DETECTOR = "dlib-hog"
