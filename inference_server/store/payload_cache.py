@@ -18,11 +18,13 @@ import os
 import re
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .memo import Memo
+from .single_flight import SingleFlight
 from .private import FILE_MODE, private_dir
 from .shot_db import CacheEntry, ShotDatabase
 
@@ -60,6 +62,7 @@ class PayloadCache:
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
         self._memory: Memo[Payload] = Memo(memory_bytes)
+        self._flights: SingleFlight[tuple[Payload, bool]] = SingleFlight()
         self._write_failed = False
 
     def _path(self, key: str) -> Path | None:
@@ -111,6 +114,20 @@ class PayloadCache:
         self._memory.put(key, payload, len(data))
         return payload
 
+    def get_or_compute(self, key: str, compute: Callable[[], Payload]) -> tuple[Payload, bool]:
+        """``(payload, hit)``: the cached payload, else ``compute()``'s, put under ``key``. Threads asking for a
+        key another thread is computing wait for it (a hit for them) instead of computing it twice."""
+        def fetch() -> tuple[Payload, bool]:
+            hit = self.get(key)
+            if hit is not None:
+                return hit, True
+            payload = compute()
+            self.put(key, payload)
+            return payload, False
+
+        (payload, hit), shared = self._flights.run(key, fetch)
+        return payload, hit or shared
+
     def put(self, key: str, payload: Payload) -> None:
         """Keep ``payload`` under ``key``: in memory always, on disk when the write succeeds (a failed write
         is logged once and leaves no temporary file: the cache only makes things faster)."""
@@ -127,7 +144,7 @@ class PayloadCache:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                # no fsync: a payload torn by a crash fails its sha256 check on the next read and is a miss
             finally:
                 os.close(fd)
             os.replace(tmp, path)
