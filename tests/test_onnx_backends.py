@@ -76,7 +76,7 @@ def _ramp_value(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 # -- alignment ------------------------------------------------------------------------------------------
 
 def test_templates_are_read_only_5x2() -> None:
-    assert set(al.TEMPLATES) == {"arcface_112_v1", "arcface_112_v2", "arcface_128", "ffhq_512"}
+    assert set(al.TEMPLATES) == {"arcface_112_v1", "arcface_112_v2", "arcface_128", "ffhq_512", "mtcnn_512"}
     for points in al.TEMPLATES.values():
         assert points.shape == (5, 2) and points.dtype == np.float64
         assert points[0, 0] < points[1, 0] and points[3, 0] < points[4, 0]  # image-left first

@@ -104,12 +104,14 @@ def test_shipped_registry_loads_and_every_record_is_well_formed() -> None:
     for r in records:
         assert r.kind in reg.KINDS and r.format in reg.FORMATS
         assert r.template in (*reg.TEMPLATES, None)
-        assert r.template in {"arcface_112_v2", "arcface_128", "ffhq_512", None}
+        assert r.template in {"arcface_112_v1", "arcface_112_v2", "arcface_128", "ffhq_512", "mtcnn_512", None}
         assert r.normalisation in (*reg.NORMALISATIONS, None)
         assert r.licence.strip()
         if r.sha256 is not None:
             assert len(r.sha256) == 64 and int(r.sha256, 16) >= 0 and r.source
-        if r.format in ("onnx", "pth"):
+        if r.format in ("onnx", "pth") and r.kind == "converter":  # vectors in and out: no image size or template
+            assert r.inputs and r.size is None and r.template is None and r.normalisation is None
+        elif r.format in ("onnx", "pth"):
             assert r.file is not None and Path(r.file).suffix in reg.FILE_SUFFIXES[r.format]
             assert r.size and r.normalisation and r.inputs
             # aligned models name their template; detectors and landmarkers work on boxes, not aligned crops
@@ -117,7 +119,7 @@ def test_shipped_registry_loads_and_every_record_is_well_formed() -> None:
         if r.format == "embedded":
             assert r.file is None and r.sha256 is None
         assert all(n in names for n in r.requires)
-    for kind in reg.KINDS:  # every kind has an embedded fallback, so a default always exists
+    for kind in set(reg.KINDS) - reg.NAMED_ONLY_KINDS:  # an embedded fallback, so a default always exists
         assert any(r.kind == kind and r.embedded for r in records), kind
 
 
@@ -471,6 +473,7 @@ def test_shipped_listing_on_an_empty_models_dir(tmp_path: Path) -> None:
     statuses = reg.scan(tmp_path, reg.load_records())
     text = reg.format_listing(statuses)
     assert "inswapper_128" in text and "missing" in text and "classical-swap" in text
-    defaults = {kind: reg.choose(kind, None, statuses).record.name for kind in reg.KINDS}
+    defaults = {kind: reg.choose(kind, None, statuses).record.name for kind in reg.KINDS
+                if kind not in reg.NAMED_ONLY_KINDS}
     assert defaults["swapper"] == "classical-swap" and defaults["restorer"] == "classical-enhancer"
     assert defaults["parser"] == "landmarks"

@@ -44,9 +44,10 @@ from .errors import ModelError, ModelInvalid, ModelNotFound, ModelRefused
 
 _LOG = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = ("detector", "landmarker", "embedder", "swapper", "restorer", "parser", "occluder")
+KINDS: tuple[str, ...] = ("detector", "landmarker", "embedder", "converter", "swapper", "restorer", "parser",
+                          "occluder")
 FORMATS: tuple[str, ...] = ("onnx", "pth", "dlib", "embedded")
-TEMPLATES: tuple[str, ...] = ("arcface_112_v2", "arcface_128", "ffhq_512")
+TEMPLATES: tuple[str, ...] = ("arcface_112_v1", "arcface_112_v2", "arcface_128", "ffhq_512", "mtcnn_512")
 NORMALISATIONS: tuple[str, ...] = ("[0,1]", "[-1,1]", "imagenet", "uint8")
 EMBEDDED_FORMATS: frozenset[str] = frozenset({"dlib", "embedded"})
 FILE_SUFFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType({"onnx": (".onnx",), "pth": (".pth", ".pt")})
@@ -67,8 +68,11 @@ _OPTIONAL_KEYS = frozenset({"family", "source", "requires", "notes"})
 _HASH_CHUNK = 1 << 20
 _FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
+NAMED_ONLY_KINDS: frozenset[str] = frozenset({"converter"})
+"""Kinds without a default: loaded only by name (a swapper's embedding converter, named in its ``requires``)."""
+
 STAND_IN_FAMILIES: Mapping[str, str] = MappingProxyType({
-    "swapper": "inswapper", "embedder": "arcface", "restorer": "gpen", "parser": "bisenet",
+    "swapper": "inswapper", "embedder": "arcface", "converter": "crossface", "restorer": "gpen", "parser": "bisenet",
     "detector": "retinaface", "landmarker": "fan68", "occluder": "xseg"})
 """The family of a model file without one (a file the registry does not know, a record without ``family``), by
 kind (the detector and landmarker modules read their layout from the file's outputs, so retinaface / fan68 load
@@ -107,7 +111,7 @@ class ModelRecord:
         licence: licence note (not legal advice).
         preference: higher is preferred when picking a default among verified models of one kind.
         source: where the recorded sha256 was published.
-        requires: names of other records this model needs (the swapper's embedder).
+        requires: names of other records this model needs (a swapper's embedder, then its embedding converter).
         notes: free text for people.
     """
 

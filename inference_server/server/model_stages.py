@@ -13,6 +13,7 @@ from ..models.face_finder import ModelFaceFinder
 from ..models.onnx_detector import OnnxFaceDetector
 from ..models.onnx_landmarker import OnnxLandmarker
 from ..models.pool import Loaded, ModelPool
+from ..models.swappers import pixel_boosted
 from ..pipeline.stages import (AlignedSwapper, AlignedSwapStage, ClassicalSwapStage, FaceParser, Occluder, Restorer,
                                RestoreStage, Stage)
 from ..swap import ALGORITHM_ID, SwapParams
@@ -60,7 +61,11 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
     if swapper.adapter is None:
         return ClassicalSwapStage(SwapParams(), ALGORITHM_ID, restore, labels, occluder=occlude), notes
     assert isinstance(swapper.adapter, AlignedSwapper)
-    return AlignedSwapStage(swapper.adapter, restore, labels, occluder=occlude), notes
+    try:  # the session's pixel boost (0: the model's own size)
+        swap = pixel_boosted(swapper.adapter, params.pixel_boost, swapper.choice.record.name)
+    except ValueError as exc:
+        raise ModelUnavailable(str(exc)) from exc
+    return AlignedSwapStage(swap, restore, labels, occluder=occlude), notes
 
 
 DEFAULT_DETECTOR = "dlib-hog"
