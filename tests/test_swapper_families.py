@@ -364,7 +364,8 @@ def test_hyperswap_swaps_through_the_server_and_pixel_boost_enters_its_key(
     change = np.abs(native[zone][:, :3] - before[zone][:, :3])
     assert np.nanmax(change) > 0.05, "the synthetic hyperswap (offsets per channel) changed nothing"
     # a per-pixel model makes the same change at 512 px, up to the detail the finer work size keeps
-    face = zone & (np.abs(native[..., :3] - before[..., :3]).max(axis=-1) > 1e-3)
+    with np.errstate(invalid="ignore"):  # (the plate holds Inf and NaN away from the face)
+        face = zone & (np.abs(native[..., :3] - before[..., :3]).max(axis=-1) > 1e-3)
     shift_native = np.nanmean(native[face][:, :3] - before[face][:, :3], axis=0)
     shift_boosted = np.nanmean(boosted[face][:, :3] - before[face][:, :3], axis=0)
     assert np.abs(shift_boosted - shift_native).max() < 0.15 * np.abs(shift_native).max()
