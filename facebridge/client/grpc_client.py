@@ -194,6 +194,7 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
         "size": _number(face.size, 1),
         "skipped": face.skipped,
         "profile_fade": round(face.profile_fade, 3),
+        "source_weights": [(w.label, round(w.weight, 4)) for w in face.source_weights],
     }
 
 

@@ -7,6 +7,7 @@ sha256, or the algorithm id of an embedded model) that goes into cache keys and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from ..restore.enhancer import EnhancerSettings, enhance_face
 from ..store.memo import Memo
 from .aligned_result import Restored
 from .alignment import points5_from_68
+from .identity import average_embedding
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_parser import BisenetParser
 from .onnx_restorer import DEFAULT_WEIGHT, OnnxRestorer, restore_aligned
@@ -48,16 +50,19 @@ class InswapperAdapter:
     def size(self) -> int:
         return self.swapper.size
 
-    def source_vector(self, source: SourceFace) -> np.ndarray:
-        """(1, 512) float32 ``source`` input of the swapper for this source face."""
-        return self._vectors.get_or_compute(source_digest(source), lambda: self._source_vector(source))
+    def source_vector(self, sources: SourceFace | Sequence[SourceFace]) -> np.ndarray:
+        """(1, 512) float32 ``source`` input of the swapper for one identity: the mean of the sources' raw
+        embeddings (:func:`~.identity.average_embedding`, as FaceFusion averages several source photos)."""
+        faces = (sources,) if isinstance(sources, SourceFace) else tuple(sources)
+        key = "+".join(source_digest(s) for s in faces)
+        return self._vectors.get_or_compute(key, lambda: prepare_inswapper_source(
+            average_embedding([self._raw_embedding(s) for s in faces]), self.swapper.emap))
 
-    def _source_vector(self, source: SourceFace) -> np.ndarray:
+    def _raw_embedding(self, source: SourceFace) -> np.ndarray:
         if self.embedder is not None:
-            raw = self.embedder.embed(source.image, points5_from_68(source.landmarks))
-        else:  # stand-in: the dlib identity (128,) repeated to 512 values; allowed only as unverified
-            raw = np.tile(np.asarray(source.embedding, np.float32), 4)
-        return prepare_inswapper_source(raw, self.swapper.emap)
+            return np.asarray(self.embedder.embed(source.image, points5_from_68(source.landmarks)))
+        # stand-in: the dlib identity (128,) repeated to 512 values; allowed only as unverified
+        return np.tile(np.asarray(source.embedding, np.float32), 4)
 
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
         """(128, 128, 3) aligned target -> (128, 128, 3) swapped, both in [0, 1]."""

@@ -29,6 +29,7 @@ from ..compositing.delta_output import DeltaOutput, is_delta_payload
 from ..compositing.regions import soft_parsed_masks
 from ..faces.geometry import face_size
 from ..faces.sources import SourceFace, choose_source_index
+from ..temporal.source_plan import SourceMix
 from .crops import Box, exposure_scale
 from .memos import RenderMemos
 from .settings import RenderSettings
@@ -146,13 +147,14 @@ def _masks(payload: Payload, work: WorkingCrop) -> _Masks:
 
 
 def _model_output(work: WorkingCrop, source: SourceFace | None, settings: RenderSettings,
-                  cache: ModelCache | None, key: str, small: float
+                  cache: ModelCache | None, key: str, small: float, identity: Sequence[SourceFace] = ()
                   ) -> tuple[ModelOutput, _Masks, bool]:
     if cache is not None:
         payload = cache.get(key)
         if payload is not None:
             return output_from_payload(payload), _masks(payload, work), True
-    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source, small)
+    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source, small,
+                                       identity)
     if cache is not None:
         cache.put(key, payload)
     # through the same reduction as a cached payload: cold and warm renders give the same pixels
@@ -170,11 +172,36 @@ class Processed:
     hit: bool
     fp32_fallback: bool
     keeps_plate: bool  # an aligned stage: the face is the plate plus the model's change
+    occlusion: np.ndarray | None = None  # (h, w) float32 frame-size keep-mask of an occluder (1 = face seen)
 
     def change(self, crop: np.ndarray) -> np.ndarray:
         """What temporal stabilisation averages: the change to the plate for an aligned stage (the plate's
         own grain stays its own), the face itself for the classical swap (which replaces the plate)."""
         return self.face - finite(crop) if self.keeps_plate else self.face
+
+
+def mixed(first: Processed, second: Processed, weight: float, crop: np.ndarray) -> Processed:
+    """Two renders of one face (same crop, landmarks and settings; two sources) mixed by ``weight`` (of
+    ``second``, 0..1) as their composites over the plate would be: the pair (face, mask) whose composite
+    ``plate + mask * (face - plate)`` is ``(1 - weight)`` x the first's plus ``weight`` x the second's.
+    Its source is the one with the larger weight."""
+    w = np.float32(weight)
+    plate = finite(crop)
+    m1, m2 = first.mask * (np.float32(1.0) - w), second.mask * w
+    mask = m1 + m2
+    change = m1[..., None] * (first.face - plate) + m2[..., None] * (second.face - plate)
+    live = mask > 0.0
+    face = plate + np.where(live[..., None], change / np.where(live, mask, 1.0)[..., None], 0.0)
+    return Processed(first.work, (second if weight > 0.5 else first).source, face.astype(np.float32),
+                     np.clip(mask, 0.0, 1.0).astype(np.float32), first.hit and second.hit,
+                     first.fp32_fallback or second.fp32_fallback, first.keeps_plate)
+
+
+def _keep_to_frame_size(keep: np.ndarray, work: WorkingCrop) -> np.ndarray:
+    """An occluder's working-size keep-mask at the crop's frame size (bilinear), (h, w) float32."""
+    if keep.shape[1::-1] == work.size:
+        return keep
+    return np.clip(cv2.resize(keep, work.size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
 
 def _to_frame_size(face: np.ndarray, mask: np.ndarray, work: WorkingCrop) -> tuple[np.ndarray, np.ndarray]:
@@ -197,29 +224,71 @@ class FaceRenderer:
     cache: ModelCache | None
     memos: RenderMemos | None
 
-    def _source(self, landmarks: np.ndarray) -> tuple[SourceFace | None, str]:
-        """The source for a face with ``landmarks`` and its hash ("" when the stage takes none)."""
-        if not self.settings.model_stage.needs_source:
-            return None, ""
-        index = choose_source_index(self.sources, landmarks)
-        source = self.sources[index]
-        return source, self.source_hashes[index] if index < len(self.source_hashes) else source.label
+    def _hash(self, index: int) -> str:
+        return self.source_hashes[index] if index < len(self.source_hashes) else self.sources[index].label
 
-    def render(self, crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str) -> Processed:
+    def source_weights(self, landmarks: np.ndarray, mix: SourceMix | None = None) -> tuple[tuple[int, float], ...]:
+        """The sources a face with ``landmarks`` is rendered with, as (index, weight) pairs summing to 1.
+
+        None when the stage takes no source. A stage with one identity (an aligned swapper) uses every source
+        alike. Otherwise the track's plan ``mix`` (:mod:`~inference_server.temporal.source_plan`: one source,
+        or two while it cross-fades), else the source nearest in head pose on this frame alone."""
+        stage = self.settings.model_stage
+        if not stage.needs_source:
+            return ()
+        if stage.one_identity:
+            return tuple((i, 1.0 / len(self.sources)) for i in range(len(self.sources)))
+        if mix is None:
+            return ((choose_source_index(self.sources, landmarks), 1.0),)
+        if mix.blended:
+            return ((mix.first, 1.0 - mix.weight), (mix.second, mix.weight))
+        return ((mix.first, 1.0),)
+
+    def render(self, crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str,
+               mix: SourceMix | None = None) -> Processed:
         """The face with ``landmarks`` (frame pixels) on ``crop`` (the plate inside ``box`` of the frame
         whose content hash is ``crop_hash``), composited with the settings' controls; a face the stage swaps
-        is reduced by its small-face strength (:mod:`.small_faces`, from its size and ``min_face``)."""
+        is reduced by its small-face strength (:mod:`.small_faces`, from its size and ``min_face``).
+
+        ``mix``: the face's sources on this frame by its track's plan (None: chosen on this frame alone).
+        While it cross-fades, the face is rendered with each of the two sources (each cached as any render)
+        and the two results are mixed as their composites would be (:func:`mixed`)."""
+        weights = self.source_weights(landmarks, mix)
+        if not weights:
+            return self._render(crop, box, landmarks, crop_hash, None)
+        if self.settings.model_stage.one_identity:  # every source at once; the report's source is the nearest
+            index = choose_source_index(self.sources, landmarks) if mix is None else mix.dominant
+            return self._render(crop, box, landmarks, crop_hash, index)
+        if len(weights) == 1:
+            return self._render(crop, box, landmarks, crop_hash, weights[0][0])
+        (a, _), (b, weight) = weights
+        first = self._render(crop, box, landmarks, crop_hash, a)
+        return mixed(first, self._render(crop, box, landmarks, crop_hash, b), weight, crop)
+
+    def _render(self, crop: np.ndarray, box: Box, landmarks: np.ndarray, crop_hash: str,
+                index: int | None) -> Processed:
+        """:meth:`render` with source ``index`` (None: the stage takes none)."""
         settings, memos = self.settings, self.memos
+        stage = settings.model_stage
         work = working_crop(crop, box, landmarks, settings, crop_hash, memos)
-        source, source_hash = self._source(landmarks)
+        source = self.sources[index] if index is not None else None
+        identity: tuple[SourceFace, ...] = ()
+        if index is None:
+            source_hash = ""
+        elif stage.one_identity:
+            identity = tuple(self.sources)
+            source_hash = "+".join(self._hash(i) for i in range(len(self.sources)))
+        else:
+            source_hash = self._hash(index)
         small = small_face_strength(face_size(landmarks), settings.min_face) if source is not None else 0.0
         key = model_key(crop_hash, self.key_base, source_hash, work, small)
         controls = settings.controls.validated()
         if memos is not None:
             done = memos.composited.get((key, controls))
             if done is not None:  # the model ran before: a cache hit
-                return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]))
-        output, masks, hit = _model_output(work, source, settings, self.cache, key, small)
+                return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]),
+                                 done[3] if len(done) > 3 else None)
+        output, masks, hit = _model_output(work, source, settings, self.cache, key, small, identity)
         face, mask, fallback = self._composited(work, output, masks, controls, (key, colour_stage_key(controls)))
         delta = isinstance(output, DeltaOutput)
         if delta and face.shape[1::-1] != work.size:
@@ -232,9 +301,11 @@ class FaceRenderer:
         values = crop[np.isfinite(crop)]
         if values.size:
             face = np.minimum(face, np.float32(values.max()))
+        occlusion = None if masks.occlusion is None else readonly(_keep_to_frame_size(masks.occlusion, work))
         if memos is not None:
-            memos.composited.put((key, controls), (readonly(face), readonly(mask), np.array([fallback, delta])))
-        return Processed(work, source, face, mask, hit, fallback, delta)
+            memos.composited.put((key, controls), (readonly(face), readonly(mask), np.array([fallback, delta]))
+                                 + ((occlusion,) if occlusion is not None else ()))
+        return Processed(work, source, face, mask, hit, fallback, delta, occlusion)
 
     def _composited(self, work: WorkingCrop, output: ModelOutput, masks: _Masks,
                     controls: CompositeControls, stage_key: tuple[str, tuple[str, float, float]]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .crops import Box
+
 
 @dataclass(frozen=True)
 class FramePlate:
@@ -40,6 +42,9 @@ class FaceReport:
     skipped: str = ""                              # why the face was left as the plate ("" = it was not)
     profile_fade: float = 0.0                      # how far a swap faded to the plate as the head turned
                                                    # toward profile: 0 none, 1 all plate (compositing.profile)
+    source_weights: tuple[tuple[str, float], ...] = ()  # the sources the face was swapped with and their
+                                                   # weights (two while a track cross-fades between sources;
+                                                   # every source alike for a one-identity swapper)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class FrameOutcome:
     pixels: np.ndarray
     faces: tuple[FaceReport, ...]
     timings_ms: dict[str, float]
+    occlusion: tuple[tuple[Box, np.ndarray], ...] = ()  # (crop box, (h, w) float32 keep-mask) of each face an
+                                                        # occluder ran on, frame pixels (the preview's overlay)
 
     @property
     def faces_swapped(self) -> int:

@@ -72,7 +72,7 @@ def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], crop: np
     nbox = face_crop_box(nb.landmarks, frame_hw, renderer.settings.crop_margin)
     nbox = Box(max(nbox.x0, cb.x0), max(nbox.y0, cb.y0), min(nbox.x1, cb.x1), min(nbox.y1, cb.y1))
     ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
-    rendered = renderer.render(ncrop, nbox, nb.landmarks, nb.frame_hash)
+    rendered = renderer.render(ncrop, nbox, nb.landmarks, nb.frame_hash, nb.source_mix)
     plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
     flow, reliability = neighbour_flow(crop, plate_n, frame_hash, nb.frame_hash, box, renderer.settings,
                                        renderer.cache)

@@ -42,7 +42,9 @@ class RenderRequest:
 
     Attributes:
         targets: the faces, in report order.
-        sources: the prepared sources (the nearest in head pose is used per face, when the stage takes one).
+        sources: the prepared sources, when the stage takes one: per face the nearest in head pose, or on a
+            track the source(s) of its plan (``FaceTarget.source_mix``); an aligned swapper takes all of them
+            as one identity.
         source_hashes: the content hash of each source (cache keys); a missing one is the source's label.
         settings: the render settings.
         key_base: hash of the model ids and the model-affecting settings (part of every model-output key).
@@ -78,6 +80,7 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
     pixels, rgb_index = frame.pixels, frame.rgb_index
     out = pixels.copy()
     reports = []
+    occlusion = []
     frame_hw = pixels.shape[:2]
     swaps = settings.model_stage.needs_source
     for index, target in enumerate(request.targets):
@@ -91,7 +94,9 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
         box = face_crop_box(target.landmarks, frame_hw, settings.crop_margin)
         clock.lap("prepare")
         crop = pixels[box.slices][..., rgb_index]
-        done = renderer.render(crop, box, target.landmarks, frame.frame_hash)
+        done = renderer.render(crop, box, target.landmarks, frame.frame_hash, target.source_mix)
+        if done.occlusion is not None:
+            occlusion.append((done.work.box, done.occlusion))
         face = done.face
         clock.lap("cache" if done.hit else "model")
         if settings.stabilise > 0.0 and target.neighbours:
@@ -106,10 +111,13 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
                             box=(x0, y0, x1, y1),
                             pose=head_pose(target.landmarks), track=target.track, cache_hit=done.hit,
                             jitter=target.jitter, fp32_fallback=done.fp32_fallback, detector=target.detector,
-                            size=face_size(target.landmarks), profile_fade=1.0 - fade)
+                            size=face_size(target.landmarks), profile_fade=1.0 - fade,
+                            source_weights=tuple((request.sources[i].label, w)
+                                                 for i, w in renderer.source_weights(target.landmarks,
+                                                                                     target.source_mix)))
         if settings.quality_checks:
             report = with_identity(report, frame, out, done.work.box, target, done.source, services.models,
                                    settings.colourspace, services.memos)
             clock.lap("qc")
         reports.append(report)
-    return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings)
+    return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings, occlusion=tuple(occlusion))

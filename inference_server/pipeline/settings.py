@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from ..compositing.controls import CompositeControls
 from ..plates.colour import ColourSpace
 from ..swap import ALGORITHM_ID, SwapParams
-from .stages import ClassicalSwapStage, Stage
+from .stages import AlignedSwapStage, ClassicalSwapStage, Stage
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,11 @@ class RenderSettings:
         return self.stage if self.stage is not None else ClassicalSwapStage(self.swap, ALGORITHM_ID)
 
     def model_key_material(self) -> str:
-        """The settings that change model output (not the compositing controls)."""
-        return json.dumps({"colourspace": self.colourspace.name, "swap": asdict(self.swap),
-                           "stage": list(self.model_stage.model_ids),
-                           "crop_margin": self.crop_margin, "max_working_side": self.max_working_side},
-                          sort_keys=True, default=str)
+        """The settings that change model output (not the compositing controls); an aligned swap's own
+        settings (its paste-back) only for an aligned swap, so other stages keep their keys."""
+        stage = self.model_stage
+        material = {"colourspace": self.colourspace.name, "swap": asdict(self.swap), "stage": list(stage.model_ids),
+                    "crop_margin": self.crop_margin, "max_working_side": self.max_working_side}
+        if isinstance(stage, AlignedSwapStage):
+            material["aligned"] = stage.key_settings
+        return json.dumps(material, sort_keys=True, default=str)

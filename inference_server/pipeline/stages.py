@@ -7,9 +7,11 @@ a :class:`~inference_server.compositing.delta_output.DeltaOutput` for everything
 state; the loaded models they wrap are shared by every session of the server.
 
 - swap, classical: the embedded landmark swap (:func:`~inference_server.swap.swap_model`).
-- swap, aligned (e.g. inswapper_128): the model's change is applied as a residual, ``crop +
-  warp_back(model(x) - x)``, so the plate keeps the detail finer than the model's resolution and a model
-  that changes nothing gives back the plate exactly.
+- swap, aligned (e.g. inswapper_128), pasted back per the ``paste`` setting (:func:`aligned_swap`):
+  ``residual`` applies the model's change, ``crop + warp_back(model(x) - x)``, so the plate keeps the
+  detail finer than the model's resolution and a model that changes nothing gives back the plate exactly;
+  ``replace`` puts the model's face itself, ``warp_back(model(x))``, in the crop's place inside the model's
+  square (FaceFusion's paste-back), so none of the target's own detail is kept.
 - restore (GPEN, the embedded enhancer): the restored face replaces the crop inside the face region.
 - swap+restore: the swapped face is restored before it is cached.
 
@@ -24,7 +26,7 @@ the target's glasses kept where a face parser finds them), the others take it fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -39,6 +41,7 @@ from ..swap import SwapParams, swap_model
 
 Payload = dict[str, np.ndarray]
 FEATHER = 0.1  # soft edge of an aligned model's square, fraction of its side
+PASTE_MODES = ("residual", "replace")  # how an aligned swap goes back into the crop (the ``paste`` setting)
 
 
 @runtime_checkable
@@ -64,7 +67,9 @@ class AlignedSwapper(Protocol):
     @property
     def size(self) -> int: ...
 
-    def source_vector(self, source: SourceFace) -> np.ndarray: ...
+    def source_vector(self, sources: Sequence[SourceFace]) -> np.ndarray:
+        """The model's source input for one identity made of ``sources`` (one or more photos)."""
+        ...
 
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
 
@@ -152,26 +157,48 @@ class Stage(Protocol):
     @property
     def needs_source(self) -> bool: ...
 
+    @property
+    def one_identity(self) -> bool:
+        """The stage swaps with one identity made of every source (``identity``), not the one source chosen
+        for the face (``source``)."""
+        ...
+
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
-            small: float = 0.0) -> Payload: ...
+            small: float = 0.0, identity: Sequence[SourceFace] = ()) -> Payload: ...
 
 
-def residual_swap(crop_model: np.ndarray, landmarks: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
-                  template: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Apply an aligned model's change to the crop: ``crop + warp_to_crop(run(x) - x)`` with ``x`` the
-    crop aligned on ``template`` at ``size`` px.
+def aligned_swap(crop_model: np.ndarray, landmarks: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
+                 template: str, size: int, paste: str = "residual") -> tuple[np.ndarray, np.ndarray]:
+    """An aligned model's swap of the crop, with ``x`` the crop aligned on ``template`` at ``size`` px:
+
+    - ``paste="residual"``: its change applied to the crop, ``crop + warp_to_crop(run(x) - x)``;
+    - ``paste="replace"``: its face in the crop's place, ``warp_to_crop(run(x))``;
+
+    both only where the model's square covers the crop (its soft edge, the coverage, is applied when
+    compositing, like every other mask).
 
     Returns ``(result, coverage)``: (h, w, 3) float32 model space (the crop where the coverage is 0) and
     the (h, w) float32 [0, 1] coverage of the model's square.
     """
+    if paste not in PASTE_MODES:
+        raise ValueError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     h, w = crop_model.shape[:2]
     matrix = estimate_alignment(points5_from_68(landmarks), template, size)
     aligned = warp_to_model(crop_model, matrix, size)
-    change = np.asarray(run(aligned), np.float32) - aligned
+    output = np.asarray(run(aligned), np.float32)
     coverage = coverage_mask(matrix, size, (h, w), feather=FEATHER)
-    moved = warp_to_crop(change, matrix, (h, w))
-    result = crop_model + np.where(coverage[..., None] > 0.0, moved, 0.0).astype(np.float32)
+    inside = coverage[..., None] > 0.0
+    if paste == "replace":
+        result = np.where(inside, warp_to_crop(output, matrix, (h, w)), crop_model)
+    else:
+        result = crop_model + np.where(inside, warp_to_crop(output - aligned, matrix, (h, w)), 0.0).astype(np.float32)
     return result.astype(np.float32), coverage
+
+
+def residual_swap(crop_model: np.ndarray, landmarks: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
+                  template: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`aligned_swap` with ``paste="residual"``."""
+    return aligned_swap(crop_model, landmarks, run, template, size, "residual")
 
 
 def _restore_crop(restorer: Restorer, crop_model: np.ndarray, landmarks: np.ndarray
@@ -192,6 +219,7 @@ class ClassicalSwapStage:
     parser: FaceParser | None = None
     needs_source: bool = True
     occluder: Occluder | None = None
+    one_identity: bool = False
 
     @property
     def model_ids(self) -> tuple[str, ...]:
@@ -199,7 +227,7 @@ class ClassicalSwapStage:
                 + _mask_ids(self.parser, self.occluder))
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
-            small: float = 0.0) -> Payload:
+            small: float = 0.0, identity: Sequence[SourceFace] = ()) -> Payload:
         payload = with_labels(self._run(crop_model, landmarks, source, small), self.parser, crop_model, landmarks)
         payload = with_occlusion(payload, self.occluder, crop_model, landmarks)
         if small > 0.0 and "parser_labels" in payload:
@@ -223,29 +251,40 @@ class ClassicalSwapStage:
 
 @dataclass(frozen=True)
 class AlignedSwapStage:
-    """An aligned swap model (residual paste-back), optionally followed by a restorer."""
+    """An aligned swap model pasted back per ``paste`` (:func:`aligned_swap`), optionally followed by a
+    restorer."""
 
     swapper: AlignedSwapper
     restorer: Restorer | None = None
     parser: FaceParser | None = None
     needs_source: bool = True
     occluder: Occluder | None = None
+    paste: str = "residual"
+    one_identity: bool = True
 
     @property
     def model_ids(self) -> tuple[str, ...]:
         return ((self.swapper.model_id,) + ((self.restorer.model_id,) if self.restorer is not None else ())
                 + _mask_ids(self.parser, self.occluder))
 
+    @property
+    def key_settings(self) -> dict[str, str]:
+        """The stage's settings that change its output besides its models (part of the model-output key)."""
+        return {"paste": self.paste}
+
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
-            small: float = 0.0) -> Payload:
-        payload = with_labels(self._run(crop_model, landmarks, source), self.parser, crop_model, landmarks)
+            small: float = 0.0, identity: Sequence[SourceFace] = ()) -> Payload:
+        """``identity``: every source of the session (one identity for every face and frame, FaceFusion's
+        average of the source embeddings); empty: ``source`` alone."""
+        sources = tuple(identity) if identity else (source,) if source is not None else ()
+        payload = with_labels(self._run(crop_model, landmarks, sources), self.parser, crop_model, landmarks)
         return with_occlusion(payload, self.occluder, crop_model, landmarks)
 
-    def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None) -> Payload:
-        assert source is not None
-        vector = self.swapper.source_vector(source)
-        result, coverage = residual_swap(crop_model, landmarks, lambda x: self.swapper.run(x, vector),
-                                         self.swapper.template, self.swapper.size)
+    def _run(self, crop_model: np.ndarray, landmarks: np.ndarray, sources: Sequence[SourceFace]) -> Payload:
+        assert sources, "an aligned swap needs a source"
+        vector = self.swapper.source_vector(sources)
+        result, coverage = aligned_swap(crop_model, landmarks, lambda x: self.swapper.run(x, vector),
+                                        self.swapper.template, self.swapper.size, self.paste)
         fallback = False
         if self.restorer is not None:
             restored, _, fallback = _restore_crop(self.restorer, result, landmarks)
@@ -262,18 +301,29 @@ class RestoreStage:
     parser: FaceParser | None = None
     needs_source: bool = False
     occluder: Occluder | None = None
+    one_identity: bool = False
 
     @property
     def model_ids(self) -> tuple[str, ...]:
         return (self.restorer.model_id,) + _mask_ids(self.parser, self.occluder)
 
     def run(self, crop_model: np.ndarray, landmarks: np.ndarray, source: SourceFace | None,
-            small: float = 0.0) -> Payload:
+            small: float = 0.0, identity: Sequence[SourceFace] = ()) -> Payload:
         image, coverage, fallback = _restore_crop(self.restorer, crop_model, landmarks)
         payload = make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
         payload = with_labels(payload, self.parser, crop_model, landmarks)
         return with_occlusion(payload, self.occluder, crop_model, landmarks)
 
 
-__all__ = ["OCCLUSION_KEY", "AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "FaceParser", "Occluder",
-           "RestoreStage", "Restorer", "Stage", "kept_glasses", "residual_swap", "with_labels", "with_occlusion"]
+def with_paste(stage: Stage | None, paste: str) -> Stage | None:
+    """``stage`` pasting back per ``paste`` when it is an aligned swap; any other stage as it is."""
+    if isinstance(stage, AlignedSwapStage) and stage.paste != paste:
+        if paste not in PASTE_MODES:
+            raise ValueError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+        return replace(stage, paste=paste)
+    return stage
+
+
+__all__ = ["OCCLUSION_KEY", "PASTE_MODES", "AlignedSwapStage", "AlignedSwapper", "ClassicalSwapStage", "FaceParser",
+           "Occluder", "RestoreStage", "Restorer", "Stage", "aligned_swap", "kept_glasses", "residual_swap", "with_labels",
+           "with_occlusion", "with_paste"]

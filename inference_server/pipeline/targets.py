@@ -9,6 +9,7 @@ import numpy as np
 
 from ..faces.finder import FaceFinder
 from ..plates.colour import ColourSpace
+from ..temporal.source_plan import SourceMix
 from .crops import Box
 from .timing import Stopwatch
 
@@ -21,6 +22,7 @@ class NeighbourPlate:
     landmarks: np.ndarray  # (68, 2) float32 smoothed landmarks on that frame
     crop: np.ndarray       # (h, w, 3) float32 scene-linear RGB of that frame's plate inside ``crop_box``
     crop_box: Box
+    source_mix: SourceMix | None = None  # that frame's sources by the track's plan (None: chosen per frame)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class FaceTarget:
     neighbours: tuple[NeighbourPlate, ...] = ()
     detector: str = ""                     # hog | cnn | a registry detector name ("" unknown)
     picked: bool = False                   # chosen by the artist (track:N, reference): swapped even when small
+    source_mix: SourceMix | None = None    # the sources on this frame by the track's plan (temporal.source_plan);
+                                           # None: the source nearest in pose on this frame alone
 
 
 def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: FaceFinder, colourspace: ColourSpace,

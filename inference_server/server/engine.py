@@ -30,6 +30,7 @@ from ..pipeline.frames import FaceReport, FrameOutcome, FramePlate
 from ..pipeline.memos import RenderMemos
 from ..pipeline.render import RenderRequest, RenderServices, render_faces
 from ..pipeline.settings import RenderSettings
+from ..pipeline.stages import with_paste
 from ..pipeline.targets import FaceTarget, detect_targets
 from ..pipeline.timing import Stopwatch
 from ..plates.colour import plate_colourspace
@@ -369,7 +370,7 @@ class FaceSwapEngine:
             quality_checks=params.quality_checks,
             stabilise=params.stabilise,
             flow_threshold=params.flow_threshold,
-            stage=session.stage,
+            stage=with_paste(session.stage, params.paste),
             min_face=params.min_face,
         )
         frame_hash = self.frames.content_hash(plate, digest)
@@ -377,8 +378,9 @@ class FaceSwapEngine:
         analysed = self.shots.is_analysed(session.shot, frame_number, frame_hash)
         if analysed:
             selection = FaceSelection.parse(params.face, session.face_reference)
+            poses = [s.pose for s in session.sources] if session.stage is None or not session.stage.one_identity else []
             targets = self.shots.targets(session.shot, frame_number, plate.pixels.shape[:2], selection,
-                                         params.smoothing, params.stabilise > 0.0)
+                                         params.smoothing, params.stabilise > 0.0, poses)
             clock.lap("tracks")
         else:
             targets = detect_targets(plate.pixels, rgb_index, self.finder(session), settings.colourspace,
@@ -470,7 +472,8 @@ class FaceSwapEngine:
         image = preview_module.reduce_rgb(out.pixels, rendered.rgb_index, box, size) if include_rendered else None
         plate_image = (preview_module.reduce_rgb(plate.pixels, rendered.rgb_index, box, size)
                        if include_plate else None)
-        labels = preview_module.region_labels(landmarks, box, size) if include_regions else None
+        labels = (preview_module.region_labels(landmarks, box, size, occlusion=out.occlusion)
+                  if include_regions else None)
         clock.lap("preview")
         status, kind, message = frame_status(out, where, "plate shown unchanged")
         return PreviewData(request.frame_number, status, kind, message, image, plate_image, box, frame_hw,

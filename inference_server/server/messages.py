@@ -39,6 +39,7 @@ def face_qc(face: FaceReport) -> pb.FaceQC:
         size=face.size,
         skipped=face.skipped,
         profile_fade=face.profile_fade,
+        source_weights=[pb.SourceWeight(label=label, weight=weight) for label, weight in face.source_weights],
     )
 
 
@@ -86,7 +87,7 @@ def preview_image(image: np.ndarray | None) -> pb.PreviewImage | None:
 
 
 def preview_message(data: PreviewData) -> pb.PreviewResponse:
-    from ..compositing.regions import REGION_NAMES
+    from ..pipeline.preview import OVERLAY_NAMES
 
     reply = pb.PreviewResponse(
         frame_number=data.frame_number,
@@ -104,7 +105,7 @@ def preview_message(data: PreviewData) -> pb.PreviewResponse:
     if data.labels is not None:
         h, w = data.labels.shape
         reply.regions.CopyFrom(pb.RegionOverlay(width=w, height=h, labels=np.ascontiguousarray(data.labels).tobytes(),
-                                                region_names=list(REGION_NAMES)))
+                                                region_names=list(OVERLAY_NAMES)))
     return reply
 
 

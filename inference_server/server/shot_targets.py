@@ -8,7 +8,7 @@ Landmarks are ``(68, 2)`` float32 data-window pixels; plates ``(H, W, C)`` float
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from ..plates.errors import PlateError
 from ..store.memo import Memo
 from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
+from ..temporal.source_plan import SourceMix, plan_sources, track_poses
 from ..temporal.tracks import FaceSelection, TrackPath, build_paths
 
 _DETECTORS = {"detect": "hog"}  # observation origin -> detector where they differ (track: followed, not detected)
@@ -63,6 +64,7 @@ class ShotTargets:
         self.cache = cache
         self._paths: Memo[dict[int, TrackPath]] = Memo(16)
         self._detections: Memo[dict[int, list[tuple[int, str]]]] = Memo(16)
+        self._plans: Memo[tuple[SourceMix, ...]] = Memo(64)
 
     def store_plate_crops(self, pixels: np.ndarray, rgb_index: list[int], frame_hash: str,
                           landmark_sets: Sequence[np.ndarray]) -> None:
@@ -101,10 +103,34 @@ class ShotTargets:
         before = [name for f, name in detections if f <= frame]
         return before[-1] if before else (detections[0][1] if detections else "")
 
+    def source_plan(self, shot: str, smoothing: float, track: int,
+                    source_poses: Sequence[tuple[float, float, float]]) -> tuple[SourceMix, ...]:
+        """The track's source per frame (from its first frame on) for sources of ``source_poses``, made over
+        its smoothed landmarks (:func:`~inference_server.temporal.source_plan.plan_sources`), remembered
+        until the shot's analysis changes."""
+        path = self.track_paths(shot, smoothing)[track]
+        poses = tuple(tuple(float(v) for v in p) for p in source_poses)
+        key = (shot, smoothing, self.db.analysis_fingerprint(shot), track, poses)
+        return self._plans.get_or_compute(key, lambda: plan_sources(track_poses(path.smoothed), source_poses))
+
+    def _mix(self, shot: str, smoothing: float, path: TrackPath, frame: int,
+             source_poses: Sequence[tuple[float, float, float]]) -> SourceMix | None:
+        """The track's sources on ``frame`` by its plan (None with fewer than two sources)."""
+        if len(source_poses) < 2:
+            return None
+        plan = self.source_plan(shot, smoothing, path.track, source_poses)
+        index = frame - path.first
+        return plan[index] if 0 <= index < len(plan) else None
+
     def targets(self, shot: str, frame: int, frame_hw: tuple[int, int], selection: FaceSelection,
-                smoothing: float, stabilise: bool) -> list[FaceTarget]:
+                smoothing: float, stabilise: bool,
+                source_poses: Sequence[tuple[float, float, float]] = ()) -> list[FaceTarget]:
         """The selected faces on an analysed ``frame``: landmarks smoothed over their tracks (``smoothing``
-        frames), with their neighbours' stored plates when ``stabilise`` (PlateError when one is missing)."""
+        frames), with their neighbours' stored plates when ``stabilise`` (PlateError when one is missing).
+
+        With two or more sources (their head poses ``source_poses``), each face carries its track's source
+        plan for the frame (and so do its neighbours): the source changes along a track only in segments,
+        with a cross-fade (:mod:`~inference_server.temporal.source_plan`)."""
         paths = self.track_paths(shot, smoothing)
         present = [t for t, p in paths.items() if p.landmarks(frame) is not None]
         rects = {o.track: o.rect for o in self.db.frame_observations(shot, frame)}
@@ -114,14 +140,22 @@ class ShotTargets:
             assert landmarks is not None
             lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
             rect = rects.get(track, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
-            neighbours = self._neighbours(shot, paths, track, frame, frame_hw) if stabilise else ()
+            path = paths[track]
+
+            def mix_at(n: int, path: TrackPath = path) -> SourceMix | None:
+                return self._mix(shot, smoothing, path, n, source_poses)
+
+            neighbours = self._neighbours(shot, paths, track, frame, frame_hw, mix_at) if stabilise else ()
             targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours,
-                                      self.detector(shot, track, frame), picked=selection.mode != "all"))
+                                      self.detector(shot, track, frame), picked=selection.mode != "all",
+                                      source_mix=mix_at(frame)))
         return targets
 
     def _neighbours(self, shot: str, paths: dict[int, TrackPath], track: int, frame: int,
-                    frame_hw: tuple[int, int]) -> tuple[NeighbourPlate, ...]:
-        """The stored plates of ``frame``'s neighbours on ``track`` (PlateError when one is missing)."""
+                    frame_hw: tuple[int, int], mix_at: Callable[[int], SourceMix | None]
+                    ) -> tuple[NeighbourPlate, ...]:
+        """The stored plates of ``frame``'s neighbours on ``track`` (PlateError when one is missing), each with
+        its sources by the track's plan (``mix_at(frame)``)."""
         neighbours = []
         for n in (frame - 1, frame + 1):
             landmarks = paths[track].landmarks(n)
@@ -134,7 +168,7 @@ class ShotTargets:
             if payload is None:
                 raise PlateError("analysis", f"the stored plate of frame {n} is missing (evicted or analysed by an "
                                              "older version); analyse the shot again")
-            neighbours.append(NeighbourPlate(record[0], landmarks, payload["rgb"], box))
+            neighbours.append(NeighbourPlate(record[0], landmarks, payload["rgb"], box, mix_at(n)))
         return tuple(neighbours)
 
     def summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:

@@ -265,7 +265,7 @@ class FrameStatus(_message.Message):
     def __init__(self, code: _Optional[_Union[FrameStatus.Code, str]] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class FaceQC(_message.Message):
-    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed", "fp32_fallback", "detector", "size", "skipped", "profile_fade")
+    __slots__ = ("index", "swapped", "identity_distance", "identity_distance_plate", "source_label", "box", "yaw", "pitch", "roll", "track_id", "cache_hit", "jitter_raw", "jitter_smoothed", "fp32_fallback", "detector", "size", "skipped", "profile_fade", "source_weights")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SWAPPED_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -284,6 +284,7 @@ class FaceQC(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FADE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     index: int
     swapped: bool
     identity_distance: float
@@ -302,7 +303,16 @@ class FaceQC(_message.Message):
     size: float
     skipped: str
     profile_fade: float
-    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ..., fp32_fallback: _Optional[bool] = ..., detector: _Optional[str] = ..., size: _Optional[float] = ..., skipped: _Optional[str] = ..., profile_fade: _Optional[float] = ...) -> None: ...
+    source_weights: _containers.RepeatedCompositeFieldContainer[SourceWeight]
+    def __init__(self, index: _Optional[int] = ..., swapped: _Optional[bool] = ..., identity_distance: _Optional[float] = ..., identity_distance_plate: _Optional[float] = ..., source_label: _Optional[str] = ..., box: _Optional[_Iterable[float]] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., track_id: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., jitter_raw: _Optional[float] = ..., jitter_smoothed: _Optional[float] = ..., fp32_fallback: _Optional[bool] = ..., detector: _Optional[str] = ..., size: _Optional[float] = ..., skipped: _Optional[str] = ..., profile_fade: _Optional[float] = ..., source_weights: _Optional[_Iterable[_Union[SourceWeight, _Mapping]]] = ...) -> None: ...
+
+class SourceWeight(_message.Message):
+    __slots__ = ("label", "weight")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    weight: float
+    def __init__(self, label: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class FrameQC(_message.Message):
     __slots__ = ("faces_found", "faces_swapped", "faces", "timings_ms", "analysed")
