@@ -356,3 +356,40 @@ def test_stage_ids_name_the_occluder_only_when_there_is_one() -> None:
     assert one.model_ids == (ALGORITHM_ID, "xseg_1@aaaa") and other.model_ids != one.model_ids
     restore = RestoreStage(restorer=Fixed("gpen"), occluder=Fixed("xseg_3@cccc"))  # type: ignore[arg-type]
     assert restore.model_ids == ("gpen", "xseg_3@cccc")
+
+
+# -- the panel's region overlay shows the occluded area ------------------------------------------------
+
+def test_the_preview_overlay_labels_the_occluded_area(occluder_server: str, plate: tuple[Path, np.ndarray],
+                                                      faces_dir: Path) -> None:
+    path, _ = plate
+    sources = [str(faces_dir / "fr_alex_lacamoire.png")]
+    overlays = {}
+    with FaceBridgeClient(occluder_server, timeout=300.0) as client:
+        for occluder in ("none", "xseg_1"):
+            params = RenderParams(allow_unverified=True, stabilise=0.0, occluder=occluder)
+            session = client.open_session(sources, shot=f"preview-{occluder}", params=params)
+            overlays[occluder] = client.preview(session.session_id, 1, input_path=str(path), max_side=400,
+                                                include_regions=True)
+    plain, occluded = overlays["none"], overlays["xseg_1"]
+    assert occluded.region_names[-1] == "occluded" and occluded.region_names[3] == "mouth"
+    assert plain.labels is not None and occluded.labels is not None
+    (face,) = occluded.faces
+    landmarks = face["landmarks"]
+    x0, y0, x1, y1 = occluded.box
+    h, w = occluded.labels.shape
+
+    def label_at(labels: np.ndarray, point: np.ndarray) -> int:
+        u = round((point[0] - x0 + 0.5) * w / (x1 - x0) - 0.5)
+        v = round((point[1] - y0 + 0.5) * h / (y1 - y0) - 0.5)
+        return int(labels[v, u])
+
+    mouth, nose_top = landmarks[48:68].mean(axis=0), landmarks[27]
+    occluded_label = 1 + occluded.region_names.index("occluded")
+    assert label_at(occluded.labels, mouth) == occluded_label
+    assert label_at(plain.labels, mouth) == 1 + plain.region_names.index("mouth")
+    assert label_at(occluded.labels, nose_top) == label_at(plain.labels, nose_top) != occluded_label
+    # only the occluded area changes label, and only inside the faces' outline
+    differs = plain.labels != occluded.labels
+    assert differs.any() and (occluded.labels[differs] == occluded_label).all() and (plain.labels[differs] > 0).all()
+    assert not (plain.labels == occluded_label).any()

@@ -26,6 +26,10 @@ DEFAULT_MAX_SIDE = 1024
 MAX_IMAGE_BYTES = 3_500_000
 """Largest packed preview image: under gRPC's 4 MiB default message limit with room for the rest."""
 OVERLAY_MAX_SIDE = 256
+OCCLUDED = "occluded"
+OVERLAY_NAMES = (*REGION_NAMES, OCCLUDED)
+"""The overlay's label names: label ``k`` is ``OVERLAY_NAMES[k - 1]`` (the regions, then where an occluder saw
+something in front of the face)."""
 HALF_MAX = 65504.0
 FOREHEAD = 0.3  # forehead band of the overlay's face zone, x face size
 
@@ -85,10 +89,15 @@ def to_preview_points(points: np.ndarray, box: Box, size: tuple[int, int]) -> np
 
 
 def region_labels(landmark_sets: Sequence[np.ndarray], box: Box, size: tuple[int, int],
-                  max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
+                  max_side: int = OVERLAY_MAX_SIDE, occlusion: Sequence[tuple[Box, np.ndarray]] = ()) -> np.ndarray:
     """Region labels of the faces on a grid of at most ``max_side`` over ``box``: ``(h', w')`` uint8,
-    0 outside every face, ``k`` for ``REGION_NAMES[k - 1]`` (the landmark partition of ``compositing.regions``,
-    inside each face's outline with a forehead band). Later faces draw over earlier ones."""
+    0 outside every face, ``k`` for ``OVERLAY_NAMES[k - 1]``: the landmark partition of ``compositing.regions``
+    inside each face's outline with a forehead band, later faces drawing over earlier ones, then
+    :data:`OCCLUDED` inside those outlines wherever an occluder's keep-mask is below 0.5.
+
+    Args:
+        occlusion: ``(crop box, (h, w) float32 keep-mask)`` of each face an occluder ran on, frame pixels.
+    """
     w, h = size
     factor = min(1.0, max_side / max(w, h))
     grid = (max(1, round(h * factor)), max(1, round(w * factor)))
@@ -103,4 +112,21 @@ def region_labels(landmark_sets: Sequence[np.ndarray], box: Box, size: tuple[int
         masks = region_masks(grid, points, size_px)
         stack = np.stack([masks[name] for name in REGION_NAMES], axis=-1)
         labels[zone] = (np.argmax(stack, axis=-1) + 1).astype(np.uint8)[zone]
+    for crop_box, keep in occlusion:
+        occluded = _on_grid(crop_box, np.asarray(keep, np.float32) < 0.5, box, grid_size)
+        labels[occluded & (labels > 0)] = OVERLAY_NAMES.index(OCCLUDED) + 1
     return labels
+
+
+def _on_grid(crop_box: Box, mask: np.ndarray, box: Box, grid_size: tuple[int, int]) -> np.ndarray:
+    """A boolean ``(h, w)`` mask over ``crop_box`` (frame pixels) sampled (nearest) on the overlay grid
+    ``grid_size`` = ``(w', h')`` over ``box``: ``(h', w')`` bool, False outside ``crop_box``."""
+    gw, gh = grid_size
+    xs = box.x0 + (np.arange(gw) + 0.5) * max(1, box.width) / gw - 0.5   # frame x of each grid column centre
+    ys = box.y0 + (np.arange(gh) + 0.5) * max(1, box.height) / gh - 0.5
+    cols = np.round(xs - crop_box.x0).astype(np.intp)
+    rows = np.round(ys - crop_box.y0).astype(np.intp)
+    h, w = mask.shape
+    col_ok, row_ok = (cols >= 0) & (cols < w), (rows >= 0) & (rows < h)
+    picked = mask[np.clip(rows, 0, h - 1)[:, None], np.clip(cols, 0, w - 1)[None, :]]
+    return picked & row_ok[:, None] & col_ok[None, :]

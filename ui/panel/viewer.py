@@ -17,8 +17,10 @@ from . import display
 from .qt import QtCore, QtGui, QtWidgets
 
 REGION_COLOURS = np.array([(255, 80, 80), (255, 200, 60), (80, 220, 120), (255, 90, 200), (90, 170, 255),
-                           (200, 120, 255), (255, 150, 60), (120, 240, 240)], np.uint8)
-"""One colour per region of ``facebridge.schema.REGION_NAMES`` (eyes, brows, nose, mouth, cheeks, forehead, jaw, skin)."""
+                           (200, 120, 255), (255, 150, 60), (120, 240, 240), (30, 30, 30)], np.uint8)
+"""One colour per overlay label the server names (``region_names``): the regions of ``facebridge.schema.REGION_NAMES``
+(eyes, brows, nose, mouth, cheeks, forehead, jaw, skin), then ``occluded`` (near black: where an occluder saw
+something in front of the face, the plate stays)."""
 DIVIDER_GRAB_PX = 8
 MIN_ZOOM, MAX_ZOOM = 0.05, 32.0
 
