@@ -134,3 +134,15 @@ def test_server_never_imports_client_or_host_code() -> None:
     found = sorted(f"{path.relative_to(ROOT.parent)}: {name}" for path in _sources() for name in _imports(path)
                    if any(name == f or name.startswith(f + ".") for f in FORBIDDEN))
     assert not found, f"inference_server imports client or host code: {found}"
+
+
+def test_a_server_on_the_embedded_models_starts_without_onnx_runtime() -> None:
+    """The neural model modules load with the first neural model: importing the server (and so starting one on
+    the embedded models) imports neither ONNX Runtime nor onnx (slow, and noisy where its telemetry cannot write)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, inference_server.server.app, inference_server.server.engine; "
+            "print(sorted(m for m in ('onnxruntime', 'onnx') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

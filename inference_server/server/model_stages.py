@@ -1,5 +1,9 @@
 """The model stage of a session, and its face finder: its mode and model choices resolved against the server's
-model pool."""
+model pool.
+
+The neural model modules (ONNX Runtime, onnx) are imported only where a loaded model is one of theirs: a server
+that runs the embedded models starts without them.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,8 @@ from dataclasses import dataclass
 
 from ..faces.dlib_models import DlibFaceModels
 from ..faces.finder import FaceFinder
-from ..models.adapters import OnnxRestorerAdapter
 from ..models.errors import ModelError
-from ..models.face_finder import ModelFaceFinder
-from ..models.onnx_detector import OnnxFaceDetector
-from ..models.onnx_landmarker import OnnxLandmarker
 from ..models.pool import Loaded, ModelPool
-from ..models.swappers import pixel_boosted
 from ..pipeline.stages import (AlignedSwapper, AlignedSwapStage, ClassicalSwapStage, FaceParser, Occluder, Restorer,
                                RestoreStage, Stage)
 from ..swap import ALGORITHM_ID, SwapParams
@@ -50,8 +49,9 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
         notes += occluder.notes  # (the default 'none' says nothing unless an occluder file was passed over)
     assert occlude is None or isinstance(occlude, Occluder)
     restore = _adapter(restorer)
-    if isinstance(restore, OnnxRestorerAdapter):  # the session's restore weight (a no-op without a weight input)
-        restore = restore.with_weight(params.restore_weight)
+    with_weight = getattr(restore, "with_weight", None)  # restorers that may take a fidelity weight
+    if with_weight is not None:
+        restore = with_weight(params.restore_weight)  # the session's weight (a no-op without a weight input)
     labels = _adapter(parser)
     assert restore is None or isinstance(restore, Restorer)
     assert labels is None or isinstance(labels, FaceParser)
@@ -61,6 +61,8 @@ def choose_stage(pool: ModelPool, params: SessionParams) -> tuple[Stage, tuple[s
     if swapper.adapter is None:
         return ClassicalSwapStage(SwapParams(), ALGORITHM_ID, restore, labels, occluder=occlude), notes
     assert isinstance(swapper.adapter, AlignedSwapper)
+    from ..models.swappers import pixel_boosted  # (a neural swapper is loaded: its modules are)
+
     try:  # the session's pixel boost (0: the model's own size)
         swap = pixel_boosted(swapper.adapter, params.pixel_boost, swapper.choice.record.name)
     except ValueError as exc:
@@ -108,8 +110,13 @@ def choose_finder(pool: ModelPool, params: SessionParams, dlib: DlibFaceModels) 
         landmarker = pool.load("landmarker", params.landmarker, params.allow_unverified)
     except (ModelError, ValueError, OSError) as exc:
         raise ModelUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
-    neural_detector = detector.adapter if isinstance(detector.adapter, OnnxFaceDetector) else None
-    neural_landmarker = landmarker.adapter if isinstance(landmarker.adapter, OnnxLandmarker) else None
+    neural_detector = neural_landmarker = None
+    if detector.adapter is not None or landmarker.adapter is not None:  # a neural model was loaded
+        from ..models.onnx_detector import OnnxFaceDetector
+        from ..models.onnx_landmarker import OnnxLandmarker
+
+        neural_detector = detector.adapter if isinstance(detector.adapter, OnnxFaceDetector) else None
+        neural_landmarker = landmarker.adapter if isinstance(landmarker.adapter, OnnxLandmarker) else None
     cnn_only = neural_detector is None and detector.choice.record.name == CNN_DETECTOR
     detector_id = "" if neural_detector is None and not cnn_only else detector.model_id
     landmarker_id = "" if neural_landmarker is None else landmarker.model_id
@@ -117,5 +124,7 @@ def choose_finder(pool: ModelPool, params: SessionParams, dlib: DlibFaceModels) 
         return FinderChoice(dlib, notes=tuple(n for n in detector.notes + landmarker.notes if "not used" in n))
     notes = detector.notes + landmarker.notes
     identifier = "+".join([dlib.identifier, *(i for i in (detector_id, landmarker_id) if i)])
+    from ..models.face_finder import ModelFaceFinder
+
     finder = ModelFaceFinder(dlib, neural_detector, neural_landmarker, cnn_only, identifier)
     return FinderChoice(finder, detector_id, landmarker_id, notes)
