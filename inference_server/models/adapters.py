@@ -16,12 +16,18 @@ import numpy as np
 from ..faces.sources import SourceFace, source_digest
 from ..restore.enhancer import EnhancerSettings, enhance_face
 from ..store.memo import Memo
-from .aligned_result import Restored
-from .alignment import points5_from_68
+from .aligned_result import Restored, check_crop, paste_back
+from .alignment import estimate_alignment, points5_from_68, warp_to_model
 from .identity import average_embedding
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_parser import BisenetParser
-from .onnx_restorer import DEFAULT_WEIGHT, OnnxRestorer, restore_aligned
+from .onnx_restorer import (
+    DEFAULT_WEIGHT,
+    OnnxRestorer,
+    restore_aligned,
+    restorer_postprocess,
+    restorer_preprocess,
+)
 from .onnx_swapper import InswapperSwapper, prepare_inswapper_source
 
 if TYPE_CHECKING:  # (torch is imported only when a PyTorch model is loaded)
@@ -116,6 +122,30 @@ class TorchGpenAdapter:
 
         result = restore_aligned(crop_model, points5_from_68(landmarks), self.template, self.size, run)
         return Restored(result.image, result.coverage, any(fell_back))
+
+    def restore_many(self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray]) -> list[Restored]:
+        """:meth:`restore` of several faces (from one frame or several) in one model call.
+
+        ``crops[i]`` ``(h_i, w_i, 3)`` float32 model space with its ``(68, 2)`` ``landmarks[i]``; each face is
+        aligned, all run as one ``(N, 3, S, S)`` batch, each pasted back into its own crop. Equal to calling
+        :meth:`restore` on each (up to the model's batch-size rounding); ``fp32_fallback`` per face.
+        """
+        if len(crops) != len(landmarks):
+            raise ValueError(f"{len(crops)} crops but {len(landmarks)} landmark sets")
+        if not crops:
+            return []
+        aligned = []
+        for crop_model, points68 in zip(crops, landmarks, strict=True):
+            crop, points = check_crop(crop_model, points5_from_68(points68))
+            matrix = estimate_alignment(points, self.template, self.size)
+            aligned.append((crop, matrix, restorer_preprocess(warp_to_model(crop, matrix, self.size))))
+        result = self.runner(np.concatenate([a[2] for a in aligned]))
+        broken = set(result.fallback_items)
+        restored = []
+        for i, (crop, matrix, _) in enumerate(aligned):
+            pasted = paste_back(crop, restorer_postprocess(result.output[i:i + 1]), matrix)
+            restored.append(Restored(pasted.image, pasted.coverage, i in broken))
+        return restored
 
 
 @dataclass(frozen=True)

@@ -203,10 +203,24 @@ def residual_swap(crop_model: np.ndarray, landmarks: np.ndarray, run: Callable[[
 
 def _restore_crop(restorer: Restorer, crop_model: np.ndarray, landmarks: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, bool]:
-    restored = restorer.restore(crop_model, landmarks)
+    return _blend_restored(crop_model, restorer.restore(crop_model, landmarks))
+
+
+def _blend_restored(crop_model: np.ndarray, restored: Restored) -> tuple[np.ndarray, np.ndarray, bool]:
     c = restored.coverage[..., None]
     image = crop_model * (1.0 - c) + np.asarray(restored.image, np.float32) * c
     return image.astype(np.float32), restored.coverage, restored.fp32_fallback
+
+
+def restore_crops(restorer: Restorer, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray]
+                  ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """:func:`_restore_crop` of several faces (from several frames): one model call when the restorer has a
+    batch API (``restore_many``, e.g. :class:`~inference_server.models.adapters.TorchGpenAdapter`), one call
+    per face otherwise. Each item: (restored crop (h, w, 3) float32 model space, coverage (h, w), fp32 fallback)."""
+    many = getattr(restorer, "restore_many", None)
+    restored = (many(crops, landmarks) if many is not None
+                else [restorer.restore(c, points) for c, points in zip(crops, landmarks, strict=True)])
+    return [_blend_restored(c, r) for c, r in zip(crops, restored, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -292,6 +306,25 @@ class AlignedSwapStage:
             result = (result * (1.0 - c) + restored * c).astype(np.float32)
         return make_delta_output(crop_model, result, coverage, landmarks, fallback).to_arrays()
 
+    def run_many(self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray],
+                 identity: Sequence[SourceFace]) -> list[Payload]:
+        """:meth:`run` of several faces (from several frames) with one identity: the swap face by face, the
+        restorer on all of them in one call where it has a batch API (:func:`restore_crops`). Same payloads
+        as :meth:`run` on each, up to the restorer's batch-size rounding."""
+        vector = self.swapper.source_vector(tuple(identity))
+        swapped = [aligned_swap(c, points, lambda x: self.swapper.run(x, vector), self.swapper.template,
+                                self.swapper.size, self.paste) for c, points in zip(crops, landmarks, strict=True)]
+        results = [(result, False) for result, _ in swapped]
+        if self.restorer is not None:
+            restored = restore_crops(self.restorer, [r for r, _ in swapped], landmarks)
+            results = [((result * (1.0 - cov[..., None]) + image * cov[..., None]).astype(np.float32), fallback)
+                       for (result, cov), (image, _, fallback) in zip(swapped, restored, strict=True)]
+        payloads = []
+        for c, points, (result, fallback), (_, coverage) in zip(crops, landmarks, results, swapped, strict=True):
+            payload = make_delta_output(c, result, coverage, points, fallback).to_arrays()
+            payloads.append(with_occlusion(with_labels(payload, self.parser, c, points), self.occluder, c, points))
+        return payloads
+
 
 @dataclass(frozen=True)
 class RestoreStage:
@@ -313,6 +346,17 @@ class RestoreStage:
         payload = make_delta_output(crop_model, image, coverage, landmarks, fallback).to_arrays()
         payload = with_labels(payload, self.parser, crop_model, landmarks)
         return with_occlusion(payload, self.occluder, crop_model, landmarks)
+
+    def run_many(self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray],
+                 identity: Sequence[SourceFace] = ()) -> list[Payload]:
+        """:meth:`run` of several faces (from several frames), the restorer called once where it has a batch
+        API (:func:`restore_crops`); same payloads as :meth:`run` on each up to its batch-size rounding."""
+        payloads = []
+        for c, points, (image, coverage, fallback) in zip(crops, landmarks,
+                                                          restore_crops(self.restorer, crops, landmarks), strict=True):
+            payload = make_delta_output(c, image, coverage, points, fallback).to_arrays()
+            payloads.append(with_occlusion(with_labels(payload, self.parser, c, points), self.occluder, c, points))
+        return payloads
 
 
 def with_paste(stage: Stage | None, paste: str) -> Stage | None:
