@@ -1,4 +1,5 @@
-"""Reused device buffers in the PyTorch runner, and faces batched across frames (issue 15).
+"""Reused device buffers in the PyTorch runner and ONNX Runtime's IO binding, and faces batched across frames
+(issue 15).
 
 The staged path (the one a GPU runs: inputs and outputs through buffers kept per batch shape) is run here on
 the CPU (``staged=True``, no pinned memory) and must give the same numbers as the plain path. The batch API
@@ -16,10 +17,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from onnx_fixtures import inswapper_emap, make_inswapper
 from torch import nn
 
 from inference_server.models.adapters import TorchGpenAdapter
 from inference_server.models.gpen import GpenConfig, GpenGenerator
+from inference_server.models.onnx_session import (
+    BoundRunner,
+    open_session,
+    run_session,
+    session_runner,
+)
 from inference_server.models.torch_runner import STAGED_SHAPES, TorchImageModel
 from inference_server.pipeline.crops import face_crop_box
 from inference_server.pipeline.stages import AlignedSwapStage, RestoreStage
@@ -158,3 +166,27 @@ def test_stage_run_many_equals_run(frames: list[tuple[np.ndarray, np.ndarray]]) 
                 atol = 1e-3 if single[key].dtype == np.float16 else 2e-5
                 np.testing.assert_allclose(batched[key], single[key], atol=atol, err_msg=key)
             assert float(np.abs(many[0]["delta"].astype(np.float32)).max()) > 0.05  # the stage changed the face
+
+
+# --- ONNX Runtime IO binding -----------------------------------------------------------------------------
+
+def test_bound_onnx_runner_gives_run_session_numbers_and_reuses_device_values(tmp_path: Path) -> None:
+    """The IO-binding path a CUDA session takes, run here with CPU OrtValues: the same outputs as
+    ``run_session``, the same bound memory on every call of one shape, results that are the caller's own."""
+    session = open_session(make_inswapper(tmp_path), "cpu")
+    assert not isinstance(session_runner(session), BoundRunner)  # the CPU takes host arrays directly
+    bound = BoundRunner(session, "cpu")
+    rng = np.random.default_rng(7)
+    feeds = [{"target": rng.random((1, 3, 128, 128), dtype=np.float32),
+              "source": rng.normal(size=(1, 512)).astype(np.float32) @ inswapper_emap()} for _ in range(2)]
+    first = bound(feeds[0])[0]
+    kept = first.copy()
+    pointers = {name: value.data_ptr() for name, value in bound._inputs.items()}
+    outputs = [value.data_ptr() for value in bound._binding.get_outputs()]
+    second = bound(feeds[1])[0]
+    assert {name: value.data_ptr() for name, value in bound._inputs.items()} == pointers
+    assert [value.data_ptr() for value in bound._binding.get_outputs()] == outputs
+    assert np.array_equal(first, kept), "a result must not be the bound output memory"
+    np.testing.assert_array_equal(first, run_session(session, feeds[0])[0])
+    np.testing.assert_array_equal(second, run_session(session, feeds[1])[0])
+    assert not np.array_equal(first, second)

@@ -33,7 +33,7 @@ from .aligned_result import (
     to_nchw,
 )
 from .alignment import TEMPLATES
-from .onnx_session import OnnxModelError, Shape, check_io, open_session, run_session
+from .onnx_session import OnnxModelError, Shape, check_io, open_session, session_runner
 
 if TYPE_CHECKING:  # (the session type only)
     import onnxruntime as ort
@@ -143,6 +143,7 @@ class OnnxRestorer:
         self.template = template
         self.feather = feather
         self.session = open_session(self.path, device)
+        self._run = session_runner(self.session)  # (IO binding with reused device buffers on CUDA)
         self.weight_shape = enhancer_inputs(self.session, self.size, self.path)
 
     @property
@@ -156,7 +157,7 @@ class OnnxRestorer:
         feeds = {IMAGE_INPUT: batch}
         if self.weight_shape is not None:
             feeds[WEIGHT_INPUT] = weight_feed(weight, self.weight_shape)
-        return run_session(self.session, feeds)[0]
+        return self._run(feeds)[0]
 
     def restore(self, crop_rgb: np.ndarray, points5: np.ndarray, weight: float = DEFAULT_WEIGHT) -> AlignedResult:
         """Restored face in crop space (``(H, W, 3)`` sRGB [0, 1]) with its coverage."""

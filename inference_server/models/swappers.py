@@ -52,7 +52,7 @@ from ..store.memo import Memo
 from .aligned_result import check_crop
 from .alignment import TEMPLATES, estimate_alignment, points5_from_68, warp_to_model
 from .onnx_embedder import ArcfaceEmbedder
-from .onnx_session import OnnxModelError, open_session, run_session
+from .onnx_session import OnnxModelError, open_session, run_session, session_runner
 from .onnx_swapper import prepare_inswapper_source
 
 EMBEDDING_SIZE = 512
@@ -292,6 +292,7 @@ class OnnxSwapperModel:
         expected: dict[str, tuple[int | None, ...]] = {"target": (None, *contract.target_shape[1:]),
                                                        "source": (None, *contract.source_shape[1:])}
         self.session = open_session(self.path, device, expected_inputs=expected)
+        self._run = session_runner(self.session)  # (IO binding with reused device buffers on CUDA)
         dims = {arg.name: arg.shape for arg in self.session.get_inputs()}
         self.batched = not isinstance(dims["target"][0], int) or dims["target"][0] <= 0
 
@@ -300,9 +301,9 @@ class OnnxSwapperModel:
         batch = target_input(aligned, c.mean, c.std)
         if self.batched:
             sources = np.repeat(np.asarray(source, np.float32), batch.shape[0], axis=0)
-            output = run_session(self.session, {"target": batch, "source": sources})[0]
+            output = self._run({"target": batch, "source": sources})[0]
         else:
-            output = np.concatenate([run_session(self.session, {"target": batch[i:i + 1], "source": source})[0]
+            output = np.concatenate([self._run({"target": batch[i:i + 1], "source": source})[0]
                                      for i in range(batch.shape[0])])
         return swapped_output(output, c.mean, c.std, c.denormalise)
 
