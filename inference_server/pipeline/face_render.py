@@ -34,7 +34,7 @@ from .crops import Box, exposure_scale
 from .memos import RenderMemos
 from .settings import RenderSettings
 from .small_faces import small_face_strength
-from .stages import OCCLUSION_KEY
+from .stages import OCCLUSION_KEY, AlignedSwapStage, Stage
 
 Payload = dict[str, np.ndarray]
 ModelOutput = SwapModelOutput | DeltaOutput
@@ -180,6 +180,12 @@ class Processed:
         return self.face - finite(crop) if self.keeps_plate else self.face
 
 
+def replaces_face(stage: Stage) -> bool:
+    """Whether the stage's face replaces the plate's (an aligned swap pasted back with ``replace``), so none of
+    the plate's own detail is meant to stay in it (not even the detail finer than the working size)."""
+    return isinstance(stage, AlignedSwapStage) and stage.paste == "replace"
+
+
 def mixed(first: Processed, second: Processed, weight: float, crop: np.ndarray) -> Processed:
     """Two renders of one face (same crop, landmarks and settings; two sources) mixed by ``weight`` (of
     ``second``, 0..1) as their composites over the plate would be: the pair (face, mask) whose composite
@@ -194,7 +200,7 @@ def mixed(first: Processed, second: Processed, weight: float, crop: np.ndarray) 
     face = plate + np.where(live[..., None], change / np.where(live, mask, 1.0)[..., None], 0.0)
     return Processed(first.work, (second if weight > 0.5 else first).source, face.astype(np.float32),
                      np.clip(mask, 0.0, 1.0).astype(np.float32), first.hit and second.hit,
-                     first.fp32_fallback or second.fp32_fallback, first.keeps_plate)
+                     first.fp32_fallback or second.fp32_fallback, first.keeps_plate, first.occlusion)
 
 
 def _keep_to_frame_size(keep: np.ndarray, work: WorkingCrop) -> np.ndarray:
@@ -290,9 +296,10 @@ class FaceRenderer:
                                  done[3] if len(done) > 3 else None)
         output, masks, hit = _model_output(work, source, settings, self.cache, key, small, identity)
         face, mask, fallback = self._composited(work, output, masks, controls, (key, colour_stage_key(controls)))
-        delta = isinstance(output, DeltaOutput)
+        # an aligned stage's change is resized, not its face: the plate keeps its full-resolution detail; a face
+        # that replaces the plate's (paste replace) is resized itself, as the classical swap's is
+        delta = isinstance(output, DeltaOutput) and not replaces_face(settings.model_stage)
         if delta and face.shape[1::-1] != work.size:
-            # an aligned stage's change is resized, not its face: the plate keeps its full-resolution detail
             change, mask = _to_frame_size((face - work.linear) * np.float32(work.scale), mask, work)
             face = finite(crop) + change
         else:
