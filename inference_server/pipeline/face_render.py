@@ -41,11 +41,14 @@ ModelOutput = SwapModelOutput | DeltaOutput
 
 
 class ModelCache(Protocol):
-    """What rendering needs of a cache: get and put payloads by key (see ``store.payload_cache``)."""
+    """What rendering needs of a cache: get and put payloads by key, and get or compute one with concurrent
+    askers of a key sharing one computation (see ``store.payload_cache``)."""
 
     def get(self, key: str) -> Payload | None: ...
 
     def put(self, key: str, payload: Payload) -> None: ...
+
+    def get_or_compute(self, key: str, compute: Callable[[], Payload]) -> tuple[Payload, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -149,16 +152,14 @@ def _masks(payload: Payload, work: WorkingCrop) -> _Masks:
 def _model_output(work: WorkingCrop, source: SourceFace | None, settings: RenderSettings,
                   cache: ModelCache | None, key: str, small: float, identity: Sequence[SourceFace] = ()
                   ) -> tuple[ModelOutput, _Masks, bool]:
-    if cache is not None:
-        payload = cache.get(key)
-        if payload is not None:
-            return output_from_payload(payload), _masks(payload, work), True
-    payload = settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source, small,
-                                       identity)
-    if cache is not None:
-        cache.put(key, payload)
+    def compute() -> Payload:
+        return settings.model_stage.run(settings.colourspace.to_model(work.linear), work.landmarks, source, small,
+                                        identity)
+
+    # one computation per key at a time (frames t and t + 1 render each other as stabilisation neighbours)
+    payload, hit = cache.get_or_compute(key, compute) if cache is not None else (compute(), False)
     # through the same reduction as a cached payload: cold and warm renders give the same pixels
-    return output_from_payload(payload), _masks(payload, work), False
+    return output_from_payload(payload), _masks(payload, work), hit
 
 
 @dataclass(frozen=True)

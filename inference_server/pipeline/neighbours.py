@@ -32,12 +32,11 @@ def neighbour_flow(crop: np.ndarray, plate_n: np.ndarray, frame_hash: str, neigh
     the box and the settings it depends on."""
     key = hashlib.sha256(f"flow|{frame_hash}|{neighbour_hash}|{tuple(box)}|{settings.flow_threshold!r}|"
                          f"{settings.colourspace.name}".encode()).hexdigest()
-    payload = cache.get(key) if cache is not None else None
-    if payload is None:
+    def compute() -> dict[str, np.ndarray]:
         flow, reliability = reliable_flow(_grey(crop, settings), _grey(plate_n, settings), settings.flow_threshold)
-        payload = {"flow": flow.astype(np.float16), "reliability": reliability.astype(np.float16)}
-        if cache is not None:
-            cache.put(key, payload)
+        return {"flow": flow.astype(np.float16), "reliability": reliability.astype(np.float16)}
+
+    payload = cache.get_or_compute(key, compute)[0] if cache is not None else compute()
     return payload["flow"].astype(np.float32), payload["reliability"].astype(np.float32)
 
 
