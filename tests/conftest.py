@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,26 @@ def server_address(server) -> str:
 
 @pytest.fixture()
 def client(server_address: str) -> Iterator[object]:
+    """A client of the session server; the sessions a test opens through it are closed after the test (all
+    tests are one peer to the server, whose per-peer session cap they would otherwise fill)."""
     from facebridge.client.grpc_client import FaceBridgeClient
 
     with FaceBridgeClient(server_address, timeout=120.0) as c:
+        opened: list[str] = []
+        open_session: Callable[..., Any] = c.open_session
+
+        def recording_open_session(*args: Any, **kwargs: Any) -> Any:
+            session = open_session(*args, **kwargs)
+            opened.append(session.session_id)
+            return session
+
+        setattr(c, "open_session", recording_open_session)
         yield c
+        for session_id in opened:
+            try:
+                c.close_session(session_id)
+            except Exception:  # noqa: BLE001 - already closed by the test, or the server went away
+                pass
 
 
 @pytest.fixture(autouse=True)
