@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -465,3 +466,82 @@ def test_reflection_lists_and_describes_the_service(server_address: str, session
         with pytest.raises(grpc.RpcError) as caught:
             list(ProtoReflectionDescriptorDatabase(plain).get_services())
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_the_token_channel_creates_its_callables_one_at_a_time(server_address: str, session_token: str) -> None:
+    """grpcio documents registering a call with the channel as not thread-safe, and an intercepted channel does it
+    for every call: the panel's two workers starting calls together crashed the process. The token channel's
+    underlying channel creates callables under a lock; the calls still run at once."""
+    import threading
+    import time
+
+    from facebridge.auth import ClientTLS
+    from facebridge.client import channel as channel_module
+
+    inside, overlaps = [0], [0]
+    guard = threading.Lock()
+    original = grpc.insecure_channel
+
+    class Watched(grpc.Channel):  # the real channel, watching how many threads are creating a callable at once
+        def __init__(self, real: grpc.Channel) -> None:
+            self.real = real
+
+        def _enter(self) -> None:
+            with guard:
+                inside[0] += 1
+                overlaps[0] = max(overlaps[0], inside[0])
+            time.sleep(0.01)
+            with guard:
+                inside[0] -= 1
+
+        def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+            self._enter()
+            return self.real.unary_unary(*args, **kwargs)
+
+        def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+            self._enter()
+            return self.real.unary_stream(*args, **kwargs)
+
+        def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+            return self.real.stream_unary(*args, **kwargs)
+
+        def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+            return self.real.stream_stream(*args, **kwargs)
+
+        def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+            self.real.subscribe(callback, try_to_connect)
+
+        def unsubscribe(self, callback: Any) -> None:
+            self.real.unsubscribe(callback)
+
+        def close(self) -> None:
+            self.real.close()
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(grpc, "insecure_channel", lambda *a, **k: Watched(original(*a, **k)))
+        raw, channel = channel_module.open_channel(server_address, [], session_token, ClientTLS(None, None, None))
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            for _ in range(5):  # a callable per call, as interceptors make them
+                check: Any = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda _: b"",
+                                                 response_deserializer=bytes)
+                check(b"", timeout=10)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    raw.close()
+    assert not errors, errors
+    assert overlaps[0] == 1, f"{overlaps[0]} threads were creating callables on the channel at once"

@@ -7,6 +7,7 @@ it. Health calls carry it too; the server does not need it there.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,49 @@ class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInter
         return continuation(self._details(client_call_details), request_iterator)
 
 
+class _SerialisedCallables(grpc.Channel):
+    """A channel whose multi-callables are created one at a time (the calls themselves run concurrently).
+
+    An intercepted channel creates a multi-callable for every call, and grpcio registers each with the channel's
+    core (``Channel._get_registered_call_handle``, documented as not thread-safe): two threads starting calls at
+    the same moment (the panel's workers) crashed the process in it."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        self._channel.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        self._channel.unsubscribe(callback)
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._channel.unary_unary(*args, **kwargs)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._channel.unary_stream(*args, **kwargs)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._channel.stream_unary(*args, **kwargs)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._channel.stream_stream(*args, **kwargs)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> _SerialisedCallables:  # noqa: PYI034 (typing.Self is Python 3.11; 3.10 is supported)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _pem(path: Path | None, what: str) -> bytes | None:
     if path is None:
         return None
@@ -85,5 +129,5 @@ def open_channel(address: str, options: Sequence[tuple[str, Any]], token: str | 
         raise ClientError("a client certificate needs TLS: set FACEBRIDGE_TLS_CA to the CA of the server's certificate")
     else:
         raw = grpc.insecure_channel(address, options=list(options))
-    channel = grpc.intercept_channel(raw, _BearerToken(token)) if token else raw
+    channel = grpc.intercept_channel(_SerialisedCallables(raw), _BearerToken(token)) if token else raw
     return raw, channel
