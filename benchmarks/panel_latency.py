@@ -77,7 +77,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fb-panel-bench-"))
     paths = moving_shot(work, 3)
     source = str(astronaut_png(work / "src.png"))
-    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache"))
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache", allow_roots=(work,)))
     address = f"127.0.0.1:{running.port}"
     application(offscreen=True)
     results: dict[str, list[float]] = {}

@@ -34,7 +34,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
     paths = moving_shot(work, args.frames)
     source = astronaut_png(work / "src.png")
-    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache"))
+    running = start_server(ServerConfig(port=0, device="cpu", cache_dir=work / "cache", allow_roots=(work,)))
     try:
         with FaceBridgeClient(f"127.0.0.1:{running.port}") as client:
             jobs = [FrameJob(1001 + k, str(p), str(work / f"out.{1001 + k:04d}.exr")) for k, p in enumerate(paths)]
