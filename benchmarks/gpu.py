@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -151,7 +152,7 @@ def rss_bytes() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil  # type: ignore[import-untyped]  # (optional, and it ships no type hints)
     except ImportError:
         return None
     return int(psutil.Process().memory_info().rss)
@@ -227,7 +228,7 @@ class Row:
         return ", ".join(bad)
 
 
-def run_row(stage: object, shot: Shot, sources: list[SourceFace], frames: int, batch: int, device: str,
+def run_row(stage: Any, shot: Shot, sources: list[SourceFace], frames: int, batch: int, device: str,
             colour: ColourSpace) -> tuple[float, int, int, Memory]:
     """Run the stage's model path over whole batches of ``batch`` frames (``frames`` rounded down to a
     multiple of ``batch``, at least one batch), each call taking the faces of ``batch`` consecutive frames.
@@ -244,9 +245,9 @@ def run_row(stage: object, shot: Shot, sources: list[SourceFace], frames: int, b
         start = time.perf_counter()
         crops = [colour.to_model(crop) for crop, _ in faces]
         if batch == 1:
-            payloads = [stage.run(crops[0], faces[0][1], sources[0], identity=sources)]  # type: ignore[attr-defined]
+            payloads = [stage.run(crops[0], faces[0][1], sources[0], identity=sources)]
         else:
-            payloads = stage.run_many(crops, [p for _, p in faces], identity=sources)  # type: ignore[attr-defined]
+            payloads = stage.run_many(crops, [p for _, p in faces], identity=sources)  # (batched stages only)
         synchronise()
         elapsed = time.perf_counter() - start
         return elapsed, sum(int(p.get("fp32_fallback", np.zeros(1))[0]) for p in payloads)

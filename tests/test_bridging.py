@@ -45,7 +45,7 @@ def _hash(rgb8: np.ndarray) -> str:
 
 def _analyse(db_path: Path, frames: list[np.ndarray], models: object, stop: int | None = None,
              max_missed: int | None = None) -> list[FrameAnalysis]:
-    analyser = ShotAnalyser(ShotDatabase(db_path), "shot", models, AnalyseConfig(),  # type: ignore[arg-type]
+    analyser = ShotAnalyser(ShotDatabase(db_path), "shot", models, AnalyseConfig(),  # type: ignore[arg-type]  # a detector made blind on chosen frames, wrapping the dlib models
                             max_missed=max_missed)
     return [analyser.analyse(FIRST + i, rgb8, _hash(rgb8)) for i, rgb8 in enumerate(frames[:stop])]
 

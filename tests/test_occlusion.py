@@ -354,7 +354,7 @@ def test_stage_ids_name_the_occluder_only_when_there_is_one() -> None:
     other = ClassicalSwapStage(SwapParams(), ALGORITHM_ID, occluder=Fixed("xseg_1@bbbb"))
     assert plain.model_ids == (ALGORITHM_ID,)
     assert one.model_ids == (ALGORITHM_ID, "xseg_1@aaaa") and other.model_ids != one.model_ids
-    restore = RestoreStage(restorer=Fixed("gpen"), occluder=Fixed("xseg_3@cccc"))  # type: ignore[arg-type]
+    restore = RestoreStage(restorer=Fixed("gpen"), occluder=Fixed("xseg_3@cccc"))  # type: ignore[arg-type]  # ids only: a stand-in restorer
     assert restore.model_ids == ("gpen", "xseg_3@cccc")
 
 

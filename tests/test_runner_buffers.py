@@ -158,9 +158,9 @@ def test_stage_run_many_equals_run(frames: list[tuple[np.ndarray, np.ndarray]]) 
     crops, points = [c for c, _ in frames], [p for _, p in frames]
     for stage in (RestoreStage(_adapter()), AlignedSwapStage(_DarkeningSwapper(), _adapter())):
         identity = ("source",)
-        many = stage.run_many(crops, points, identity=identity)  # type: ignore[arg-type]
+        many = stage.run_many(crops, points, identity=identity)  # type: ignore[arg-type]  # identity: labels stand in for sources
         for crop, pts, batched in zip(crops, points, many, strict=True):
-            single = stage.run(crop, pts, None, identity=identity)  # type: ignore[arg-type]
+            single = stage.run(crop, pts, None, identity=identity)  # type: ignore[arg-type]  # (as above)
             assert batched.keys() == single.keys()
             for key in single:  # float16 payload arrays: a last-bit difference before rounding may flip a ULP
                 atol = 1e-3 if single[key].dtype == np.float16 else 2e-5
