@@ -16,8 +16,8 @@ import numpy as np
 from ..faces.sources import SourceFace, source_digest
 from ..restore.enhancer import EnhancerSettings, enhance_face
 from ..store.memo import Memo
-from .aligned_result import Restored, check_crop, paste_back
-from .alignment import estimate_alignment, points5_from_68, warp_to_model
+from .aligned_result import Restored, align_crop, paste_back
+from .alignment import points5_from_68
 from .identity import average_embedding
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_parser import BisenetParser
@@ -136,9 +136,8 @@ class TorchGpenAdapter:
             return []
         aligned = []
         for crop_model, points68 in zip(crops, landmarks, strict=True):
-            crop, points = check_crop(crop_model, points5_from_68(points68))
-            matrix = estimate_alignment(points, self.template, self.size)
-            aligned.append((crop, matrix, restorer_preprocess(warp_to_model(crop, matrix, self.size))))
+            crop, matrix, square = align_crop(crop_model, points5_from_68(points68), self.template, self.size)
+            aligned.append((crop, matrix, restorer_preprocess(square)))
         result = self.runner(np.concatenate([a[2] for a in aligned]))
         broken = set(result.fallback_items)
         restored = []

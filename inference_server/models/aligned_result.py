@@ -75,6 +75,16 @@ def check_crop(crop_rgb: np.ndarray, points5: np.ndarray) -> tuple[np.ndarray, n
     return crop.astype(np.float32, copy=False), points
 
 
+def align_crop(crop_rgb: np.ndarray, points5: np.ndarray, template: str, size: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(crop, matrix, aligned)``: the checked ``(H, W, 3)`` float32 crop, its ``(2, 3)`` similarity onto
+    ``template`` at ``size`` px (:func:`~.alignment.estimate_alignment`) and the ``(size, size, 3)`` aligned
+    square (:func:`~.alignment.warp_to_model`): what every aligned model starts from."""
+    crop, points = check_crop(crop_rgb, points5)
+    matrix = estimate_alignment(points, template, size)
+    return crop, matrix, warp_to_model(crop, matrix, size)
+
+
 def paste_back(crop_rgb: np.ndarray, model_rgb: np.ndarray, matrix: np.ndarray,
                feather: float = DEFAULT_FEATHER) -> AlignedResult:
     """Warp a model's ``(S, S, 3)`` sRGB-encoded [0, 1] output back into the crop.
@@ -104,9 +114,8 @@ def run_aligned(crop_rgb: np.ndarray, points5: np.ndarray, template: str, size: 
         process: ``(size, size, 3)`` aligned sRGB [0, 1] image -> ``(size, size, 3)`` image, same encoding.
         feather: soft edge of the coverage (see :func:`~.alignment.coverage_mask`).
     """
-    crop, points = check_crop(crop_rgb, points5)
-    matrix = estimate_alignment(points, template, size)
-    output = np.asarray(process(warp_to_model(crop, matrix, size)), np.float32)
+    crop, matrix, aligned = align_crop(crop_rgb, points5, template, size)
+    output = np.asarray(process(aligned), np.float32)
     if output.shape != (size, size, 3):
         raise ValueError(f"model stage returned shape {output.shape}; expected {(size, size, 3)}")
     return paste_back(crop, output, matrix, feather=feather)

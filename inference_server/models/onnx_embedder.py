@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .aligned_result import check_crop, to_nchw
-from .alignment import estimate_alignment, warp_to_model
+from .aligned_result import align_crop, to_nchw
 from .onnx_session import open_session, run_session
 
 ARCFACE_SIZE = 112
@@ -46,8 +45,6 @@ class ArcfaceEmbedder:
             crop_rgb: ``(H, W, 3)`` float32 sRGB-encoded RGB in ``[0, 1]``.
             points5: ``(5, 2)`` crop pixels.
         """
-        crop, points = check_crop(crop_rgb, points5)
-        matrix = estimate_alignment(points, self.template, self.size)
-        aligned = warp_to_model(crop, matrix, self.size)
+        _, _, aligned = align_crop(crop_rgb, points5, self.template, self.size)
         output = run_session(self.session, {"input": arcface_preprocess(aligned)})[0]
         return np.asarray(output, np.float32).reshape(-1)

@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .aligned_result import check_crop
-from .alignment import estimate_alignment, invert_matrix, warp_to_model
+from .aligned_result import align_crop
+from .alignment import invert_matrix
 from .onnx_session import open_session, run_session
 
 OCCLUDER_SIZE = 256
@@ -143,10 +143,9 @@ class XsegOccluder:
             crop_rgb: ``(H, W, 3)`` float32 sRGB-encoded RGB in ``[0, 1]``.
             points5: ``(5, 2)`` crop pixels.
         """
-        crop, points = check_crop(crop_rgb, points5)
+        crop, matrix, aligned = align_crop(crop_rgb, points5, self.template, self.size)
         hw = (crop.shape[0], crop.shape[1])
-        matrix = estimate_alignment(points, self.template, self.size)
-        keep = self.model_keep(warp_to_model(crop, matrix, self.size))
+        keep = self.model_keep(aligned)
         return Occlusion(keep=keep_to_crop(keep, matrix, hw), model_keep=keep, matrix=matrix)
 
 

@@ -15,12 +15,10 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
-from .aligned_result import DEFAULT_FEATHER, check_crop, to_nchw
+from .aligned_result import DEFAULT_FEATHER, align_crop, to_nchw
 from .alignment import (
     coverage_mask,
-    estimate_alignment,
     warp_labels_to_crop,
-    warp_to_model,
 )
 from .onnx_session import open_session, run_session
 
@@ -129,10 +127,8 @@ class BisenetParser:
             crop_rgb: ``(H, W, 3)`` float32 sRGB-encoded RGB in ``[0, 1]``.
             points5: ``(5, 2)`` crop pixels.
         """
-        crop, points = check_crop(crop_rgb, points5)
+        crop, matrix, aligned = align_crop(crop_rgb, points5, self.template, self.size)
         hw = (crop.shape[0], crop.shape[1])
-        matrix = estimate_alignment(points, self.template, self.size)
-        aligned = warp_to_model(crop, matrix, self.size)
         labels = parser_postprocess(run_session(self.session, {"input": parser_preprocess(aligned)})[0])
         coverage = coverage_mask(matrix, self.size, hw, feather=self.feather)
         crop_labels = warp_labels_to_crop(labels, matrix, hw)
