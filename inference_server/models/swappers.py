@@ -49,8 +49,9 @@ import numpy as np
 
 from ..faces.sources import SourceFace, source_digest
 from ..store.memo import Memo
-from .aligned_result import check_crop
-from .alignment import TEMPLATES, estimate_alignment, points5_from_68, warp_to_model
+from .aligned_result import align_crop
+from .alignment import TEMPLATES, points5_from_68
+from .identity import average_embedding, average_normed_embedding
 from .onnx_embedder import ArcfaceEmbedder
 from .onnx_session import OnnxModelError, open_session, run_session, session_runner
 from .onnx_swapper import prepare_inswapper_source
@@ -177,21 +178,6 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return v / norm
 
 
-def mean_raw(raws: Sequence[np.ndarray]) -> np.ndarray:
-    """Element-wise mean of raw embeddings (FaceFusion's averaged ``embedding``), ``(D,)`` float64."""
-    if not raws:
-        raise ValueError("no source embeddings")
-    return np.mean([np.asarray(r, np.float64).reshape(-1) for r in raws], axis=0)
-
-
-def mean_norm(raws: Sequence[np.ndarray]) -> np.ndarray:
-    """Element-wise mean of the normalised embeddings (FaceFusion's averaged ``embedding_norm``, not
-    normalised again), ``(D,)`` float64."""
-    if not raws:
-        raise ValueError("no source embeddings")
-    return np.mean([unit(r) for r in raws], axis=0)
-
-
 def embedding_source(raws: Sequence[np.ndarray], kind: str,
                      convert: Callable[[np.ndarray], np.ndarray] | None = None,
                      emap: np.ndarray | None = None) -> np.ndarray:
@@ -206,13 +192,13 @@ def embedding_source(raws: Sequence[np.ndarray], kind: str,
     if kind == "emap":
         if emap is None:
             raise ValueError("an 'emap' source needs the swapper file's emap")
-        return prepare_inswapper_source(mean_raw(raws), emap)
+        return prepare_inswapper_source(average_embedding(raws), emap)
     if kind == "embedding_norm":
-        vector = mean_norm(raws)
+        vector = average_normed_embedding(raws)
     elif kind in ("converted", "converted_norm"):
         if convert is None:
             raise ValueError(f"a '{kind}' source needs the family's embedding converter")
-        converted = np.asarray(convert(mean_raw(raws).astype(np.float32)[None]), np.float64).reshape(-1)
+        converted = np.asarray(convert(average_embedding(raws).astype(np.float32)[None]), np.float64).reshape(-1)
         vector = unit(converted) if kind == "converted_norm" else converted
     else:
         raise ValueError(f"not an embedding source kind: {kind!r}")
@@ -222,8 +208,7 @@ def embedding_source(raws: Sequence[np.ndarray], kind: str,
 def image_source(source: SourceFace, template: str, size: int) -> np.ndarray:
     """An ``image`` source input: the source face aligned on ``template`` at ``size`` px, ``(1, 3, s, s)``
     float32 RGB in ``[0, 1]``."""
-    crop, points = check_crop(source.image, points5_from_68(source.landmarks))
-    aligned = warp_to_model(np.clip(crop, 0.0, 1.0), estimate_alignment(points, template, size), size)
+    _, _, aligned = align_crop(np.clip(source.image, 0.0, 1.0), points5_from_68(source.landmarks), template, size)
     return target_input(aligned, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
@@ -409,5 +394,5 @@ def warm_up_swapper(model: OnnxSwapperModel) -> None:
 
 __all__ = ["MAX_WORK_SIZE", "SOURCE_KINDS", "EmbeddingConverter", "OnnxModelError", "OnnxSwapperModel", "Swapper",
            "SwapperAdapter", "SwapperContract", "boost_factor", "boosted_run", "contract_for", "embedding_source",
-           "explode_tiles", "image_source", "implode_tiles", "mean_norm", "mean_raw", "pixel_boosted", "swapped_output",
+           "explode_tiles", "image_source", "implode_tiles", "pixel_boosted", "swapped_output",
            "target_input", "unit", "warm_up_swapper"]
