@@ -31,7 +31,8 @@ BISENET_BLOCK_LABELS = np.array([
 ], dtype=np.int64)
 
 
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
+def save_model(graph: onnx.GraphProto, path: Path) -> Path:
+    """Write ``graph`` as a checked ONNX model (opset OPSET, IR IR_VERSION) to ``path``; the path."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="facebridge-tests")
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
@@ -70,7 +71,7 @@ def make_inswapper(folder: Path, name: str = "inswapper_128.onnx", emap: np.ndar
     graph = helper.make_graph(nodes, "inswapper_passthrough",
                               [_input("target", [1, 3, 128, 128]), _input("source", [1, 512])],
                               [_input("output", [1, 3, 128, 128])], initializer=initializers)
-    return _save(graph, folder / name)
+    return save_model(graph, folder / name)
 
 
 def arcface_projection() -> np.ndarray:
@@ -96,7 +97,7 @@ def make_arcface(folder: Path, name: str = "arcface_w600k_r50.onnx") -> Path:
                     numpy_helper.from_array(arcface_projection(), "projection")]
     graph = helper.make_graph(nodes, "arcface_pool_projection", [_input("input", [1, 3, 112, 112])],
                               [_input("output", [1, 512])], initializer=initializers)
-    return _save(graph, folder / name)
+    return save_model(graph, folder / name)
 
 
 def make_restorer(folder: Path, size: int, constant: float | None = None, input_name: str = "input",
@@ -115,7 +116,7 @@ def make_restorer(folder: Path, size: int, constant: float | None = None, input_
         kind = "constant"
     graph = helper.make_graph(nodes, f"gpen_{kind}_{size}", [_input(input_name, shape)], [_input("output", shape)],
                               initializer=initializers)
-    return _save(graph, folder / (name or f"gpen_bfr_{size}_{kind}.onnx"))
+    return save_model(graph, folder / (name or f"gpen_bfr_{size}_{kind}.onnx"))
 
 
 def bisenet_block_logits() -> np.ndarray:
@@ -143,7 +144,7 @@ def make_bisenet(folder: Path, name: str = "bisenet_resnet_34.onnx") -> Path:
     ]
     graph = helper.make_graph(nodes, "bisenet_blocks", [_input("input", [1, 3, 512, 512])],
                               [_input("output", [1, 19, 512, 512])], initializer=initializers)
-    return _save(graph, folder / name)
+    return save_model(graph, folder / name)
 
 
 def write_garbage(folder: Path, name: str = "broken.onnx") -> Path:
@@ -173,7 +174,7 @@ def make_constant_model(path: Path, input_shape: list[int], outputs: list[tuple[
     graph = helper.make_graph(nodes, path.stem.replace(".", "_"), [_input(input_name, input_shape)],
                               [_input(name, list(np.shape(value))) for name, value in outputs],
                               initializer=initializers)
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def anchor_detector_outputs(faces: list[tuple[np.ndarray, np.ndarray, float, int]],

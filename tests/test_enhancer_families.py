@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import save_model
 
 from facebridge.settings import RenderParams
 from inference_server.models import alignment as al
@@ -41,7 +42,6 @@ from inference_server.models.registry import (
 from inference_server.server.model_stages import choose_stage
 from inference_server.server.sessions import SessionParams
 
-OPSET, IR_VERSION = 17, 9
 GAIN = (2.0, 0.5, -1.0)        # per RGB channel, in the model's [-1, 1] space: R clips, B flips
 WEIGHT_GAIN = 0.5              # codeformer stand-in: + 0.5 * (weight - 0.5) on every channel
 FLAT = (0.8, 0.4, 0.2)         # the flat face's sRGB colour
@@ -91,12 +91,7 @@ def make_enhancer(path: Path, size: int, weight: str | None = None, extra: str |
     nodes.append(helper.make_node("Identity", [last], ["output"]))
     graph = helper.make_graph(nodes, path.stem, inputs, [helper.make_tensor_value_info("output", TensorProto.FLOAT,
                                                                                      shape)], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="facebridge-tests")
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return save_model(graph, path)
 
 
 def make_family_file(folder: Path, name: str) -> Path:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from onnx import helper, numpy_helper
-from onnx_fixtures import _input, _save, inswapper_emap
+from onnx_fixtures import _input, inswapper_emap, save_model
 from support import load_rgb8, read_exr, srgb8_to_linear, write_exr
 from test_profile_fade import turned_image
 
@@ -60,7 +60,7 @@ def _inswapper_file(path: Path) -> Path:
                               [_input("output", [1, 3, 128, 128])],
                               [numpy_helper.from_array(np.full((1, 1), 2.0, np.float32), "k"),
                                numpy_helper.from_array(inswapper_emap(), "emap")])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 @pytest.fixture(scope="module")

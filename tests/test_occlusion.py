@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnx_fixtures import make_restorer
+from onnx_fixtures import make_restorer, save_model
 from support import face_landmarks, linear_to_srgb8, load_rgb8, make_plate, read_exr, same_bits
 
 from facebridge.client.grpc_client import FaceBridgeClient, FrameJob, FrameOutcome, SessionInfo
@@ -35,15 +35,6 @@ S = OCCLUDER_SIZE
 
 
 # -- synthetic xseg files ---------------------------------------------------------------------------
-
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="facebridge-tests")
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
 
 def _io(name: str, shape: list[int]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
@@ -83,7 +74,7 @@ def make_xseg_rectangle(folder: Path, name: str, rect: tuple[int, int, int, int]
               numpy_helper.from_array(rectangle_keep(rect), "keep")]
     graph = helper.make_graph(nodes, "xseg_rectangle", [_io("input", [1, S, S, 3])], [_io("output", [1, S, S, 1])],
                               initializer=inits)
-    return _save(graph, folder / name)
+    return save_model(graph, folder / name)
 
 
 def make_xseg_channel(folder: Path, channel: int, name: str = "xseg_channel.onnx") -> Path:
@@ -92,7 +83,7 @@ def make_xseg_channel(folder: Path, channel: int, name: str = "xseg_channel.onnx
     nodes.append(helper.make_node("Identity", ["picked"], ["output"]))
     graph = helper.make_graph(nodes, "xseg_channel", [_io("input", [1, S, S, 3])], [_io("output", [1, S, S, 1])],
                               initializer=inits)
-    return _save(graph, folder / name)
+    return save_model(graph, folder / name)
 
 
 # -- 2. known answers of the pre- and post-processing -------------------------------------------------

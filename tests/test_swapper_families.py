@@ -20,7 +20,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnx_fixtures as fx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -84,14 +83,6 @@ def converter_matrix() -> np.ndarray:
     return np.random.default_rng(5).normal(0.0, 0.05, (512, 512)).astype(np.float32)
 
 
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", fx.OPSET)])
-    model.ir_version = fx.IR_VERSION
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
 def make_swapper(path: Path, size: int, source_shape: list[int], batch: int | str = 1,
                  emap: np.ndarray | None = None) -> Path:
     """``target (B,3,S,S)``, ``source`` -> ``output = target * GAIN + OFFSET + v(source)``."""
@@ -121,7 +112,7 @@ def make_swapper(path: Path, size: int, source_shape: list[int], batch: int | st
         [helper.make_tensor_value_info("target", TensorProto.FLOAT, [batch, 3, size, size]),
          helper.make_tensor_value_info("source", TensorProto.FLOAT, [batch, *source_shape[1:]])],
         [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch, 3, size, size])], initializer=tensors)
-    return _save(graph, path)
+    return fx.save_model(graph, path)
 
 
 def make_converter(path: Path) -> Path:
@@ -130,7 +121,7 @@ def make_converter(path: Path) -> Path:
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 512])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 512])],
                               initializer=[numpy_helper.from_array(converter_matrix(), "m")])
-    return _save(graph, path)
+    return fx.save_model(graph, path)
 
 
 def write_family_files(folder: Path, names: list[str], batch: int | str = 1) -> None:
