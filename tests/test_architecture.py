@@ -11,6 +11,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1] / "inference_server"
 TOP = "inference_server"
 
@@ -146,3 +148,25 @@ def test_a_server_on_the_embedded_models_starts_without_onnx_runtime() -> None:
             "print(sorted(m for m in ('onnxruntime', 'onnx') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_server_on_the_embedded_models_starts_without_torch_where_there_is_no_gpu(tmp_path: Path) -> None:
+    """``--device auto`` on a machine without a GPU driver decides ``cpu`` without PyTorch (~2 s of the start),
+    and nothing else a server's start does imports it."""
+    import subprocess
+    import sys
+
+    from inference_server.server.device import gpu_driver_present
+
+    if gpu_driver_present():
+        pytest.skip("this machine has a GPU driver: --device auto asks PyTorch, as it should")
+    code = ("import sys; from pathlib import Path; "
+            "from inference_server.server.app import ServerConfig, start_server; "
+            f"root = Path({str(tmp_path)!r}); "
+            "running = start_server(ServerConfig(host='127.0.0.1', port=0, device='auto', token='t' * 32, "
+            "cache_dir=root / 'cache', models_dir=root / 'no-models', audit_log=root / 'audit.jsonl')); "
+            "print(running.service.device, sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules)); "
+            "running.stop(0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "cpu []", done.stdout + done.stderr
+

@@ -1,11 +1,38 @@
-"""Choosing the compute device: CUDA or MPS when present, else the CPU."""
+"""Choosing the compute device: CUDA or MPS when present, else the CPU.
+
+``auto`` on a machine that plainly has no GPU driver decides ``cpu`` without importing PyTorch (about two
+seconds of a server's start, for nothing: the embedded models never use it); wherever a GPU may be there,
+PyTorch is asked as before.
+"""
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
+import os
+import sys
+from collections.abc import Callable
 from types import ModuleType
 
 from .errors import InvalidRequest
+
+# Files a GPU driver leaves: NVIDIA's kernel module (/proc, its device nodes), AMD ROCm's compute node (PyTorch's
+# ROCm build answers torch.cuda), the WSL2 GPU paravirtualisation node.
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+# Driver libraries a CUDA or ROCm runtime loads (libcuda.so / nvcuda.dll, libamdhip64.so).
+GPU_DRIVER_LIBRARIES = ("cuda", "nvcuda", "amdhip64")
+
+
+def gpu_driver_present(platform: str = sys.platform, exists: Callable[[str], bool] = os.path.exists,
+                       find_library: Callable[[str], str | None] = ctypes.util.find_library) -> bool:
+    """Whether this machine may have a GPU PyTorch can use: always on macOS (MPS); elsewhere when a GPU
+    driver's files (:data:`GPU_DRIVER_FILES`) or a driver library (:data:`GPU_DRIVER_LIBRARIES`, found the way
+    ``ctypes`` finds libraries) are present. False only when none is: then there is no CUDA device to find."""
+    if platform == "darwin":
+        return True
+    if any(exists(path) for path in GPU_DRIVER_FILES):
+        return True
+    return any(find_library(name) for name in GPU_DRIVER_LIBRARIES)
 
 
 def _torch() -> ModuleType | None:
@@ -17,14 +44,15 @@ def _torch() -> ModuleType | None:
     return torch
 
 
-def resolve_device(requested: str) -> str:
+def resolve_device(requested: str, gpu_possible: Callable[[], bool] = gpu_driver_present) -> str:
     """Resolve ``auto | cpu | cuda | cuda:N | mps`` to a concrete device string.
 
-    ``auto`` picks ``cuda:0`` when PyTorch sees a CUDA device, else ``mps`` on Apple silicon, else ``cpu``.
-    Asking for a device that is not there raises InvalidRequest naming what is available.
+    ``auto`` picks ``cuda:0`` when PyTorch sees a CUDA device, else ``mps`` on Apple silicon, else ``cpu``;
+    when ``gpu_possible()`` says the machine has no GPU driver at all it is ``cpu`` without importing PyTorch.
+    Asking for a device that is not there raises InvalidRequest naming what is available (PyTorch is asked).
     """
     requested = requested.strip().lower() or "auto"
-    if requested == "cpu":
+    if requested == "cpu" or (requested == "auto" and not gpu_possible()):
         return "cpu"
     torch = _torch()
     cuda_count = torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
