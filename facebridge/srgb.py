@@ -9,9 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def clip_unit(values: np.ndarray) -> np.ndarray:
+    """``values`` clipped to [0, 1] with NaN -> 0, +inf -> 1, -inf -> 0, as a new array of the same dtype.
+
+    Bit for bit ``np.clip(np.nan_to_num(values, nan=0, posinf=1, neginf=0), 0, 1)`` (the clip sends the
+    infinities to the bounds that ``nan_to_num`` would have), in two passes over the data instead of about eight.
+    """
+    out = np.clip(values, 0.0, 1.0)
+    nan = np.isnan(out)
+    if nan.any():
+        out[nan] = 0.0
+    return out
+
+
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """Linear [0, 1] -> sRGB-encoded [0, 1] (IEC 61966-2-1 piecewise curve); input clipped to [0, 1], NaN -> 0."""
-    x = np.clip(np.nan_to_num(linear.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    x = clip_unit(linear.astype(np.float32, copy=False))
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
 
 
@@ -35,8 +48,7 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
 
     Agrees with ``to_uint8(srgb_encode(x))`` to within one code value, at a fraction of the cost.
     """
-    x = np.nan_to_num(linear, nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(x, 0.0, 1.0, out=x)
+    x = clip_unit(linear)
     x *= _LUT_STEPS
     x += 0.5
     return _SRGB8_LUT[x.astype(np.uint16)]

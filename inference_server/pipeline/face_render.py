@@ -70,8 +70,19 @@ def readonly(array: np.ndarray) -> np.ndarray:
 
 
 def finite(crop: np.ndarray) -> np.ndarray:
-    """The plate crop with non-finite values as 0 (a change there counts as none)."""
-    return np.nan_to_num(crop, nan=0.0, posinf=0.0, neginf=0.0)
+    """The plate crop with non-finite values as 0 (a change there counts as none); a new array, bit for bit
+    ``np.nan_to_num(crop, nan=0, posinf=0, neginf=0)`` in fewer passes."""
+    return np.where(np.isfinite(crop), crop, crop.dtype.type(0))
+
+
+def _finite_or(crop: np.ndarray, posinf: float) -> np.ndarray:
+    """``crop`` with NaN and -inf as 0 and +inf as ``posinf`` (bit for bit ``np.nan_to_num`` with those
+    values, in fewer passes); ``crop`` itself when it is all finite."""
+    good = np.isfinite(crop)
+    if good.all():
+        return crop
+    fill = np.where(crop > 0, crop.dtype.type(posinf), crop.dtype.type(0))
+    return np.where(good, crop, fill)
 
 
 def working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, settings: RenderSettings,
@@ -83,7 +94,7 @@ def working_crop(crop: np.ndarray, box: Box, target_landmarks: np.ndarray, setti
 
     def normalised() -> tuple[float, np.ndarray]:
         scale = exposure_scale(crop)
-        clean = np.nan_to_num(crop, nan=0.0, posinf=scale, neginf=0.0) / np.float32(scale)
+        clean = _finite_or(crop, scale) / np.float32(scale)
         if factor < 1.0:
             clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
         return scale, readonly(np.ascontiguousarray(clean, np.float32))

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import OpenImageIO as oiio
 
-from facebridge.srgb import linear_to_srgb8, srgb_decode, srgb_encode, to_uint8
+from facebridge.srgb import clip_unit, linear_to_srgb8, srgb_decode, srgb_encode, to_uint8
 
 from .errors import PlateError
 
@@ -96,5 +96,5 @@ def plate_colourspace(override: str, metadata_space: str | None) -> ColourSpace:
     return ColourSpace.named(override or metadata_space or LINEAR_REC709)
 
 
-__all__ = ["ColourSpace", "LINEAR_REC709", "MODEL_SPACE", "linear_to_srgb8", "plate_colourspace", "srgb_decode",
+__all__ = ["ColourSpace", "LINEAR_REC709", "MODEL_SPACE", "clip_unit", "linear_to_srgb8", "plate_colourspace", "srgb_decode",
            "srgb_encode", "to_uint8"]

@@ -14,7 +14,7 @@ import numpy as np
 from ..compositing.classical import composite_face_crop
 from ..compositing.controls import CompositeControls
 from ..faces.sources import SourceFace
-from ..plates.colour import srgb_decode, srgb_encode
+from ..plates.colour import clip_unit, srgb_decode, srgb_encode
 from .model import swap_model
 from .params import SwapParams, SwapResult
 
@@ -37,7 +37,7 @@ def swap_face(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFa
     """
     if target.ndim != 3 or target.shape[2] != 3:
         raise ValueError(f"target must be (h, w, 3), got {target.shape}")
-    tgt = np.clip(np.nan_to_num(target.astype(np.float32, copy=False)), 0.0, 1.0)
+    tgt = clip_unit(target.astype(np.float32, copy=False))
     out = swap_model(tgt, target_landmarks, source, params)
     face_lin, mask = composite_face_crop(srgb_decode(tgt), target_landmarks, out, controls)
     face = np.where(mask[..., None] > 0, srgb_encode(face_lin), tgt).astype(np.float32)

@@ -23,7 +23,7 @@ from ..compositing.masks import MAX_DISTANCE, face_polygon, inside_distance, pol
 from ..faces.geometry import INNER_MOUTH, affine_fit, apply_affine, face_size, invert_affine, similarity_fit
 from ..faces.pose import head_pose, pose_distance
 from ..faces.sources import SourceFace
-from ..plates.colour import srgb_decode, srgb_encode
+from ..plates.colour import clip_unit, srgb_decode, srgb_encode
 from . import warp, zones
 from .geometry import ALIGN_POINTS, destination_shape, mouth_opening, untangle
 from .params import SMALL_FACE_ERODE, SwapParams
@@ -106,7 +106,7 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
         raise ValueError(f"target must be (h, w, 3), got {target.shape}")
     small = float(np.clip(small, 0.0, 1.0))
     reach = 1.0 - small  # what is left of the forehead band and of the mask's growth
-    tgt = np.clip(np.nan_to_num(target.astype(np.float32, copy=False)), 0.0, 1.0)
+    tgt = clip_unit(target.astype(np.float32, copy=False))
     h, w = tgt.shape[:2]
     T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
     size = face_size(T)
