@@ -128,3 +128,121 @@ def test_thin_plate_spline_evaluation_is_bit_identical() -> None:
         fn = warp.ThinPlateSpline.fit(src, src + rng.normal(0.0, 6.0, (n, 2)), 1e-3)
         pts = np.concatenate([rng.random((m, 2)) * 1000.0, src[:5]])  # control points themselves: r = 0
         assert np.array_equal(fn(pts), reference_tps(fn, pts))
+
+
+# --- cleaning non-finite values in fewer passes (bit for bit np.nan_to_num) ---------------------------------
+
+def _awkward_values(seed: int) -> np.ndarray:
+    """(64, 64, 3) float32: random values around [0, 1] with NaN, +-inf, -0.0, subnormals and the bounds."""
+    rng = np.random.default_rng(seed)
+    values = (rng.normal(0.5, 1.5, (64, 64, 3))).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, np.nextafter(np.float32(1), np.float32(2)),
+                         np.float32(1e-42), -np.float32(1e-42), 65504.0, -3.0], np.float32)
+    flat = values.reshape(-1)
+    flat[rng.choice(flat.size, 400, replace=False)] = rng.choice(specials, 400)
+    return values
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and bool((a.view(np.uint32) == b.view(np.uint32)).all())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clip_unit_and_the_srgb_curves_match_nan_to_num_bit_for_bit(seed: int) -> None:
+    from facebridge.srgb import (
+        _LUT_STEPS,
+        _SRGB8_LUT,
+        clip_unit,
+        linear_to_srgb8,
+        srgb_encode,
+    )
+
+    x = _awkward_values(seed)
+    reference = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    assert _same_bits(clip_unit(x), reference)
+    assert _same_bits(clip_unit(x), np.clip(np.nan_to_num(x), 0.0, 1.0))  # (the model stage's spelling)
+    encoded = np.where(reference <= 0.0031308, reference * 12.92,
+                       1.055 * np.power(reference, 1.0 / 2.4) - 0.055).astype(np.float32)
+    assert _same_bits(srgb_encode(x), encoded)
+    lut_index = (reference * _LUT_STEPS + 0.5).astype(np.uint16)
+    assert np.array_equal(linear_to_srgb8(x), _SRGB8_LUT[lut_index])
+    before = x.copy()
+    clip_unit(x)
+    assert _same_bits(x, before), "clip_unit must not write into its input"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_finite_and_the_working_crop_cleaning_match_nan_to_num_bit_for_bit(seed: int) -> None:
+    from inference_server.pipeline.face_render import _finite_or, finite
+
+    x = _awkward_values(seed) * np.float32(4.0)
+    assert _same_bits(finite(x), np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
+    scale = 3.7
+    assert _same_bits(_finite_or(x, scale), np.nan_to_num(x, nan=0.0, posinf=scale, neginf=0.0))
+    clean = np.abs(np.nan_to_num(x))
+    assert _finite_or(clean, scale) is clean  # all finite: nothing to copy
+
+
+# --- one pair of DIS flows per pair of neighbouring frames ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_frames(faces_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frames 1 and 2 of a real talking-head clip, (480, 480, 3) float32 scene-linear."""
+    from facebridge.srgb import srgb_decode
+
+    capture = cv2.VideoCapture(str(faces_dir / "lp_d18.mp4"))
+    frames = []
+    for _ in range(2):
+        ok, bgr = capture.read()
+        assert ok
+        frames.append(srgb_decode(bgr[..., ::-1].astype(np.float32) / 255.0))
+    capture.release()
+    return frames[0], frames[1]
+
+
+def test_a_pair_of_flows_gives_each_direction_exactly(two_frames: tuple[np.ndarray, np.ndarray]) -> None:
+    from inference_server.pipeline.stabilise import reliable_flow, reliable_flow_pair
+
+    grey = [cv2.cvtColor((np.clip(f, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+            for f in two_frames]
+    (ab, ab_rel), (ba, ba_rel) = reliable_flow_pair(grey[0], grey[1], 0.04)
+    for (flow, rel), (a, b) in (((ab, ab_rel), (0, 1)), ((ba, ba_rel), (1, 0))):
+        own_flow, own_rel = reliable_flow(grey[a], grey[b], 0.04)
+        assert _same_bits(flow, own_flow) and _same_bits(rel, own_rel)
+    assert np.abs(ab).max() > 0.5 and 0.2 < ab_rel.mean() < 1.0  # a real flow, neither nothing nor all trusted
+
+
+def test_neighbouring_frames_share_one_cached_flow_computation(two_frames: tuple[np.ndarray, np.ndarray],
+                                                               tmp_path: Path) -> None:
+    from inference_server.pipeline.crops import Box
+    from inference_server.pipeline.neighbours import _grey, pair_flow
+    from inference_server.pipeline.settings import RenderSettings
+    from inference_server.pipeline.stabilise import reliable_flow
+    from inference_server.store.payload_cache import PayloadCache
+    from inference_server.store.shot_db import ShotDatabase
+
+    class Counting(PayloadCache):
+        computed = 0
+
+        def get_or_compute(self, key, compute):
+            def counted():
+                Counting.computed += 1
+                return compute()
+            return super().get_or_compute(key, counted)
+
+    cache = Counting(tmp_path / "payloads", ShotDatabase(tmp_path / "shots.sqlite"))
+    settings = RenderSettings()
+    area = Box(60, 40, 420, 460)
+    plate_a, plate_b = (f[area.slices] for f in two_frames)
+    flow_ab, rel_ab = pair_flow(plate_a, plate_b, "hash-a", "hash-b", area, settings, cache)  # frame a renders
+    flow_ba, rel_ba = pair_flow(plate_b, plate_a, "hash-b", "hash-a", area, settings, cache)  # then frame b
+    assert Counting.computed == 1
+    # each side gets its own direction: what its own flow computation gives, through the cache's half floats
+    for (flow, rel), (t, n) in (((flow_ab, rel_ab), (plate_a, plate_b)), ((flow_ba, rel_ba), (plate_b, plate_a))):
+        own_flow, own_rel = reliable_flow(_grey(t, settings), _grey(n, settings), settings.flow_threshold)
+        assert _same_bits(flow, own_flow.astype(np.float16).astype(np.float32))
+        assert _same_bits(rel, own_rel.astype(np.float16).astype(np.float32))
+    assert not np.array_equal(flow_ab, flow_ba)
+    fresh = Counting(tmp_path / "payloads2", ShotDatabase(tmp_path / "shots2.sqlite"))
+    again_ba = pair_flow(plate_b, plate_a, "hash-b", "hash-a", area, settings, fresh)  # frame b first, cold
+    assert Counting.computed == 2 and _same_bits(again_ba[0], flow_ba) and _same_bits(again_ba[1], rel_ba)

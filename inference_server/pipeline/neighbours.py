@@ -9,6 +9,7 @@ Everything is on frame t's crop grid ``box``: crops ``(h, w, 3)`` float32 scene-
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from .crops import Box, face_crop_box
 from .face_render import FaceRenderer, ModelCache, Processed
 from .settings import RenderSettings
-from .stabilise import Neighbour, reliable_flow, stabilise_face
+from .stabilise import Neighbour, reliable_flow, reliable_flow_pair, stabilise_face
 from .targets import FaceTarget, NeighbourPlate
 
 
@@ -40,8 +41,39 @@ def neighbour_flow(crop: np.ndarray, plate_n: np.ndarray, frame_hash: str, neigh
     return payload["flow"].astype(np.float32), payload["reliability"].astype(np.float32)
 
 
+def pair_flow(plate_t: np.ndarray, plate_n: np.ndarray, frame_hash: str, neighbour_hash: str, area: Box,
+              settings: RenderSettings, cache: ModelCache | None) -> tuple[np.ndarray, np.ndarray]:
+    """The plate's flow from frame t to its neighbour n over ``area`` (both plates cut to it) and its
+    reliability, from one cached computation shared by the pair: frame n asks for the same two flows
+    (:func:`~.stabilise.reliable_flow_pair`) under the same key, as the frames are ordered by content hash,
+    so a pair of neighbours costs two DIS flows, not four."""
+    t_first = frame_hash <= neighbour_hash
+    first, second = (frame_hash, neighbour_hash) if t_first else (neighbour_hash, frame_hash)
+    key = hashlib.sha256(f"flow-pair|{first}|{second}|{tuple(area)}|{settings.flow_threshold!r}|"
+                         f"{settings.colourspace.name}".encode()).hexdigest()
+
+    def compute() -> dict[str, np.ndarray]:
+        a, b = (plate_t, plate_n) if t_first else (plate_n, plate_t)
+        (ab, ab_rel), (ba, ba_rel) = reliable_flow_pair(_grey(a, settings), _grey(b, settings), settings.flow_threshold)
+        return {"ab": ab.astype(np.float16), "ab_reliability": ab_rel.astype(np.float16),
+                "ba": ba.astype(np.float16), "ba_reliability": ba_rel.astype(np.float16)}
+
+    payload = cache.get_or_compute(key, compute)[0] if cache is not None else compute()
+    name = "ab" if t_first else "ba"
+    return payload[name].astype(np.float32), payload[f"{name}_reliability"].astype(np.float32)
+
+
+def _union(a: Box, b: Box) -> Box:
+    return Box(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1))
+
+
+def _contains(outer: Box, inner: Box) -> bool:
+    return outer.x0 <= inner.x0 and outer.y0 <= inner.y0 and inner.x1 <= outer.x1 and inner.y1 <= outer.y1
+
+
 def stabilised_face(done: Processed, crop: np.ndarray, box: Box, target: FaceTarget, frame_hash: str,
-                    frame_hw: tuple[int, int], renderer: FaceRenderer) -> np.ndarray:
+                    frame_hw: tuple[int, int], renderer: FaceRenderer, plate: Callable[[Box], np.ndarray]
+                    ) -> np.ndarray:
     """Blend the face (what :meth:`~.face_render.Processed.change` says) with its neighbours', carried
     along the plate's flow; ``renderer`` renders the neighbours' faces as it rendered ``done``.
 
@@ -49,30 +81,44 @@ def stabilised_face(done: Processed, crop: np.ndarray, box: Box, target: FaceTar
         done: frame t's rendered face on ``crop``, the plate inside ``box``.
         target: the face, with its neighbours' stored plates.
         frame_hash: frame t's content hash; ``frame_hw`` its size.
+        plate: frame t's plate inside a box, ``(h, w, 3)`` float32 linear RGB (the flow to a neighbour is
+            computed over both faces' boxes).
     Returns:
         (h, w, 3) float32 linear face over ``box``.
     """
     settings = renderer.settings
     neighbours = []
     for nb in target.neighbours:
-        neighbour = _neighbour(nb, box, frame_hw, crop, frame_hash, renderer)
+        neighbour = _neighbour(nb, box, frame_hw, crop, frame_hash, renderer, plate)
         if neighbour is not None:
             neighbours.append(neighbour)
     return stabilise_face(done.face, done.change(crop), done.mask, neighbours, settings.stabilise)
 
 
 def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], crop: np.ndarray, frame_hash: str,
-               renderer: FaceRenderer) -> Neighbour | None:
+               renderer: FaceRenderer, plate: Callable[[Box], np.ndarray]) -> Neighbour | None:
     """A neighbour's rendered change on its own crop with the flow to it, or None when its stored plate
-    does not cover this face's crop."""
+    does not cover this face's crop.
+
+    The flow is the pair's (:func:`pair_flow`, over the union of the two faces' crop boxes) when the
+    neighbour's stored plate covers that union; else this frame's own (:func:`neighbour_flow`, over ``box``).
+    Which one depends only on the two faces, so a frame renders the same in any order."""
     cb = nb.crop_box
-    if not (cb.x0 <= box.x0 and cb.y0 <= box.y0 and box.x1 <= cb.x1 and box.y1 <= cb.y1):
+    if not _contains(cb, box):
         return None
-    nbox = face_crop_box(nb.landmarks, frame_hw, renderer.settings.crop_margin)
-    nbox = Box(max(nbox.x0, cb.x0), max(nbox.y0, cb.y0), min(nbox.x1, cb.x1), min(nbox.y1, cb.y1))
+    own_box = face_crop_box(nb.landmarks, frame_hw, renderer.settings.crop_margin)  # as frame n renders itself
+    nbox = Box(max(own_box.x0, cb.x0), max(own_box.y0, cb.y0), min(own_box.x1, cb.x1), min(own_box.y1, cb.y1))
     ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
     rendered = renderer.render(ncrop, nbox, nb.landmarks, nb.frame_hash, nb.source_mix)
-    plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
-    flow, reliability = neighbour_flow(crop, plate_n, frame_hash, nb.frame_hash, box, renderer.settings,
-                                       renderer.cache)
+    area = _union(box, own_box)
+    if _contains(cb, area):
+        plate_n = nb.crop[area.y0 - cb.y0:area.y1 - cb.y0, area.x0 - cb.x0:area.x1 - cb.x0]
+        flow, reliability = pair_flow(plate(area), plate_n, frame_hash, nb.frame_hash, area, renderer.settings,
+                                      renderer.cache)
+        rows, cols = slice(box.y0 - area.y0, box.y1 - area.y0), slice(box.x0 - area.x0, box.x1 - area.x0)
+        flow, reliability = flow[rows, cols], reliability[rows, cols]
+    else:
+        plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
+        flow, reliability = neighbour_flow(crop, plate_n, frame_hash, nb.frame_hash, box, renderer.settings,
+                                           renderer.cache)
     return Neighbour(rendered.change(ncrop), rendered.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow, reliability)

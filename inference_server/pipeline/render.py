@@ -100,7 +100,8 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
         face = done.face
         clock.lap("cache" if done.hit else "model")
         if settings.stabilise > 0.0 and target.neighbours:
-            face = stabilised_face(done, crop, box, target, frame.frame_hash, frame_hw, renderer)
+            face = stabilised_face(done, crop, box, target, frame.frame_hash, frame_hw, renderer,
+                                   lambda area: pixels[area.slices][..., rgb_index])
             clock.lap("stabilise")
         # a swap hands over to the plate as the head turns toward profile (1 on every face up to 40 degrees)
         fade = profile_fade(head_pose(target.landmarks)[0]) if settings.model_stage.needs_source else 1.0

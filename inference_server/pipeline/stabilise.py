@@ -40,13 +40,10 @@ def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return dis.calc(a, b, None)  # type: ignore[call-overload]  # None: no initial flow (an array would seed it); the stubs lack it
 
 
-def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Flow t -> n and a [0, 1] reliability: forward-backward consistent and photometrically matching.
-
-    ``threshold`` is the largest grey difference (0..1) still trusted after warping.
-    """
-    forward = _flow(grey_t, grey_n)
-    backward = _flow(grey_n, grey_t)
+def _reliability(forward: np.ndarray, backward: np.ndarray, grey_t: np.ndarray, grey_n: np.ndarray,
+                 threshold: float) -> np.ndarray:
+    """Where ``forward`` (t -> n) is trusted: consistent with ``backward`` (n -> t) and photometrically
+    matching after warping n onto t, blurred; (h, w) float32 in [0, 1]."""
     h, w = grey_t.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     mx, my = gx + forward[..., 0], gy + forward[..., 1]
@@ -56,7 +53,28 @@ def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> t
     photometric = np.abs(warped - grey_t.astype(np.float32)) / 255.0 <= threshold
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     weight = (consistent & photometric & inside).astype(np.float32)
-    return forward.astype(np.float32), cv2.GaussianBlur(weight, (0, 0), 1.5)
+    return cv2.GaussianBlur(weight, (0, 0), 1.5)
+
+
+def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flow t -> n and a [0, 1] reliability: forward-backward consistent and photometrically matching.
+
+    ``threshold`` is the largest grey difference (0..1) still trusted after warping.
+    """
+    forward = _flow(grey_t, grey_n)
+    backward = _flow(grey_n, grey_t)
+    return forward.astype(np.float32), _reliability(forward, backward, grey_t, grey_n, threshold)
+
+
+def reliable_flow_pair(grey_a: np.ndarray, grey_b: np.ndarray, threshold: float
+                       ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Both directions of :func:`reliable_flow` from the same two flows: ``((flow a -> b, its reliability),
+    (flow b -> a, its reliability))``, each equal to what :func:`reliable_flow` gives for that direction
+    (two DIS flows for the pair instead of four)."""
+    ab = _flow(grey_a, grey_b)
+    ba = _flow(grey_b, grey_a)
+    return ((ab.astype(np.float32), _reliability(ab, ba, grey_a, grey_b, threshold)),
+            (ba.astype(np.float32), _reliability(ba, ab, grey_b, grey_a, threshold)))
 
 
 def stabilise_face(face: np.ndarray, change: np.ndarray, mask: np.ndarray, neighbours: Sequence[Neighbour],
