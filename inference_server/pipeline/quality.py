@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,7 @@ from ..faces.dlib_models import DlibFaceModels
 from ..faces.sources import SourceFace
 from ..plates.colour import ColourSpace
 from .crops import Box
-from .face_render import readonly
+from .face_render import ModelCache, readonly
 from .frames import FaceReport, FramePlate
 from .memos import RenderMemos
 from .targets import FaceTarget
@@ -18,7 +19,7 @@ from .targets import FaceTarget
 
 def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: Box, target: FaceTarget,
                   source: SourceFace | None, models: DlibFaceModels, colourspace: ColourSpace,
-                  memos: RenderMemos | None) -> FaceReport:
+                  memos: RenderMemos | None, cache: ModelCache | None = None) -> FaceReport:
     """``report`` with the identity distances of the output's and the plate's face (in the crop ``box``) to
     ``source``; without a source (restoration), the output's distance to the plate's own face (how much
     identity it moved).
@@ -28,18 +29,27 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
         models: the dlib models (landmarks and identity embeddings on display-referred proxies).
         colourspace: how the plate becomes a display-referred proxy.
         memos: where the plate face's embedding is remembered (by frame, box and landmarks), or None.
+        cache: where it is also kept across servers (a re-render in a new process computes only the
+            output's embedding), or None.
     """
     offset = np.array([box.x0, box.y0], np.float32)
     rect = target.rect
     local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
     rgb_index = frame.rgb_index
 
-    def plate_embedding() -> np.ndarray:
-        plate8 = np.ascontiguousarray(colourspace.to_proxy8(frame.pixels[box.slices][..., rgb_index]))
-        return readonly(np.asarray(models.embed(plate8, target.landmarks - offset)))
-
     key = ("plate-identity", frame.frame_hash, tuple(box), colourspace.name,
            np.asarray(target.landmarks, np.float32).tobytes())
+
+    def embedded() -> dict[str, np.ndarray]:
+        plate8 = np.ascontiguousarray(colourspace.to_proxy8(frame.pixels[box.slices][..., rgb_index]))
+        return {"embedding": np.asarray(models.embed(plate8, target.landmarks - offset), np.float64)}
+
+    def plate_embedding() -> np.ndarray:
+        if cache is None:
+            return readonly(embedded()["embedding"])
+        digest = hashlib.sha256(repr(key[:4]).encode() + b"\0" + key[4]).hexdigest()
+        return readonly(cache.get_or_compute(digest, embedded)[0]["embedding"])
+
     plate_id = memos.plate_identity.get_or_compute(key, plate_embedding) if memos is not None else plate_embedding()
     out8 = np.ascontiguousarray(colourspace.to_proxy8(out[box.slices][..., rgb_index]))
     out_landmarks = models.landmarks(out8, local)

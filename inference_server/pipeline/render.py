@@ -118,7 +118,7 @@ def render_faces(frame: FramePlate, request: RenderRequest, services: RenderServ
                                                                                      target.source_mix)))
         if settings.quality_checks:
             report = with_identity(report, frame, out, done.work.box, target, done.source, services.models,
-                                   settings.colourspace, services.memos)
+                                   settings.colourspace, services.memos, services.cache)
             clock.lap("qc")
         reports.append(report)
     return FrameOutcome(pixels=out, faces=tuple(reports), timings_ms=clock.timings, occlusion=tuple(occlusion))
