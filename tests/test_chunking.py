@@ -2,8 +2,8 @@ import os
 from pathlib import Path
 
 import pytest
-from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, ChunkPieces, Reassembler, encoded_chunk,
-                                      serialize, split_chunks)
+from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, ChunkPieces, ChunkView, Reassembler,
+                                      chunk_deserializer, encoded_chunk, serialize, split_chunks)
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from google.protobuf.message import Message
 
@@ -114,3 +114,61 @@ def test_chunk_pieces_keep_the_chunks_as_they_came() -> None:
         short.result()
     with pytest.raises(ChunkError, match="exceeds the limit"):
         ChunkPieces(101, limit=100)
+
+
+@pytest.mark.parametrize("frame_id, offset, size", [(0, 0, 0), (0, 0, 5), (3, 0, 127), (0, 300, 128),
+                                                    (2**40, 2**35, 20000), (2**64 - 1, 0, 3)])
+@pytest.mark.parametrize("container", [pb.ProcessFramesRequest, pb.ProcessFramesResponse])
+def test_chunk_deserializer_reads_chunks_as_views(container: type[Message], frame_id: int, offset: int,
+                                                  size: int) -> None:
+    """A chunk comes out as protobuf reads it, its data a view into the received bytes (nothing copied)."""
+    data = os.urandom(size)
+    encoded = container(chunk=pb.FrameChunk(frame_id=frame_id, offset=offset, data=data)).SerializeToString()
+    assert encoded == encoded_chunk(container, frame_id, offset, data)
+    view = chunk_deserializer(container)(encoded)
+    assert isinstance(view, ChunkView)
+    assert (view.frame_id, view.offset, bytes(view.data)) == (frame_id, offset, data)
+    assert view.data.readonly and (size == 0 or view.data.obj is encoded)
+
+
+def test_chunk_deserializer_leaves_other_messages_and_layouts_to_protobuf() -> None:
+    read = chunk_deserializer(pb.ProcessFramesRequest)
+    for message in (pb.ProcessFramesRequest(start=pb.StreamStart(session_id="s")),
+                    pb.ProcessFramesRequest(header=pb.FrameHeader(frame_id=2, total_bytes=10, name="a.exr")),
+                    pb.ProcessFramesRequest()):
+        assert read(message.SerializeToString()) == message
+    result = pb.ProcessFramesResponse(result=pb.FrameResult(frame_id=1, total_bytes=5))
+    assert chunk_deserializer(pb.ProcessFramesResponse)(result.SerializeToString()) == result
+    # fields out of the canonical order, repeated (the last wins), an unknown field, a chunk then a header:
+    # each read as protobuf reads it
+    plain = encoded_chunk(pb.ProcessFramesRequest, 4, 8, b"payload")
+    inner = plain[2:]  # FrameChunk's fields (the container's tag and length are one byte each here)
+    swapped = b"\x1a" + bytes([len(inner)]) + inner[2:4] + inner[:2] + inner[4:]
+    repeated = b"\x1a" + bytes([len(inner) + 2]) + inner + b"\x08\x05"
+    unknown = b"\x1a" + bytes([len(inner) + 2]) + inner + b"\x20\x01"
+    followed = plain + pb.ProcessFramesRequest(header=pb.FrameHeader(frame_id=9)).SerializeToString()
+    truncated = plain[:-1]
+    for encoded in (swapped, repeated, unknown, followed):
+        expected = pb.ProcessFramesRequest.FromString(encoded)
+        got = read(encoded)
+        if expected.WhichOneof("payload") == "chunk":
+            assert isinstance(got, ChunkView)
+            assert (got.frame_id, got.offset, bytes(got.data)) == (expected.chunk.frame_id, expected.chunk.offset,
+                                                                   expected.chunk.data)
+        else:
+            assert got == expected
+    assert read(repeated).frame_id == 5  # type: ignore[union-attr]
+    with pytest.raises(Exception):  # noqa: B017 - protobuf's DecodeError, as before
+        read(truncated)
+
+
+def test_chunk_pieces_keep_views_of_bytes_and_copy_mutable_ones() -> None:
+    received = os.urandom(3000)
+    pieces = ChunkPieces(2000, limit=10**6)
+    pieces.add(0, memoryview(received)[100:1100])
+    mutable = bytearray(received[:1000])
+    pieces.add(1000, memoryview(mutable))
+    mutable[:] = b"\0" * 1000
+    kept = pieces.result()
+    assert isinstance(kept[0], memoryview) and kept[0].obj is received  # not copied
+    assert b"".join(kept) == received[100:1100] + received[:1000]  # the mutable one was copied when received

@@ -18,10 +18,13 @@ from typing import Any
 
 import grpc
 import pytest
+from facebridge_wire.chunking import MAX_CHUNK_BYTES
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from probes import RawStub, astronaut_plate, astronaut_source, chunk, header, start, start_tight_server
 
+from facebridge.client.errors import ClientError
 from facebridge.client.grpc_client import FaceBridgeClient, FrameJob
+from facebridge.client.input_buffer import InputFile
 
 FRAMES = 3
 
@@ -201,3 +204,37 @@ def test_concurrent_streams_match_sequential_bits(faulty: Any, shot: dict[str, A
     for t in threads:
         t.join(timeout=120)
     assert [results[i] for i in range(3)] == [sequential] * 3
+
+
+@pytest.mark.parametrize("change", ["grown", "rewritten"])
+def test_an_input_changed_while_it_is_sent_fails_the_call_naming_file_and_frame(
+        faulty: Any, shot: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """The stream transport reads a frame while sending it; a file written to meanwhile (after its first chunk
+    left) fails the call with one line naming the file and the frame, after the frames before it are
+    reported. Its last chunk never leaves, so the server processes nothing of it and nothing is written."""
+    big = shot["root"] / f"changing-{change}.exr"  # two chunks; never decoded, the frame must not complete
+    big.write_bytes(os.urandom(MAX_CHUNK_BYTES + 1000))
+    original = InputFile.chunks
+
+    def changing(self: InputFile, *args: Any) -> Iterator[bytes]:
+        for count, message in enumerate(original(self, *args)):
+            yield message
+            if count == 0 and self.path == str(big):
+                with open(big, "r+b" if change == "rewritten" else "ab") as handle:
+                    handle.write(b"\0" * 100)  # rewritten: over the start of the chunk already sent
+
+    monkeypatch.setattr(InputFile, "chunks", changing)
+    out = tmp_path / "out"
+    jobs = [FrameJob(1001, str(shot["plates"][0]), str(out / "o.1001.exr")),
+            FrameJob(1002, str(big), str(out / "o.1002.exr"))]
+    with FaceBridgeClient(f"127.0.0.1:{faulty.port}") as client:
+        session = client.open_session([shot["source"]], shot="changing")
+        outcomes = client.process(session.session_id, jobs)
+        first = next(outcomes)
+        with pytest.raises(ClientError) as failed:
+            next(outcomes)
+        client.close_session(session.session_id)
+    assert first.frame_number == 1001 and not first.failed
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith(f"{big} (frame 1002): changed while it was being sent"), message
+    assert sorted(p.name for p in out.iterdir()) == ["o.1001.exr"]  # nothing of frame 1002, no temporary file

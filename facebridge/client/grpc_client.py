@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import math
 import os
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, Reassembler, encoded_chunk, serialize,
-                                      split_chunks)
+from facebridge_wire.chunking import (CHUNK_PREFIX_BYTES, MAX_CHUNK_BYTES, ChunkCursor, ChunkError, ChunkView,
+                                      Reassembler, chunk_deserializer, chunk_prefix, serialize, split_chunks)
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,7 +27,7 @@ from facebridge.settings import RenderParams
 
 from .channel import open_channel
 from .errors import ClientError
-from .input_buffer import InputBuffers
+from .input_buffer import BufferPool, InputChanged, InputFile
 from .params import to_proto
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class _ResultFile:
         except OSError as exc:
             self.error = exc.strerror or str(exc)
 
-    def add(self, offset: int, data: bytes) -> bool:
+    def add(self, offset: int, data: bytes | memoryview) -> bool:
         """Take one chunk; True when the result is complete (and committed, unless it failed)."""
         self._cursor.advance(offset, len(data))
         if self._file is not None:
@@ -276,11 +276,13 @@ class FaceBridgeClient:
             client_tls(os.environ) if tls is None else tls,
         )
         self._stub = pb_grpc.FaceBridgeStub(self._channel)
-        self._inputs = InputBuffers()  # the streamed frames are read into the buffer of the previous one
-        # the frame streams as the stub's, but their chunks leave already encoded (``encoded_chunk``)
+        # the streamed frames' chunks are read into the buffer of the previous frame
+        self._chunk_buffers = BufferPool(CHUNK_PREFIX_BYTES + MAX_CHUNK_BYTES)
+        # the frame streams as the stub's, but their chunks leave already encoded (``encoded_chunk``) and
+        # results' chunks arrive as views into the received bytes (``chunk_deserializer``)
         self._process_frames = self._channel.stream_stream(
             "/facebridge.v1.FaceBridge/ProcessFrames", request_serializer=serialize,
-            response_deserializer=pb.ProcessFramesResponse.FromString)
+            response_deserializer=chunk_deserializer(pb.ProcessFramesResponse))
         self._analyse_shot = self._channel.stream_stream(
             "/facebridge.v1.FaceBridge/AnalyseShot", request_serializer=serialize,
             response_deserializer=pb.AnalyseProgress.FromString)
@@ -365,12 +367,17 @@ class FaceBridgeClient:
         Results are written to each job's ``output_path`` atomically (stream transport: by this client;
         path transport: by the server). A frame that fails leaves nothing at its output path.
         """
-        call = self._process_frames(self._requests(session_id, jobs, use_paths))
+        sending = _Sending()
+        call = self._process_frames(self._requests(session_id, jobs, use_paths, sending))
         receiving: _ResultFile | None = None
         try:
             for message in call:
-                if message.WhichOneof("payload") == "result":
+                if not isinstance(message, ChunkView):
+                    if message.WhichOneof("payload") != "result":
+                        raise ClientError(f"ProcessFrames: server {self.address} sent a message with no result")
                     result = message.result
+                    if result.frame_id == sending.frame_id:  # the frame the stream stopped in
+                        sending.check()
                     if receiving is not None:
                         raise ClientError(f"server sent frame id {result.frame_id} before the rest of frame id "
                                           f"{receiving.result.frame_id}")
@@ -379,14 +386,16 @@ class FaceBridgeClient:
                         continue
                     yield self._outcome(jobs[result.frame_id], result)
                 else:
-                    chunk = message.chunk
+                    chunk = message
                     if receiving is None or chunk.frame_id != receiving.result.frame_id:
                         raise ClientError(f"server sent a chunk for frame id {chunk.frame_id} out of order")
                     if not receiving.add(chunk.offset, chunk.data):
                         continue
                     done, receiving = receiving, None
                     yield done.outcome() if done.error else self._outcome(done.job, done.result)
+            sending.check()
         except grpc.RpcError as exc:
+            sending.check()
             raise _mapped(exc, "ProcessFrames", self.address) from exc
         except ChunkError as exc:
             raise ClientError(f"ProcessFrames: server {self.address} sent a result that does not add up: {exc}") \
@@ -412,12 +421,17 @@ class FaceBridgeClient:
 
     def analyse(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False) -> Iterator[AnalyseOutcome]:
         """Analyse the session's shot over ``jobs`` (increasing frame order); one outcome per frame."""
-        call = self._analyse_shot(self._requests(session_id, jobs, use_paths))
+        sending = _Sending()
+        call = self._analyse_shot(self._requests(session_id, jobs, use_paths, sending))
         try:
             for reply in call:
+                if reply.frame_number == sending.frame_number:  # the frame the stream stopped in
+                    sending.check()
                 yield AnalyseOutcome(reply.frame_number, _STATUS_NAMES[reply.status.code], reply.status.kind,
                                      reply.status.message, reply.cut, reply.keyframe, reply.replayed, list(reply.tracks))
+            sending.check()
         except grpc.RpcError as exc:
+            sending.check()
             raise _mapped(exc, "AnalyseShot", self.address) from exc
         finally:
             call.cancel()
@@ -537,9 +551,13 @@ class FaceBridgeClient:
             round_trip_ms=round_trip,
         )
 
-    def _requests(self, session_id: str, jobs: Sequence[FrameJob],
-                  use_paths: bool) -> Iterator[pb.ProcessFramesRequest | bytes]:
-        """The stream's messages; a frame's chunks come encoded (``ProcessFramesRequest`` bytes)."""
+    def _requests(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool,
+                  sending: _Sending) -> Iterator[pb.ProcessFramesRequest | bytes]:
+        """The stream's messages; a frame's chunks come encoded (``ProcessFramesRequest`` bytes), each read from
+        its file as it is about to leave (``InputFile``). A file that cannot be read to its end as it was
+        when opened ends the stream before its last chunk (the server reports the frame incomplete and
+        processes nothing of it) and is noted in ``sending``; a file that cannot be opened is announced
+        empty (the server answers with a failed frame naming it) and the stream goes on."""
         yield pb.ProcessFramesRequest(start=pb.StreamStart(session_id=session_id))
         for frame_id, job in enumerate(jobs):
             name = os.path.basename(job.input_path)
@@ -548,13 +566,39 @@ class FaceBridgeClient:
                     frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_PATH,
                     input_path=os.path.abspath(job.input_path), output_path=os.path.abspath(job.output_path)))
                 continue
-            with contextlib.ExitStack() as reading:
-                try:
-                    data = reading.enter_context(self._inputs.read(job.input_path))
-                except OSError:
-                    data = memoryview(b"")  # the server answers with a failed frame naming the file; the stream goes on
+            try:
+                source = InputFile(job.input_path)
+            except OSError:
+                yield pb.ProcessFramesRequest(header=pb.FrameHeader(
+                    frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM))
+                continue
+            with source, self._chunk_buffers.lend() as buffer:
                 yield pb.ProcessFramesRequest(header=pb.FrameHeader(
                     frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
-                    total_bytes=len(data)))
-                for offset, piece in split_chunks(data, MAX_CHUNK_BYTES):
-                    yield encoded_chunk(pb.ProcessFramesRequest, frame_id, offset, piece)
+                    total_bytes=source.size))
+                try:
+                    yield from source.chunks(buffer, CHUNK_PREFIX_BYTES, MAX_CHUNK_BYTES, functools.partial(
+                        chunk_prefix, pb.ProcessFramesRequest, frame_id))
+                except OSError as exc:  # InputChanged, or a read error after the first chunks left
+                    why = str(exc) if isinstance(exc, InputChanged) else f"cannot read ({exc.strerror or exc})"
+                    sending.stop(frame_id, job.frame_number, f"{job.input_path} (frame {job.frame_number}): {why}; "
+                                 "the stream was stopped before the frame was complete")
+                    return
+
+
+class _Sending:
+    """What the request stream of a call ran into: a frame whose file could not be sent whole (the call then
+    fails with ``error``, once the frames before it are reported)."""
+
+    def __init__(self) -> None:
+        self.error = ""
+        self.frame_id = -1
+        self.frame_number: int | None = None
+
+    def stop(self, frame_id: int, frame_number: int, error: str) -> None:
+        self.frame_id, self.frame_number, self.error = frame_id, frame_number, error
+
+    def check(self) -> None:
+        """Raise the call's ClientError when the stream was stopped."""
+        if self.error:
+            raise ClientError(self.error)

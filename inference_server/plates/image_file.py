@@ -123,7 +123,7 @@ def read_plate(path: str | os.PathLike[str], limits: Limits = Limits()) -> Plate
         inp.close()
 
 
-def decode_plate(data: bytes | bytearray | memoryview | tuple[bytes, ...], name: str, scratch_dir: Path,
+def decode_plate(data: bytes | bytearray | memoryview | tuple[bytes | memoryview, ...], name: str, scratch_dir: Path,
                  limits: Limits = Limits()) -> Plate:
     """Decode an encoded image held in memory (one buffer, or a tuple of pieces to be read in order);
     ``name``'s extension helps OpenImageIO pick the reader."""

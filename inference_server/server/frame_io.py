@@ -25,17 +25,17 @@ from .file_roots import FileRoots
 
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame: its encoded bytes (stream transport: the pieces it came in, in order) or an input path,
-    and where the result goes."""
+    """One frame: its encoded bytes (stream transport: the pieces it came in, in order, as ``bytes`` or
+    read-only views into the received messages) or an input path, and where the result goes."""
 
     frame_number: int
     name: str
-    data: tuple[bytes, ...] | None = None
+    data: tuple[bytes | memoryview, ...] | None = None
     input_path: str = ""
     output_path: str = ""
 
 
-def _sha256(pieces: tuple[bytes, ...]) -> str:
+def _sha256(pieces: tuple[bytes | memoryview, ...]) -> str:
     """sha256 of the pieces joined (without joining them)."""
     digest = hashlib.sha256()
     for piece in pieces:

@@ -16,7 +16,8 @@ from typing import Generic, NoReturn, TypeVar, cast
 
 import grpc
 from facebridge import analysis_file, schema
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, ChunkError, ChunkPieces, Reassembler, serialize, split_chunks
+from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkError, ChunkPieces, ChunkView, Reassembler,
+                                      chunk_deserializer, serialize, split_chunks)
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from facebridge_wire.v1 import facebridge_pb2_grpc as pb_grpc
 
@@ -127,18 +128,22 @@ def _mapped_out(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]
     return wrapper
 
 
+FrameMessage = pb.ProcessFramesRequest | ChunkView
+"""A message of a frame stream as ``chunk_deserializer`` gives it: a chunk as a ``ChunkView``, else the request."""
+
+
 def _mapped_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
     """As ``_mapped``, for streaming methods; at most ``max_streams`` run at once (RESOURCE_EXHAUSTED beyond),
     and a stream whose client sends nothing for ``stream_idle_s`` is ended (DEADLINE_EXCEEDED)."""
 
     @functools.wraps(method)
-    def wrapper(self: "FaceBridgeService", request: Iterator[pb.ProcessFramesRequest],
+    def wrapper(self: "FaceBridgeService", request: Iterator[FrameMessage],
                 context: grpc.ServicerContext) -> Iterator[T]:
         try:
             if not self.stream_slots.acquire(blocking=False):
                 raise ServerBusy(f"{self.max_streams} streams are running on this server (its limit); "
                                  "try again when one ends")
-            requests: _TimedRequests[pb.ProcessFramesRequest] = _TimedRequests(request, self.stream_idle_s, context)
+            requests: _TimedRequests[FrameMessage] = _TimedRequests(request, self.stream_idle_s, context)
             try:
                 yield from method(self, requests, context)
             finally:
@@ -241,14 +246,19 @@ class _Handlers:
 
 def add_service(service: "FaceBridgeService", server: grpc.Server) -> None:
     """Register ``service`` as the generated ``add_FaceBridgeServicer_to_server`` would, except that
-    ProcessFrames' responses go through ``chunking.serialize``: its result chunks leave already encoded."""
+    ProcessFrames' responses go through ``chunking.serialize`` (its result chunks leave already encoded), and
+    the frame chunks of ProcessFrames and AnalyseShot arrive as ``ChunkView`` (``chunk_deserializer``: their
+    data a view into the received bytes, not protobuf's copies)."""
     collected = _Handlers()
     pb_grpc.add_FaceBridgeServicer_to_server(service, collected)
     handlers = dict(collected.handlers)
-    process = handlers["ProcessFrames"]
-    assert process.stream_stream is not None  # (the generated handler of a bidi-stream method)
-    handlers["ProcessFrames"] = grpc.stream_stream_rpc_method_handler(
-        process.stream_stream, request_deserializer=process.request_deserializer, response_serializer=serialize)
+    requests = chunk_deserializer(pb.ProcessFramesRequest)
+    for name in ("ProcessFrames", "AnalyseShot"):
+        method = handlers[name]
+        assert method.stream_stream is not None  # (the generated handler of a bidi-stream method)
+        handlers[name] = grpc.stream_stream_rpc_method_handler(
+            method.stream_stream, request_deserializer=requests,
+            response_serializer=serialize if name == "ProcessFrames" else method.response_serializer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
@@ -343,7 +353,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         return pb.CloseSessionResponse(frames_processed=session.frames_processed, frames_failed=session.frames_failed)
 
     def _incoming_frames(
-        self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[FrameMessage], context: grpc.ServicerContext
     ) -> Iterator[tuple[int, FrameRequest | _Truncated]]:
         """Reassemble the frames of a stream (after its StreamStart) into ``(frame_id, FrameRequest)``.
 
@@ -355,8 +365,16 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         pending: dict[int, tuple[pb.FrameHeader, ChunkPieces]] = {}
         seen: set[int] = set()
         for message in request_iterator:
-            kind = message.WhichOneof("payload")
-            if kind == "header":
+            if isinstance(message, ChunkView):
+                chunk = message
+                if chunk.frame_id not in pending:
+                    raise InvalidRequest(f"chunk for unannounced frame id {chunk.frame_id}")
+                header, assembler = pending[chunk.frame_id]
+                assembler.add(chunk.offset, chunk.data)
+                if assembler.complete:
+                    del pending[chunk.frame_id]
+                    yield chunk.frame_id, FrameRequest(header.frame_number, header.name, data=assembler.result())
+            elif (kind := message.WhichOneof("payload")) == "header":
                 header = message.header
                 if header.frame_id in seen:
                     raise InvalidRequest(f"frame id {header.frame_id} used twice in this stream")
@@ -374,15 +392,6 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                     raise InvalidRequest(f"{len(pending)} frames are announced and incomplete; send their chunks "
                                          f"before announcing frame id {header.frame_id}")
                 pending[header.frame_id] = (header, ChunkPieces(header.total_bytes, self.engine.max_frame_bytes))
-            elif kind == "chunk":
-                chunk = message.chunk
-                if chunk.frame_id not in pending:
-                    raise InvalidRequest(f"chunk for unannounced frame id {chunk.frame_id}")
-                header, assembler = pending[chunk.frame_id]
-                assembler.add(chunk.offset, chunk.data)
-                if assembler.complete:
-                    del pending[chunk.frame_id]
-                    yield chunk.frame_id, FrameRequest(header.frame_number, header.name, data=assembler.result())
             else:
                 raise InvalidRequest(f"unexpected '{kind}' message inside a stream")
             if not context.is_active():
@@ -392,15 +401,15 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                                        f"{header.name} (frame {header.frame_number}): stream ended after "
                                        f"{assembler.received} of {assembler.total_bytes} bytes")
 
-    def _stream_session(self, request_iterator: Iterator[pb.ProcessFramesRequest]) -> Session:
+    def _stream_session(self, request_iterator: Iterator[FrameMessage]) -> Session:
         first = next(request_iterator, None)
-        if first is None or first.WhichOneof("payload") != "start":
+        if first is None or isinstance(first, ChunkView) or first.WhichOneof("payload") != "start":
             raise InvalidRequest("the stream must begin with a StreamStart message")
         return self.engine.sessions.get(first.start.session_id)
 
     @_mapped_stream
     def ProcessFrames(
-        self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[FrameMessage], context: grpc.ServicerContext
     ) -> Iterator[pb.ProcessFramesResponse | bytes]:
         session = self._stream_session(request_iterator)
         done: list[int] = []
@@ -455,7 +464,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
 
     @_mapped_stream
     def AnalyseShot(
-        self, request_iterator: Iterator[pb.ProcessFramesRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[FrameMessage], context: grpc.ServicerContext
     ) -> Iterator[pb.AnalyseProgress]:
         session = self._stream_session(request_iterator)
         if not session.analysis_lock.acquire(blocking=False):
@@ -465,14 +474,18 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         session.stream_started()
         try:
             analyser = self.engine.analyser(session)
-            for _, request in self._incoming_frames(request_iterator, context):
-                if isinstance(request, _Truncated):
-                    yield messages.analyse_message(AnalyseResultData(request.frame_number, "failed", "incomplete",
-                                                             request.message))
-                    continue
-                if request.input_path:
-                    inputs.append(request.input_path)
-                result = self.engine.analyse_frame(session, analyser, request)
+
+            def frames() -> Iterator[FrameRequest | AnalyseResultData]:
+                for _, request in self._incoming_frames(request_iterator, context):
+                    if isinstance(request, _Truncated):
+                        yield AnalyseResultData(request.frame_number, "failed", "incomplete", request.message)
+                        continue
+                    if request.input_path:
+                        inputs.append(request.input_path)
+                    yield request
+
+            # frames are decoded ahead of the analysis and their plate crops stored behind it (engine)
+            for result in self.engine.analyse_frames(session, analyser, frames()):
                 session.touch()
                 if result.status == "ok":
                     analysed.append(result.frame_number)

@@ -6,7 +6,9 @@ Both directions of ``ProcessFrames`` carry a frame as a header announcing ``tota
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -34,23 +36,119 @@ def _tag(number: int, wire_type: int) -> bytes:
     return _varint(number << 3 | wire_type)
 
 
-def encoded_chunk(container: type[Message], frame_id: int, offset: int, data: bytes | memoryview) -> bytes:
-    """The serialized ``container`` message (``ProcessFramesRequest`` or ``ProcessFramesResponse``) whose
-    ``chunk`` is ``FrameChunk(frame_id, offset, data)``: the bytes ``SerializeToString`` gives, built with
-    one copy of ``data`` (protobuf would copy a chunk three times, each into fresh memory).
+def chunk_prefix(container: type[Message], frame_id: int, offset: int, size: int) -> bytes:
+    """What :func:`encoded_chunk` puts before a chunk's ``size`` data bytes: the serialized ``container``
+    (``ProcessFramesRequest`` or ``ProcessFramesResponse``) whose ``chunk`` is ``FrameChunk(frame_id, offset,
+    data)`` is this prefix followed by ``data`` (at most ``CHUNK_PREFIX_BYTES`` long).
 
     Fields follow protobuf's canonical encoding: in field-number order, zero values left out (proto3).
     """
     if frame_id < 0 or offset < 0:
         raise ValueError(f"frame_id and offset are unsigned, got {frame_id} and {offset}")
-    size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
     inner = b"".join((
         _tag(_CHUNK_FIELDS["frame_id"], _VARINT) + _varint(frame_id) if frame_id else b"",
         _tag(_CHUNK_FIELDS["offset"], _VARINT) + _varint(offset) if offset else b"",
         _tag(_CHUNK_FIELDS["data"], _LEN) + _varint(size) if size else b"",
     ))
     chunk_field = container.DESCRIPTOR.fields_by_name["chunk"].number
-    return b"".join((_tag(chunk_field, _LEN), _varint(len(inner) + size), inner, data))
+    return b"".join((_tag(chunk_field, _LEN), _varint(len(inner) + size), inner))
+
+
+CHUNK_PREFIX_BYTES = 64
+"""Room enough for any :func:`chunk_prefix` (three tagged 64-bit varints and a length: under 50 bytes)."""
+
+
+def encoded_chunk(container: type[Message], frame_id: int, offset: int, data: bytes | memoryview) -> bytes:
+    """The serialized ``container`` message (``ProcessFramesRequest`` or ``ProcessFramesResponse``) whose
+    ``chunk`` is ``FrameChunk(frame_id, offset, data)``: the bytes ``SerializeToString`` gives, built with
+    one copy of ``data`` (protobuf would copy a chunk three times, each into fresh memory)."""
+    size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+    return b"".join((chunk_prefix(container, frame_id, offset, size), data))
+
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class ChunkView:
+    """A ``FrameChunk`` read straight from its serialized container: ``data`` is a read-only view into the
+    received message's bytes (nothing copied; it keeps them alive)."""
+
+    frame_id: int
+    offset: int
+    data: memoryview
+
+
+def _read_varint(buffer: bytes, position: int) -> tuple[int, int]:
+    """The varint at ``position`` and the position after it; ValueError when it runs off the end or past 64
+    bits (the caller then leaves the message to protobuf)."""
+    value = shift = 0
+    while True:
+        if position >= len(buffer) or shift > 63:
+            raise ValueError("bad varint")
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value >> 64:
+                raise ValueError("varint beyond 64 bits")
+            return value, position
+        shift += 7
+
+
+def _chunk_view(buffer: bytes, chunk_field: int) -> ChunkView | None:
+    """The chunk of a serialized container that holds exactly one ``chunk`` field (the way ``encoded_chunk``
+    and protobuf write it) whose fields are ``FrameChunk``'s, each at its wire type; None for anything else."""
+    try:
+        tag, position = _read_varint(buffer, 0)
+        if tag != chunk_field << 3 | _LEN:
+            return None
+        length, position = _read_varint(buffer, position)
+        if position + length != len(buffer):
+            return None
+        frame_id = offset = 0
+        data = memoryview(b"")
+        while position < len(buffer):
+            tag, position = _read_varint(buffer, position)
+            number, wire_type = tag >> 3, tag & 7
+            if number in (_CHUNK_FIELDS["frame_id"], _CHUNK_FIELDS["offset"]) and wire_type == _VARINT:
+                value, position = _read_varint(buffer, position)
+                if number == _CHUNK_FIELDS["frame_id"]:
+                    frame_id = value
+                else:
+                    offset = value
+            elif number == _CHUNK_FIELDS["data"] and wire_type == _LEN:
+                size, position = _read_varint(buffer, position)
+                if position + size > len(buffer):
+                    return None
+                data = memoryview(buffer)[position:position + size]
+                position += size
+            else:
+                return None
+    except ValueError:
+        return None
+    return ChunkView(frame_id, offset, data)
+
+
+def chunk_deserializer(container: type[M]) -> Callable[[bytes], M | ChunkView]:
+    """gRPC deserializer for a ``ProcessFrames`` direction (``container``: ``ProcessFramesRequest`` or
+    ``ProcessFramesResponse``): a chunk message comes out as a :class:`ChunkView` over the received bytes
+    (protobuf would copy its data twice, into fresh memory each time), any other message as ``container``.
+    A chunk the fast reader does not take (unknown fields, another layout) goes through protobuf and comes
+    out as a ``ChunkView`` of its parsed data all the same."""
+    chunk_field = container.DESCRIPTOR.fields_by_name["chunk"].number
+
+    def deserialize(buffer: bytes) -> M | ChunkView:
+        view = _chunk_view(buffer, chunk_field)
+        if view is not None:
+            return view
+        message = container.FromString(buffer)
+        if message.WhichOneof("payload") == "chunk":
+            chunk = message.chunk  # type: ignore[attr-defined]  # (both containers have it)
+            return ChunkView(chunk.frame_id, chunk.offset, memoryview(chunk.data))
+        return message
+
+    return deserialize
 
 
 def serialize(message: Message | bytes) -> bytes:
@@ -124,15 +222,18 @@ class ChunkPieces(ChunkCursor):
 
     def __init__(self, total_bytes: int, limit: int, max_chunk: int = MAX_CHUNK_BYTES) -> None:
         super().__init__(total_bytes, limit, max_chunk)
-        self._pieces: list[bytes] = []
+        self._pieces: list[bytes | memoryview] = []
 
-    def add(self, offset: int, data: bytes) -> None:
-        """Keep one chunk (checked as :meth:`ChunkCursor.advance`); ``bytes`` are immutable, so kept as given."""
-        self.advance(offset, len(data))
-        if data:
-            self._pieces.append(bytes(data) if not isinstance(data, bytes) else data)
+    def add(self, offset: int, data: bytes | memoryview) -> None:
+        """Keep one chunk (checked as :meth:`ChunkCursor.advance`): ``bytes`` and read-only views of bytes
+        (:class:`ChunkView`) cannot change, so they are kept as given; anything else is copied."""
+        piece = data if isinstance(data, bytes) or (isinstance(data, memoryview) and isinstance(data.obj, bytes)) \
+            else bytes(data)
+        self.advance(offset, piece.nbytes if isinstance(piece, memoryview) else len(piece))
+        if piece:
+            self._pieces.append(piece)
 
-    def result(self) -> tuple[bytes, ...]:
+    def result(self) -> tuple[bytes | memoryview, ...]:
         """The frame's pieces, in order."""
         self.check_complete()
         return tuple(self._pieces)
