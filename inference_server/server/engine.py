@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,6 +43,8 @@ from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
 from ..temporal.analyse import NotInAnalysis, ShotAnalyser
 from ..temporal.tracks import FaceSelection
+from .analysis_steps import AnalyseResultData, FrameAnalysisSteps
+from .analysis_stream import ANALYSIS_AHEAD, analyse_in_order
 from .errors import InvalidRequest, ServerBusy, ShotNotFound, SourceError
 from .file_roots import FileRoots
 from .frame_io import FrameLoader, FrameRequest, deliver
@@ -72,19 +75,6 @@ class FrameResultData:
     @property
     def failed(self) -> bool:
         return self.status == "failed"
-
-
-@dataclass(frozen=True)
-class AnalyseResultData:
-    frame_number: int
-    status: str  # ok | failed
-    kind: str = ""
-    message: str = ""
-    cut: int = 0
-    keyframe: bool = False
-    replayed: bool = False
-    tracks: tuple[int, ...] = ()
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -325,32 +315,15 @@ class FaceSwapEngine:
             session.analysis_lock.release()
         return analysis
 
-    def analyse_frame(self, session: Session, analyser: ShotAnalyser, request: FrameRequest) -> AnalyseResultData:
-        """Analyse one frame of the shot (frames in increasing order); failures name file, frame and cause."""
-        where = f"{request.name} (frame {request.frame_number})"
-        clock = Stopwatch()
-        try:
-            plate, digest = self.frames.load(request)
-            clock.lap("decode")
-            rgb_index = plate.channel_index(("R", "G", "B"))
-            colourspace = plate_colourspace(session.params.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace"))
-            proxy = np.ascontiguousarray(colourspace.to_proxy8(plate.pixels[..., rgb_index]))
-            frame_hash = self.frames.content_hash(plate, digest)
-            clock.lap("proxy")
-            result = analyser.analyse(request.frame_number, proxy, frame_hash)
-            clock.lap("analyse")
-            self.shots.store_plate_crops(plate.pixels, rgb_index, frame_hash,
-                                         [obs.landmarks for obs in result.observations])
-            clock.lap("store")
-        except PlateError as exc:
-            return AnalyseResultData(request.frame_number, "failed", exc.kind, f"{where}: {exc}")
-        except NotInAnalysis as exc:
-            return AnalyseResultData(request.frame_number, "failed", "analysis", f"{where}: {exc}")
-        except ValueError as exc:
-            return AnalyseResultData(request.frame_number, "failed", "order", f"{where}: {exc}")
-        return AnalyseResultData(request.frame_number, "ok", cut=result.cut, keyframe=result.keyframe,
-                                 replayed=result.replayed, tracks=tuple(o.track for o in result.observations),
-                                 timings_ms=clock.timings)
+    def analyse_frames(self, session: Session, analyser: ShotAnalyser,
+                       requests: Iterable[FrameRequest | AnalyseResultData],
+                       ahead: int = ANALYSIS_AHEAD) -> Iterator[AnalyseResultData]:
+        """Analyse the frames of ``requests`` (increasing frame order; a result among them is given in its
+        place), one result each in their order: up to ``ahead`` frames are decoded ahead of the analysis and a
+        frame's plate crops are stored while the next is analysed (:mod:`.analysis_stream`; 0: one frame after
+        the other, the same results). Failures name file, frame and cause."""
+        steps = FrameAnalysisSteps(self.frames, self.shots, analyser, session.params.colorspace)
+        return analyse_in_order(requests, AnalyseResultData, steps.prepare, steps.analyse, steps.store, ahead)
 
     def shot_summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:
         """The shots of the shot database (or just ``shot``, when it exists), with per-frame summaries on request."""

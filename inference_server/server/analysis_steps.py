@@ -1,0 +1,118 @@
+"""One frame of a shot's analysis in the three steps :mod:`.analysis_stream` overlaps: ``prepare`` (decode the
+plate, its content hash and display proxy), ``analyse`` (the shot analyser) and ``store`` (the plate crops
+around the faces found, for the renders' stabilisation). A step that fails the frame gives its failed result,
+naming file, frame and cause.
+
+Plates are ``(H, W, C)`` float32 scene-linear (channels in file order); the proxy ``(H, W, 3)`` uint8 sRGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..pipeline.timing import Stopwatch
+from ..plates.colour import plate_colourspace
+from ..plates.errors import PlateError
+from ..temporal.analyse import FrameAnalysis, NotInAnalysis, ShotAnalyser
+from .frame_io import FrameLoader, FrameRequest
+from .shot_targets import ShotTargets
+
+
+@dataclass(frozen=True)
+class AnalyseResultData:
+    frame_number: int
+    status: str  # ok | failed
+    kind: str = ""
+    message: str = ""
+    cut: int = 0
+    keyframe: bool = False
+    replayed: bool = False
+    tracks: tuple[int, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A decoded frame ready for the analyser."""
+
+    request: FrameRequest
+    pixels: np.ndarray   # (H, W, C) float32 plate
+    rgb_index: list[int]
+    proxy: np.ndarray    # (H, W, 3) uint8 display proxy
+    frame_hash: str
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class AnalysedFrame:
+    """A frame the analyser has committed; its plate crops are still to be stored."""
+
+    prepared: PreparedFrame
+    analysis: FrameAnalysis
+    timings_ms: dict[str, float]
+
+
+def failed_analysis(request: FrameRequest, exc: PlateError | ValueError) -> AnalyseResultData:
+    """The failed result of a frame a step could not analyse: a plate problem (its kind), a plate that differs
+    from an imported analysis (``analysis``) or a frame out of order (``order``)."""
+    kind = exc.kind if isinstance(exc, PlateError) else "analysis" if isinstance(exc, NotInAnalysis) else "order"
+    return AnalyseResultData(request.frame_number, "failed", kind,
+                             f"{request.name} (frame {request.frame_number}): {exc}")
+
+
+class FrameAnalysisSteps:
+    """The steps of one AnalyseShot stream's frames.
+
+    Args:
+        frames: reads and decodes the frames and remembers their content hashes.
+        shots: where the plate crops go.
+        analyser: the stream's shot analyser (frames in increasing order).
+        colorspace: the session's colorspace override ("": the file's, else linear Rec.709).
+    """
+
+    def __init__(self, frames: FrameLoader, shots: ShotTargets, analyser: ShotAnalyser, colorspace: str) -> None:
+        self.frames = frames
+        self.shots = shots
+        self.analyser = analyser
+        self.colorspace = colorspace
+
+    def prepare(self, request: FrameRequest) -> PreparedFrame | AnalyseResultData:
+        """Decode the frame, its content hash and display proxy (independent of the other frames)."""
+        clock = Stopwatch()
+        try:
+            plate, digest = self.frames.load(request)
+            clock.lap("decode")
+            rgb_index = plate.channel_index(("R", "G", "B"))
+            colourspace = plate_colourspace(self.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace"))
+            proxy = np.ascontiguousarray(colourspace.to_proxy8(plate.pixels[..., rgb_index]))
+            frame_hash = self.frames.content_hash(plate, digest)
+            clock.lap("proxy")
+        except (PlateError, ValueError) as exc:
+            return failed_analysis(request, exc)
+        return PreparedFrame(request, plate.pixels, rgb_index, proxy, frame_hash, clock.timings)
+
+    def analyse(self, prepared: PreparedFrame) -> AnalysedFrame | AnalyseResultData:
+        """Analyse (or replay) the frame: the analyser commits it to the shot database."""
+        clock = Stopwatch()
+        try:
+            analysis = self.analyser.analyse(prepared.request.frame_number, prepared.proxy, prepared.frame_hash)
+        except (PlateError, ValueError) as exc:
+            return failed_analysis(prepared.request, exc)
+        clock.lap("analyse")
+        return AnalysedFrame(prepared, analysis, {**prepared.timings_ms, **clock.timings})
+
+    def store(self, analysed: AnalysedFrame) -> AnalyseResultData:
+        """Store the plate around each face found; the frame's result."""
+        prepared, analysis = analysed.prepared, analysed.analysis
+        clock = Stopwatch()
+        try:
+            self.shots.store_plate_crops(prepared.pixels, prepared.rgb_index, prepared.frame_hash,
+                                         [obs.landmarks for obs in analysis.observations])
+        except (PlateError, ValueError) as exc:
+            return failed_analysis(prepared.request, exc)
+        clock.lap("store")
+        return AnalyseResultData(prepared.request.frame_number, "ok", cut=analysis.cut, keyframe=analysis.keyframe,
+                                 replayed=analysis.replayed, tracks=tuple(o.track for o in analysis.observations),
+                                 timings_ms={**analysed.timings_ms, **clock.timings})
