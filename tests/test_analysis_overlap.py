@@ -117,6 +117,31 @@ def test_a_step_that_raises_ends_the_stream_and_stops_the_reader() -> None:
     assert len(prepared) <= 4 + 3  # read ahead by a bounded number of frames, never the whole stream
 
 
+def test_closing_the_results_finishes_the_stores_begun_and_reads_no_further() -> None:
+    prepared: list[int] = []
+    analysed: list[int] = []
+    stored: list[int] = []
+
+    def prepare(frame: int) -> int:
+        prepared.append(frame)
+        return frame
+
+    def analyse(frame: int) -> int:
+        analysed.append(frame)
+        return frame
+
+    def store(frame: int) -> AnalyseResultData:
+        time.sleep(0.05)
+        stored.append(frame)
+        return AnalyseResultData(frame, "ok")
+
+    results = analyse_in_order(range(1, 1000), AnalyseResultData, prepare, analyse, store, ahead=2)
+    assert next(results).frame_number == 1
+    results.close()  # (the client left: AnalyseShot closes it before it frees the shot)
+    assert stored == analysed and len(analysed) >= 1  # every frame analysed has its crops stored
+    assert len(prepared) <= len(analysed) + 3
+
+
 # -- a real clip through the engine ----------------------------------------------------------------
 
 FRAMES = 12

@@ -17,7 +17,7 @@ stores (one written, one waiting), whatever the length of the stream.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
@@ -34,7 +34,8 @@ def _settled(item: object) -> bool:
 
 
 def analyse_in_order(items: Iterable[Q | R], result_type: type[R], prepare: Callable[[Q], P | R],
-                     analyse: Callable[[P], A | R], store: Callable[[A], R], ahead: int = ANALYSIS_AHEAD) -> Iterator[R]:
+                     analyse: Callable[[P], A | R], store: Callable[[A], R],
+                     ahead: int = ANALYSIS_AHEAD) -> Generator[R, None, None]:
     """The results of ``items`` in their order. A ``result_type`` item is a result already (given in its
     place); any other is a frame request, run through ``prepare`` (any thread, independent of the other
     frames), ``analyse`` (the calling thread, frames in order) and ``store`` (any thread; gives the frame's

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -317,7 +317,7 @@ class FaceSwapEngine:
 
     def analyse_frames(self, session: Session, analyser: ShotAnalyser,
                        requests: Iterable[FrameRequest | AnalyseResultData],
-                       ahead: int = ANALYSIS_AHEAD) -> Iterator[AnalyseResultData]:
+                       ahead: int = ANALYSIS_AHEAD) -> Generator[AnalyseResultData, None, None]:
         """Analyse the frames of ``requests`` (increasing frame order; a result among them is given in its
         place), one result each in their order: up to ``ahead`` frames are decoded ahead of the analysis and a
         frame's plate crops are stored while the next is analysed (:mod:`.analysis_stream`; 0: one frame after

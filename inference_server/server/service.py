@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Generic, NoReturn, TypeVar, cast
 
@@ -484,12 +485,14 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                         inputs.append(request.input_path)
                     yield request
 
-            # frames are decoded ahead of the analysis and their plate crops stored behind it (engine)
-            for result in self.engine.analyse_frames(session, analyser, frames()):
-                session.touch()
-                if result.status == "ok":
-                    analysed.append(result.frame_number)
-                yield messages.analyse_message(result)
+            # frames are decoded ahead of the analysis and their plate crops stored behind it (engine); closed
+            # here, so a client that leaves has the stores of the frames analysed finished before the lock is free
+            with closing(self.engine.analyse_frames(session, analyser, frames())) as results:
+                for result in results:
+                    session.touch()
+                    if result.status == "ok":
+                        analysed.append(result.frame_number)
+                    yield messages.analyse_message(result)
         finally:
             session.stream_ended()
             session.analysis_lock.release()
