@@ -29,6 +29,7 @@ from .channel import open_channel
 from .errors import ClientError
 from .input_buffer import BufferPool, InputChanged, InputFile
 from .params import to_proto
+from .result_writer import QueuedWriter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +45,8 @@ _SERVICE_CONFIG = json.dumps({
     }]
 })
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+_RESERVE_MAX_BYTES = 1 << 30
+"""The largest result whose disk space is reserved before it arrives (``AtomicFile(size=...)``)."""
 _STATUS_NAMES = {pb.FrameStatus.OK: "ok", pb.FrameStatus.WARNING: "warning", pb.FrameStatus.FAILED: "failed"}
 
 
@@ -200,7 +203,8 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
 
 class _ResultFile:
     """A streamed result on its way to its job's output path: the chunks are checked (order, size) and
-    written as they arrive to a temporary file beside it, renamed into place when the last one is in.
+    written as they arrive to a temporary file beside it (on a helper thread: ``QueuedWriter``), renamed
+    into place when the last one is in.
 
     A result that cannot be written (read-only folder, full disk) is still received to its end, then
     reported as the job's failed outcome; nothing is left at the output path.
@@ -211,29 +215,32 @@ class _ResultFile:
         self.job = job
         self.error = ""
         self._cursor = ChunkCursor(result.total_bytes, result.total_bytes)
-        self._file: AtomicFile | None = None
+        self._writer: QueuedWriter | None = None
         try:
-            self._file = AtomicFile(job.output_path)
+            # its disk space reserved up front, as announced (within reason: a server's word is not trusted)
+            reserved = result.total_bytes if result.total_bytes <= _RESERVE_MAX_BYTES else None
+            self._writer = QueuedWriter(AtomicFile(job.output_path, size=reserved))
         except OSError as exc:
             self.error = exc.strerror or str(exc)
 
     def add(self, offset: int, data: bytes | memoryview) -> bool:
-        """Take one chunk; True when the result is complete (and committed, unless it failed)."""
+        """Take one chunk (``bytes`` or a view of them); True when the result is complete (and committed,
+        unless it failed)."""
         self._cursor.advance(offset, len(data))
-        if self._file is not None:
-            try:
-                self._file.write(data)
-                if self._cursor.complete:
-                    self._file.commit()
-            except OSError as exc:
-                self.discard()
-                self.error = exc.strerror or str(exc)
+        if self._writer is not None:
+            self._writer.write(data)
+            if self._cursor.complete:
+                writer, self._writer = self._writer, None
+                try:
+                    writer.finish()
+                except OSError as exc:
+                    self.error = exc.strerror or str(exc)
         return self._cursor.complete
 
     def discard(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            file.discard()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.abandon()
 
     def outcome(self) -> "FrameOutcome":
         """The failed outcome of a result that could not be written."""
