@@ -24,20 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from .memo import Memo
-from .single_flight import SingleFlight
+from .npz_file import npz_pieces, pieces_size
 from .private import FILE_MODE, private_dir
 from .shot_db import CacheEntry, ShotDatabase
+from .single_flight import SingleFlight
 
 _LOG = logging.getLogger(__name__)
 _KEY = re.compile(r"[0-9A-Za-z_-]{2,128}")  # (sha256 hex in practice; never a separator or a dot)
 
 Payload = dict[str, np.ndarray]
-
-
-def _encode(payload: Payload) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, allow_pickle=True, **payload)  # (numpy's default, named: the arrays are the other keywords)
-    return buffer.getvalue()
 
 
 def _decode(data: bytes) -> Payload:
@@ -131,24 +126,28 @@ class PayloadCache:
     def put(self, key: str, payload: Payload) -> None:
         """Keep ``payload`` under ``key``: in memory always, on disk when the write succeeds (a failed write
         is logged once and leaves no temporary file: the cache only makes things faster)."""
-        data = _encode(payload)
-        self._memory.put(key, payload, len(data))
+        pieces = npz_pieces(payload)  # (the .npz file as headers and views of the arrays: nothing copied)
+        size = pieces_size(pieces)
+        self._memory.put(key, payload, size)
         path = self._path(key)
         if path is None:
             raise ValueError(f"cache key {key!r} has characters other than letters, digits, _ and -")
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        digest = hashlib.sha256()
         try:
             private_dir(path.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                for piece in pieces:
+                    digest.update(piece)
+                    view = memoryview(piece)
+                    while view:
+                        view = view[os.write(fd, view):]
                 # no fsync: a payload torn by a crash fails its sha256 check on the next read and is a miss
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            self.db.cache_insert(CacheEntry(key, f"{key[:2]}/{key}.npz", len(data), hashlib.sha256(data).hexdigest()))
+            self.db.cache_insert(CacheEntry(key, f"{key[:2]}/{key}.npz", size, digest.hexdigest()))
         except (OSError, sqlite3.Error) as exc:
             try:
                 tmp.unlink(missing_ok=True)
