@@ -246,3 +246,33 @@ def test_neighbouring_frames_share_one_cached_flow_computation(two_frames: tuple
     fresh = Counting(tmp_path / "payloads2", ShotDatabase(tmp_path / "shots2.sqlite"))
     again_ba = pair_flow(plate_b, plate_a, "hash-b", "hash-a", area, settings, fresh)  # frame b first, cold
     assert Counting.computed == 2 and _same_bits(again_ba[0], flow_ba) and _same_bits(again_ba[1], rel_ba)
+
+
+def reference_reliability(forward: np.ndarray, backward: np.ndarray, grey_t: np.ndarray, grey_n: np.ndarray,
+                          threshold: float) -> np.ndarray:
+    """The flow's reliability as first written: a meshgrid and sums over the last axis."""
+    h, w = grey_t.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + forward[..., 0], gy + forward[..., 1]
+    back_at = cv2.remap(backward, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    consistent = ((forward + back_at) ** 2).sum(2) <= 0.01 * ((forward ** 2).sum(2) + (back_at ** 2).sum(2)) + 0.5
+    warped = cv2.remap(grey_n, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    photometric = np.abs(warped - grey_t.astype(np.float32)) / 255.0 <= threshold
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    return cv2.GaussianBlur((consistent & photometric & inside).astype(np.float32), (0, 0), 1.5)
+
+
+def test_the_flow_reliability_equals_its_first_formulation(two_frames: tuple[np.ndarray, np.ndarray]) -> None:
+    from inference_server.pipeline.stabilise import _flow, _reliability
+
+    grey = [cv2.cvtColor((np.clip(f, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+            for f in two_frames]
+    forward, backward = _flow(grey[0], grey[1]), _flow(grey[1], grey[0])
+    for threshold in (0.02, 0.04, 0.2):
+        fast = _reliability(forward, backward, grey[0], grey[1], threshold)
+        assert _same_bits(fast, reference_reliability(forward, backward, grey[0], grey[1], threshold))
+    rolled = np.roll(grey[1], 9, axis=1)  # a larger motion, with pixels leaving the frame
+    forward, backward = _flow(grey[0], rolled), _flow(rolled, grey[0])
+    fast = _reliability(forward, backward, grey[0], rolled, 0.04)
+    assert _same_bits(fast, reference_reliability(forward, backward, grey[0], rolled, 0.04))
+    assert 0.0 < fast.mean() < 1.0

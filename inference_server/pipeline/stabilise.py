@@ -45,10 +45,15 @@ def _reliability(forward: np.ndarray, backward: np.ndarray, grey_t: np.ndarray, 
     """Where ``forward`` (t -> n) is trusted: consistent with ``backward`` (n -> t) and photometrically
     matching after warping n onto t, blurred; (h, w) float32 in [0, 1]."""
     h, w = grey_t.shape
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx, my = gx + forward[..., 0], gy + forward[..., 1]
+    # (the pixel grid broadcast, the squared lengths summed over their two components: the same float32
+    # operations as a meshgrid and ``.sum(2)``, a fraction of the passes)
+    mx = np.arange(w, dtype=np.float32)[None, :] + forward[..., 0]
+    my = np.arange(h, dtype=np.float32)[:, None] + forward[..., 1]
     back_at = cv2.remap(backward, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    consistent = ((forward + back_at) ** 2).sum(2) <= 0.01 * ((forward ** 2).sum(2) + (back_at ** 2).sum(2)) + 0.5
+    gap: np.ndarray = forward + back_at
+    np.multiply(gap, gap, out=gap)
+    f2, b2 = forward * forward, back_at * back_at
+    consistent = gap[..., 0] + gap[..., 1] <= 0.01 * ((f2[..., 0] + f2[..., 1]) + (b2[..., 0] + b2[..., 1])) + 0.5
     warped = cv2.remap(grey_n, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     photometric = np.abs(warped - grey_t.astype(np.float32)) / 255.0 <= threshold
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
