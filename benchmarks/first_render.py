@@ -9,7 +9,12 @@ The shot: the first frames of ``../shared/data/faces/lp_d18.mp4`` (a 480² front
 3. a blend-only whole re-render (``--blend 0.8``, same cache): printed as the speed-up over (2);
 4. the per-stage table (mean ms per frame) of both renders, from their reports.
 
-Needs ``../shared`` (the clip). Usage: python benchmarks/first_render.py [--frames 12] [--keep DIR]
+With ``--baseline REV`` the same two renders run first with the code of git revision ``REV`` (extracted with
+``git archive`` into a temporary folder, run from there), in the same run on the same plates, and the output
+is compared pixel for pixel with the current code's: how many frames are bit-identical, and the largest
+difference elsewhere. (``5ec326d`` is the code before issue 15's speed work.)
+
+Needs ``../shared`` (the clip). Usage: python benchmarks/first_render.py [--frames 12] [--keep DIR] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -81,25 +86,59 @@ def exr_floor(folder: Path, frames: int) -> float:
     return time.perf_counter() - t
 
 
-def render(pattern: Path, out: Path, source: Path, cache: Path, report: Path, extra: list[str]) -> float:
-    """Seconds ``facebridge process`` takes, end to end."""
+def render(pattern: Path, out: Path, source: Path, cache: Path, report: Path, extra: list[str],
+           code: Path = REPO) -> float:
+    """Seconds ``facebridge process`` takes, end to end, with the code in the folder ``code``."""
     command = [sys.executable, "-m", "facebridge", "process", "--input", str(pattern), "--output", str(out),
                "--source", str(source), "--cache-dir", str(cache), "--report", str(report), "--progress", "none",
                *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(code)}
     t = time.perf_counter()
-    done = subprocess.run(command, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=code)
     seconds = time.perf_counter() - t
     if done.returncode != 0:
         raise SystemExit(f"facebridge process failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return seconds
 
 
+def extract(revision: str, folder: Path) -> Path:
+    """The repository's code at ``revision``, extracted into ``folder`` (git archive)."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def compare(before: Path, after: Path, frames: int, name: str) -> str:
+    """How the two renders' outputs ``before/name.####.exr`` and ``after/...`` differ, in one line."""
+    identical, largest = 0, 0.0
+    for k in range(1, frames + 1):
+        a = oiio.ImageBuf(str(before / f"{name}.{k:04d}.exr")).get_pixels(oiio.FLOAT)
+        b = oiio.ImageBuf(str(after / f"{name}.{k:04d}.exr")).get_pixels(oiio.FLOAT)
+        same = (a.view(np.uint32) == b.view(np.uint32)).all()
+        identical += int(same)
+        if not same:
+            largest = max(largest, float(np.nanmax(np.abs(a - b))))
+    return f"{identical}/{frames} frames bit-identical" + (f", largest difference {largest:.4g}" if largest else "")
+
+
 def stage_table(reports: dict[str, Path]) -> None:
     loaded = {name: json.loads(path.read_text())["totals"]["mean_timings_ms"] for name, path in reports.items()}
     stages = sorted({s for t in loaded.values() for s in t})
-    print(f"{'stage (mean ms/frame)':24s}" + "".join(f"{name:>14s}" for name in loaded))
+    print(f"{'stage (mean ms/frame)':24s}" + "".join(f"{name:>16s}" for name in loaded))
     for stage in stages:
-        print(f"{stage:24s}" + "".join(f"{loaded[name].get(stage, 0.0):14.1f}" for name in loaded))
+        print(f"{stage:24s}" + "".join(f"{loaded[name].get(stage, 0.0):16.1f}" for name in loaded))
+
+
+def two_renders(pattern: Path, source: Path, folder: Path, code: Path) -> tuple[float, float, dict[str, Path]]:
+    """The first render and the blend-only re-render (same fresh cache) with the code in ``code``: their
+    seconds and reports; outputs in ``folder/out``."""
+    cache = folder / "cache"
+    reports = {"first": folder / "first.json", "blend": folder / "blend.json"}
+    first = render(pattern, folder / "out" / "first.####.exr", source, cache, reports["first"], [], code)
+    blend = render(pattern, folder / "out" / "blend.####.exr", source, cache, reports["blend"], ["--blend", "0.8"],
+                   code)
+    return first, blend, reports
 
 
 def main() -> int:
@@ -107,6 +146,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3, help="EXR floor repeats (median)")
     parser.add_argument("--keep", type=Path, help="keep the work folder here")
+    parser.add_argument("--baseline", help="also run the code of this git revision, in the same run")
     args = parser.parse_args()
     if not CLIP.is_file():
         print(f"{CLIP} not found: this benchmark needs ../shared", file=sys.stderr)
@@ -118,17 +158,23 @@ def main() -> int:
         pattern = make_shot(plates, args.frames)
         source = astronaut_png(work / "astronaut.png")
         floor = statistics.median(exr_floor(plates, args.frames) for _ in range(args.repeats))
-        cache = work / "cache"
-        reports = {"first": work / "first.json", "blend-only": work / "blend.json"}
-        first = render(pattern, work / "out" / "first.####.exr", source, cache, reports["first"], [])
-        blend = render(pattern, work / "out" / "blend.####.exr", source, cache, reports["blend-only"],
-                       ["--blend", "0.8"])
+        renders = {}
+        if args.baseline:
+            code = extract(args.baseline, work / "baseline")
+            renders["baseline"] = two_renders(pattern, source, work / "baseline-run", code)
+        renders["now"] = two_renders(pattern, source, work / "now", REPO)
         print(f"{args.frames} frames 1920x1080 half RGBA, one ~600 px face")
         print(f"EXR read+write (OpenImageIO)   {floor:7.2f} s")
-        print(f"first render (process)         {first:7.2f} s   {first / floor:5.1f}x the EXR floor (goal <= 6x)")
-        print(f"blend-only re-render           {blend:7.2f} s   {first / blend:5.1f}x faster than the first "
-              "(goal >= 10x)")
-        stage_table(reports)
+        for name, (first, blend, _) in renders.items():
+            print(f"[{name}] first render (process)   {first:7.2f} s   {first / floor:5.1f}x the EXR floor (goal <= 6x)")
+            print(f"[{name}] blend-only re-render     {blend:7.2f} s   {first / blend:5.1f}x faster than the first "
+                  "(goal >= 10x)")
+        tables = {f"{name}:{kind}": path for name, (_, _, reports) in renders.items() for kind, path in reports.items()}
+        stage_table(tables)
+        if args.baseline:
+            for kind in ("first", "blend"):
+                print(f"{kind:5s} output, baseline vs now: "
+                      f"{compare(work / 'baseline-run' / 'out', work / 'now' / 'out', args.frames, kind)}")
     finally:
         if args.keep is not None:
             shutil.copytree(work, args.keep, dirs_exist_ok=True)
