@@ -113,8 +113,8 @@ def compare(before: Path, after: Path, frames: int, name: str) -> str:
     """How the two renders' outputs ``before/name.####.exr`` and ``after/...`` differ, in one line."""
     identical, largest = 0, 0.0
     for k in range(1, frames + 1):
-        a = oiio.ImageBuf(str(before / f"{name}.{k:04d}.exr")).get_pixels(oiio.FLOAT)
-        b = oiio.ImageBuf(str(after / f"{name}.{k:04d}.exr")).get_pixels(oiio.FLOAT)
+        a = np.asarray(oiio.ImageBuf(str(before / f"{name}.{k:04d}.exr")).get_pixels(oiio.FLOAT), np.float32)
+        b = np.asarray(oiio.ImageBuf(str(after / f"{name}.{k:04d}.exr")).get_pixels(oiio.FLOAT), np.float32)
         same = (a.view(np.uint32) == b.view(np.uint32)).all()
         identical += int(same)
         if not same:
