@@ -16,6 +16,7 @@ import cv2
 import dlib
 import numpy as np
 
+from .embed_process import CHIP_PADDING, CHIP_SIZE, EmbeddingProcess
 from .errors import ModelFilesMissingError
 from .types import FaceDetection
 
@@ -83,6 +84,10 @@ class DlibFaceModels:
     Methods may be called from several threads: each call into dlib holds the instance's lock (dlib's
     detector and predictor objects are not documented as re-entrant).
 
+    With ``embed_in_process=False`` (the server's choice) identity embeddings run in a child process
+    (:mod:`.embed_process`: dlib keeps the GIL during an embedding, which would stall the server's other
+    threads); the descriptors are the same bits either way. :meth:`close` stops the child.
+
     Attributes:
         directory: where the ``.dat`` files were read from.
         identifier: short provenance id of the model set.
@@ -90,7 +95,7 @@ class DlibFaceModels:
 
     identifier: str = "dlib-hog+sp68+resnet-v1"
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, embed_in_process: bool = True) -> None:
         self.directory = Path(directory) if directory is not None else model_dir()
         _check_files(self.directory)
         self._lock = threading.Lock()
@@ -99,6 +104,12 @@ class DlibFaceModels:
         self._encoder = dlib.face_recognition_model_v1(str(self.directory / RESNET_FILE))
         self._cnn: "dlib.cnn_face_detection_model_v1 | None" = None  # loaded on first use
         self._weights_hash: str | None = None
+        self._embedder = None if embed_in_process else EmbeddingProcess(self.directory / RESNET_FILE)
+
+    def close(self) -> None:
+        """Stop the embedding process, if any (later embeddings run in-process)."""
+        if self._embedder is not None:
+            self._embedder.close()
 
     # -- provenance -------------------------------------------------------------------------------
     def weights_hash(self) -> str:
@@ -221,6 +232,11 @@ class DlibFaceModels:
         x1, y1 = pts.max(0)
         rect = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)))
         det = dlib.full_object_detection(rect, ipts)
+        if self._embedder is not None:
+            chip = dlib.get_face_chip(img, det, size=CHIP_SIZE, padding=CHIP_PADDING)
+            outside = self._embedder.descriptor(chip)
+            if outside is not None:
+                return outside
         with self._lock:
             desc = self._encoder.compute_face_descriptor(img, det)
         return np.array(desc, dtype=np.float64)

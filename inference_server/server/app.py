@@ -122,6 +122,7 @@ class RunningServer:
         self.service.stopped.set()
         self.server.stop(grace).wait()
         self.service.engine.pool.unload()
+        self.service.engine.close_models()
         shutil.rmtree(self._scratch_dir, ignore_errors=True)
 
 
@@ -146,7 +147,7 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     device = resolve_device(config.device)
     scratch = make_scratch(scratch_parent())  # (stale scratch folders of gone servers are removed first)
     try:
-        engine = FaceSwapEngine(scratch, cache_dir, models=models or DlibFaceModels(),
+        engine = FaceSwapEngine(scratch, cache_dir, models=models or DlibFaceModels(embed_in_process=False),
                                 models_dir=config.models_dir, device=device,
                                 slow_cpu_precision=config.slow_cpu_precision, roots=roots,
                                 memory_bytes=config.memory_budget, max_sessions=config.max_sessions,

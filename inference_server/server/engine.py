@@ -217,6 +217,12 @@ class FaceSwapEngine:
                 self._models = DlibFaceModels()
             return self._models
 
+    def close_models(self) -> None:
+        """Stop what the embedded models run beside the server (the identity embedding's process)."""
+        with self._models_lock:
+            if self._models is not None:
+                self._models.close()
+
     def finder(self, session: Session) -> FaceFinder:
         """The session's face detector and landmarker (the embedded dlib models unless others were chosen)."""
         return session.finder if session.finder is not None else self.models
