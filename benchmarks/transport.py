@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import statistics
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main() -> int:
     finally:
         raw.close()
         running.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the plates and every output (hundreds of MB)
     return 0
 
 
