@@ -8,6 +8,7 @@ import hashlib
 import io
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,26 +87,21 @@ def test_the_payload_cache_writes_it_records_its_sha256_and_reads_it_back(tmp_pa
     assert PayloadCache(tmp_path / "payloads", ShotDatabase(tmp_path / "shots.sqlite")).get(key) is None
 
 
-def test_a_plate_crop_is_written_in_less_time_than_through_np_savez(tmp_path: Path) -> None:
-    """The reason for it: no copy of the arrays into memory before the write (measured the fastest of 5, CPU time,
-    ~40 % less for a 17 MB crop here)."""
+def test_a_plate_crop_is_encoded_and_hashed_in_less_time_than_through_np_savez() -> None:
+    """The reason for it: no copy of the arrays into memory (the file's bytes, hashed as they are written; the
+    write itself is the same). The fastest of 7, CPU time; about half np.savez's for a 17 MB crop here."""
     rgb = RNG.random((1080, 1320, 3), dtype=np.float32)
 
-    def write(pieces: list[bytes | memoryview], path: Path) -> None:
-        digest = hashlib.sha256()
-        with open(path, "wb") as handle:
-            for piece in pieces:
-                digest.update(piece)
-                handle.write(piece)
-
-    def best(encode: object) -> float:
+    def best(encode: Callable[[], list[bytes | memoryview]]) -> float:
         times = []
-        for i in range(5):
-            start = time.process_time()
-            write(encode(), tmp_path / f"{i}.npz")  # type: ignore[operator]
-            times.append(time.process_time() - start)
+        for _ in range(7):
+            start = time.thread_time()
+            digest = hashlib.sha256()
+            for piece in encode():
+                digest.update(piece)
+            times.append(time.thread_time() - start)
         return min(times)
 
     ours = best(lambda: npz_pieces({"rgb": rgb}))
     theirs = best(lambda: [_savez({"rgb": rgb})])
-    assert ours < theirs, (ours, theirs)
+    assert ours < 0.8 * theirs, (ours, theirs)
