@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support import srgb8_to_linear, write_exr
 
 from inference_server.faces.dlib_models import DlibFaceModels
 from inference_server.server.analysis_steps import AnalyseResultData
@@ -22,7 +23,6 @@ from inference_server.server.engine import FaceSwapEngine, FrameRequest
 from inference_server.server.sessions import SessionParams
 from inference_server.store.payload_cache import PayloadCache
 from inference_server.store.shot_db import ShotDatabase
-from tests.support import srgb8_to_linear, write_exr
 
 
 class _Steps:
