@@ -276,3 +276,21 @@ def test_the_flow_reliability_equals_its_first_formulation(two_frames: tuple[np.
     fast = _reliability(forward, backward, grey[0], rolled, 0.04)
     assert _same_bits(fast, reference_reliability(forward, backward, grey[0], rolled, 0.04))
     assert 0.0 < fast.mean() < 1.0
+
+
+# --- stored plate crops at half precision when that is exact -------------------------------------------------
+
+def test_plate_crops_are_stored_as_half_floats_only_when_exact(two_frames: tuple[np.ndarray, np.ndarray]) -> None:
+    from inference_server.server.shot_targets import plate_crop_payload, plate_crop_rgb
+
+    half_plate = two_frames[0].astype(np.float16).astype(np.float32)  # what a half EXR decodes to
+    half_plate[3, 4] = [np.nan, np.inf, -np.inf]
+    half_plate[5, 6] = np.array([-0.0, 65504.0, 6e-8], np.float16).astype(np.float32)  # (a half subnormal)
+    payload = plate_crop_payload(half_plate)
+    assert list(payload) == ["rgb_half"] and payload["rgb_half"].nbytes * 2 == half_plate.nbytes
+    assert _same_bits(plate_crop_rgb(payload), half_plate)
+    full = half_plate.copy()
+    full[7, 8, 1] = np.float32(0.1)  # not a half value: the crop stays float32
+    payload = plate_crop_payload(full)
+    assert list(payload) == ["rgb"] and _same_bits(plate_crop_rgb(payload), full)
+    assert _same_bits(plate_crop_rgb({"rgb": full}), full)  # crops stored before (float32) read as they were

@@ -8,7 +8,7 @@ Landmarks are ``(68, 2)`` float32 data-window pixels; plates ``(H, W, C)`` float
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +56,23 @@ def plate_crop_key(frame_hash: str, box: Box) -> str:
     return hashlib.sha256(f"plate-crop|{frame_hash}|{tuple(box)}".encode()).hexdigest()
 
 
+def plate_crop_payload(crop: np.ndarray) -> dict[str, np.ndarray]:
+    """A stored plate crop: ``rgb_half`` (float16) when half floats hold ``crop`` exactly, bit for bit (a half
+    plate's values always: half the bytes to write, hash and read), else ``rgb`` (float32).
+
+    ``crop``: ``(h, w, 3)`` float32 scene-linear RGB."""
+    half = crop.astype(np.float16)
+    if (half.astype(np.float32).view(np.uint32) == crop.view(np.uint32)).all():
+        return {"rgb_half": half}
+    return {"rgb": crop}
+
+
+def plate_crop_rgb(payload: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The ``(h, w, 3)`` float32 crop a payload of :func:`plate_crop_payload` holds (the same bits)."""
+    half = payload.get("rgb_half")
+    return half.astype(np.float32) if half is not None else np.asarray(payload["rgb"], np.float32)
+
+
 class ShotTargets:
     """The faces to render on the analysed frames of the shots in ``db``; neighbour plates live in ``cache``."""
 
@@ -73,7 +90,8 @@ class ShotTargets:
             box = face_crop_box(landmarks, pixels.shape[:2], PLATE_CROP_MARGIN)
             key = plate_crop_key(frame_hash, box)
             if not self.cache.contains(key):
-                self.cache.put(key, {"rgb": np.ascontiguousarray(pixels[box.slices][..., rgb_index], np.float32)})
+                self.cache.put(key, plate_crop_payload(np.ascontiguousarray(pixels[box.slices][..., rgb_index],
+                                                                            np.float32)))
 
     def is_analysed(self, shot: str, frame: int, frame_hash: str) -> bool:
         """Whether ``frame`` of ``shot`` was analysed with this very content."""
@@ -168,7 +186,7 @@ class ShotTargets:
             if payload is None:
                 raise PlateError("analysis", f"the stored plate of frame {n} is missing (evicted or analysed by an "
                                              "older version); analyse the shot again")
-            neighbours.append(NeighbourPlate(record[0], landmarks, payload["rgb"], box, mix_at(n)))
+            neighbours.append(NeighbourPlate(record[0], landmarks, plate_crop_rgb(payload), box, mix_at(n)))
         return tuple(neighbours)
 
     def summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:
