@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,22 +84,3 @@ def test_the_payload_cache_writes_it_records_its_sha256_and_reads_it_back(tmp_pa
     path.write_bytes(bytes(data))  # a flipped bit: a miss, as before
     assert PayloadCache(tmp_path / "payloads", ShotDatabase(tmp_path / "shots.sqlite")).get(key) is None
 
-
-def test_a_plate_crop_is_encoded_and_hashed_in_less_time_than_through_np_savez() -> None:
-    """The reason for it: no copy of the arrays into memory (the file's bytes, hashed as they are written; the
-    write itself is the same). The fastest of 7, CPU time; about half np.savez's for a 17 MB crop here."""
-    rgb = RNG.random((1080, 1320, 3), dtype=np.float32)
-
-    def best(encode: Callable[[], list[bytes | memoryview]]) -> float:
-        times = []
-        for _ in range(7):
-            start = time.thread_time()
-            digest = hashlib.sha256()
-            for piece in encode():
-                digest.update(piece)
-            times.append(time.thread_time() - start)
-        return min(times)
-
-    ours = best(lambda: npz_pieces({"rgb": rgb}))
-    theirs = best(lambda: [_savez({"rgb": rgb})])
-    assert ours < 0.8 * theirs, (ours, theirs)
