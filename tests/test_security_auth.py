@@ -471,7 +471,7 @@ def test_reflection_lists_and_describes_the_service(server_address: str, session
 def test_the_token_channel_creates_its_callables_one_at_a_time(server_address: str, session_token: str) -> None:
     """grpcio documents registering a call with the channel as not thread-safe, and an intercepted channel does it
     for every call: the panel's two workers starting calls together crashed the process. The token channel's
-    underlying channel creates callables under a lock; the calls still run at once."""
+    underlying channel creates callables under a lock and never registers them; the calls still run at once."""
     import threading
     import time
 
@@ -479,6 +479,7 @@ def test_the_token_channel_creates_its_callables_one_at_a_time(server_address: s
     from facebridge.client import channel as channel_module
 
     inside, overlaps = [0], [0]
+    registered: list[Any] = []  # what each callable's creation passed as _registered_method
     guard = threading.Lock()
     original = grpc.insecure_channel
 
@@ -496,6 +497,7 @@ def test_the_token_channel_creates_its_callables_one_at_a_time(server_address: s
 
         def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
             self._enter()
+            registered.append(args[3] if len(args) > 3 else kwargs.get("_registered_method", False))
             return self.real.unary_unary(*args, **kwargs)
 
         def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
@@ -528,12 +530,17 @@ def test_the_token_channel_creates_its_callables_one_at_a_time(server_address: s
         raw, channel = channel_module.open_channel(server_address, [], session_token, ClientTLS(None, None, None))
     errors: list[BaseException] = []
 
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stub = health_pb2_grpc.HealthStub(channel)  # generated code: asks grpcio to register its methods
+
     def call() -> None:
         try:
             for _ in range(5):  # a callable per call, as interceptors make them
                 check: Any = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda _: b"",
                                                  response_deserializer=bytes)
                 check(b"", timeout=10)
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -545,3 +552,5 @@ def test_the_token_channel_creates_its_callables_one_at_a_time(server_address: s
     raw.close()
     assert not errors, errors
     assert overlaps[0] == 1, f"{overlaps[0]} threads were creating callables on the channel at once"
+    # ... and never registered with the channel's core (registering while another call ran crashed it too)
+    assert len(registered) == 40 and not any(registered), registered

@@ -59,12 +59,25 @@ class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInter
         return continuation(self._details(client_call_details), request_iterator)
 
 
-class _SerialisedCallables(grpc.Channel):
-    """A channel whose multi-callables are created one at a time (the calls themselves run concurrently).
+def _unregistered(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A multi-callable's arguments ``(method, request_serializer, response_deserializer, _registered_method)``
+    with ``_registered_method`` off, however it was passed."""
+    if len(args) > 3:
+        args = (*args[:3], False, *args[4:])
+    if "_registered_method" in kwargs:
+        kwargs = {**kwargs, "_registered_method": False}
+    return args, kwargs
 
-    An intercepted channel creates a multi-callable for every call, and grpcio registers each with the channel's
-    core (``Channel._get_registered_call_handle``, documented as not thread-safe): two threads starting calls at
-    the same moment (the panel's workers) crashed the process in it."""
+
+class _SerialisedCallables(grpc.Channel):
+    """A channel whose multi-callables are created one at a time and never registered with the channel's core
+    (the calls themselves run concurrently).
+
+    An intercepted channel creates a multi-callable for every call, and for a generated stub's methods grpcio
+    registers each with the channel's core (``Channel._get_registered_call_handle``, documented as not
+    thread-safe): two threads starting calls at the same moment (the panel's workers) crashed the process in it,
+    and so did one registering while another thread's call was under way. Unregistered calls name their method
+    in each call instead (the same calls on the wire)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
         self._channel = channel
@@ -77,18 +90,22 @@ class _SerialisedCallables(grpc.Channel):
         self._channel.unsubscribe(callback)
 
     def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = _unregistered(args, kwargs)
         with self._lock:
             return self._channel.unary_unary(*args, **kwargs)
 
     def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = _unregistered(args, kwargs)
         with self._lock:
             return self._channel.unary_stream(*args, **kwargs)
 
     def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = _unregistered(args, kwargs)
         with self._lock:
             return self._channel.stream_unary(*args, **kwargs)
 
     def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = _unregistered(args, kwargs)
         with self._lock:
             return self._channel.stream_stream(*args, **kwargs)
 
