@@ -200,8 +200,16 @@ def two_frames(faces_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return frames[0], frames[1]
 
 
+def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """One direction's flow and reliability as each frame first computed them (four flows per frame)."""
+    from inference_server.pipeline.stabilise import _flow, _reliability
+
+    forward, backward = _flow(grey_t, grey_n), _flow(grey_n, grey_t)
+    return forward.astype(np.float32), _reliability(forward, backward, grey_t, grey_n, threshold)
+
+
 def test_a_pair_of_flows_gives_each_direction_exactly(two_frames: tuple[np.ndarray, np.ndarray]) -> None:
-    from inference_server.pipeline.stabilise import reliable_flow, reliable_flow_pair
+    from inference_server.pipeline.stabilise import reliable_flow_pair
 
     grey = [cv2.cvtColor((np.clip(f, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
             for f in two_frames]
@@ -217,7 +225,6 @@ def test_neighbouring_frames_share_one_cached_flow_computation(two_frames: tuple
     from inference_server.pipeline.crops import Box
     from inference_server.pipeline.neighbours import _grey, pair_flow
     from inference_server.pipeline.settings import RenderSettings
-    from inference_server.pipeline.stabilise import reliable_flow
     from inference_server.store.payload_cache import PayloadCache
     from inference_server.store.shot_db import ShotDatabase
 

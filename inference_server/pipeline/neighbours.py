@@ -17,28 +17,13 @@ import numpy as np
 from .crops import Box, face_crop_box
 from .face_render import FaceRenderer, ModelCache, Processed
 from .settings import RenderSettings
-from .stabilise import Neighbour, reliable_flow, reliable_flow_pair, stabilise_face
+from .stabilise import Neighbour, reliable_flow_pair, stabilise_face
 from .targets import FaceTarget, NeighbourPlate
 
 
 def _grey(rgb: np.ndarray, settings: RenderSettings) -> np.ndarray:
     """(h, w) uint8 display-referred grey of a linear crop (what the flow is computed on)."""
     return cv2.cvtColor(np.ascontiguousarray(settings.colourspace.to_proxy8(rgb)), cv2.COLOR_RGB2GRAY)
-
-
-def neighbour_flow(crop: np.ndarray, plate_n: np.ndarray, frame_hash: str, neighbour_hash: str, box: Box,
-                   settings: RenderSettings, cache: ModelCache | None) -> tuple[np.ndarray, np.ndarray]:
-    """The plate's flow from frame t's ``crop`` to the neighbour's plate ``plate_n`` (same ``box``) and its
-    reliability (:func:`~.stabilise.reliable_flow`), cached at half precision under a key of the frames,
-    the box and the settings it depends on."""
-    key = hashlib.sha256(f"flow|{frame_hash}|{neighbour_hash}|{tuple(box)}|{settings.flow_threshold!r}|"
-                         f"{settings.colourspace.name}".encode()).hexdigest()
-    def compute() -> dict[str, np.ndarray]:
-        flow, reliability = reliable_flow(_grey(crop, settings), _grey(plate_n, settings), settings.flow_threshold)
-        return {"flow": flow.astype(np.float16), "reliability": reliability.astype(np.float16)}
-
-    payload = cache.get_or_compute(key, compute)[0] if cache is not None else compute()
-    return payload["flow"].astype(np.float32), payload["reliability"].astype(np.float32)
 
 
 def pair_flow(plate_t: np.ndarray, plate_n: np.ndarray, frame_hash: str, neighbour_hash: str, area: Box,
@@ -100,9 +85,9 @@ def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], crop: np
     """A neighbour's rendered change on its own crop with the flow to it, or None when its stored plate
     does not cover this face's crop.
 
-    The flow is the pair's (:func:`pair_flow`, over the union of the two faces' crop boxes) when the
-    neighbour's stored plate covers that union; else this frame's own (:func:`neighbour_flow`, over ``box``).
-    Which one depends only on the two faces, so a frame renders the same in any order."""
+    The flow is the pair's (:func:`pair_flow`) over the union of the two faces' crop boxes when the
+    neighbour's stored plate covers that union, else over ``box`` alone. Which one depends only on the two
+    faces, so a frame renders the same in any order."""
     cb = nb.crop_box
     if not _contains(cb, box):
         return None
@@ -111,14 +96,11 @@ def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], crop: np
     ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
     rendered = renderer.render(ncrop, nbox, nb.landmarks, nb.frame_hash, nb.source_mix)
     area = _union(box, own_box)
-    if _contains(cb, area):
-        plate_n = nb.crop[area.y0 - cb.y0:area.y1 - cb.y0, area.x0 - cb.x0:area.x1 - cb.x0]
-        flow, reliability = pair_flow(plate(area), plate_n, frame_hash, nb.frame_hash, area, renderer.settings,
-                                      renderer.cache)
-        rows, cols = slice(box.y0 - area.y0, box.y1 - area.y0), slice(box.x0 - area.x0, box.x1 - area.x0)
-        flow, reliability = flow[rows, cols], reliability[rows, cols]
-    else:
-        plate_n = nb.crop[box.y0 - cb.y0:box.y1 - cb.y0, box.x0 - cb.x0:box.x1 - cb.x0]
-        flow, reliability = neighbour_flow(crop, plate_n, frame_hash, nb.frame_hash, box, renderer.settings,
-                                           renderer.cache)
-    return Neighbour(rendered.change(ncrop), rendered.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow, reliability)
+    if not _contains(cb, area):  # the neighbour's stored plate does not reach over both faces: this face's box
+        area = box
+    plate_n = nb.crop[area.y0 - cb.y0:area.y1 - cb.y0, area.x0 - cb.x0:area.x1 - cb.x0]
+    flow, reliability = pair_flow(plate(area), plate_n, frame_hash, nb.frame_hash, area, renderer.settings,
+                                  renderer.cache)
+    rows, cols = slice(box.y0 - area.y0, box.y1 - area.y0), slice(box.x0 - area.x0, box.x1 - area.x0)
+    return Neighbour(rendered.change(ncrop), rendered.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow[rows, cols],
+                     reliability[rows, cols])

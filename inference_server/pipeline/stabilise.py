@@ -26,7 +26,7 @@ import numpy as np
 class Neighbour:
     """A neighbouring frame's change (see the module docstring) on its own crop grid, ``offset`` (its
     crop origin minus frame t's) away from frame t's grid, with the plate's flow from frame t to it and
-    that flow's reliability (both on frame t's grid, from ``reliable_flow``)."""
+    that flow's reliability (both on frame t's grid, from ``reliable_flow_pair``)."""
 
     change: np.ndarray       # (hn, wn, 3) float32 linear
     mask: np.ndarray         # (hn, wn) float32
@@ -61,21 +61,12 @@ def _reliability(forward: np.ndarray, backward: np.ndarray, grey_t: np.ndarray, 
     return cv2.GaussianBlur(weight, (0, 0), 1.5)
 
 
-def reliable_flow(grey_t: np.ndarray, grey_n: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Flow t -> n and a [0, 1] reliability: forward-backward consistent and photometrically matching.
-
-    ``threshold`` is the largest grey difference (0..1) still trusted after warping.
-    """
-    forward = _flow(grey_t, grey_n)
-    backward = _flow(grey_n, grey_t)
-    return forward.astype(np.float32), _reliability(forward, backward, grey_t, grey_n, threshold)
-
-
 def reliable_flow_pair(grey_a: np.ndarray, grey_b: np.ndarray, threshold: float
                        ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Both directions of :func:`reliable_flow` from the same two flows: ``((flow a -> b, its reliability),
-    (flow b -> a, its reliability))``, each equal to what :func:`reliable_flow` gives for that direction
-    (two DIS flows for the pair instead of four)."""
+    """The plate's flow both ways between two grey crops and each direction's [0, 1] reliability (forward-backward
+    consistent and photometrically matching, ``threshold`` the largest grey difference (0..1) still trusted
+    after warping): ``((flow a -> b, its reliability), (flow b -> a, its reliability))``, two DIS flows for
+    the pair of frames."""
     ab = _flow(grey_a, grey_b)
     ba = _flow(grey_b, grey_a)
     return ((ab.astype(np.float32), _reliability(ab, ba, grey_a, grey_b, threshold)),
