@@ -47,7 +47,7 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
     def plate_embedding() -> np.ndarray:
         if cache is None:
             return readonly(embedded()["embedding"])
-        digest = hashlib.sha256(repr(key[:4]).encode() + b"\0" + key[4]).hexdigest()
+        digest = hashlib.sha256(f"{models.identifier}|{key[:4]!r}".encode() + b"\0" + key[4]).hexdigest()
         return readonly(cache.get_or_compute(digest, embedded)[0]["embedding"])
 
     plate_id = memos.plate_identity.get_or_compute(key, plate_embedding) if memos is not None else plate_embedding()
