@@ -25,6 +25,7 @@ class CountingModels:
 
     def __init__(self, models: DlibFaceModels) -> None:
         self.models, self.embedded = models, 0
+        self.identifier = models.identifier
 
     def landmarks(self, rgb8: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
         return self.models.landmarks(rgb8, rect)
