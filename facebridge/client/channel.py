@@ -83,6 +83,12 @@ class _SerialisedCallables(grpc.Channel):
         self._channel = channel
         self._lock = threading.Lock()
 
+    def _callable(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The underlying channel's multi-callable of ``kind`` (``unary_unary`` ...), unregistered, one at a time."""
+        args, kwargs = _unregistered(args, kwargs)
+        with self._lock:
+            return getattr(self._channel, kind)(*args, **kwargs)
+
     def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
         self._channel.subscribe(callback, try_to_connect)
 
@@ -90,24 +96,16 @@ class _SerialisedCallables(grpc.Channel):
         self._channel.unsubscribe(callback)
 
     def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _unregistered(args, kwargs)
-        with self._lock:
-            return self._channel.unary_unary(*args, **kwargs)
+        return self._callable("unary_unary", args, kwargs)
 
     def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _unregistered(args, kwargs)
-        with self._lock:
-            return self._channel.unary_stream(*args, **kwargs)
+        return self._callable("unary_stream", args, kwargs)
 
     def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _unregistered(args, kwargs)
-        with self._lock:
-            return self._channel.stream_unary(*args, **kwargs)
+        return self._callable("stream_unary", args, kwargs)
 
     def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _unregistered(args, kwargs)
-        with self._lock:
-            return self._channel.stream_stream(*args, **kwargs)
+        return self._callable("stream_stream", args, kwargs)
 
     def close(self) -> None:
         self._channel.close()
