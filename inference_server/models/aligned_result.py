@@ -6,11 +6,13 @@ light with the artist's controls happens later, outside this package.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..faces.sources import SourceFace
 from .alignment import coverage_mask, estimate_alignment, warp_to_crop, warp_to_model
 
 DEFAULT_FEATHER = 0.1
@@ -47,6 +49,27 @@ class Restored:
     image: np.ndarray
     coverage: np.ndarray
     fp32_fallback: bool = False
+
+
+@runtime_checkable
+class AlignedSwapper(Protocol):
+    """What the aligned swap stage needs of a swapper (every swapper adapter meets it): the face aligned on
+    ``template`` at ``size`` px goes through ``run`` with the source input made by ``source_vector``."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def template(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def source_vector(self, sources: Sequence[SourceFace]) -> np.ndarray:
+        """The model's source input for one identity made of ``sources`` (one or more photos)."""
+        ...
+
+    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
 
 
 def to_nchw(image_hwc: np.ndarray) -> np.ndarray:

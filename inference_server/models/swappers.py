@@ -43,13 +43,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 import numpy as np
 
 from ..faces.sources import SourceFace, source_digest
 from ..store.memo import Memo
-from .aligned_result import align_crop
+from .aligned_result import AlignedSwapper, align_crop
 from .alignment import TEMPLATES, points5_from_68
 from .identity import average_embedding, average_normed_embedding
 from .onnx_embedder import ArcfaceEmbedder
@@ -67,26 +67,7 @@ MEAN_STD: Mapping[str, tuple[tuple[float, float, float], tuple[float, float, flo
 })
 
 
-@runtime_checkable
-class Swapper(Protocol):
-    """What the aligned swap stage needs of a swapper (:class:`~inference_server.pipeline.stages.AlignedSwapper`):
-    the face aligned on ``template`` at ``size`` px goes through ``run`` with the source input made by
-    ``source_vector`` from one or more source faces (one identity)."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def template(self) -> str: ...
-
-    @property
-    def size(self) -> int: ...
-
-    def source_vector(self, sources: Sequence[SourceFace]) -> np.ndarray: ...
-
-    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
-
-
+Swapper = AlignedSwapper  # (the aligned swap stage's protocol, under the name this module exports)
 SwapperT = TypeVar("SwapperT", bound=Swapper)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..compositing.delta_output import make_delta_output
 from ..faces.sources import SourceFace
-from ..models.aligned_result import Restored
+from ..models.aligned_result import AlignedSwapper, Restored
 from ..models.alignment import coverage_mask, estimate_alignment, points5_from_68, warp_to_crop, warp_to_model
 from ..swap import SwapParams, swap_model
 
@@ -52,26 +52,6 @@ class Restorer(Protocol):
     def model_id(self) -> str: ...
 
     def restore(self, crop_model: np.ndarray, landmarks: np.ndarray) -> Restored: ...
-
-
-@runtime_checkable
-class AlignedSwapper(Protocol):
-    """An aligned swap model (inswapper_128 format) with the embedder its source vectors come from."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def template(self) -> str: ...
-
-    @property
-    def size(self) -> int: ...
-
-    def source_vector(self, sources: Sequence[SourceFace]) -> np.ndarray:
-        """The model's source input for one identity made of ``sources`` (one or more photos)."""
-        ...
-
-    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray: ...
 
 
 @runtime_checkable
