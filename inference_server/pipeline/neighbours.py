@@ -26,19 +26,20 @@ def _grey(rgb: np.ndarray, settings: RenderSettings) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(settings.colourspace.to_proxy8(rgb)), cv2.COLOR_RGB2GRAY)
 
 
-def pair_flow(plate_t: np.ndarray, plate_n: np.ndarray, frame_hash: str, neighbour_hash: str, area: Box,
-              settings: RenderSettings, cache: ModelCache | None) -> tuple[np.ndarray, np.ndarray]:
-    """The plate's flow from frame t to its neighbour n over ``area`` (both plates cut to it) and its
-    reliability, from one cached computation shared by the pair: frame n asks for the same two flows
-    (:func:`~.stabilise.reliable_flow_pair`) under the same key, as the frames are ordered by content hash,
-    so a pair of neighbours costs two DIS flows, not four."""
+def pair_flow(plate_t: Callable[[], np.ndarray], plate_n: Callable[[], np.ndarray], frame_hash: str,
+              neighbour_hash: str, area: Box, settings: RenderSettings, cache: ModelCache | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The plate's flow from frame t to its neighbour n over ``area`` and its reliability, from one cached
+    computation shared by the pair: frame n asks for the same two flows (:func:`~.stabilise.reliable_flow_pair`)
+    under the same key, as the frames are ordered by content hash, so a pair of neighbours costs two DIS
+    flows, not four. ``plate_t`` and ``plate_n`` cut each frame's plate to ``area`` (only when computed)."""
     t_first = frame_hash <= neighbour_hash
     first, second = (frame_hash, neighbour_hash) if t_first else (neighbour_hash, frame_hash)
     key = hashlib.sha256(f"flow-pair|{first}|{second}|{tuple(area)}|{settings.flow_threshold!r}|"
                          f"{settings.colourspace.name}".encode()).hexdigest()
 
     def compute() -> dict[str, np.ndarray]:
-        a, b = (plate_t, plate_n) if t_first else (plate_n, plate_t)
+        a, b = (plate_t(), plate_n()) if t_first else (plate_n(), plate_t())
         (ab, ab_rel), (ba, ba_rel) = reliable_flow_pair(_grey(a, settings), _grey(b, settings), settings.flow_threshold)
         return {"ab": ab.astype(np.float16), "ab_reliability": ab_rel.astype(np.float16),
                 "ba": ba.astype(np.float16), "ba_reliability": ba_rel.astype(np.float16)}
@@ -74,14 +75,14 @@ def stabilised_face(done: Processed, crop: np.ndarray, box: Box, target: FaceTar
     settings = renderer.settings
     neighbours = []
     for nb in target.neighbours:
-        neighbour = _neighbour(nb, box, frame_hw, crop, frame_hash, renderer, plate)
+        neighbour = _neighbour(nb, box, frame_hw, frame_hash, renderer, plate)
         if neighbour is not None:
             neighbours.append(neighbour)
     return stabilise_face(done.face, done.change(crop), done.mask, neighbours, settings.stabilise)
 
 
-def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], crop: np.ndarray, frame_hash: str,
-               renderer: FaceRenderer, plate: Callable[[Box], np.ndarray]) -> Neighbour | None:
+def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], frame_hash: str, renderer: FaceRenderer,
+               plate: Callable[[Box], np.ndarray]) -> Neighbour | None:
     """A neighbour's rendered change on its own crop with the flow to it, or None when its stored plate
     does not cover this face's crop.
 
@@ -98,9 +99,9 @@ def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], crop: np
     area = _union(box, own_box)
     if not _contains(cb, area):  # the neighbour's stored plate does not reach over both faces: this face's box
         area = box
-    plate_n = nb.crop[area.y0 - cb.y0:area.y1 - cb.y0, area.x0 - cb.x0:area.x1 - cb.x0]
-    flow, reliability = pair_flow(plate(area), plate_n, frame_hash, nb.frame_hash, area, renderer.settings,
-                                  renderer.cache)
+    flow, reliability = pair_flow(lambda: plate(area),
+                                  lambda: nb.crop[area.y0 - cb.y0:area.y1 - cb.y0, area.x0 - cb.x0:area.x1 - cb.x0],
+                                  frame_hash, nb.frame_hash, area, renderer.settings, renderer.cache)
     rows, cols = slice(box.y0 - area.y0, box.y1 - area.y0), slice(box.x0 - area.x0, box.x1 - area.x0)
     return Neighbour(rendered.change(ncrop), rendered.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow[rows, cols],
                      reliability[rows, cols])
