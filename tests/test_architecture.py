@@ -150,6 +150,18 @@ def test_a_server_on_the_embedded_models_starts_without_onnx_runtime() -> None:
     assert done.stdout.strip() == "[]", done.stdout
 
 
+def test_importing_the_server_does_not_import_scipy() -> None:
+    """scipy.spatial (~0.3 s of a server's start, for one Delaunay triangulation in the swap's model stage) is
+    imported where it is used, with the first swap: importing the server imports no scipy at all."""
+    import subprocess
+    import sys
+
+    code = ("import sys, inference_server.server.app, inference_server.server.engine; "
+            "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_a_server_on_the_embedded_models_starts_without_torch_where_there_is_no_gpu(tmp_path: Path) -> None:
     """``--device auto`` on a machine without a GPU driver decides ``cpu`` without PyTorch (~2 s of the start),
     and nothing else a server's start does imports it."""

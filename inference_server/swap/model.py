@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from ..compositing.classical_output import FLAG_SHADING, FLAG_SOURCE_SKIN, FLAG_TARGET_SKIN, SwapModelOutput
 from ..compositing.colour import luminance
@@ -136,6 +135,8 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     anchors_s = apply_affine(invert_affine(A), anchors_t)
     # keep the warp one-to-one: no landmark triangle may flip between the target and destination shapes
     ctrl_t = np.concatenate([T, anchors_t])
+    from scipy.spatial import Delaunay  # (lazy: scipy.spatial costs ~0.3 s of the server's start)
+
     tri = Delaunay(ctrl_t).simplices
     D = untangle(np.concatenate([D, anchors_t]), ctrl_t, tri)[:68]
     tps = warp.ThinPlateSpline.fit(np.concatenate([D, anchors_t]), np.concatenate([S, anchors_s]),
