@@ -1,19 +1,24 @@
 """Issue 15: dlib's identity network in a child process (it keeps the GIL for a whole embedding, stalling the
 server's other threads). The descriptors must be the in-process ones, bit for bit, and a child that dies must
-leave embeddings working in-process."""
+leave embeddings working in-process. The same child builds the HOG detector while the server starts (dlib's
+``get_frontal_face_detector`` holds the GIL for 0.4-0.6 s) and hands it over: the same detections, bit for bit."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import dlib
 import numpy as np
 import pytest
 from support import load_rgb8
 
 from inference_server.faces.dlib_models import RESNET_FILE, DlibFaceModels
 from inference_server.faces.embed_process import EmbeddingProcess
+from inference_server.faces.types import FaceDetection
 
 PHOTOS = ("fr_obama.jpg", "fr_two_people.jpg", "if_t1.jpg", "lp_d9.jpg", "cf_lq_whole_01.jpg")
 
@@ -41,10 +46,12 @@ def test_descriptors_from_the_child_process_are_the_in_process_ones(
             assert np.array_equal(here, there)
         others = [np.linalg.norm(offloaded.embed(*faces[0]) - offloaded.embed(*f)) for f in faces[1:]]
         assert min(others) > 0.1  # different people, different descriptors (not a constant answer)
+        assert offloaded._encoder is None  # the server never loaded the identity network itself
     finally:
         offloaded.close()
     assert not offloaded._embedder.running
     assert np.array_equal(offloaded.embed(*faces[0]), dlib_models.embed(*faces[0]))  # closed: in-process
+    assert offloaded._encoder is not None  # loaded when an in-process embedding was needed
 
 
 def test_a_dead_child_leaves_embeddings_working_in_process(faces: list[tuple[np.ndarray, np.ndarray]],
@@ -104,3 +111,95 @@ def test_other_threads_run_while_the_child_embeds(faces: list[tuple[np.ndarray, 
     finally:
         offloaded.close()
     assert outside > 3 * max(in_process, 1), (in_process, outside)  # (6-7x measured on 2 cores)
+
+
+@pytest.fixture(scope="module")
+def plates(faces_dir: Path) -> list[np.ndarray]:
+    """``(H, W, 3)`` uint8 RGB frames to detect on: the photos, and a 1080p plate as the benchmark's (the first
+    frame of lp_d18.mp4 scaled to 1080 px high, centred on 1920x1080 black)."""
+    capture = cv2.VideoCapture(str(faces_dir / "lp_d18.mp4"))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok, "cannot read lp_d18.mp4"
+    plate = np.zeros((1080, 1920, 3), np.uint8)
+    plate[:, 420:1500] = cv2.resize(bgr[..., ::-1], (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    return [load_rgb8(faces_dir / name) for name in PHOTOS] + [plate]
+
+
+def _same_detections(a: list[FaceDetection], b: list[FaceDetection]) -> bool:
+    return len(a) == len(b) and all(
+        x.rect == y.rect and x.score == y.score and x.detector == y.detector and np.array_equal(x.landmarks, y.landmarks)
+        for x, y in zip(a, b))
+
+
+def test_the_hog_detector_from_the_child_finds_the_in_process_detections(
+        plates: list[np.ndarray], dlib_models: DlibFaceModels) -> None:
+    reference = dlib.get_frontal_face_detector()  # what the server built in its own process before
+    offloaded = DlibFaceModels(embed_in_process=False)
+    try:
+        assert offloaded._detector is None  # not built in the server's process at start
+        total = 0
+        for rgb8 in plates:
+            for upsample in (1, 2) if max(rgb8.shape[:2]) <= 720 else (1,):  # (2: as for small source photos)
+                here, there = dlib_models.detect(rgb8, upsample=upsample), offloaded.detect(rgb8, upsample=upsample)
+                assert _same_detections(here, there), (rgb8.shape, upsample)
+                total += len(there)
+            # raw detector output, below the server's score threshold included
+            small = np.ascontiguousarray(rgb8[::2, ::2])
+            assert offloaded._detector is not None
+            raw_here, raw_there = reference.run(small, 1, -0.5), offloaded._detector.run(small, 1, -0.5)
+            assert [(r.left(), r.top(), r.right(), r.bottom()) for r in raw_here[0]] == \
+                   [(r.left(), r.top(), r.right(), r.bottom()) for r in raw_there[0]]
+            assert raw_here[1] == raw_there[1] and raw_here[2] == raw_there[2]
+        assert total >= 10  # (faces on every photo and the plate)
+        assert offloaded._embedder is not None and offloaded._embedder._detector_state is not None  # the child's
+    finally:
+        offloaded.close()
+
+
+def test_a_child_dead_before_the_first_detection_leaves_detection_and_embeddings_in_process(
+        plates: list[np.ndarray], dlib_models: DlibFaceModels, caplog: pytest.LogCaptureFixture) -> None:
+    offloaded = DlibFaceModels(embed_in_process=False)
+    try:
+        assert offloaded._embedder is not None and offloaded._embedder._process is not None
+        offloaded._embedder._process.kill()
+        offloaded._embedder._process.wait()
+        with caplog.at_level("WARNING"):
+            for rgb8 in plates[:3]:
+                here, there = dlib_models.detect(rgb8), offloaded.detect(rgb8)
+                assert there and _same_detections(here, there)
+                assert np.array_equal(offloaded.embed(rgb8, there[0].landmarks), dlib_models.embed(rgb8, here[0].landmarks))
+        assert caplog.text.count("embedding process") == 1, caplog.text  # one warning
+        assert not offloaded._embedder.running and offloaded._embedder._detector_state is None
+    finally:
+        offloaded.close()
+
+
+def test_other_threads_run_while_the_server_detects(plates: list[np.ndarray], dlib_models: DlibFaceModels,
+                                                     faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Why HOG detection stays in the server's process: dlib releases the GIL while it scans, so a thread of
+    pure-Python work goes on beside a detection, where it stops beside an in-process embedding. Counted as loop
+    iterations per second of each (a ratio in the same run, not a time)."""
+
+    def rate_while(work: Callable[[], object]) -> float:
+        done, stop = [0], threading.Event()
+
+        def spin() -> None:
+            while not stop.is_set():
+                done[0] += 1
+
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        time.sleep(0.01)
+        start, t0 = done[0], time.perf_counter()
+        work()
+        seconds = time.perf_counter() - t0
+        stop.set()
+        spinner.join()
+        return (done[0] - start) / seconds
+
+    plate = plates[-1]
+    dlib_models.detect(plate)  # (built)
+    detecting = rate_while(lambda: dlib_models.detect(plate))
+    embedding = rate_while(lambda: [dlib_models.embed(*face) for face in faces[:4]])
+    assert detecting > 3 * max(embedding, 1.0), (detecting, embedding)  # (~9x measured on 2 loaded cores)

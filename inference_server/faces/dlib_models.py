@@ -16,7 +16,7 @@ import cv2
 import dlib
 import numpy as np
 
-from .embed_process import CHIP_PADDING, CHIP_SIZE, EmbeddingProcess
+from .embed_process import CHIP_PADDING, CHIP_SIZE, EmbeddingProcess, detector_from_state
 from .errors import ModelFilesMissingError
 from .types import FaceDetection
 
@@ -86,7 +86,12 @@ class DlibFaceModels:
 
     With ``embed_in_process=False`` (the server's choice) identity embeddings run in a child process
     (:mod:`.embed_process`: dlib keeps the GIL during an embedding, which would stall the server's other
-    threads); the descriptors are the same bits either way. :meth:`close` stops the child.
+    threads); the descriptors are the same bits either way. :meth:`close` stops the child. That child also
+    builds the HOG detector (0.4-0.6 s holding the GIL in ``dlib.get_frontal_face_detector()``) while this
+    process loads the landmark model, and hands it over for the first detection (the same detections).
+
+    Built on first use, under the lock: the HOG detector (from the child, or in-process without one) and the
+    in-process identity network (only needed without a child, or once it has died).
 
     Attributes:
         directory: where the ``.dat`` files were read from.
@@ -99,12 +104,13 @@ class DlibFaceModels:
         self.directory = Path(directory) if directory is not None else model_dir()
         _check_files(self.directory)
         self._lock = threading.Lock()
-        self._detector = dlib.get_frontal_face_detector()
+        # the child first: it starts (and builds the HOG detector) while the landmark model loads here
+        self._embedder = None if embed_in_process else EmbeddingProcess(self.directory / RESNET_FILE)
         self._predictor = dlib.shape_predictor(str(self.directory / LANDMARKS_68_FILE))
-        self._encoder = dlib.face_recognition_model_v1(str(self.directory / RESNET_FILE))
+        self._detector: dlib.fhog_object_detector | None = None  # built on first use (_hog)
+        self._encoder: dlib.face_recognition_model_v1 | None = None  # loaded on first in-process embedding
         self._cnn: "dlib.cnn_face_detection_model_v1 | None" = None  # loaded on first use
         self._weights_hash: str | None = None
-        self._embedder = None if embed_in_process else EmbeddingProcess(self.directory / RESNET_FILE)
 
     def close(self) -> None:
         """Stop the embedding process, if any (later embeddings run in-process)."""
@@ -126,6 +132,13 @@ class DlibFaceModels:
             return self._weights_hash
 
     # -- inference --------------------------------------------------------------------------------
+    def _hog(self) -> dlib.fhog_object_detector:
+        """dlib's HOG frontal face detector (the lock held): the child's, or built here without one."""
+        if self._detector is None:
+            state = self._embedder.detector_state() if self._embedder is not None else None
+            self._detector = dlib.get_frontal_face_detector() if state is None else detector_from_state(state)
+        return self._detector
+
     @staticmethod
     def _check_rgb8(rgb8: np.ndarray) -> np.ndarray:
         if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
@@ -147,7 +160,7 @@ class DlibFaceModels:
         img = self._check_rgb8(rgb8)
         small, scale = _proxy(img, max_side)
         with self._lock:
-            rects, scores, _ = self._detector.run(small, upsample, 0.0)
+            rects, scores, _ = self._hog().run(small, upsample, 0.0)
         out: list[FaceDetection] = []
         for r, s in zip(rects, scores):
             box = _rect_tuple(r, scale)
@@ -238,5 +251,7 @@ class DlibFaceModels:
             if outside is not None:
                 return outside
         with self._lock:
+            if self._encoder is None:
+                self._encoder = dlib.face_recognition_model_v1(str(self.directory / RESNET_FILE))
             desc = self._encoder.compute_face_descriptor(img, det)
         return np.array(desc, dtype=np.float64)

@@ -1,4 +1,5 @@
-"""dlib's identity network in a process of its own, so that an embedding does not stall the server.
+"""dlib's identity network in a process of its own, so that an embedding does not stall the server; the same
+process builds dlib's HOG face detector for the server while the server starts.
 
 dlib's Python binding keeps Python's GIL for the whole of ``compute_face_descriptor`` (~0.12 s on the
 2-core development machine): every other thread of the server (the second frame in flight, the stream
@@ -7,10 +8,23 @@ readers) stops meanwhile. Here the face chip — ``(150, 150, 3)`` uint8 RGB, cu
 process over a pipe, and its ``(128,)`` float64 descriptor comes back: the same bits as the in-process call
 (test). While the server's thread waits on the pipe the GIL is free.
 
-The child is ``python -m inference_server.faces.embed_process MODEL_FILE``: it reads chips from stdin and
-writes descriptors to stdout until stdin closes. One request at a time (a lock); if the child cannot be
-started or dies, :meth:`EmbeddingProcess.descriptor` returns None from then on and the caller computes
-in-process (the same result, only slower for the other threads).
+``dlib.get_frontal_face_detector()`` takes 0.4-0.6 s, all of it holding the GIL (it decodes and decompresses
+the detector from a string compiled into dlib), while rebuilding the same detector from dlib's own binary
+serialization takes ~2 ms. So the child builds it first thing, in parallel with the server's own start on the other core, and
+sends that serialization back; the server rebuilds the detector from it (the same detections, bit for bit:
+test) and runs it in its own process — HOG detection releases the GIL (measured: a spinning Python thread
+keeps going, its longest stall 40 ms over a 0.9 s detection), so it needs no process of its own.
+
+The child is ``python -m inference_server.faces.embed_process MODEL_FILE``. Protocol, on its stdout then stdin:
+
+1. once, at start, child -> server: the HOG detector's serialization, an 8-byte little-endian unsigned length
+   ``N`` then ``N`` bytes (``dlib.fhog_object_detector.__getstate__()[0]``, ~155 kB);
+2. then, per request, server -> child: a face chip, ``(150, 150, 3)`` uint8 RGB, C order (67,500 bytes);
+   child -> server: its descriptor, ``(128,)`` float64, native byte order (1,024 bytes);
+
+until stdin closes. One request at a time (a lock); if the child cannot be started or dies,
+:meth:`EmbeddingProcess.descriptor` and :meth:`EmbeddingProcess.detector_state` return None from then on (one
+warning) and the caller works in-process (the same results, only slower for the other threads).
 """
 
 from __future__ import annotations
@@ -20,14 +34,18 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import dlib
 
 CHIP_SIZE = 150       # dlib's face chip for its ResNet (get_face_chip's default size)
 CHIP_PADDING = 0.25   # compute_face_descriptor's default padding
 CHIP_BYTES = CHIP_SIZE * CHIP_SIZE * 3
 DESCRIPTOR_BYTES = 128 * 8
+LENGTH_BYTES = 8      # the detector serialization's length prefix: little-endian unsigned
 
 _LOG = logging.getLogger(__name__)
 
@@ -46,8 +64,8 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
 class EmbeddingProcess:
     """A child process running dlib's identity network on face chips (see the module docstring).
 
-    Thread-safe: requests are answered one at a time. Started on construction (the child loads its model
-    while the server starts); :meth:`close` stops it.
+    Thread-safe: requests are answered one at a time. Started on construction (the child builds the HOG
+    detector and loads its model while the server starts); :meth:`close` stops it.
     """
 
     def __init__(self, model_file: Path) -> None:
@@ -55,6 +73,7 @@ class EmbeddingProcess:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._failed = False
+        self._detector_state: bytes | None = None  # the child's first message, once read
         with self._lock:
             self._start()
 
@@ -67,7 +86,8 @@ class EmbeddingProcess:
             self._give_up(f"cannot start it ({error})")
 
     def _give_up(self, why: str) -> None:
-        _LOG.warning("identity embeddings run in the server process from now on: the embedding process %s", why)
+        _LOG.warning("the HOG detector is built and identity embeddings run in the server process from now on: "
+                     "the embedding process %s", why)
         self._failed = True
         self._stop()
 
@@ -84,6 +104,36 @@ class EmbeddingProcess:
             process.kill()
             process.wait()
 
+    def _read_detector_state(self, process: subprocess.Popen[bytes]) -> bytes | None:
+        """The child's first message (the lock held): the detector's serialization, read once; None (and the
+        process given up) when it cannot be read."""
+        if self._detector_state is None:
+            assert process.stdout is not None
+            try:
+                prefix = _read_exactly(process.stdout, LENGTH_BYTES)
+                size = int.from_bytes(prefix, "little") if len(prefix) == LENGTH_BYTES else -1
+                state = _read_exactly(process.stdout, size) if size > 0 else b""
+            except (OSError, ValueError) as error:
+                self._give_up(f"failed ({error})")
+                return None
+            if size <= 0 or len(state) != size:
+                self._give_up(f"ended (exit status {process.poll()})")
+                return None
+            self._detector_state = state
+        return self._detector_state
+
+    def detector_state(self) -> bytes | None:
+        """dlib's serialization of ``dlib.get_frontal_face_detector()`` as the child built it (waits for it), or
+        None when the process is not available (the caller builds the detector in-process).
+
+        ``fhog_object_detector.__setstate__((state,))`` on a new instance rebuilds the detector (see
+        :func:`detector_from_state`)."""
+        with self._lock:
+            process = self._process
+            if self._failed or process is None or process.stdout is None:
+                return None
+            return self._read_detector_state(process)
+
     def descriptor(self, chip: np.ndarray) -> np.ndarray | None:
         """The ``(128,)`` float64 descriptor of a ``(150, 150, 3)`` uint8 RGB face chip, or None when the
         process is not available (the caller computes it in-process)."""
@@ -93,6 +143,8 @@ class EmbeddingProcess:
         with self._lock:
             process = self._process
             if self._failed or process is None or process.stdin is None or process.stdout is None:
+                return None
+            if self._read_detector_state(process) is None:  # (the child's first message comes first)
                 return None
             try:
                 process.stdin.write(data.tobytes())
@@ -119,12 +171,26 @@ class EmbeddingProcess:
             self._stop()
 
 
-def main(argv: list[str]) -> int:
-    """The child: descriptors for the chips on stdin, until it closes."""
+def detector_from_state(state: bytes) -> dlib.fhog_object_detector:
+    """The HOG detector rebuilt from its serialization (:meth:`EmbeddingProcess.detector_state`), ~2 ms: what
+    unpickling a dlib detector does, without unpickling."""
     import dlib
 
-    encoder = dlib.face_recognition_model_v1(argv[0])
+    detector = dlib.fhog_object_detector.__new__(dlib.fhog_object_detector)
+    detector.__setstate__((state,))
+    return detector
+
+
+def main(argv: list[str]) -> int:
+    """The child: the HOG detector's serialization first, then descriptors for the chips on stdin, until it
+    closes (see the module docstring)."""
+    import dlib
+
     source, sink = sys.stdin.buffer, sys.stdout.buffer
+    (state,) = dlib.get_frontal_face_detector().__getstate__()
+    sink.write(len(state).to_bytes(LENGTH_BYTES, "little") + state)
+    sink.flush()
+    encoder = dlib.face_recognition_model_v1(argv[0])
     while True:
         data = _read_exactly(source, CHIP_BYTES)
         if len(data) < CHIP_BYTES:
