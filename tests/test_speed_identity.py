@@ -302,3 +302,223 @@ def test_plate_crops_are_stored_as_half_floats_only_when_exact(two_frames: tuple
     payload = plate_crop_payload(full)
     assert list(payload) == ["rgb"] and _same_bits(plate_crop_rgb(payload), full)
     assert _same_bits(plate_crop_rgb({"rgb": full}), full)  # crops stored before (float32) read as they were
+
+
+# --- the classical swap's model stage on a window of the crop ------------------------------------------------
+
+def reference_swap_model(target: np.ndarray, target_landmarks: np.ndarray, source, params, small: float):
+    """swap_model as it was before it worked on a window: every image operation on the whole crop."""
+    from scipy.spatial import Delaunay
+
+    from inference_server.compositing.classical_output import (
+        FLAG_SHADING,
+        FLAG_SOURCE_SKIN,
+        FLAG_TARGET_SKIN,
+        SwapModelOutput,
+    )
+    from inference_server.compositing.colour import luminance
+    from inference_server.compositing.masks import (
+        MAX_DISTANCE,
+        face_polygon,
+        inside_distance,
+        signed_distance,
+    )
+    from inference_server.faces.geometry import (
+        INNER_MOUTH,
+        affine_fit,
+        apply_affine,
+        invert_affine,
+        similarity_fit,
+    )
+    from inference_server.faces.pose import head_pose, pose_distance
+    from inference_server.plates.colour import clip_unit, srgb_decode, srgb_encode
+    from inference_server.swap.geometry import (
+        ALIGN_POINTS,
+        destination_shape,
+        mouth_opening,
+        untangle,
+    )
+    from inference_server.swap.model import (
+        _box_of,
+        _close_mouth,
+        _prefiltered_source,
+        below_brows,
+    )
+    from inference_server.swap.params import SMALL_FACE_ERODE
+    from inference_server.swap.sharpness import match_sharpness
+
+    small = float(np.clip(small, 0.0, 1.0))
+    reach = 1.0 - small
+    tgt = clip_unit(target.astype(np.float32, copy=False))
+    h, w = tgt.shape[:2]
+    T = np.asarray(target_landmarks, np.float64).reshape(68, 2)
+    size = face_size(T)
+    S0 = np.asarray(source.landmarks, np.float64)
+    A0 = similarity_fit(S0[ALIGN_POINTS], T[ALIGN_POINTS])
+    scale = float(np.sqrt(abs(np.linalg.det(A0[:, :2]))))
+    src_img, S = _prefiltered_source(source, scale)
+    if params.keep_mouth_interior and mouth_opening(S) > params.mouth_open_threshold:
+        src_img = _close_mouth(src_img, S)
+    A = similarity_fit(S[ALIGN_POINTS], T[ALIGN_POINTS])
+    pose_gap = pose_distance(head_pose(S), head_pose(T))
+    beta = float(np.clip((pose_gap - params.pose_tolerance) / params.pose_range, 0.0, 1.0))
+    S_al = apply_affine(A, S)
+    if beta > 0:
+        A_aff = affine_fit(S[ALIGN_POINTS], T[ALIGN_POINTS])
+        S_al = (1.0 - beta) * S_al + beta * apply_affine(A_aff, S)
+    mouth_open = params.keep_mouth_interior and mouth_opening(T) > params.mouth_open_threshold
+    D = destination_shape(S_al, T, params.jaw_weight * (1.0 - beta), "target_opening" if mouth_open else "follow")
+    anchors_t = warp.boundary_anchors(np.concatenate([T, D]), 1.8)
+    anchors_s = apply_affine(invert_affine(A), anchors_t)
+    ctrl_t = np.concatenate([T, anchors_t])
+    tri = Delaunay(ctrl_t).simplices
+    D = untangle(np.concatenate([D, anchors_t]), ctrl_t, tri)[:68]
+    tps = warp.ThinPlateSpline.fit(np.concatenate([D, anchors_t]), np.concatenate([S, anchors_s]),
+                                   params.tps_regularisation)
+    mx, my = warp.remap_grid(tps, (h, w), max(1, int(params.grid_step)))
+    warped = cv2.remap(src_img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    sh, sw = src_img.shape[:2]
+    inside_src = ((mx >= 0) & (mx <= sw - 1) & (my >= 0) & (my <= sh - 1)).astype(np.uint8)
+    src_lin = srgb_decode(warped)
+    tgt_lin = srgb_decode(tgt)
+    skin_d = zones.skin_mask((h, w), D)
+    skin_t = zones.skin_mask((h, w), T)
+    src_light, tgt_light = np.cbrt(luminance(src_lin)), np.cbrt(luminance(tgt_lin))
+    forehead: float | np.ndarray = params.forehead * reach
+    if params.adaptive_forehead and reach > 0.0:
+        full = np.ones((h, w), np.uint8)
+        ext_s = zones.forehead_extent(src_light, inside_src, D, params.forehead, skin=skin_d)
+        ext_t = zones.forehead_extent(tgt_light, full, T, params.forehead, skin=skin_t)
+        forehead = np.maximum(np.minimum(ext_s, ext_t), 0.04) * reach
+    allowed = zones.allowed_zone((h, w), T, params.forehead * reach, params.grow * reach) & inside_src
+    if small > 0.0:
+        allowed &= below_brows((h, w), T, reach * (params.forehead + params.grow) * size)
+    hard = polygon_mask((h, w), face_polygon(D, forehead, convex=False)) & allowed
+    if small > 0.0:
+        hard = (inside_distance(hard) > small * SMALL_FACE_ERODE * size).astype(np.uint8)
+    keep: np.ndarray = np.ones((h, w), np.float32)
+    if params.occlusion:
+        outer = hard & (1 - zones.features_hull((h, w), T, 0.04)) & (1 - zones.features_hull((h, w), D, 0.04))
+        like = np.minimum(zones.skin_likeness(src_light, skin_d & inside_src), zones.skin_likeness(tgt_light, skin_t))
+        like = np.where(outer > 0, like, 1.0).astype(np.float32)
+        keep = cv2.GaussianBlur(like, (0, 0), max(1.0, 0.02 * size))
+    hole = np.zeros((h, w), np.float32)
+    if mouth_open:
+        hard_hole = polygon_mask((h, w), cv2.convexHull(T[INNER_MOUTH].astype(np.float32)).reshape(-1, 2))
+        sigma = max(0.7, 0.01 * size)
+        k = 2 * int(np.ceil(1.5 * sigma)) + 1
+        grown = cv2.dilate(hard_hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        hole = np.clip(cv2.GaussianBlur(grown.astype(np.float32), (0, 0), sigma), 0.0, 1.0)
+        keep = keep * (1.0 - hole)
+    src_skin = skin_d & inside_src
+    tgt_skin = skin_t
+    if np.count_nonzero(src_skin) < 16 or np.count_nonzero(tgt_skin) < 16:
+        src_skin = tgt_skin = hard.copy()
+    band = 0.8 * float(np.min(forehead))
+    both = zones.skin_mask((h, w), D, band) & zones.skin_mask((h, w), T, band) & inside_src
+    if params.match_sharpness:
+        src_lin = match_sharpness(src_lin, tgt_lin, src_skin.astype(np.float32), tgt_skin.astype(np.float32))
+        warped = srgb_encode(src_lin)
+    flags = (src_skin * FLAG_SOURCE_SKIN) | (tgt_skin * FLAG_TARGET_SKIN) | (both * FLAG_SHADING)
+    y0, x0, y1, x1 = _box_of(allowed)
+    win = (slice(y0, y1), slice(x0, x1))
+    lim = MAX_DISTANCE
+    return SwapModelOutput(
+        crop_hw=np.array([h, w], np.int32),
+        box=np.array([y0, x0, y1, x1], np.int32),
+        source=np.ascontiguousarray(warped[win], dtype=np.float16),
+        edge_distance=np.clip(signed_distance(hard), -lim, lim)[win].astype(np.float16),
+        allowed_distance=np.clip(inside_distance(allowed), 0.0, lim)[win].astype(np.float16),
+        keep=np.clip(keep, 0.0, 1.0)[win].astype(np.float16),
+        mouth_interior=hole[win].astype(np.float16),
+        flags=np.ascontiguousarray(flags[win].astype(np.uint8)),
+        destination=D.astype(np.float32),
+        settings=np.array([size, params.feather * size, params.edge_match * size, params.shading_degree],
+                          np.float32),
+    )
+
+
+MODEL_FIELDS = ("source", "edge_distance", "allowed_distance", "keep", "mouth_interior", "flags", "destination",
+                "settings", "box", "crop_hw")
+
+
+def test_thin_plate_spline_wanted_rows_and_remap_windows_are_bit_identical() -> None:
+    rng = np.random.default_rng(11)
+    for n, m in ((84, 30000), (100, 8192 * 3 + 17)):
+        src = rng.random((n, 2)) * 900.0
+        fn = warp.ThinPlateSpline.fit(src, src + rng.normal(0.0, 6.0, (n, 2)), 1e-3)
+        pts = rng.random((m, 2)) * 1000.0
+        whole = fn(pts)
+        for wanted in (rng.random(m) < 0.3, np.arange(m) % 8192 < 100, np.arange(m) >= m - 5):
+            got = fn(pts, wanted)
+            assert np.array_equal(got[wanted], whole[wanted]) and np.isnan(got[~wanted]).all()
+    # (a block's rows do depend on the block's shape: the same rows evaluated on their own differ)
+    assert not all(np.array_equal(fn(pts[i:i + 100]), whole[i:i + 100]) for i in range(0, 3000, 100))
+    for h, w in ((1009, 1024), (301, 517)):
+        mx, my = warp.remap_grid(fn, (h, w), 4)
+        for window in ((0, 0, h, w), (120, 64, h * 2 // 3, w * 3 // 4), (4, 128, h, w), (h - 9, w - 16, h, w - 3)):
+            y0, x0, y1, x1 = window
+            x0 -= x0 % 4
+            wx, wy = warp.remap_grid(fn, (h, w), 4, (y0, x0, y1, x1))
+            assert _same_bits(wx, mx[y0:y1, x0:x1]) and _same_bits(wy, my[y0:y1, x0:x1])
+
+
+@pytest.fixture(scope="module")
+def swap_cases(faces_dir: Path, dlib_models) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, crop, landmarks): a frontal face with an open mouth (Obama), a wide open mouth (lp_d9), a face
+    turned ~30 degrees (if_t1), a closed mouth (two_people), a large face (Tom Cruise), a tiny photo (the
+    window is the whole crop), and crops cut so the face touches the crop's borders (windows clipped)."""
+    out = []
+    for name, index in (("fr_obama.jpg", 0), ("lp_d9.jpg", 0), ("if_t1.jpg", 0), ("fr_two_people.jpg", 0),
+                        ("dlib_tom_cruise.jpg", 0), ("dlib_lfw_john_salley.jpg", 0), ("lp_d12.jpg", 0)):
+        rgb8 = load_rgb8(faces_dir / name)
+        landmarks = dlib_models.detect(rgb8)[index].landmarks
+        crop, lm, _ = crop_target(rgb8, landmarks)
+        out.append((name, crop, lm))
+        if name in ("fr_obama.jpg", "lp_d12.jpg", "if_t1.jpg"):  # cut through the face on two sides
+            lo = np.floor(lm.min(axis=0)).astype(int)
+            hi = np.ceil(lm.max(axis=0)).astype(int)
+            y0, x1 = lo[1] + (hi[1] - lo[1]) // 5, hi[0] - (hi[0] - lo[0]) // 6
+            out.append((name + " cut", np.ascontiguousarray(crop[y0:, :x1]), lm - np.array([0, y0], np.float32)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def swap_sources(faces_dir: Path, dlib_models) -> list:
+    from inference_server.faces.sources import prepare_sources
+
+    return prepare_sources([("biden", load_rgb8(faces_dir / "fr_biden2.jpg")),
+                            ("open mouth", load_rgb8(faces_dir / "lp_d9.jpg"))], dlib_models)
+
+
+def test_the_model_stage_on_a_window_equals_the_whole_crop_formulation(swap_cases, swap_sources) -> None:
+    from inference_server.swap import SwapParams, swap_model
+    from inference_server.swap.geometry import mouth_opening
+    from inference_server.swap.model import work_window
+
+    default = SwapParams()
+    variants = [(default, 0.0), (default, 0.5), (default, 1.0),
+                (SwapParams(occlusion=False, adaptive_forehead=False), 0.0),
+                (SwapParams(keep_mouth_interior=False, match_sharpness=False, grow=0.0), 0.5)]
+    seen = {"windowed": 0, "clipped": 0, "whole": 0, "mouth": 0, "small": 0}
+    for name, crop, lm in swap_cases:
+        for params, small in (variants if "cut" in name or name == "fr_obama.jpg" else variants[:2]):
+            for source in (swap_sources if small == 0.0 else swap_sources[:1]):
+                expected = reference_swap_model(crop, lm, source, params, small)
+                got = swap_model(crop, lm, source, params, small)
+                for field in MODEL_FIELDS:
+                    a, b = getattr(got, field), getattr(expected, field)
+                    assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), \
+                        (name, params, small, field)
+                y0, x0, y1, x1 = work_window(crop.shape[:2], lm, expected.destination, params, small)
+                h, w = crop.shape[:2]
+                seen["whole"] += (y0, x0, y1, x1) == (0, 0, h, w)
+                seen["windowed"] += (y1 - y0) * (x1 - x0) < 0.8 * h * w
+                seen["clipped"] += (y1 - y0) * (x1 - x0) < h * w and (y0 == 0 or x0 == 0 or y1 == h or x1 == w)
+                seen["mouth"] += bool(expected.mouth_interior.any())
+                seen["small"] += int(small > 0.0 and expected.box[2] > expected.box[0])
+                assert expected.keep.size > 0 and float(expected.keep.min()) < 1.0 or not params.occlusion
+        if name == "lp_d9.jpg":
+            assert mouth_opening(lm) > default.mouth_open_threshold
+    assert min(seen.values()) >= 1, seen
+    assert seen["windowed"] >= 10, seen

@@ -8,6 +8,9 @@ import numpy as np
 
 from ..compositing.colour import luminance
 
+SIGMAS = (0.6, 0.9, 1.3, 1.8, 2.5, 3.5)
+"""The blurs :func:`match_sharpness` tries, in px, weakest first."""
+
 
 def detail_level(lin: np.ndarray, weight: np.ndarray) -> float:
     """Fine-detail energy of an image region: weighted RMS of the Laplacian of log luminance."""
@@ -20,7 +23,7 @@ def detail_level(lin: np.ndarray, weight: np.ndarray) -> float:
 
 
 def match_sharpness(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray, tgt_w: np.ndarray,
-                    sigmas: tuple[float, ...] = (0.6, 0.9, 1.3, 1.8, 2.5, 3.5)) -> np.ndarray:
+                    sigmas: tuple[float, ...] = SIGMAS) -> np.ndarray:
     """Blur the source (Gaussian, sigma from ``sigmas`` in px) until its fine detail is no stronger than
     the target's, so a sharp face does not sit on a soft plate. Never sharpens."""
     want = detail_level(tgt_lin, tgt_w)

@@ -3,6 +3,13 @@ skin, the hairline above the brows and hair over the face's sides.
 
 Hard masks are (h, w) uint8 0/1, soft ones (h, w) float32 in [0, 1], on the target crop grid. The mask
 toolkit they are built from (polygons, face outline) is :mod:`inference_server.compositing.masks`.
+
+A grid may also be a window of the crop: ``origin`` ``(y0, x0)`` is then the crop pixel of its top-left
+pixel, and ``shape_hw`` its size. Landmarks stay in crop pixels: every point is derived from them exactly as
+on the whole crop and only then moved by the whole-pixel ``origin`` (:func:`on_grid`), so a polygon covers
+the same pixels in the window as in the crop. When a function's result on a window equals the crop's result
+cut to that window is said in its docstring (the caller, :func:`~.model.swap_model`, chooses windows that
+hold everything those conditions ask for).
 """
 
 from __future__ import annotations
@@ -14,10 +21,24 @@ from ..compositing.masks import face_polygon, forehead_points, polygon_mask
 from ..faces.geometry import BROWS, face_size
 
 
-def allowed_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float, grow: float) -> np.ndarray:
-    """Hard (h, w) uint8 zone the swap may touch: the target face polygon grown by ``grow`` x face size."""
+def on_grid(points: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """(k, 2) crop-pixel points moved onto a grid whose top-left pixel is crop pixel ``origin`` (y0, x0).
+
+    Exact (no rounding) when ``origin`` is (0, 0) or no point lies left of or above it, which every window
+    :func:`~.model.swap_model` uses satisfies: a whole number subtracted from a float no smaller than it
+    leaves a multiple of that float's last place no larger than it. So the 1/16 px rounding of
+    :func:`~inference_server.compositing.masks.polygon_mask` moves by exactly 16 x the origin."""
+    return points - np.array([origin[1], origin[0]], np.float64)
+
+
+def allowed_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float, grow: float,
+                 origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Hard (h, w) uint8 zone the swap may touch: the target face polygon grown by ``grow`` x face size.
+
+    On a window (``origin``) holding the whole polygon the crop's zone cut to the window: the dilation's
+    border counts as empty, as the crop's pixels outside the polygon are."""
     p = np.asarray(landmarks, np.float64)
-    hard = polygon_mask(shape_hw, face_polygon(p, forehead))
+    hard = polygon_mask(shape_hw, on_grid(face_polygon(p, forehead), origin))
     k = int(2 * grow * face_size(p)) | 1
     if k > 1:
         hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -68,7 +89,8 @@ def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float 
 
 
 def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndarray, max_height: float,
-                    step: float = 0.03, darker: float = 0.8, skin: np.ndarray | None = None) -> np.ndarray:
+                    step: float = 0.03, darker: float = 0.8, skin: np.ndarray | None = None,
+                    origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """How far (x face size) bare skin reaches above each brow before hair (or the image edge) starts.
 
     For each side of the face separately, walks up from just above the brow in bands ``step`` high;
@@ -80,12 +102,20 @@ def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndar
         valid: (h, w) uint8 1 where the image has real pixels.
         landmarks: (68, 2) face landmarks on the same grid.
         max_height: upper bound returned when no hairline is found.
-        skin: ``skin_mask(lightness.shape, landmarks)`` when the caller has it already.
+        skin: ``skin_mask(lightness.shape, landmarks)`` when the caller has it already (required on a
+            window: the crop's mask cut to it).
+        origin: crop pixel (y0, x0) of the grid's top-left when the grid is a window of the crop. The
+            result is the crop's when the window holds every non-zero pixel of ``skin`` and every pixel of
+            the crop within 1 px of the bands' points (up to ``max_height``): then each band's pixel window
+            (clipped to the crop or to the window alike), its pixels, their order and so the counts and
+            medians are the crop's; an image edge is the crop's edge in both.
     Returns:
         (10,) float64 heights for the brow points 17..26 (the 5 of each side share one value).
     """
     shape = lightness.shape
     out = np.full(len(BROWS), float(max_height))
+    if skin is None and origin != (0, 0):
+        raise ValueError("forehead_extent on a window needs the window's skin mask")
     cheeks = (skin_mask(shape, landmarks) if skin is None else skin) & valid
     if np.count_nonzero(cheeks) < 8:
         return out
@@ -96,7 +126,7 @@ def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndar
         while t < max_height:
             lo = forehead_points(p, t)[side]
             hi = forehead_points(p, min(t + step, max_height))[side]
-            polygon = np.concatenate([lo, hi[::-1]])
+            polygon = on_grid(np.concatenate([lo, hi[::-1]]), origin)
             y0, x0, y1, x1 = _window(shape, polygon, 1)  # the band's pixels, drawn on its own window
             if y1 <= y0 or x1 <= x0:  # the band lies outside the grid: no pixel of it
                 break
@@ -111,10 +141,15 @@ def forehead_extent(lightness: np.ndarray, valid: np.ndarray, landmarks: np.ndar
     return out
 
 
-def features_hull(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float) -> np.ndarray:
-    """Hard (h, w) uint8 hull of brows, eyes, nose and mouth, dilated by ``grow`` x face size."""
+def features_hull(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float,
+                  origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Hard (h, w) uint8 hull of brows, eyes, nose and mouth, dilated by ``grow`` x face size.
+
+    On a window (``origin``) holding landmarks 17..67, the crop's hull cut to the window (as
+    :func:`allowed_zone`)."""
     p = np.asarray(landmarks, np.float64)
-    m = polygon_mask(shape_hw, cv2.convexHull(p[17:68].astype(np.float32)).reshape(-1, 2))
+    hull = cv2.convexHull(p[17:68].astype(np.float32)).reshape(-1, 2)
+    m = polygon_mask(shape_hw, on_grid(hull.astype(np.float64), origin))
     k = int(2 * grow * face_size(p)) | 1
     return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) if k > 1 else m
 
