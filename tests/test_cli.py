@@ -106,3 +106,35 @@ def test_building_the_command_line_loads_no_client_and_no_server() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["[]", "False"]
+
+
+_SPAWN_PROBE = """
+import subprocess, sys
+def spawned(self, args, *rest, **options):
+    if "serve" in args:  # the private server: report what this process had loaded, and stop there
+        print("spawned", sorted(m for m in ("grpc", "facebridge_wire.v1.facebridge_pb2",
+                                            "facebridge.client.grpc_client") if m in sys.modules))
+        raise SystemExit(0)
+    raise AssertionError(args)
+subprocess.Popen.__init__ = spawned
+from facebridge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_process_spawns_its_private_server_before_loading_grpc(tmp_path: Path) -> None:
+    """The private server starts (~2 s) while the client imports its gRPC side (~0.2 s), not after it; the
+    arguments are still checked first: a run that fails on them starts no server and says the same."""
+    for k in (1, 2):
+        (tmp_path / f"plate.{k:04d}.exr").write_bytes(b"")  # listed, not read, before the server starts
+    args = ["process", "--source", str(tmp_path / "face.jpg"), "--output", str(tmp_path / "out" / "o.####.exr"),
+            "--progress", "none"]
+    proc = subprocess.run([sys.executable, "-c", _SPAWN_PROBE, *args, "--input", str(tmp_path / "plate.####.exr")],
+                          capture_output=True, text=True, timeout=60, env=_env(tmp_path), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "spawned []", proc.stdout
+    assert (tmp_path / "out").is_dir()  # (the output folder exists before the server is allowed it)
+    proc = subprocess.run([sys.executable, "-c", _SPAWN_PROBE, *args, "--input", str(tmp_path / "none.####.exr")],
+                          capture_output=True, text=True, timeout=60, env=_env(tmp_path), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "spawned" not in proc.stdout
+    assert proc.stderr.strip() == f"facebridge: error: no files match '{tmp_path / 'none.####.exr'}'"

@@ -28,6 +28,7 @@ from facebridge.settings import RenderParams
 from .channel import open_channel
 from .errors import ClientError
 from .input_buffer import BufferPool, InputChanged, InputFile
+from .jobs import AnalyseOutcome, FrameJob, FrameOutcome
 from .params import to_proto
 from .result_writer import QueuedWriter
 
@@ -59,48 +60,6 @@ def _mapped(exc: grpc.RpcError, what: str, address: str) -> ClientError:
         return ClientError(f"server {address} refused {what}: not authenticated (the token is read from "
                            f"{token_lookup(os.environ)}; it must be the server's)")
     return ClientError(f"{what}: {detail}", retryable=code in _RETRYABLE)
-
-
-@dataclass(frozen=True)
-class FrameJob:
-    """One frame to process: read ``input_path``, write the result to ``output_path``."""
-
-    frame_number: int
-    input_path: str
-    output_path: str
-
-
-@dataclass(frozen=True)
-class FrameOutcome:
-    frame_number: int
-    status: str  # ok | warning | failed
-    kind: str
-    message: str
-    input_path: str
-    output_path: str
-    faces: list[dict[str, Any]] = field(default_factory=list)  # QC dicts, as PreviewResult.faces
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    analysed: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
-
-
-@dataclass(frozen=True)
-class AnalyseOutcome:
-    frame_number: int
-    status: str  # ok | failed
-    kind: str
-    message: str
-    cut: int
-    keyframe: bool
-    replayed: bool
-    tracks: list[int]
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,10 @@ class LocalServer:
         self.token = new_token()
         self._process: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> "LocalServer":
+    def spawn(self) -> None:
+        """Start the server's process without waiting for it (``with`` waits for its address); once only."""
+        if self._process is not None:
+            return
         command = [sys.executable, "-m", "facebridge", "serve", "--host", "127.0.0.1", "--port", "0",
                    "--device", self.device]
         if self.audit_log is not None:
@@ -65,6 +68,10 @@ class LocalServer:
             command.append("--allow-unverified")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                                          env={**os.environ, ENV_TOKEN: self.token})
+
+    def __enter__(self) -> "LocalServer":
+        self.spawn()
+        assert self._process is not None
         stdout = cast(IO[str], self._process.stdout)  # a pipe (stdout=PIPE), never None
         line_holder: list[str] = []
         reader = threading.Thread(target=lambda: line_holder.append(stdout.readline()), daemon=True)

@@ -58,9 +58,11 @@ def render_params(args: argparse.Namespace) -> RenderParams:
     Raises:
         SettingError: a bad value, naming the setting; or an unreadable preset.
     """
-    from .params import load_preset  # the preset reader is part of the client (it imports the wire)
+    base = RenderParams()
+    if getattr(args, "preset", None):
+        from .params import load_preset  # the preset reader is part of the client (it imports the wire)
 
-    base = load_preset(args.preset) if getattr(args, "preset", None) else RenderParams()
+        base = load_preset(args.preset)
     return base.with_overrides(given_settings(args))
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from .grpc_client import AnalyseOutcome, FrameOutcome
+from .jobs import AnalyseOutcome, FrameOutcome
 from .options import PROGRESS_MODES
 
 MODES = PROGRESS_MODES

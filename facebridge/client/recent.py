@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .grpc_client import write_atomic
+from facebridge.files import write_atomic
 
 FILE_NAME = "recent_shots.json"
 MAX_SHOTS = 200

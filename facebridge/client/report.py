@@ -7,7 +7,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .grpc_client import FrameOutcome, write_atomic
+from facebridge.files import write_atomic
+
+from .jobs import FrameOutcome
 
 
 def frame_entry(outcome: FrameOutcome) -> dict[str, object]:
