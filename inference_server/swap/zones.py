@@ -52,6 +52,50 @@ def _window(shape_hw: tuple[int, int], points: np.ndarray, margin: int) -> tuple
     return (max(0, int(lo[1])), max(0, int(lo[0])), min(shape_hw[0], int(hi[1])), min(shape_hw[1], int(hi[0])))
 
 
+def _nonzero_box(mask: np.ndarray, grow: int) -> tuple[int, int, int, int] | None:
+    """``(y0, x0, y1, x1)``: the bounding box of ``mask``'s non-zero pixels grown by ``grow`` px, clipped to
+    the mask; None when it has none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return (max(0, int(rows[0]) - grow), max(0, int(cols[0]) - grow),
+            min(h, int(rows[-1]) + 1 + grow), min(w, int(cols[-1]) + 1 + grow))
+
+
+def _ellipse(size: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _eroded(mask: np.ndarray, size: int) -> np.ndarray:
+    """``cv2.erode(mask, ellipse(size))`` of a hard uint8 mask, computed on the box of its non-zero pixels
+    grown by 1 px only (0 elsewhere, as the erosion leaves it). The same pixels: the erosion's border counts
+    as full, but an element reaching past that box from a pixel inside it first covers a pixel of the empty
+    1 px ring (each row of the elliptic element is a run centred on its column, no shorter than the rows
+    farther from its centre, and likewise each column), which already empties that pixel; where the box is
+    clipped by the mask's edge, the edge is the whole mask's edge."""
+    box = _nonzero_box(mask, 1)
+    out = np.zeros_like(mask)
+    if box is not None:
+        y0, x0, y1, x1 = box
+        out[y0:y1, x0:x1] = cv2.erode(np.ascontiguousarray(mask[y0:y1, x0:x1]), _ellipse(size))
+    return out
+
+
+def _dilated_over(mask: np.ndarray, size: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``cv2.dilate(mask, ellipse(size))`` of a hard uint8 mask inside ``box`` (y0, x0, y1, x1), 0 elsewhere:
+    computed on the box grown by the element's reach, so each pixel of the box reads the same neighbours
+    (the border counts as empty, as the whole mask's does)."""
+    h, w = mask.shape
+    y0, x0, y1, x1 = box
+    r = size // 2
+    a0, b0, a1, b1 = max(0, y0 - r), max(0, x0 - r), min(h, y1 + r), min(w, x1 + r)
+    grown = cv2.dilate(np.ascontiguousarray(mask[a0:a1, b0:b1]), _ellipse(size))
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = grown[y0 - a0:y1 - a0, x0 - b0:x1 - b0]
+    return out
+
+
 def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float = 0.0) -> np.ndarray:
     """Hard (h, w) uint8 mask of cheek/nose skin: the landmark hull shrunk by 6% of the face size,
     without the eyes, brows and lips (each grown by a few percent of the face size); with
@@ -59,7 +103,9 @@ def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float 
 
     Computed inside the window that holds every drawn shape plus the structuring elements' reach (the
     rest of the grid is 0): the same pixels as on the whole grid, because drawing is translation-exact
-    for whole-pixel offsets and every pixel that can be non-zero sees only in-window neighbours."""
+    for whole-pixel offsets and every pixel that can be non-zero sees only in-window neighbours. Within
+    it, the erosion runs only around the hull and the holes' dilation only where the skin can be, which
+    gives the same pixels (:func:`_eroded`, :func:`_dilated_over`)."""
     p = np.asarray(landmarks, np.float64)
     s = face_size(p)
     e = int(0.12 * s) | 1
@@ -74,17 +120,18 @@ def skin_mask(shape_hw: tuple[int, int], landmarks: np.ndarray, forehead: float 
     q = p - np.array([x0, y0], np.float64)
     m = polygon_mask(shape, cv2.convexHull(q[:27].astype(np.float32)).reshape(-1, 2))
     # keep away from the outline, where background, hair and the jaw's shadow mix in
-    m = np.asarray(cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e))), np.uint8)
+    m = _eroded(m, e)
     holes = np.zeros(shape, np.uint8)
     for idx in (np.arange(36, 42), np.arange(42, 48), np.arange(48, 60)):
         holes |= polygon_mask(shape, cv2.convexHull(q[idx].astype(np.float32)).reshape(-1, 2))
     for idx in (np.arange(17, 22), np.arange(22, 27)):
         cv2.polylines(holes, [np.round(q[idx]).astype(np.int32)], False, 1, thickness=max(1, int(0.06 * s)))
-    holes = np.asarray(cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))), np.uint8)
     if band is not None:  # a band above the brows
         shifted = band - np.array([x0, y0], np.float64)
         m |= polygon_mask(shape, cv2.convexHull(shifted.astype(np.float32)).reshape(-1, 2))
-    out[y0:y1, x0:x1] = m & (1 - holes)
+    skin = _nonzero_box(m, 0)
+    if skin is not None:  # the grown holes count only where the skin is (0 elsewhere either way)
+        out[y0:y1, x0:x1] = m & (1 - _dilated_over(holes, k, skin))
     return out
 
 
