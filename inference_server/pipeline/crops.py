@@ -30,6 +30,28 @@ class Box(NamedTuple):
     def height(self) -> int:
         return self.y1 - self.y0
 
+    @property
+    def is_empty(self) -> bool:
+        return self.x1 <= self.x0 or self.y1 <= self.y0
+
+
+def union(a: Box, b: Box) -> Box:
+    """The smallest box holding both (an empty box adds nothing)."""
+    if a.is_empty:
+        return b
+    if b.is_empty:
+        return a
+    return Box(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1))
+
+
+def intersection(a: Box, b: Box) -> Box:
+    """The pixels in both (empty when they do not overlap)."""
+    return Box(max(a.x0, b.x0), max(a.y0, b.y0), min(a.x1, b.x1), min(a.y1, b.y1))
+
+
+def contains(outer: Box, inner: Box) -> bool:
+    return outer.x0 <= inner.x0 and outer.y0 <= inner.y0 and inner.x1 <= outer.x1 and inner.y1 <= outer.y1
+
 
 def face_crop_box(landmarks: np.ndarray, frame_hw: tuple[int, int], margin: float = 0.6) -> Box:
     """Box around a face: the landmarks' bounding box grown by ``margin`` x its size on each side

@@ -30,7 +30,7 @@ from ..compositing.regions import soft_parsed_masks
 from ..faces.geometry import face_size
 from ..faces.sources import SourceFace, choose_source_index
 from ..temporal.source_plan import SourceMix
-from .crops import Box, exposure_scale
+from .crops import Box, exposure_scale, union
 from .memos import RenderMemos
 from .settings import RenderSettings
 from .small_faces import small_face_strength
@@ -184,12 +184,30 @@ class Processed:
     hit: bool
     fp32_fallback: bool
     keeps_plate: bool  # an aligned stage: the face is the plate plus the model's change
+    reach: Box         # frame pixels outside which the mask is 0 whatever the controls (:func:`reach_box`)
     occlusion: np.ndarray | None = None  # (h, w) float32 frame-size keep-mask of an occluder (1 = face seen)
 
     def change(self, crop: np.ndarray) -> np.ndarray:
         """What temporal stabilisation averages: the change to the plate for an aligned stage (the plate's
         own grain stays its own), the face itself for the classical swap (which replaces the plate)."""
         return self.face - finite(crop) if self.keeps_plate else self.face
+
+
+def reach_box(output_box: np.ndarray, work: WorkingCrop) -> Box:
+    """The frame-pixel box outside which a rendered face's mask is 0 whatever the compositing controls (nothing
+    of the face reaches the frame there): the model output's work box (``(y0, x0, y1, x1)`` on the working
+    crop; every mask a stage's output gives is 0 outside it) mapped to the crop's frame size, grown by the
+    reach of the resize to frame size (2 working pixels, the bicubic taps) and clipped to the crop box
+    ``work.box``. Empty (x1 <= x0) when the work box is."""
+    y0, x0, y1, x1 = (int(v) for v in output_box)
+    if y1 <= y0 or x1 <= x0:
+        return Box(work.box.x0, work.box.y0, work.box.x0, work.box.y0)
+    hw, ww = work.linear.shape[:2]
+    sx, sy = work.size[0] / ww, work.size[1] / hw
+    pad_x, pad_y = 2 * int(np.ceil(sx)) + 1, 2 * int(np.ceil(sy)) + 1
+    b = work.box
+    return Box(max(b.x0, b.x0 + int(np.floor(x0 * sx)) - pad_x), max(b.y0, b.y0 + int(np.floor(y0 * sy)) - pad_y),
+               min(b.x1, b.x0 + int(np.ceil(x1 * sx)) + pad_x), min(b.y1, b.y0 + int(np.ceil(y1 * sy)) + pad_y))
 
 
 def replaces_face(stage: Stage) -> bool:
@@ -212,7 +230,8 @@ def mixed(first: Processed, second: Processed, weight: float, crop: np.ndarray) 
     face = plate + np.where(live[..., None], change / np.where(live, mask, 1.0)[..., None], 0.0)
     return Processed(first.work, (second if weight > 0.5 else first).source, face.astype(np.float32),
                      np.clip(mask, 0.0, 1.0).astype(np.float32), first.hit and second.hit,
-                     first.fp32_fallback or second.fp32_fallback, first.keeps_plate, first.occlusion)
+                     first.fp32_fallback or second.fp32_fallback, first.keeps_plate,
+                     union(first.reach, second.reach), first.occlusion)
 
 
 def _keep_to_frame_size(keep: np.ndarray, work: WorkingCrop) -> np.ndarray:
@@ -304,8 +323,9 @@ class FaceRenderer:
         if memos is not None:
             done = memos.composited.get((key, controls))
             if done is not None:  # the model ran before: a cache hit
-                return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]),
-                                 done[3] if len(done) > 3 else None)
+                reach = Box(*(int(v) for v in done[3]))
+                return Processed(work, source, done[0], done[1], True, bool(done[2][0]), bool(done[2][1]), reach,
+                                 done[4] if len(done) > 4 else None)
         output, masks, hit = _model_output(work, source, settings, self.cache, key, small, identity)
         face, mask, fallback = self._composited(work, output, masks, controls, (key, colour_stage_key(controls)))
         # an aligned stage's change is resized, not its face: the plate keeps its full-resolution detail; a face
@@ -321,10 +341,12 @@ class FaceRenderer:
         if values.size:
             face = np.minimum(face, np.float32(values.max()))
         occlusion = None if masks.occlusion is None else readonly(_keep_to_frame_size(masks.occlusion, work))
+        reach = reach_box(output.box, work)
         if memos is not None:
-            memos.composited.put((key, controls), (readonly(face), readonly(mask), np.array([fallback, delta]))
+            memos.composited.put((key, controls), (readonly(face), readonly(mask), np.array([fallback, delta]),
+                                                   np.array(reach, np.int64))
                                  + ((occlusion,) if occlusion is not None else ()))
-        return Processed(work, source, face, mask, hit, fallback, delta, occlusion)
+        return Processed(work, source, face, mask, hit, fallback, delta, reach, occlusion)
 
     def _composited(self, work: WorkingCrop, output: ModelOutput, masks: _Masks,
                     controls: CompositeControls, stage_key: tuple[str, tuple[str, float, float]]

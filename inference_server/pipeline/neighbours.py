@@ -14,7 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from .crops import Box, face_crop_box
+from .crops import Box, contains, face_crop_box, intersection, union
 from .face_render import FaceRenderer, ModelCache, Processed
 from .settings import RenderSettings
 from .stabilise import Neighbour, reliable_flow_pair, stabilise_face
@@ -49,12 +49,28 @@ def pair_flow(plate_t: Callable[[], np.ndarray], plate_n: Callable[[], np.ndarra
     return payload[name].astype(np.float32), payload[f"{name}_reliability"].astype(np.float32)
 
 
-def _union(a: Box, b: Box) -> Box:
-    return Box(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1))
+FLOW_CONTEXT = 0.1  # the flow's area reaches this far (x its size) beyond where the two faces can change pixels
 
 
-def _contains(outer: Box, inner: Box) -> bool:
-    return outer.x0 <= inner.x0 and outer.y0 <= inner.y0 and inner.x1 <= outer.x1 and inner.y1 <= outer.y1
+def flow_area(reach_t: Box, reach_n: Box, bounds: Box) -> Box:
+    """The area the plate's flow between two neighbouring frames is computed over: the union of the boxes where
+    either frame's face can change pixels (:attr:`~.face_render.Processed.reach`), grown by ``FLOW_CONTEXT`` x
+    its larger side (at least 16 px) so the flow has context at the faces' edges, within ``bounds`` (the union
+    of the two faces' crop boxes, which the flow used to cover whole). Symmetric in the two frames, so both
+    compute the same area and share one cached flow computation."""
+    u = union(reach_t, reach_n)
+    grow = max(16, int(np.ceil(FLOW_CONTEXT * max(u.width, u.height))))
+    return intersection(Box(u.x0 - grow, u.y0 - grow, u.x1 + grow, u.y1 + grow), bounds)
+
+
+def _on_grid(values: np.ndarray, area: Box, box: Box) -> np.ndarray:
+    """``values`` ``(ha, wa, ...)`` over ``area`` placed on ``box``'s grid, 0 where ``area`` does not reach."""
+    out = np.zeros((box.height, box.width) + values.shape[2:], np.float32)
+    common = intersection(area, box)
+    if not common.is_empty:
+        out[common.y0 - box.y0:common.y1 - box.y0, common.x0 - box.x0:common.x1 - box.x0] = \
+            values[common.y0 - area.y0:common.y1 - area.y0, common.x0 - area.x0:common.x1 - area.x0]
+    return out
 
 
 def stabilised_face(done: Processed, crop: np.ndarray, box: Box, target: FaceTarget, frame_hash: str,
@@ -68,40 +84,40 @@ def stabilised_face(done: Processed, crop: np.ndarray, box: Box, target: FaceTar
         target: the face, with its neighbours' stored plates.
         frame_hash: frame t's content hash; ``frame_hw`` its size.
         plate: frame t's plate inside a box, ``(h, w, 3)`` float32 linear RGB (the flow to a neighbour is
-            computed over both faces' boxes).
+            computed over the area where either face can change pixels, :func:`flow_area`).
     Returns:
         (h, w, 3) float32 linear face over ``box``.
     """
     settings = renderer.settings
     neighbours = []
     for nb in target.neighbours:
-        neighbour = _neighbour(nb, box, frame_hw, frame_hash, renderer, plate)
+        neighbour = _neighbour(nb, box, done.reach, frame_hw, frame_hash, renderer, plate)
         if neighbour is not None:
             neighbours.append(neighbour)
     return stabilise_face(done.face, done.change(crop), done.mask, neighbours, settings.stabilise)
 
 
-def _neighbour(nb: NeighbourPlate, box: Box, frame_hw: tuple[int, int], frame_hash: str, renderer: FaceRenderer,
-               plate: Callable[[Box], np.ndarray]) -> Neighbour | None:
+def _neighbour(nb: NeighbourPlate, box: Box, reach: Box, frame_hw: tuple[int, int], frame_hash: str,
+               renderer: FaceRenderer, plate: Callable[[Box], np.ndarray]) -> Neighbour | None:
     """A neighbour's rendered change on its own crop with the flow to it, or None when its stored plate
-    does not cover this face's crop.
+    does not cover this face's crop or neither face changes a pixel.
 
-    The flow is the pair's (:func:`pair_flow`) over the union of the two faces' crop boxes when the
-    neighbour's stored plate covers that union, else over ``box`` alone. Which one depends only on the two
+    The flow is the pair's (:func:`pair_flow`) over :func:`flow_area` of this face's ``reach`` and the
+    neighbour's, within both faces' crop boxes and the neighbour's stored plate; on ``box``'s grid it is 0 and unreliable wherever that
+    area does not reach (no face of either frame can change a pixel there). The area depends only on the two
     faces, so a frame renders the same in any order."""
     cb = nb.crop_box
-    if not _contains(cb, box):
+    if not contains(cb, box):
         return None
     own_box = face_crop_box(nb.landmarks, frame_hw, renderer.settings.crop_margin)  # as frame n renders itself
-    nbox = Box(max(own_box.x0, cb.x0), max(own_box.y0, cb.y0), min(own_box.x1, cb.x1), min(own_box.y1, cb.y1))
+    nbox = intersection(own_box, cb)
     ncrop = nb.crop[nbox.y0 - cb.y0:nbox.y1 - cb.y0, nbox.x0 - cb.x0:nbox.x1 - cb.x0]
     rendered = renderer.render(ncrop, nbox, nb.landmarks, nb.frame_hash, nb.source_mix)
-    area = _union(box, own_box)
-    if not _contains(cb, area):  # the neighbour's stored plate does not reach over both faces: this face's box
-        area = box
+    if reach.is_empty and rendered.reach.is_empty:
+        return None
+    area = intersection(flow_area(reach, rendered.reach, union(box, own_box)), cb)
     flow, reliability = pair_flow(lambda: plate(area),
                                   lambda: nb.crop[area.y0 - cb.y0:area.y1 - cb.y0, area.x0 - cb.x0:area.x1 - cb.x0],
                                   frame_hash, nb.frame_hash, area, renderer.settings, renderer.cache)
-    rows, cols = slice(box.y0 - area.y0, box.y1 - area.y0), slice(box.x0 - area.x0, box.x1 - area.x0)
-    return Neighbour(rendered.change(ncrop), rendered.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0), flow[rows, cols],
-                     reliability[rows, cols])
+    return Neighbour(rendered.change(ncrop), rendered.mask, (nbox.x0 - box.x0, nbox.y0 - box.y0),
+                     _on_grid(flow, area, box), _on_grid(reliability, area, box))
