@@ -525,3 +525,26 @@ def test_the_model_stage_on_a_window_equals_the_whole_crop_formulation(swap_case
             assert mouth_opening(lm) > default.mouth_open_threshold
     assert min(seen.values()) >= 1, seen
     assert seen["windowed"] >= 10, seen
+
+
+def test_an_open_mouthed_source_is_closed_once_and_renders_as_when_closed_every_frame(swap_cases, swap_sources) -> None:
+    """The source with its mouth closed depends on the source alone: computed on its first use and kept with it
+    (``SourceFace.derived``); every later frame gives the bits of closing it again."""
+    from dataclasses import replace
+
+    from inference_server.swap import SwapParams, swap_model
+    from inference_server.swap.model import _close_mouth
+
+    source = replace(swap_sources[1], derived={})  # the open mouth, nothing remembered yet
+    name, crop, lm = next(case for case in swap_cases if case[0] == "fr_obama.jpg")
+    first = swap_model(crop, lm, source, SwapParams())
+    closed = source.derived["closed-mouth"]
+    assert not closed.flags.writeable
+    assert np.array_equal(closed, _close_mouth(source.image, np.asarray(source.landmarks, np.float64)))
+    assert not np.array_equal(closed, source.image)  # an open mouth, really closed
+    again = swap_model(crop, lm, source, SwapParams())
+    assert source.derived["closed-mouth"] is closed
+    expected = reference_swap_model(crop, lm, source, SwapParams(), 0.0)
+    for field in MODEL_FIELDS:
+        assert getattr(first, field).tobytes() == getattr(again, field).tobytes() == \
+            getattr(expected, field).tobytes(), (name, field)

@@ -5,7 +5,7 @@ swapper) takes a :class:`SourceFace`."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +29,8 @@ class SourceFace:
         embedding: (128,) float64 dlib identity descriptor.
         pose: (yaw, pitch, roll) degrees, see :mod:`inference_server.faces.pose`.
         label: the caller's name for the photo.
+        derived: read-only arrays computed from this source alone by the stages that use them, by name,
+            remembered for the source's lifetime (e.g. the classical swap's source with its mouth closed).
     """
 
     image: np.ndarray
@@ -36,6 +38,7 @@ class SourceFace:
     embedding: np.ndarray
     pose: tuple[float, float, float]
     label: str
+    derived: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def source_digest(source: SourceFace) -> str:

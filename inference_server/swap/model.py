@@ -89,6 +89,17 @@ def _close_mouth(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return out
 
 
+def _closed_mouth_source(source: SourceFace) -> np.ndarray:
+    """:func:`_close_mouth` of the source's own image and landmarks, computed once per source (it depends on
+    nothing else) and kept in ``source.derived``; the same array every frame (read-only)."""
+    closed = source.derived.get("closed-mouth")
+    if closed is None:
+        closed = _close_mouth(source.image, np.asarray(source.landmarks, np.float64)).view()
+        closed.flags.writeable = False
+        source.derived["closed-mouth"] = closed  # (two threads computing it at once store the same values)
+    return closed
+
+
 def _box_of(zone: np.ndarray) -> tuple[int, int, int, int]:
     rows, cols = np.flatnonzero(zone.any(axis=1)), np.flatnonzero(zone.any(axis=0))
     if rows.size == 0:
@@ -204,7 +215,8 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     scale = float(np.sqrt(abs(np.linalg.det(A0[:, :2]))))
     src_img, S = _prefiltered_source(source, scale)
     if params.keep_mouth_interior and mouth_opening(S) > params.mouth_open_threshold:
-        src_img = _close_mouth(src_img, S)
+        # unscaled (the usual case), the source alone decides it: once per source; a prefiltered copy per frame
+        src_img = _closed_mouth_source(source) if src_img is source.image else _close_mouth(src_img, S)
     A = similarity_fit(S[ALIGN_POINTS], T[ALIGN_POINTS])
     # The source keeps its own proportions (similarity alignment) when the head poses agree; as they
     # differ, an affine alignment absorbs the foreshortening and the target's outline takes over.
