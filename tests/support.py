@@ -5,6 +5,8 @@ Written for the tests (independent of the project's code paths they check).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -158,3 +160,19 @@ def crop_target(rgb8: np.ndarray, landmarks: np.ndarray, grow: float = 0.6) -> t
            min(w, int(x1 + grow * bw) + 1), min(h, int(y1 + grow * bh) + 1))
     crop = rgb8[box[1]:box[3], box[0]:box[2]].astype(np.float32) / 255.0
     return crop, (landmarks - np.array(box[:2], np.float32)).astype(np.float32), box
+
+
+@dataclass(frozen=True)
+class DarkeningSwapper:
+    """An aligned swapper (the protocol of ``models.aligned_result.AlignedSwapper``) whose 'swap' darkens the
+    aligned face: stands in for inswapper's arithmetic where only the pasting around it is tested."""
+
+    model_id: str = "darken"
+    template: str = "arcface_128"
+    size: int = 128
+
+    def source_vector(self, sources: Sequence[object]) -> np.ndarray:
+        return np.full((1, 512), 0.7, np.float32)
+
+    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
+        return aligned * float(source_vector[0, 0])

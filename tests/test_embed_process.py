@@ -82,6 +82,27 @@ def test_a_chip_of_the_wrong_shape_is_refused(dlib_models: DlibFaceModels) -> No
     assert process.descriptor(np.zeros((150, 150, 3), np.uint8)) is None  # closed
 
 
+def spun_beside(work: Callable[[], object]) -> tuple[int, float]:
+    """How many loop iterations a thread of pure-Python work does while ``work`` runs, and ``work``'s seconds."""
+    done, stop = [0], threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            done[0] += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    time.sleep(0.01)
+    start, t0 = done[0], time.perf_counter()
+    try:
+        work()
+    finally:
+        seconds = time.perf_counter() - t0
+        stop.set()
+        spinner.join()
+    return done[0] - start, seconds
+
+
 def test_other_threads_run_while_the_child_embeds(faces: list[tuple[np.ndarray, np.ndarray]],
                                                   dlib_models: DlibFaceModels) -> None:
     """In-process, a thread of pure-Python work stops while dlib embeds; offloaded, it goes on. Counted as
@@ -89,21 +110,7 @@ def test_other_threads_run_while_the_child_embeds(faces: list[tuple[np.ndarray, 
     offloaded = DlibFaceModels(embed_in_process=False)
 
     def count_while(embed: DlibFaceModels) -> int:
-        done, stop = [0], threading.Event()
-
-        def spin() -> None:
-            while not stop.is_set():
-                done[0] += 1
-
-        spinner = threading.Thread(target=spin)
-        spinner.start()
-        time.sleep(0.01)
-        start = done[0]
-        for rgb8, landmarks in faces[:4]:
-            embed.embed(rgb8, landmarks)
-        stop.set()
-        spinner.join()
-        return done[0] - start
+        return spun_beside(lambda: [embed.embed(rgb8, landmarks) for rgb8, landmarks in faces[:4]])[0]
 
     try:
         offloaded.embed(*faces[0])  # (the child has loaded its model)
@@ -182,21 +189,8 @@ def test_other_threads_run_while_the_server_detects(plates: list[np.ndarray], dl
     iterations per second of each (a ratio in the same run, not a time)."""
 
     def rate_while(work: Callable[[], object]) -> float:
-        done, stop = [0], threading.Event()
-
-        def spin() -> None:
-            while not stop.is_set():
-                done[0] += 1
-
-        spinner = threading.Thread(target=spin)
-        spinner.start()
-        time.sleep(0.01)
-        start, t0 = done[0], time.perf_counter()
-        work()
-        seconds = time.perf_counter() - t0
-        stop.set()
-        spinner.join()
-        return (done[0] - start) / seconds
+        iterations, seconds = spun_beside(work)
+        return iterations / seconds
 
     plate = plates[-1]
     dlib_models.detect(plate)  # (built)

@@ -10,14 +10,12 @@ a restoration, under the controls that widen a mask most; and that the area is t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from support import load_rgb8, srgb8_to_linear
+from support import DarkeningSwapper, load_rgb8, srgb8_to_linear
 
 from inference_server.compositing.controls import CompositeControls
 from inference_server.faces.geometry import face_size
@@ -34,21 +32,6 @@ PHOTOS = ("fr_obama.jpg", "lp_d9.jpg", "if_t1.jpg", "dlib_lfw_john_salley.jpg")
 SOURCE = "fr_rose_leslie.jpg"
 # the defaults and the controls that reach furthest: the widest feather, a grown mask, a partial blend
 CONTROLS = (CompositeControls(), CompositeControls(feather=0.5, erode=-0.1), CompositeControls(blend=0.5, feather=0.2))
-
-
-@dataclass(frozen=True)
-class _DarkeningSwapper:
-    """An aligned swapper whose 'swap' darkens the aligned face (the arithmetic of a real one is not the point)."""
-
-    model_id: str = "darken"
-    template: str = "arcface_128"
-    size: int = 128
-
-    def source_vector(self, sources: Sequence[object]) -> np.ndarray:
-        return np.full((1, 512), 0.7, np.float32)
-
-    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
-        return aligned * float(source_vector[0, 0])
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +56,7 @@ def source(faces_dir: Path, dlib_models):
 
 def _stages() -> dict[str, Stage | None]:
     return {"classical swap": None,
-            "aligned swap": AlignedSwapStage(_DarkeningSwapper()),  # a stand-in swapper
+            "aligned swap": AlignedSwapStage(DarkeningSwapper()),  # a stand-in swapper
             "restoration": RestoreStage(EnhancerAdapter(EnhancerSettings(), "enhancer"))}
 
 

@@ -9,8 +9,6 @@ one call per face gives, on a real face (matplotlib's Grace Hopper photo, landma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from onnx_fixtures import inswapper_emap, make_inswapper
+from support import DarkeningSwapper
 from torch import nn
 
 from inference_server.models.adapters import TorchGpenAdapter
@@ -139,24 +138,9 @@ def test_restore_many_equals_one_call_per_face(frames: list[tuple[np.ndarray, np
         adapter.restore_many(crops, points[:2])
 
 
-@dataclass(frozen=True)
-class _DarkeningSwapper:
-    """An aligned swapper whose 'swap' darkens the aligned face (stands in for inswapper's arithmetic)."""
-
-    model_id: str = "darken"
-    template: str = "arcface_128"
-    size: int = 128
-
-    def source_vector(self, sources: Sequence[object]) -> np.ndarray:
-        return np.full((1, 512), 0.7, np.float32)
-
-    def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
-        return aligned * float(source_vector[0, 0])
-
-
 def test_stage_run_many_equals_run(frames: list[tuple[np.ndarray, np.ndarray]]) -> None:
     crops, points = [c for c, _ in frames], [p for _, p in frames]
-    for stage in (RestoreStage(_adapter()), AlignedSwapStage(_DarkeningSwapper(), _adapter())):
+    for stage in (RestoreStage(_adapter()), AlignedSwapStage(DarkeningSwapper(), _adapter())):
         identity = ("source",)
         many = stage.run_many(crops, points, identity=identity)  # type: ignore[arg-type]  # identity: labels stand in for sources
         for crop, pts, batched in zip(crops, points, many, strict=True):
