@@ -1,7 +1,11 @@
 """One frame of a shot's analysis in the three steps :mod:`.analysis_stream` overlaps: ``prepare`` (decode the
-plate, its content hash and display proxy), ``analyse`` (the shot analyser) and ``store`` (the plate crops
-around the faces found, for the renders' stabilisation). A step that fails the frame gives its failed result,
-naming file, frame and cause.
+plate, its content hash and, for a frame the analyser does not hold with that content, its display proxy),
+``analyse`` (the shot analyser) and ``store`` (the plate crops around the faces found, for the renders'
+stabilisation). A step that fails the frame gives its failed result, naming file, frame and cause.
+
+A frame that replays needs no display proxy; one that was expected to replay but is analysed new after all (an
+earlier frame's changed plate restarted the analysis), or whose proxy the next new frame compares with, has it
+made by the analyser when it needs it, from the same plate, so the same bits.
 
 Plates are ``(H, W, C)`` float32 scene-linear (channels in file order); the proxy ``(H, W, 3)`` uint8 sRGB.
 """
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..pipeline.timing import Stopwatch
-from ..plates.colour import plate_colourspace
+from ..plates.colour import ColourSpace, plate_colourspace
 from ..plates.errors import PlateError
 from ..temporal.analyse import FrameAnalysis, NotInAnalysis, ShotAnalyser
 from .frame_io import FrameLoader, FrameRequest
@@ -40,9 +44,19 @@ class PreparedFrame:
     request: FrameRequest
     pixels: np.ndarray   # (H, W, C) float32 plate
     rgb_index: list[int]
-    proxy: np.ndarray    # (H, W, 3) uint8 display proxy
+    colourspace: ColourSpace
+    proxy: np.ndarray | None  # (H, W, 3) uint8 display proxy; None: not made (the frame was expected to replay)
     frame_hash: str
     timings_ms: dict[str, float]
+
+    def display_proxy(self) -> np.ndarray:
+        """The ``(H, W, 3)`` uint8 display proxy: the one made, else made now (not kept)."""
+        return self.proxy if self.proxy is not None else display_proxy(self.pixels, self.rgb_index, self.colourspace)
+
+
+def display_proxy(pixels: np.ndarray, rgb_index: list[int], colourspace: ColourSpace) -> np.ndarray:
+    """The ``(H, W, 3)`` uint8 sRGB display proxy of an ``(H, W, C)`` float32 plate in ``colourspace``."""
+    return np.ascontiguousarray(colourspace.to_proxy8(pixels[..., rgb_index]))
 
 
 @dataclass(frozen=True)
@@ -79,25 +93,29 @@ class FrameAnalysisSteps:
         self.colorspace = colorspace
 
     def prepare(self, request: FrameRequest) -> PreparedFrame | AnalyseResultData:
-        """Decode the frame, its content hash and display proxy (independent of the other frames)."""
+        """Decode the frame, its content hash and, unless the analyser holds the frame with this content (it
+        will replay), its display proxy (independent of the other frames: any thread)."""
         clock = Stopwatch()
         try:
             plate, digest = self.frames.load(request)
             clock.lap("decode")
             rgb_index = plate.channel_index(("R", "G", "B"))
             colourspace = plate_colourspace(self.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace"))
-            proxy = np.ascontiguousarray(colourspace.to_proxy8(plate.pixels[..., rgb_index]))
             frame_hash = self.frames.content_hash(plate, digest)
+            proxy = None
+            if not self.analyser.is_known(request.frame_number, frame_hash):
+                proxy = display_proxy(plate.pixels, rgb_index, colourspace)
             clock.lap("proxy")
         except (PlateError, ValueError) as exc:
             return failed_analysis(request, exc)
-        return PreparedFrame(request, plate.pixels, rgb_index, proxy, frame_hash, clock.timings)
+        return PreparedFrame(request, plate.pixels, rgb_index, colourspace, proxy, frame_hash, clock.timings)
 
     def analyse(self, prepared: PreparedFrame) -> AnalysedFrame | AnalyseResultData:
         """Analyse (or replay) the frame: the analyser commits it to the shot database."""
         clock = Stopwatch()
         try:
-            analysis = self.analyser.analyse(prepared.request.frame_number, prepared.proxy, prepared.frame_hash)
+            analysis = self.analyser.analyse(prepared.request.frame_number, prepared.display_proxy,
+                                             prepared.frame_hash)
         except (PlateError, ValueError) as exc:
             return failed_analysis(prepared.request, exc)
         clock.lap("analyse")

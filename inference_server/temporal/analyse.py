@@ -8,10 +8,15 @@ Frames must arrive in increasing frame order. Each analysed frame is committed t
 before the next is looked at, so a killed server resumes exactly where it stopped: frames already
 committed with the same content are replayed from the database (restoring the tracker's state) instead
 of being analysed again, and the result equals that of an uninterrupted run.
+
+A replayed frame needs none of its pixels: its display proxy, gray image and cut thumbnail are made only
+when the next frame is analysed new and compares with it (the proxy may be given as a function that makes it),
+and :meth:`ShotAnalyser.is_known` tells beforehand which frames will replay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import cv2
@@ -64,10 +69,37 @@ class _Track:
     missed: int = 0  # detection frames in a row on which the detector missed the face (carried by flow)
 
 
+class _FrameView:
+    """One frame's display proxy ``(H, W, 3)`` uint8 and what is derived from it: its gray ``(H, W)`` uint8
+    (the landmarks' flow) and its cut thumbnail ``(36, 64, 3)`` uint8, each made the first time it is asked
+    for (a replayed frame's only when the frame after it is analysed new), then kept."""
+
+    def __init__(self, rgb8: np.ndarray | Callable[[], np.ndarray]) -> None:
+        self._source = rgb8
+        self._rgb8: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
+        self._thumb: np.ndarray | None = None
+
+    def rgb8(self) -> np.ndarray:
+        if self._rgb8 is None:
+            self._rgb8 = self._source() if callable(self._source) else self._source
+            self._source = self._rgb8  # (a function's hold on the plate let go)
+        return self._rgb8
+
+    def gray(self) -> np.ndarray:
+        if self._gray is None:
+            self._gray = cv2.cvtColor(self.rgb8(), cv2.COLOR_RGB2GRAY)
+        return self._gray
+
+    def thumb(self) -> np.ndarray:
+        if self._thumb is None:
+            self._thumb = thumbnail(self.rgb8())
+        return self._thumb
+
+
 @dataclass
 class _State:
-    prev_gray: np.ndarray | None = None
-    prev_thumb: np.ndarray | None = None
+    prev_view: _FrameView | None = None  # the previous frame's (None before the first)
     prev_frame: int | None = None
     cut: int = -1
     last_keyframe: int | None = None
@@ -110,13 +142,19 @@ class ShotAnalyser:
         self._tracks = db.tracks(shot)
         self._state = _State()
 
-    def analyse(self, frame: int, rgb8: np.ndarray, content_hash: str) -> FrameAnalysis:
-        """Analyse (or replay) one frame; ``rgb8`` is the ``(H, W, 3)`` uint8 display proxy of the plate."""
+    def is_known(self, frame: int, content_hash: str) -> bool:
+        """Whether ``frame`` is committed with this content: it replays, unless a changed plate of an earlier
+        frame restarts the analysis first (a hint, e.g. to skip making its display proxy; any thread)."""
+        known = self._committed.get(frame)
+        return known is not None and known[0] == content_hash
+
+    def analyse(self, frame: int, rgb8: np.ndarray | Callable[[], np.ndarray], content_hash: str) -> FrameAnalysis:
+        """Analyse (or replay) one frame; ``rgb8`` is the ``(H, W, 3)`` uint8 display proxy of the plate, or a
+        function that makes it (called at most once, only if the frame or the next one needs its pixels)."""
         state = self._state
         if state.prev_frame is not None and frame <= state.prev_frame:
             raise ValueError(f"frame {frame} arrived after frame {state.prev_frame}; analysis needs increasing order")
-        gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
-        thumb = thumbnail(rgb8)
+        view = _FrameView(rgb8)
         known = self._committed.get(frame)
         if self.replay_only and (known is None or known[0] != content_hash):
             state.prev_frame = frame
@@ -126,8 +164,9 @@ class ShotAnalyser:
         if known is not None and known[0] != content_hash:
             self._restart()
             known = None
-        result = self._replay(frame, known[1]) if known is not None else self._analyse_new(frame, rgb8, gray, thumb, content_hash)
-        state.prev_gray, state.prev_thumb, state.prev_frame = gray, thumb, frame
+        result = self._replay(frame, known[1]) if known is not None else self._analyse_new(frame, view, content_hash)
+        # (after a restart: the state forgotten, not the fresh one, remembers this frame, as before lazy views)
+        state.prev_view, state.prev_frame = view, frame
         return result
 
     def _restart(self) -> None:
@@ -150,10 +189,10 @@ class ShotAnalyser:
             state.last_keyframe = frame
         return FrameAnalysis(frame, cut, keyframe, True, observations)
 
-    def _analyse_new(self, frame: int, rgb8: np.ndarray, gray: np.ndarray, thumb: np.ndarray,
-                     content_hash: str) -> FrameAnalysis:
+    def _analyse_new(self, frame: int, view: _FrameView, content_hash: str) -> FrameAnalysis:
         state, cfg = self._state, self.config
-        new_cut = state.prev_thumb is None or state.prev_frame != frame - 1 or is_cut(state.prev_thumb, thumb, cfg.cut_threshold)
+        new_cut = (state.prev_view is None or state.prev_frame != frame - 1
+                   or is_cut(state.prev_view.thumb(), view.thumb(), cfg.cut_threshold))
         if new_cut:
             state.cut += 1
             state.active = {}
@@ -163,10 +202,10 @@ class ShotAnalyser:
         need_detection = new_cut or state.last_keyframe is None or frame - state.last_keyframe >= interval
         followed: dict[int, Followed] = {}
         for track in state.active.values():
-            assert state.prev_gray is not None  # a track is active only after a frame was analysed
-            moved, confidence = propagate(state.prev_gray, gray, track.landmarks)
+            assert state.prev_view is not None  # a track is active only after a frame was analysed
+            moved, confidence = propagate(state.prev_view.gray(), view.gray(), track.landmarks)
             rect = transform_rect(track.rect, track.landmarks, moved)
-            fitted = self.models.landmarks(rgb8, rect)
+            fitted = self.models.landmarks(view.rgb8(), rect)
             disagreement = float(np.median(np.linalg.norm(fitted - moved, axis=1))) / face_size(fitted)
             confident = confidence >= cfg.min_flow_confidence and disagreement <= cfg.track_tolerance
             # an unsure flow, or a track the detector missed (unconfirmed): detect on this frame
@@ -179,7 +218,7 @@ class ShotAnalyser:
         scores = {t: 0.0 for t in tracked}
         if need_detection:
             # dlib: HOG first; where it finds fewer faces than the tracks expect (at least one), the CNN fallback
-            detections = self.models.detect_with_fallback(rgb8, cfg.min_detection_score,
+            detections = self.models.detect_with_fallback(view.rgb8(), cfg.min_detection_score,
                                                           expected=max(1, len(state.active)))
             matched = associate({t: tr.rect for t, tr in tracked.items()}, [d.rect for d in detections], cfg.min_track_iou)
             by_detection = {i: t for t, i in matched.items()}
@@ -187,7 +226,7 @@ class ShotAnalyser:
             for index, det in enumerate(detections):
                 track_id = by_detection.get(index)
                 if track_id is None:
-                    embedding = self.models.embed(rgb8, det.landmarks).astype(np.float32)
+                    embedding = self.models.embed(view.rgb8(), det.landmarks).astype(np.float32)
                     track_id = self._reidentify(embedding, state.cut, exclude=set(kept))
                     if track_id is None:
                         track_id = max(self._tracks, default=-1) + 1

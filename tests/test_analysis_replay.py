@@ -1,0 +1,176 @@
+"""Issue 15: a frame the shot analysis replays (committed with the same content) makes no display proxy, and
+frames are prepared on several reader threads; the shot database, the stored plate crops and the per-frame
+results stay those of the formulation replaced (every frame's proxy made when it is decoded and given to the
+analyser, one frame after the other) — for a first analysis, a full replay, a resumed analysis (the first new
+frame compares with the last replayed one, whose proxy is then made) and a replay whose plate changed in the
+middle (the analysis restarts there). Real EXR frames of lp_d18, real payload cache and SQLite database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import cast
+
+import cv2
+import numpy as np
+import pytest
+from support import srgb8_to_linear, write_exr
+
+from inference_server.faces.dlib_models import DlibFaceModels
+from inference_server.server import analysis_steps
+from inference_server.server.analysis_steps import AnalyseResultData, FrameAnalysisSteps
+from inference_server.server.analysis_stream import analyse_in_order, analysis_readers
+from inference_server.server.engine import FaceSwapEngine, FrameRequest
+from inference_server.server.sessions import SessionParams
+from inference_server.store.payload_cache import PayloadCache
+from inference_server.store.shot_db import ShotDatabase
+from inference_server.temporal.analyse import FrameAnalysis, ShotAnalyser
+
+FRAMES = 12
+CHANGED = 6  # the frame whose plate is replaced by another frame of the clip
+
+
+@pytest.fixture(scope="module")
+def clip(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], bytes]:
+    """EXR plates (RGBA half, linear) of lp_d18's first 12 frames, the head twice (the right one mirrored: two
+    tracks, two plate crops a frame), and the clip's 13th frame the same way (frame 6's replacement)."""
+    folder = tmp_path_factory.mktemp("replay-plates")
+    capture = cv2.VideoCapture(str(faces_dir / "lp_d18.mp4"))
+    encoded: list[bytes] = []
+    for index in range(FRAMES + 1):
+        ok, bgr = capture.read()
+        assert ok, "lp_d18.mp4 decodes"
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb8 = np.ascontiguousarray(np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+        rgba = np.ones((*rgb8.shape[:2], 4), np.float32)
+        rgba[..., :3] = srgb8_to_linear(rgb8)
+        encoded.append(write_exr(folder / f"plate.{index:04d}.exr", rgba, ("R", "G", "B", "A")).read_bytes())
+    capture.release()
+    return encoded[:FRAMES], encoded[FRAMES]
+
+
+class _EagerAnalyser:
+    """The formulation replaced, around a shot analyser: no frame is ever known beforehand (every frame's proxy
+    is made when it is decoded) and the analyser gets the proxy itself."""
+
+    def __init__(self, analyser: ShotAnalyser) -> None:
+        self.analyser = analyser
+
+    def is_known(self, frame: int, content_hash: str) -> bool:
+        return False
+
+    def analyse(self, frame: int, rgb8: np.ndarray | Callable[[], np.ndarray], content_hash: str) -> FrameAnalysis:
+        # (the steps give the prepared frame's proxy as a function: here the proxy made in prepare, as an array)
+        return self.analyser.analyse(frame, rgb8() if callable(rgb8) else rgb8, content_hash)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    results: list[AnalyseResultData]
+    rows: dict[str, list[tuple[object, ...]]]
+    crops: dict[str, np.ndarray]
+    proxies: int  # display proxies made in the pass
+
+
+def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as con:
+        return {
+            "shots": con.execute("SELECT shot, config FROM shots ORDER BY shot").fetchall(),
+            "frames": con.execute("SELECT * FROM frames ORDER BY shot, frame").fetchall(),
+            "observations": con.execute("SELECT * FROM observations ORDER BY shot, frame, track").fetchall(),
+            "tracks": con.execute("SELECT * FROM tracks ORDER BY shot, track").fetchall(),
+            "cache": con.execute("SELECT key, relpath, size, sha256 FROM cache_entries ORDER BY key").fetchall(),
+        }
+
+
+def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eager: bool,
+          monkeypatch: pytest.MonkeyPatch) -> _Snapshot:
+    """One AnalyseShot pass over ``plates`` (frames 1001...) by a new engine (a new private server) on the
+    cache folder ``root/cache``: the new formulation (overlapped, 3 readers) or the one replaced (eager,
+    sequential)."""
+    made: list[int] = []
+    original = analysis_steps.display_proxy
+
+    def counted(*args: object) -> np.ndarray:
+        made.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(analysis_steps, "display_proxy", counted)
+    (root / "scratch").mkdir(parents=True, exist_ok=True)
+    engine = FaceSwapEngine(root / "scratch", root / "cache", models=dlib_models, models_dir=root / "no-models")
+    session = engine.open_session("test", "shot", [], SessionParams())
+    analyser = engine.analyser(session)
+    steps = FrameAnalysisSteps(engine.frames, engine.shots,
+                               cast(ShotAnalyser, _EagerAnalyser(analyser)) if eager else analyser, "")
+    requests = [FrameRequest(1001 + i, f"plate.{i:04d}.exr", data=(data,)) for i, data in enumerate(plates)]
+    results = list(analyse_in_order(requests, AnalyseResultData, steps.prepare, steps.analyse, steps.store,
+                                    ahead=0 if eager else 4, readers=3))
+    monkeypatch.setattr(analysis_steps, "display_proxy", original)
+    rows = _rows(engine.db.path)
+    fresh = PayloadCache(engine.cache.directory, ShotDatabase(engine.db.path))  # the files, not the memory
+    crops = {}
+    for key, *_ in rows["cache"]:
+        payload = fresh.get(str(key))
+        assert payload is not None and list(payload) == ["rgb_half"]
+        crops[str(key)] = payload["rgb_half"]
+    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made))
+
+
+def _assert_same(new: _Snapshot, old: _Snapshot) -> None:
+    assert new.results == old.results
+    assert new.rows == old.rows
+    assert list(new.crops) == list(old.crops)
+    for key, crop in old.crops.items():
+        assert new.crops[key].dtype == crop.dtype == np.float16
+        assert np.array_equal(new.crops[key], crop)
+
+
+def test_first_analysis_full_replay_and_changed_plate_store_what_the_eager_analysis_does(
+        clip: tuple[list[bytes], bytes], dlib_models: DlibFaceModels, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    plates, replacement = clip
+    changed = [*plates[:CHANGED], replacement, *plates[CHANGED + 1:]]
+    chains = {}
+    for name, eager in (("old", True), ("new", False)):
+        root = tmp_path / name
+        chains[name] = [_pass(root, frames, dlib_models, eager, monkeypatch)
+                        for frames in (plates, plates, changed)]
+    (first, replay, restart), (old_first, old_replay, old_restart) = chains["new"], chains["old"]
+    for new, old in ((first, old_first), (replay, old_replay), (restart, old_restart)):
+        _assert_same(new, old)
+    assert all(r.status == "ok" and len(r.tracks) == 2 for s in (first, replay, restart) for r in s.results)
+    assert len(first.rows["observations"]) == 2 * FRAMES and len(first.crops) == 2 * FRAMES
+    # the replay: every frame replayed, nothing written, no proxy made (the eager one made twelve)
+    assert all(r.replayed for r in replay.results) and replay.rows == first.rows
+    assert (first.proxies, replay.proxies, old_replay.proxies) == (FRAMES, 0, FRAMES)
+    # the changed plate: frames before it replay, the analysis restarts there; proxies of the new frames only
+    assert [r.replayed for r in restart.results] == [True] * CHANGED + [False] * (FRAMES - CHANGED)
+    assert [f[1] for f in restart.rows["frames"]] == list(range(1001 + CHANGED, 1001 + FRAMES))
+    assert restart.proxies == FRAMES - CHANGED
+    # the crops of the frames analysed again beside the others (new landmarks: new crop boxes, new keys)
+    assert set(first.crops) < set(restart.crops)
+
+
+def test_a_resumed_analysis_makes_the_last_replayed_frames_proxy_for_the_first_new_one(
+        clip: tuple[list[bytes], bytes], dlib_models: DlibFaceModels, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    plates, _ = clip
+    chains = {}
+    for name, eager in (("old", True), ("new", False)):
+        root = tmp_path / name
+        chains[name] = [_pass(root, frames, dlib_models, eager, monkeypatch) for frames in (plates[:CHANGED], plates)]
+    for new, old in zip(chains["new"], chains["old"], strict=True):
+        _assert_same(new, old)
+    resumed = chains["new"][1]
+    assert [r.replayed for r in resumed.results] == [True] * CHANGED + [False] * (FRAMES - CHANGED)
+    assert resumed.proxies == FRAMES - CHANGED + 1  # the new frames' and the last replayed one's
+    # and an uninterrupted analysis gives the same (the module's promise, kept without the eager proxies)
+    whole = _pass(tmp_path / "whole", plates, dlib_models, False, monkeypatch)
+    assert resumed.rows == whole.rows
+    assert [replace(r, replayed=False) for r in resumed.results] == whole.results
+
+
+def test_the_readers_are_a_small_function_of_the_cores() -> None:
+    assert [analysis_readers(n) for n in (None, 1, 2, 3, 4, 16, 128)] == [1, 1, 2, 3, 3, 3, 3]
