@@ -5,6 +5,8 @@ leave embeddings working in-process. The same child builds the HOG detector whil
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +16,7 @@ import cv2
 import dlib
 import numpy as np
 import pytest
-from support import load_rgb8
+from support import FACES_DIR, load_rgb8
 
 from inference_server.faces.dlib_models import RESNET_FILE, DlibFaceModels
 from inference_server.faces.embed_process import EmbeddingProcess
@@ -197,3 +199,55 @@ def test_other_threads_run_while_the_server_detects(plates: list[np.ndarray], dl
     detecting = rate_while(lambda: dlib_models.detect(plate))
     embedding = rate_while(lambda: [dlib_models.embed(*face) for face in faces[:4]])
     assert detecting > 3 * max(embedding, 1.0), (detecting, embedding)  # (~9x measured on 2 loaded cores)
+
+
+def _stop_and_continue(pid: int, until: threading.Event) -> None:
+    """SIGSTOP then SIGCONT to ``pid`` every 20 ms until ``until`` is set (job control, a farm's suspend/resume)."""
+    while not until.is_set():
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+
+
+def test_stopping_and_continuing_the_child_loses_no_bytes(dlib_models: DlibFaceModels) -> None:
+    """The child's first message (~155 kB) fills the pipe before the server reads it; stopped and continued while
+    it waits in that write, a buffered write lost bytes and the server waited for them forever (2 of 3 runs hung
+    before the fix). Now the detector's serialization and the descriptors arrive whole, the same bits as
+    in-process, with the child stopped and continued all along."""
+    process = EmbeddingProcess(dlib_models.directory / RESNET_FILE)
+    assert process._process is not None
+    done, stop = threading.Event(), threading.Event()
+    storm = threading.Thread(target=_stop_and_continue, args=(process._process.pid, stop))
+    results: dict[str, object] = {}
+
+    chip = np.ascontiguousarray(cv2.resize(load_rgb8(FACES_DIR / "fr_obama.jpg"), (150, 150),
+                                           interpolation=cv2.INTER_AREA))  # 67.5 kB: more than a pipe holds too
+
+    def use() -> None:
+        results["state"] = process.detector_state()
+        results["descriptors"] = [process.descriptor(chip) for _ in range(3)]
+        done.set()
+
+    try:
+        storm.start()
+        time.sleep(1.5)  # the child has built the detector and waits in its write into the full pipe
+        user = threading.Thread(target=use, daemon=True)
+        user.start()
+        user.join(timeout=60)
+    finally:
+        stop.set()
+        storm.join()
+        if not done.is_set():  # (a reader waiting for lost bytes holds the lock: end the child to free it)
+            process._process.kill()
+        process.close()
+    assert done.is_set(), "the server waited for bytes that never came"
+    (expected,) = dlib.get_frontal_face_detector().__getstate__()
+    assert results["state"] == expected
+    in_process = np.asarray(dlib.face_recognition_model_v1(str(dlib_models.directory / RESNET_FILE))
+                            .compute_face_descriptor(chip), np.float64)
+    descriptors = results["descriptors"]
+    assert isinstance(descriptors, list) and len(descriptors) == 3
+    assert all(d is not None and np.array_equal(d, in_process) for d in descriptors)

@@ -22,7 +22,10 @@ The child is ``python -m inference_server.faces.embed_process MODEL_FILE``. Prot
 2. then, per request, server -> child: a face chip, ``(150, 150, 3)`` uint8 RGB, C order (67,500 bytes);
    child -> server: its descriptor, ``(128,)`` float64, native byte order (1,024 bytes);
 
-until stdin closes. One request at a time (a lock); if the child cannot be started or dies,
+until stdin closes. Both sides write with :func:`_write_all` (``os.write`` until every byte is out), not through
+a buffered file: a write larger than the pipe's buffer (the chip, the serialization) that a SIGSTOP/SIGCONT
+interrupts (job control, a farm's suspend and resume) lost bytes through Python 3.11's buffered stdout and the
+reader then waited forever (reproduced; test). One request at a time (a lock); if the child cannot be started or dies,
 :meth:`EmbeddingProcess.descriptor` and :meth:`EmbeddingProcess.detector_state` return None from then on (one
 warning) and the caller works in-process (the same results, only slower for the other threads).
 """
@@ -30,6 +33,7 @@ warning) and the caller works in-process (the same results, only slower for the 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -59,6 +63,14 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
             break
         data += piece
     return bytes(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to the file descriptor ``fd`` (a pipe): ``os.write`` again after a partial write,
+    as an interrupted write to a full pipe returns one."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class EmbeddingProcess:
@@ -147,8 +159,7 @@ class EmbeddingProcess:
             if self._read_detector_state(process) is None:  # (the child's first message comes first)
                 return None
             try:
-                process.stdin.write(data.tobytes())
-                process.stdin.flush()
+                _write_all(process.stdin.fileno(), data.tobytes())
                 answer = _read_exactly(process.stdout, DESCRIPTOR_BYTES)
             except (OSError, ValueError) as error:
                 self._give_up(f"failed ({error})")
@@ -186,18 +197,16 @@ def main(argv: list[str]) -> int:
     closes (see the module docstring)."""
     import dlib
 
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    source, sink = sys.stdin.buffer, sys.stdout.fileno()
     (state,) = dlib.get_frontal_face_detector().__getstate__()
-    sink.write(len(state).to_bytes(LENGTH_BYTES, "little") + state)
-    sink.flush()
+    _write_all(sink, len(state).to_bytes(LENGTH_BYTES, "little") + state)
     encoder = dlib.face_recognition_model_v1(argv[0])
     while True:
         data = _read_exactly(source, CHIP_BYTES)
         if len(data) < CHIP_BYTES:
             return 0
         chip = np.frombuffer(data, np.uint8).reshape(CHIP_SIZE, CHIP_SIZE, 3).copy()
-        sink.write(np.asarray(encoder.compute_face_descriptor(chip), np.float64).tobytes())
-        sink.flush()
+        _write_all(sink, np.asarray(encoder.compute_face_descriptor(chip), np.float64).tobytes())
 
 
 if __name__ == "__main__":
