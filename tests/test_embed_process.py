@@ -251,3 +251,35 @@ def test_stopping_and_continuing_the_child_loses_no_bytes(dlib_models: DlibFaceM
     descriptors = results["descriptors"]
     assert isinstance(descriptors, list) and len(descriptors) == 3
     assert all(d is not None and np.array_equal(d, in_process) for d in descriptors)
+
+
+@pytest.mark.parametrize("when", ["before its first message", "during an embedding"])
+def test_a_child_that_stops_answering_is_given_up_after_the_timeout(dlib_models: DlibFaceModels, when: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A child stopped for good (SIGSTOP and never SIGCONT) would keep the server waiting for ever, holding the lock
+    every embedding needs: after ``timeout`` seconds it is killed, with one warning, and the caller works
+    in-process from then on."""
+    process = EmbeddingProcess(dlib_models.directory / RESNET_FILE, timeout=2.0)
+    assert process._process is not None
+    chip = np.zeros((150, 150, 3), np.uint8)
+    try:
+        if when == "during an embedding":
+            assert process.descriptor(chip) is not None  # (the child has answered once)
+        child = process._process
+        os.kill(child.pid, signal.SIGSTOP)
+        answers: list[object] = []
+        start = time.monotonic()
+        with caplog.at_level("WARNING"):
+            asking = threading.Thread(target=lambda: answers.append(
+                process.descriptor(chip) if when == "during an embedding" else process.detector_state()), daemon=True)
+            asking.start()
+            asking.join(timeout=15)
+            if asking.is_alive():  # (no watchdog: end the child so the stuck reader lets go, then fail)
+                child.kill()
+                asking.join()
+        waited = time.monotonic() - start
+        assert answers == [None] and 1.5 < waited < 10.0, waited
+        assert "did not answer within 2 s" in caplog.text and caplog.text.count("embedding process") == 1
+        assert not process.running and process.descriptor(chip) is None and process.detector_state() is None
+    finally:
+        process.close()

@@ -10,9 +10,9 @@ process over a pipe, and its ``(128,)`` float64 descriptor comes back: the same 
 
 ``dlib.get_frontal_face_detector()`` takes 0.4-0.6 s, all of it holding the GIL (it decodes and decompresses
 the detector from a string compiled into dlib), while rebuilding the same detector from dlib's own binary
-serialization takes ~2 ms. So the child builds it first thing, in parallel with the server's own start on the other core, and
-sends that serialization back; the server rebuilds the detector from it (the same detections, bit for bit:
-test) and runs it in its own process — HOG detection releases the GIL (measured: a spinning Python thread
+serialization takes ~2 ms. So the child builds it first thing, in parallel with the server's own start on the
+other core, and sends that serialization back; the server rebuilds the detector from it (the same detections, bit
+for bit: test) and runs it in its own process — HOG detection releases the GIL (measured: a spinning Python thread
 keeps going, its longest stall 40 ms over a 0.9 s detection), so it needs no process of its own.
 
 The child is ``python -m inference_server.faces.embed_process MODEL_FILE``. Protocol, on its stdout then stdin:
@@ -25,9 +25,11 @@ The child is ``python -m inference_server.faces.embed_process MODEL_FILE``. Prot
 until stdin closes. Both sides write with :func:`_write_all` (``os.write`` until every byte is out), not through
 a buffered file: a write larger than the pipe's buffer (the chip, the serialization) that a SIGSTOP/SIGCONT
 interrupts (job control, a farm's suspend and resume) lost bytes through Python 3.11's buffered stdout and the
-reader then waited forever (reproduced; test). One request at a time (a lock); if the child cannot be started or dies,
-:meth:`EmbeddingProcess.descriptor` and :meth:`EmbeddingProcess.detector_state` return None from then on (one
-warning) and the caller works in-process (the same results, only slower for the other threads).
+reader then waited forever (reproduced; test). A child that does not answer within ``timeout`` seconds (stopped
+for good, or starved) is killed, so the server never waits on it for ever. One request at a time (a lock); if the
+child cannot be started or dies, :meth:`EmbeddingProcess.descriptor` and :meth:`EmbeddingProcess.detector_state`
+return None from then on (one warning) and the caller works in-process (the same results, only slower for the
+other threads).
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ class EmbeddingProcess:
     detector and loads its model while the server starts); :meth:`close` stops it.
     """
 
-    def __init__(self, model_file: Path) -> None:
+    def __init__(self, model_file: Path, timeout: float = 60.0) -> None:
         self.model_file = Path(model_file)
+        self.timeout = timeout  # seconds the child may take to answer (its first message included)
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._failed = False
@@ -116,20 +119,42 @@ class EmbeddingProcess:
             process.kill()
             process.wait()
 
+    def _watched(self, process: subprocess.Popen[bytes]) -> tuple[threading.Timer, threading.Event]:
+        """A started watchdog that kills ``process`` if the exchange it watches is not over (the timer cancelled)
+        within ``timeout`` seconds, and the event it sets when it does: a stopped or starved child then ends
+        the exchange (the read sees the pipe close, the write a broken pipe) instead of blocking the server."""
+        fired = threading.Event()
+
+        def kill() -> None:
+            fired.set()
+            process.kill()
+
+        timer = threading.Timer(self.timeout, kill)
+        timer.daemon = True
+        timer.start()
+        return timer, fired
+
+    def _lost(self, fired: threading.Event, why: str) -> None:
+        self._give_up(f"did not answer within {self.timeout:g} s (stopped, or starved of CPU?)" if fired.is_set()
+                      else why)
+
     def _read_detector_state(self, process: subprocess.Popen[bytes]) -> bytes | None:
         """The child's first message (the lock held): the detector's serialization, read once; None (and the
         process given up) when it cannot be read."""
         if self._detector_state is None:
             assert process.stdout is not None
+            timer, fired = self._watched(process)
             try:
                 prefix = _read_exactly(process.stdout, LENGTH_BYTES)
                 size = int.from_bytes(prefix, "little") if len(prefix) == LENGTH_BYTES else -1
                 state = _read_exactly(process.stdout, size) if size > 0 else b""
             except (OSError, ValueError) as error:
-                self._give_up(f"failed ({error})")
+                self._lost(fired, f"failed ({error})")
                 return None
+            finally:
+                timer.cancel()
             if size <= 0 or len(state) != size:
-                self._give_up(f"ended (exit status {process.poll()})")
+                self._lost(fired, f"ended (exit status {process.poll()})")
                 return None
             self._detector_state = state
         return self._detector_state
@@ -158,14 +183,17 @@ class EmbeddingProcess:
                 return None
             if self._read_detector_state(process) is None:  # (the child's first message comes first)
                 return None
+            timer, fired = self._watched(process)
             try:
                 _write_all(process.stdin.fileno(), data.tobytes())
                 answer = _read_exactly(process.stdout, DESCRIPTOR_BYTES)
             except (OSError, ValueError) as error:
-                self._give_up(f"failed ({error})")
+                self._lost(fired, f"failed ({error})")
                 return None
+            finally:
+                timer.cancel()
             if len(answer) != DESCRIPTOR_BYTES:
-                self._give_up(f"ended (exit status {process.poll()})")
+                self._lost(fired, f"ended (exit status {process.poll()})")
                 return None
             return np.frombuffer(answer, np.float64).copy()
 
