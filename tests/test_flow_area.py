@@ -2,10 +2,11 @@
 
 A rendered face's mask is 0 outside its *reach* (the model output's work box at frame size), whatever the
 compositing controls: nothing of it reaches the frame there, and stabilisation only ever looks at a neighbour's
-face where its mask is live (and at this frame's where this one's is). So the flow between two frames is computed over the union of both faces' reach plus a
-margin of context (:func:`~inference_server.pipeline.neighbours.flow_area`) instead of over both whole crops.
-These tests hold the property that makes this safe on real faces, for the classical swap, an aligned swap and
-a restoration, under the controls that widen a mask most; and that the area is the same from either frame.
+face where its mask is live (and at this frame's where this one's is). So the flow between two frames is computed
+over the union of both faces' reach plus a margin of context (:func:`~inference_server.pipeline.neighbours.flow_area`)
+instead of over both whole crops. These tests hold the property that makes this safe on real faces, for the
+classical swap, an aligned swap and a restoration, under the controls that widen a mask most; and that the area is
+the same from either frame.
 """
 
 from __future__ import annotations

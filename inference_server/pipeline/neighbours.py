@@ -103,9 +103,9 @@ def _neighbour(nb: NeighbourPlate, box: Box, reach: Box, frame_hw: tuple[int, in
     does not cover this face's crop or neither face changes a pixel.
 
     The flow is the pair's (:func:`pair_flow`) over :func:`flow_area` of this face's ``reach`` and the
-    neighbour's, within both faces' crop boxes and the neighbour's stored plate; on ``box``'s grid it is 0 and unreliable wherever that
-    area does not reach (no face of either frame can change a pixel there). The area depends only on the two
-    faces, so a frame renders the same in any order."""
+    neighbour's, within both faces' crop boxes and the neighbour's stored plate; on ``box``'s grid it is 0 and
+    unreliable wherever that area does not reach (no face of either frame can change a pixel there). The area
+    depends only on the two faces, so a frame renders the same in any order."""
     cb = nb.crop_box
     if not contains(cb, box):
         return None
