@@ -5,6 +5,7 @@ Written for the tests (independent of the project's code paths they check).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +177,33 @@ class DarkeningSwapper:
 
     def run(self, aligned: np.ndarray, source_vector: np.ndarray) -> np.ndarray:
         return aligned * float(source_vector[0, 0])
+
+
+def mirrored_head_plates(video: Path, folder: Path, count: int) -> list[bytes]:
+    """The first ``count`` frames of ``video`` (a talking head) as EXR files' bytes (RGBA half, linear) with the head
+    twice, the right one mirrored (two tracks, two plate crops a frame); the files are written into ``folder``."""
+    capture = cv2.VideoCapture(str(video))
+    encoded: list[bytes] = []
+    for index in range(count):
+        ok, bgr = capture.read()
+        assert ok, f"{video.name} decodes frame {index}"
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb8 = np.ascontiguousarray(np.concatenate([rgb, rgb[:, ::-1]], axis=1))
+        rgba = np.ones((*rgb8.shape[:2], 4), np.float32)
+        rgba[..., :3] = srgb8_to_linear(rgb8)
+        encoded.append(write_exr(folder / f"plate.{index:04d}.exr", rgba, ("R", "G", "B", "A")).read_bytes())
+    capture.release()
+    return encoded
+
+
+def shot_database_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of a shot database (SQLite file ``path``) that an analysis writes, by table, in a fixed order;
+    the payload cache's entries with their size and sha256."""
+    with sqlite3.connect(path) as con:
+        return {
+            "shots": con.execute("SELECT shot, config FROM shots ORDER BY shot").fetchall(),
+            "frames": con.execute("SELECT * FROM frames ORDER BY shot, frame").fetchall(),
+            "observations": con.execute("SELECT * FROM observations ORDER BY shot, frame, track").fetchall(),
+            "tracks": con.execute("SELECT * FROM tracks ORDER BY shot, track").fetchall(),
+            "cache": con.execute("SELECT key, relpath, size, sha256 FROM cache_entries ORDER BY key").fetchall(),
+        }

@@ -4,17 +4,15 @@ clip — the shot database and the stored plate crops are those of the sequentia
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from support import srgb8_to_linear, write_exr
+from support import mirrored_head_plates, shot_database_rows
 
 from inference_server.faces.dlib_models import DlibFaceModels
 from inference_server.server.analysis_steps import AnalyseResultData
@@ -151,19 +149,7 @@ FRAMES = 12
 def plates(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     """EXR plates (RGBA half, linear) of lp_d18's first frames, the head twice (the right one mirrored): two
     tracks, two plate crops a frame."""
-    folder = tmp_path_factory.mktemp("overlap-plates")
-    capture = cv2.VideoCapture(str(faces_dir / "lp_d18.mp4"))
-    encoded: list[bytes] = []
-    for index in range(FRAMES):
-        ok, bgr = capture.read()
-        assert ok, "lp_d18.mp4 decodes"
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        rgb8 = np.ascontiguousarray(np.concatenate([rgb, rgb[:, ::-1]], axis=1))
-        rgba = np.ones((*rgb8.shape[:2], 4), np.float32)
-        rgba[..., :3] = srgb8_to_linear(rgb8)
-        encoded.append(write_exr(folder / f"plate.{index:04d}.exr", rgba, ("R", "G", "B", "A")).read_bytes())
-    capture.release()
-    return encoded
+    return mirrored_head_plates(faces_dir / "lp_d18.mp4", tmp_path_factory.mktemp("overlap-plates"), FRAMES)
 
 
 def _analysed_engine(root: Path, plates: list[bytes], dlib_models: DlibFaceModels, ahead: int,
@@ -181,17 +167,6 @@ def _analysed_engine(root: Path, plates: list[bytes], dlib_models: DlibFaceModel
     return engine, [replace(r, timings_ms={}, message=r.message.partition(":")[0]) for r in results]
 
 
-def _database_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as con:
-        return {
-            "shots": con.execute("SELECT shot, config FROM shots ORDER BY shot").fetchall(),
-            "frames": con.execute("SELECT * FROM frames ORDER BY shot, frame").fetchall(),
-            "observations": con.execute("SELECT * FROM observations ORDER BY shot, frame, track").fetchall(),
-            "tracks": con.execute("SELECT * FROM tracks ORDER BY shot, track").fetchall(),
-            "cache": con.execute("SELECT key, relpath FROM cache_entries ORDER BY key").fetchall(),
-        }
-
-
 def test_overlapped_analysis_of_a_real_clip_stores_what_the_sequential_one_does(
         plates: list[bytes], dlib_models: DlibFaceModels, tmp_path: Path) -> None:
     sequential, sequential_results = _analysed_engine(tmp_path / "sequential", plates, dlib_models, ahead=0)
@@ -200,13 +175,13 @@ def test_overlapped_analysis_of_a_real_clip_stores_what_the_sequential_one_does(
     assert [(r.frame_number, r.status, r.kind) for r in overlapped_results if r.status != "ok"] == \
         [(1050, "failed", "decode"), (1060, "failed", "incomplete")]
     assert {len(r.tracks) for r in overlapped_results if r.status == "ok"} == {2}
-    rows = _database_rows(sequential.db.path)
-    assert _database_rows(overlapped.db.path) == rows
+    rows = shot_database_rows(sequential.db.path)
+    assert shot_database_rows(overlapped.db.path) == rows
     assert len(rows["observations"]) == 2 * FRAMES and len(rows["cache"]) == 2 * FRAMES
     # the plate crops on disk, read back through fresh caches (not the writers' memory)
     fresh = {name: PayloadCache(engine.cache.directory, ShotDatabase(engine.db.path))
              for name, engine in (("sequential", sequential), ("overlapped", overlapped))}
-    for key, _ in rows["cache"]:
+    for key, *_ in rows["cache"]:
         expected, got = fresh["sequential"].get(str(key)), fresh["overlapped"].get(str(key))
         assert expected is not None and got is not None
         assert list(got) == list(expected) == ["rgb_half"]  # (a half plate's crops are stored as half floats)

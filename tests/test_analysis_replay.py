@@ -7,16 +7,14 @@ middle (the analysis restarts there). Real EXR frames of lp_d18, real payload ca
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
-import cv2
 import numpy as np
 import pytest
-from support import srgb8_to_linear, write_exr
+from support import mirrored_head_plates, shot_database_rows
 
 from inference_server.faces.dlib_models import DlibFaceModels
 from inference_server.server import analysis_steps
@@ -36,18 +34,7 @@ CHANGED = 6  # the frame whose plate is replaced by another frame of the clip
 def clip(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], bytes]:
     """EXR plates (RGBA half, linear) of lp_d18's first 12 frames, the head twice (the right one mirrored: two
     tracks, two plate crops a frame), and the clip's 13th frame the same way (frame 6's replacement)."""
-    folder = tmp_path_factory.mktemp("replay-plates")
-    capture = cv2.VideoCapture(str(faces_dir / "lp_d18.mp4"))
-    encoded: list[bytes] = []
-    for index in range(FRAMES + 1):
-        ok, bgr = capture.read()
-        assert ok, "lp_d18.mp4 decodes"
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        rgb8 = np.ascontiguousarray(np.concatenate([rgb, rgb[:, ::-1]], axis=1))
-        rgba = np.ones((*rgb8.shape[:2], 4), np.float32)
-        rgba[..., :3] = srgb8_to_linear(rgb8)
-        encoded.append(write_exr(folder / f"plate.{index:04d}.exr", rgba, ("R", "G", "B", "A")).read_bytes())
-    capture.release()
+    encoded = mirrored_head_plates(faces_dir / "lp_d18.mp4", tmp_path_factory.mktemp("replay-plates"), FRAMES + 1)
     return encoded[:FRAMES], encoded[FRAMES]
 
 
@@ -74,17 +61,6 @@ class _Snapshot:
     proxies: int  # display proxies made in the pass
 
 
-def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as con:
-        return {
-            "shots": con.execute("SELECT shot, config FROM shots ORDER BY shot").fetchall(),
-            "frames": con.execute("SELECT * FROM frames ORDER BY shot, frame").fetchall(),
-            "observations": con.execute("SELECT * FROM observations ORDER BY shot, frame, track").fetchall(),
-            "tracks": con.execute("SELECT * FROM tracks ORDER BY shot, track").fetchall(),
-            "cache": con.execute("SELECT key, relpath, size, sha256 FROM cache_entries ORDER BY key").fetchall(),
-        }
-
-
 def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eager: bool,
           monkeypatch: pytest.MonkeyPatch) -> _Snapshot:
     """One AnalyseShot pass over ``plates`` (frames 1001...) by a new engine (a new private server) on the
@@ -108,7 +84,7 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
     results = list(analyse_in_order(requests, AnalyseResultData, steps.prepare, steps.analyse, steps.store,
                                     ahead=0 if eager else 4, readers=3))
     monkeypatch.setattr(analysis_steps, "display_proxy", original)
-    rows = _rows(engine.db.path)
+    rows = shot_database_rows(engine.db.path)
     fresh = PayloadCache(engine.cache.directory, ShotDatabase(engine.db.path))  # the files, not the memory
     crops = {}
     for key, *_ in rows["cache"]:
