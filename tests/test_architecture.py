@@ -162,6 +162,22 @@ def test_importing_the_server_does_not_import_scipy() -> None:
     assert done.stdout.strip() == "[]", done.stdout
 
 
+def test_the_render_s_lazy_imports_are_warmed_once_on_a_background_thread() -> None:
+    """What the server's start leaves out (scipy.spatial) is imported by ``WarmImports`` on a thread of its own,
+    started once however often it is asked (the engine asks when a shot analysis begins), so the first frame
+    does not import it itself; a module that cannot be imported is only logged."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from inference_server.server.warmup import WarmImports; "
+            "w = WarmImports(); t = w.start(); assert w.start() is t and t.daemon; t.join(60); "
+            "bad = WarmImports(('scipy.spatial', 'no_such_module_here')).start(); bad.join(60); "
+            "print(t.name, 'scipy.spatial' in sys.modules, bad.is_alive())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["facebridge-warm-imports", "True", "False"], done.stdout + done.stderr
+    assert "warm-up import of no_such_module_here failed" in done.stderr
+
+
 def test_a_server_on_the_embedded_models_starts_without_torch_where_there_is_no_gpu(tmp_path: Path) -> None:
     """``--device auto`` on a machine without a GPU driver decides ``cpu`` without PyTorch (~2 s of the start),
     and nothing else a server's start does imports it."""

@@ -51,6 +51,7 @@ from .frame_io import FrameLoader, FrameRequest, deliver
 from .model_stages import choose_finder, choose_stage
 from .sessions import Session, SessionParams, SessionRegistry, session_analyse_config
 from .shot_targets import ShotSummary, ShotTargets
+from .warmup import WarmImports
 
 __all__ = ["PREVIEW_CONTROLS", "AnalyseResultData", "FaceSwapEngine", "FrameRequest", "FrameResultData",
            "PreviewData", "ShotSummary", "frame_status"]
@@ -201,6 +202,7 @@ class FaceSwapEngine:
         self.memos = RenderMemos.create(self.memory.memos)
         self._models = models
         self._models_lock = threading.Lock()
+        self._warm_imports = WarmImports()
 
     @property
     def scratch_dir(self) -> Path:
@@ -329,6 +331,7 @@ class FaceSwapEngine:
         frame's plate crops are stored while the next is analysed (:mod:`.analysis_stream`; 0: one frame after
         the other, the same results). Failures name file, frame and cause."""
         steps = FrameAnalysisSteps(self.frames, self.shots, analyser, session.params.colorspace)
+        self._warm_imports.start()  # the render's lazy imports, beside the analysis (see .warmup)
         return analyse_in_order(requests, AnalyseResultData, steps.prepare, steps.analyse, steps.store, ahead)
 
     def shot_summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:
