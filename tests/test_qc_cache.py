@@ -1,11 +1,13 @@
 """Issue 15: the plate face's identity embedding (quality checks) is kept in the payload cache, so a
-re-render in a new server computes only the output's embedding, with the same report values."""
+re-render in a new server computes only the output's embedding, with the same report values; a tracked face's
+plate identity (with a source) is its track's, so a first render embeds only the output."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 from support import load_rgb8
 
 from facebridge.srgb import srgb_decode
@@ -65,3 +67,80 @@ def test_the_plate_embedding_is_computed_once_across_servers(faces_dir: Path, dl
     assert first.identity_distance_plate == again.identity_distance_plate == elsewhere.identity_distance_plate
     assert first.identity_distance == again.identity_distance
     assert 0.0 < first.identity_distance_plate < 2.0 and np.isfinite(first.identity_distance)
+
+
+def test_a_tracked_face_s_plate_identity_is_its_track_s_and_a_restoration_still_embeds_the_plate(
+        faces_dir: Path, dlib_models: DlibFaceModels) -> None:
+    """With a source, a face the shot analysis tracks is measured against its track's plate identity (what the
+    analysis embedded where it first detected it): only the output is embedded on the frame. A restoration
+    (no source) compares the output with the plate's face on the same frame, so it embeds both, track or not."""
+    rgb8 = load_rgb8(faces_dir / "fr_obama.jpg")
+    face = dlib_models.detect(rgb8)[0]
+    plate = np.concatenate([srgb_decode(rgb8.astype(np.float32) / 255.0),
+                            np.ones(rgb8.shape[:2] + (1,), np.float32)], axis=2)
+    frame = FramePlate(plate, [0, 1, 2], "frame-hash")
+    box = face_crop_box(face.landmarks, plate.shape[:2])
+    out = plate.copy()
+    out[box.slices][..., :3] *= np.float32(0.9)
+    rose = load_rgb8(faces_dir / "fr_rose_leslie.jpg")
+    source = SourceFace(image=rose.astype(np.float32) / 255.0, landmarks=face.landmarks,
+                        embedding=np.asarray(dlib_models.embed(rose, dlib_models.detect(rose)[0].landmarks)),
+                        pose=(0.0, 0.0, 0.0), label="rose")
+    # the track's identity as the analysis stores it (float32): here the same face on the mirrored photo
+    other = np.ascontiguousarray(rgb8[:, ::-1])
+    track_identity = dlib_models.embed(other, dlib_models.detect(other)[0].landmarks).astype(np.float32)
+    tracked = FaceTarget(face.landmarks, face.rect, track=3, identity=track_identity)
+    untracked = FaceTarget(face.landmarks, face.rect)
+    report = FaceReport(0, True, "rose", face.rect, (0.0, 0.0, 0.0))
+    colourspace = ColourSpace.named(LINEAR_REC709)
+
+    def qc(target: FaceTarget, src: SourceFace | None) -> tuple[FaceReport, int]:
+        count = CountingModels(dlib_models)
+        done = with_identity(report, frame, out, box, target, src, count, colourspace, None)  # type: ignore[arg-type]
+        return done, count.embedded
+
+    swapped, embedded = qc(tracked, source)
+    assert embedded == 1  # the output only
+    assert swapped.identity_distance_plate == pytest.approx(
+        float(np.linalg.norm(track_identity.astype(np.float64) - source.embedding)), abs=1e-9)
+    per_frame, embedded_untracked = qc(untracked, source)
+    assert embedded_untracked == 2
+    assert swapped.identity_distance == per_frame.identity_distance  # the output's side is unchanged
+    assert swapped.identity_distance_plate != per_frame.identity_distance_plate  # another photo, another value
+    assert abs(swapped.identity_distance_plate - per_frame.identity_distance_plate) < 0.3  # the same person
+    restored_tracked, embedded_restore = qc(tracked, None)
+    restored, _ = qc(untracked, None)
+    assert embedded_restore == 2 and restored_tracked.identity_distance == restored.identity_distance
+
+
+def test_the_targets_of_an_analysed_shot_carry_their_tracks_identities(
+        faces_dir: Path, dlib_models: DlibFaceModels, tmp_path: Path) -> None:
+    """What the render's quality checks measure the plate against: each analysed face's target carries the
+    identity its track has in the shot database (two heads on real EXR frames of lp_d18: two tracks)."""
+    import OpenImageIO as oiio
+    from support import mirrored_head_plates
+
+    from inference_server.server.analysis_steps import AnalyseResultData
+    from inference_server.server.engine import FaceSwapEngine, FrameRequest
+    from inference_server.server.sessions import SessionParams
+    from inference_server.temporal.tracks import FaceSelection
+
+    (tmp_path / "plates").mkdir()
+    (tmp_path / "scratch").mkdir()
+    plates = mirrored_head_plates(faces_dir / "lp_d18.mp4", tmp_path / "plates", 3)
+    spec = oiio.ImageBuf(str(min((tmp_path / "plates").iterdir()))).spec()
+    hw = (spec.height, spec.width)
+    engine = FaceSwapEngine(tmp_path / "scratch", tmp_path / "cache", models=dlib_models,
+                            models_dir=tmp_path / "no-models")
+    session = engine.open_session("test", "shot", [], SessionParams())
+    requests: list[FrameRequest | AnalyseResultData] = [
+        FrameRequest(1 + i, f"plate.{i:04d}.exr", data=(data,)) for i, data in enumerate(plates)]
+    assert [r.status for r in engine.analyse_frames(session, engine.analyser(session), requests)] == ["ok"] * 3
+    tracks = engine.db.tracks("shot")
+    assert len(tracks) == 2
+    for frame in (1, 3):
+        targets = engine.shots.targets("shot", frame, hw, FaceSelection(), 2.0, stabilise=False)
+        assert sorted(t.track for t in targets) == sorted(tracks)
+        for target in targets:
+            assert target.identity is not None and target.identity.shape == (128,)
+            assert np.array_equal(target.identity, tracks[target.track][1])

@@ -35,7 +35,8 @@ class FaceReport:
     cache_hit: bool = False
     jitter: tuple[float, float] = (float("nan"), float("nan"))
     identity_distance: float = float("nan")        # output face -> its source
-    identity_distance_plate: float = float("nan")  # plate face -> the same source
+    identity_distance_plate: float = float("nan")  # plate face -> the same source (a tracked face: the track's
+                                                   # plate identity, FaceTarget.identity; else this frame's)
     fp32_fallback: bool = False                    # reduced precision failed; recomputed in fp32
     detector: str = ""                             # hog | cnn | a registry detector name ("" unknown)
     size: float = float("nan")                     # landmark extent, px (faces.geometry.face_size)

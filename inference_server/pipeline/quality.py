@@ -21,8 +21,13 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
                   source: SourceFace | None, models: DlibFaceModels, colourspace: ColourSpace,
                   memos: RenderMemos | None, cache: ModelCache | None = None) -> FaceReport:
     """``report`` with the identity distances of the output's and the plate's face (in the crop ``box``) to
-    ``source``; without a source (restoration), the output's distance to the plate's own face (how much
-    identity it moved).
+    ``source``; without a source (restoration), the output's distance to the plate's own face on this frame (how
+    much identity it moved).
+
+    With a source, a tracked face's plate identity is its track's (``target.identity``: the shot analysis embedded
+    the face where it first detected it, for re-identification): the person being replaced, measured once per
+    track rather than embedded again on every frame (one of the two identity embeddings a frame's checks cost).
+    A face without a track (no shot analysis) is embedded on this frame, as a restoration's always is.
 
     Args:
         frame: the plate; ``out`` ``(H, W, C)`` float32 the rendered frame.
@@ -50,7 +55,12 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
         digest = hashlib.sha256(f"{models.identifier}|{key[:4]!r}".encode() + b"\0" + key[4]).hexdigest()
         return readonly(cache.get_or_compute(digest, embedded)[0]["embedding"])
 
-    plate_id = memos.plate_identity.get_or_compute(key, plate_embedding) if memos is not None else plate_embedding()
+    if source is not None and target.identity is not None:
+        plate_id = np.asarray(target.identity, np.float64)
+    elif memos is not None:
+        plate_id = memos.plate_identity.get_or_compute(key, plate_embedding)
+    else:
+        plate_id = plate_embedding()
     out8 = np.ascontiguousarray(colourspace.to_proxy8(out[box.slices][..., rgb_index]))
     out_landmarks = models.landmarks(out8, local)
     out_id = models.embed(out8, out_landmarks)

@@ -36,6 +36,8 @@ class FaceTarget:
     picked: bool = False                   # chosen by the artist (track:N, reference): swapped even when small
     source_mix: SourceMix | None = None    # the sources on this frame by the track's plan (temporal.source_plan);
                                            # None: the source nearest in pose on this frame alone
+    identity: np.ndarray | None = None     # (128,) float32 the track's plate identity, embedded by the shot
+                                           # analysis where it first detected the face; None: no track
 
 
 def detect_targets(pixels: np.ndarray, rgb_index: list[int], models: FaceFinder, colourspace: ColourSpace,

@@ -153,7 +153,8 @@ class ShotTargets:
         present = [t for t, p in paths.items() if p.landmarks(frame) is not None]
         rects = {o.track: o.rect for o in self.db.frame_observations(shot, frame)}
         targets = []
-        for track in selection.choose(present, self.db.tracks(shot)):
+        tracks = self.db.tracks(shot)
+        for track in selection.choose(present, tracks):
             landmarks = paths[track].landmarks(frame)
             assert landmarks is not None
             lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
@@ -166,7 +167,7 @@ class ShotTargets:
             neighbours = self._neighbours(shot, paths, track, frame, frame_hw, mix_at) if stabilise else ()
             targets.append(FaceTarget(landmarks, rect, track, paths[track].jitter_at(frame), neighbours,
                                       self.detector(shot, track, frame), picked=selection.mode != "all",
-                                      source_mix=mix_at(frame)))
+                                      source_mix=mix_at(frame), identity=tracks[track][1] if track in tracks else None))
         return targets
 
     def _neighbours(self, shot: str, paths: dict[int, TrackPath], track: int, frame: int,
