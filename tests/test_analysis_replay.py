@@ -3,7 +3,8 @@ frames are prepared on several reader threads; the shot database, the stored pla
 results stay those of the formulation replaced (every frame's proxy made when it is decoded and given to the
 analyser, one frame after the other) — for a first analysis, a full replay, a resumed analysis (the first new
 frame compares with the last replayed one, whose proxy is then made) and a replay whose plate changed in the
-middle (the analysis restarts there). Real EXR frames of lp_d18, real payload cache and SQLite database."""
+middle (the analysis is truncated there and goes on from the replayed frames: the shot then equals a fresh
+analysis of the changed plates). Real EXR frames of lp_d18, real payload cache and SQLite database."""
 
 from __future__ import annotations
 
@@ -121,12 +122,19 @@ def test_first_analysis_full_replay_and_changed_plate_store_what_the_eager_analy
     # the replay: every frame replayed, nothing written, no proxy made (the eager one made twelve)
     assert all(r.replayed for r in replay.results) and replay.rows == first.rows
     assert (first.proxies, replay.proxies, old_replay.proxies) == (FRAMES, 0, FRAMES)
-    # the changed plate: frames before it replay, the analysis restarts there; proxies of the new frames only
+    # the changed plate: frames before it replay and stay analysed; the analysis is truncated there and goes on
+    # from the replayed state (proxies of the new frames and of the last replayed one, which the first new
+    # frame compares with), so the shot is what a fresh analysis of the changed plates gives
     assert [r.replayed for r in restart.results] == [True] * CHANGED + [False] * (FRAMES - CHANGED)
-    assert [f[1] for f in restart.rows["frames"]] == list(range(1001 + CHANGED, 1001 + FRAMES))
-    assert restart.proxies == FRAMES - CHANGED
-    # the crops of the frames analysed again beside the others (new landmarks: new crop boxes, new keys)
-    assert set(first.crops) < set(restart.crops)
+    assert [f[1] for f in restart.rows["frames"]] == list(range(1001, 1001 + FRAMES))
+    assert restart.rows["frames"][:CHANGED] == first.rows["frames"][:CHANGED]
+    assert restart.rows["frames"][CHANGED][2] != first.rows["frames"][CHANGED][2]  # the new content hash
+    assert restart.proxies == FRAMES - CHANGED + 1
+    fresh = _pass(tmp_path / "fresh", changed, dlib_models, False, monkeypatch)
+    assert {k: v for k, v in restart.rows.items() if k != "cache"} == {k: v for k, v in fresh.rows.items() if k != "cache"}
+    assert [replace(r, replayed=False) for r in restart.results] == fresh.results
+    assert set(fresh.crops) <= set(restart.crops)  # (beside the crops of the frames analysed before the change)
+    assert all(np.array_equal(restart.crops[key], crop) for key, crop in fresh.crops.items())
 
 
 def test_a_resumed_analysis_makes_the_last_replayed_frames_proxy_for_the_first_new_one(

@@ -4,7 +4,7 @@ plate, its content hash and, for a frame the analyser does not hold with that co
 stabilisation). A step that fails the frame gives its failed result, naming file, frame and cause.
 
 A frame that replays needs no display proxy; one that was expected to replay but is analysed new after all (an
-earlier frame's changed plate restarted the analysis), or whose proxy the next new frame compares with, has it
+earlier frame's changed plate truncated the analysis there), or whose proxy the next new frame compares with, has it
 made by the analyser when it needs it, from the same plate, so the same bits.
 
 Plates are ``(H, W, C)`` float32 scene-linear (channels in file order); the proxy ``(H, W, 3)`` uint8 sRGB.

@@ -167,6 +167,21 @@ class ShotDatabase:
             for table in ("shots", "frames", "observations", "tracks"):
                 con.execute(f"DELETE FROM {table} WHERE shot = ?", (shot,))  # noqa: S608 - fixed names
 
+    def truncate_shot(self, shot: str, frame: int) -> None:
+        """Forget a shot's analysis from ``frame`` on: those frames, their observations and the tracks first seen
+        there; the frames before it stand. The shot's ``created`` moves on (the analysis as it now stands began
+        again), so whatever is remembered by :meth:`analysis_fingerprint` sees the change even once the frames are
+        committed again to the same counts."""
+        with self._tx() as con:
+            con.execute("DELETE FROM frames WHERE shot = ? AND frame >= ?", (shot, frame))
+            con.execute("DELETE FROM observations WHERE shot = ? AND frame >= ?", (shot, frame))
+            con.execute("DELETE FROM tracks WHERE shot = ? AND track NOT IN "
+                        "(SELECT DISTINCT track FROM observations WHERE shot = ?)", (shot, shot))
+            row = con.execute("SELECT created FROM shots WHERE shot = ?", (shot,)).fetchone()
+            if row is not None:
+                con.execute("UPDATE shots SET created = ? WHERE shot = ?",
+                            (max(time.time(), float(row[0]) + 1e-6), shot))
+
     def shot_config(self, shot: str) -> dict[str, object] | None:
         """The analysis settings ``shot`` was analysed with, or None when the shot is unknown."""
         row = self._connection().execute("SELECT config FROM shots WHERE shot = ?", (shot,)).fetchone()

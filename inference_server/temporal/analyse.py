@@ -7,7 +7,10 @@ tracked face analyse as they would without it.
 Frames must arrive in increasing frame order. Each analysed frame is committed to the shot database
 before the next is looked at, so a killed server resumes exactly where it stopped: frames already
 committed with the same content are replayed from the database (restoring the tracker's state) instead
-of being analysed again, and the result equals that of an uninterrupted run.
+of being analysed again, and the result equals that of an uninterrupted run. A frame committed with other
+content (its plate was changed, e.g. a paint fix) truncates the analysis there: the frames before it stand,
+and it and the frames after it are analysed again from the state the frames before it replayed, so the shot
+ends as a fresh analysis of the changed plates would leave it.
 
 A replayed frame needs none of its pixels: its display proxy, gray image and cut thumbnail are made only
 when the next frame is analysed new and compares with it (the proxy may be given as a function that makes it),
@@ -144,7 +147,7 @@ class ShotAnalyser:
 
     def is_known(self, frame: int, content_hash: str) -> bool:
         """Whether ``frame`` is committed with this content: it replays, unless a changed plate of an earlier
-        frame restarts the analysis first (a hint, e.g. to skip making its display proxy; any thread)."""
+        frame truncates the analysis there first (a hint, e.g. to skip making its display proxy; any thread)."""
         known = self._committed.get(frame)
         return known is not None and known[0] == content_hash
 
@@ -162,19 +165,21 @@ class ShotAnalyser:
                 f"the plate differs from the analysed one (content hash {content_hash[:12]}, analysed "
                 f"{known[0][:12]})" if known is not None else "the imported analysis has no such frame")
         if known is not None and known[0] != content_hash:
-            self._restart()
+            self._truncate(frame)
             known = None
         result = self._replay(frame, known[1]) if known is not None else self._analyse_new(frame, view, content_hash)
-        # (after a restart: the state forgotten, not the fresh one, remembers this frame, as before lazy views)
         state.prev_view, state.prev_frame = view, frame
         return result
 
-    def _restart(self) -> None:
-        """The plate changed under a committed analysis: forget the shot and start over."""
-        self.db.reset_shot(self.shot)
-        self.db.ensure_shot(self.shot, self.config.as_dict())
-        self._committed, self._keyframes, self._tracks = {}, set(), {}
-        self._state = _State()
+    def _truncate(self, frame: int) -> None:
+        """The plate of ``frame`` changed under a committed analysis: forget the analysis from ``frame`` on (the
+        frames after it were tracked from the old plate) and carry on from the state the frames before it
+        replayed, as a resumed analysis does: the frames before it stay analysed, and the shot ends up as a
+        fresh analysis of the changed plates would leave it."""
+        self.db.truncate_shot(self.shot, frame)
+        self._committed = {f: known for f, known in self._committed.items() if f < frame}
+        self._keyframes = {f for f in self._keyframes if f < frame}
+        self._tracks = self.db.tracks(self.shot)
 
     def _replay(self, frame: int, cut: int) -> FrameAnalysis:
         state = self._state
