@@ -34,6 +34,36 @@ def test_database_is_wal_and_round_trips_analysis(tmp_path: Path) -> None:
     assert db.analysed_frames("sh010") == {} and db.shots() == []
 
 
+def test_truncating_a_shot_keeps_the_frames_before_and_changes_its_fingerprint(tmp_path: Path) -> None:
+    """A changed plate at frame 1003 truncates the analysis there: frames 1001-1002 (and the track first seen on
+    them) stay, frames from 1003 and the track first seen on 1004 go, other shots are untouched; committed again
+    to the same counts, the fingerprint still differs (memos of the old analysis are not served)."""
+    db = ShotDatabase(tmp_path / "shots.sqlite")
+    for shot in ("sh010", "sh020"):
+        db.ensure_shot(shot, {})
+        for frame in range(1001, 1006):
+            observations = [Observation(frame, 0, _landmarks(frame), 1.0, "detect")]
+            if frame >= 1004:
+                observations.append(Observation(frame, 1, _landmarks(frame + 100), 1.0, "detect"))
+            new = [(0, 0, np.zeros(128, np.float32))] if frame == 1001 else \
+                [(1, 0, np.ones(128, np.float32))] if frame == 1004 else []
+            db.commit_frame(shot, frame, f"h{frame}", 0, observations, new, keyframe=frame in (1001, 1004))
+    before = db.analysis_fingerprint("sh010")
+    db.truncate_shot("sh010", 1003)
+    assert db.analysed_frames("sh010") == {1001: ("h1001", 0), 1002: ("h1002", 0)}
+    assert sorted(db.tracks("sh010")) == [0] and db.keyframes("sh010") == [1001]
+    assert [o.frame for o in db.observations("sh010")] == [1001, 1002]
+    assert len(db.analysed_frames("sh020")) == 5 and sorted(db.tracks("sh020")) == [0, 1]
+    for frame in range(1003, 1006):  # the same counts again (the changed plate analysed anew)
+        observations = [Observation(frame, 0, _landmarks(frame), 1.0, "track")]
+        if frame >= 1004:
+            observations.append(Observation(frame, 1, _landmarks(frame + 100), 1.0, "detect"))
+        db.commit_frame("sh010", frame, f"g{frame}", 0, observations,
+                        [(1, 0, np.ones(128, np.float32))] if frame == 1004 else [])
+    after = db.analysis_fingerprint("sh010")
+    assert after[1:] == before[1:] and after != before
+
+
 def test_committed_frames_survive_a_killed_writer(tmp_path: Path) -> None:
     path = tmp_path / "shots.sqlite"
     script = (
