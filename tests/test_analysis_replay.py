@@ -60,6 +60,7 @@ class _Snapshot:
     rows: dict[str, list[tuple[object, ...]]]
     crops: dict[str, np.ndarray]
     proxies: int  # display proxies made in the pass
+    new_frames: int = 0  # calls of the steps' on_new_frame (the engine's warm-up of the render's imports)
 
 
 def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eager: bool,
@@ -79,8 +80,10 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
     engine = FaceSwapEngine(root / "scratch", root / "cache", models=dlib_models, models_dir=root / "no-models")
     session = engine.open_session("test", "shot", [], SessionParams())
     analyser = engine.analyser(session)
+    news: list[int] = []
     steps = FrameAnalysisSteps(engine.frames, engine.shots,
-                               cast(ShotAnalyser, _EagerAnalyser(analyser)) if eager else analyser, "")
+                               cast(ShotAnalyser, _EagerAnalyser(analyser)) if eager else analyser, "",
+                               on_new_frame=lambda: news.append(1))
     requests = [FrameRequest(1001 + i, f"plate.{i:04d}.exr", data=(data,)) for i, data in enumerate(plates)]
     results = list(analyse_in_order(requests, AnalyseResultData, steps.prepare, steps.analyse, steps.store,
                                     ahead=0 if eager else 4, readers=3))
@@ -92,7 +95,7 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
         payload = fresh.get(str(key))
         assert payload is not None and list(payload) == ["rgb_half"]
         crops[str(key)] = payload["rgb_half"]
-    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made))
+    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made), len(news))
 
 
 def _assert_same(new: _Snapshot, old: _Snapshot) -> None:
@@ -122,6 +125,8 @@ def test_first_analysis_full_replay_and_changed_plate_store_what_the_eager_analy
     # the replay: every frame replayed, nothing written, no proxy made (the eager one made twelve)
     assert all(r.replayed for r in replay.results) and replay.rows == first.rows
     assert (first.proxies, replay.proxies, old_replay.proxies) == (FRAMES, 0, FRAMES)
+    # the render's imports are warmed for a first analysis, never for a replay (a re-render needs none of them)
+    assert (first.new_frames, replay.new_frames, restart.new_frames) == (FRAMES, 0, FRAMES - CHANGED)
     # the changed plate: frames before it replay and stay analysed; the analysis is truncated there and goes on
     # from the replayed state (proxies of the new frames and of the last replayed one, which the first new
     # frame compares with), so the shot is what a fresh analysis of the changed plates gives

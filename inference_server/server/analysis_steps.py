@@ -12,6 +12,7 @@ Plates are ``(H, W, C)`` float32 scene-linear (channels in file order); the prox
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,13 +85,17 @@ class FrameAnalysisSteps:
         shots: where the plate crops go.
         analyser: the stream's shot analyser (frames in increasing order).
         colorspace: the session's colorspace override ("": the file's, else linear Rec.709).
+        on_new_frame: called each time a frame is analysed new rather than replayed (the engine then warms the
+            render's lazy imports, which a re-render of a replayed shot from cached model outputs never needs).
     """
 
-    def __init__(self, frames: FrameLoader, shots: ShotTargets, analyser: ShotAnalyser, colorspace: str) -> None:
+    def __init__(self, frames: FrameLoader, shots: ShotTargets, analyser: ShotAnalyser, colorspace: str,
+                 on_new_frame: Callable[[], object] = lambda: None) -> None:
         self.frames = frames
         self.shots = shots
         self.analyser = analyser
         self.colorspace = colorspace
+        self.on_new_frame = on_new_frame
 
     def prepare(self, request: FrameRequest) -> PreparedFrame | AnalyseResultData:
         """Decode the frame, its content hash and, unless the analyser holds the frame with this content (it
@@ -118,6 +123,8 @@ class FrameAnalysisSteps:
                                              prepared.frame_hash)
         except (PlateError, ValueError) as exc:
             return failed_analysis(prepared.request, exc)
+        if not analysis.replayed:
+            self.on_new_frame()
         clock.lap("analyse")
         return AnalysedFrame(prepared, analysis, {**prepared.timings_ms, **clock.timings})
 

@@ -330,8 +330,9 @@ class FaceSwapEngine:
         place), one result each in their order: up to ``ahead`` frames are decoded ahead of the analysis and a
         frame's plate crops are stored while the next is analysed (:mod:`.analysis_stream`; 0: one frame after
         the other, the same results). Failures name file, frame and cause."""
-        steps = FrameAnalysisSteps(self.frames, self.shots, analyser, session.params.colorspace)
-        self._warm_imports.start()  # the render's lazy imports, beside the analysis (see .warmup)
+        # a frame analysed new means a first render to come: its lazy imports are warmed beside the analysis
+        steps = FrameAnalysisSteps(self.frames, self.shots, analyser, session.params.colorspace,
+                                   on_new_frame=self._warm_imports.start)
         return analyse_in_order(requests, AnalyseResultData, steps.prepare, steps.analyse, steps.store, ahead)
 
     def shot_summaries(self, shot: str = "", with_frames: bool = False, smoothing: float = 2.0) -> list[ShotSummary]:
