@@ -14,7 +14,11 @@ With ``--baseline REV`` the same two renders run first with the code of git revi
 is compared pixel for pixel with the current code's: how many frames are bit-identical, and the largest
 difference elsewhere. (``5ec326d`` is the code before issue 15's speed work.)
 
-Needs ``../shared`` (the clip). Usage: python benchmarks/first_render.py [--frames 12] [--keep DIR] [--baseline REV]
+With ``--runs N`` the floor and the renders are measured N times in turn (each render with a fresh cache), each
+round printed, then the medians: on a shared machine one round's figures can move by 10-15%.
+
+Needs ``../shared`` (the clip). Usage:
+python benchmarks/first_render.py [--frames 12] [--keep DIR] [--baseline REV] [--runs N]
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="EXR floor repeats (median)")
     parser.add_argument("--keep", type=Path, help="keep the work folder here")
     parser.add_argument("--baseline", help="also run the code of this git revision, in the same run")
+    parser.add_argument("--runs", type=int, default=1, help="rounds of floor and renders (medians printed)")
     args = parser.parse_args()
     if not CLIP.is_file():
         print(f"{CLIP} not found: this benchmark needs ../shared", file=sys.stderr)
@@ -157,24 +162,42 @@ def main() -> int:
         plates.mkdir()
         pattern = make_shot(plates, args.frames)
         source = astronaut_png(work / "astronaut.png")
-        floor = statistics.median(exr_floor(plates, args.frames) for _ in range(args.repeats))
-        renders = {}
+        codes = {"now": REPO}
         if args.baseline:
-            code = extract(args.baseline, work / "baseline")
-            renders["baseline"] = two_renders(pattern, source, work / "baseline-run", code)
-        renders["now"] = two_renders(pattern, source, work / "now", REPO)
+            codes = {"baseline": extract(args.baseline, work / "baseline"), **codes}
         print(f"{args.frames} frames 1920x1080 half RGBA, one ~600 px face")
-        print(f"EXR read+write (OpenImageIO)   {floor:7.2f} s")
-        for name, (first, blend, _) in renders.items():
-            print(f"[{name}] first render (process)   {first:7.2f} s   {first / floor:5.1f}x the EXR floor (goal <= 6x)")
-            print(f"[{name}] blend-only re-render     {blend:7.2f} s   {first / blend:5.1f}x faster than the first "
-                  "(goal >= 10x)")
+        rounds: list[tuple[float, dict[str, tuple[float, float, dict[str, Path]]]]] = []
+        for run in range(max(1, args.runs)):
+            floor = statistics.median(exr_floor(plates, args.frames) for _ in range(args.repeats))
+            renders = {name: two_renders(pattern, source, work / f"{name}-run{run}", code)
+                       for name, code in codes.items()}
+            rounds.append((floor, renders))
+            print(f"{'round ' + str(run + 1) + ': ' if args.runs > 1 else ''}EXR read+write (OpenImageIO)   "
+                  f"{floor:7.2f} s")
+            for name, (first, blend, _) in renders.items():
+                print(f"[{name}] first render (process)   {first:7.2f} s   {first / floor:5.1f}x the EXR floor "
+                      "(goal <= 6x)")
+                print(f"[{name}] blend-only re-render     {blend:7.2f} s   {first / blend:5.1f}x faster than the "
+                      "first (goal >= 10x)")
+        if args.runs > 1:
+            print(f"medians of {args.runs} rounds: EXR floor {statistics.median(f for f, _ in rounds):.2f} s")
+            for name in codes:
+                firsts = [r[name][0] for _, r in rounds]
+                blends = [r[name][1] for _, r in rounds]
+                ratios = [r[name][0] / f for f, r in rounds]
+                speedups = [r[name][0] / r[name][1] for _, r in rounds]
+                print(f"[{name}] first render {statistics.median(firsts):6.2f} s "
+                      f"({min(firsts):.2f}-{max(firsts):.2f}), {statistics.median(ratios):.1f}x the floor; "
+                      f"re-render {statistics.median(blends):6.2f} s ({min(blends):.2f}-{max(blends):.2f}), "
+                      f"{statistics.median(speedups):.1f}x faster")
+        renders = rounds[-1][1]
         tables = {f"{name}:{kind}": path for name, (_, _, reports) in renders.items() for kind, path in reports.items()}
         stage_table(tables)
         if args.baseline:
+            last = len(rounds) - 1
             for kind in ("first", "blend"):
-                print(f"{kind:5s} output, baseline vs now: "
-                      f"{compare(work / 'baseline-run' / 'out', work / 'now' / 'out', args.frames, kind)}")
+                same = compare(work / f"baseline-run{last}" / "out", work / f"now-run{last}" / "out", args.frames, kind)
+                print(f"{kind:5s} output, baseline vs now: {same}")
     finally:
         if args.keep is not None:
             shutil.copytree(work, args.keep, dirs_exist_ok=True)
