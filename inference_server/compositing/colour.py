@@ -136,7 +136,8 @@ def match_statistics(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray
 def shading_field(src_lin: np.ndarray, tgt_lin: np.ndarray, weight: np.ndarray, centre: tuple[float, float],
                   scale: float, degree: int = 2, max_ratio: float = 2.0, stride: int = 2) -> np.ndarray:
     """Smooth multiplicative lighting correction: a low-order polynomial in x, y fitted (robustly) to
-    log(Y_target / Y_source) over the pixels where ``weight`` > 0 (skin seen in both faces).
+    log(Y_target / Y_source) over the pixels where ``weight`` > 0 (skin seen in both faces) and the log is
+    defined (a pixel whose luminance is at or below -1e-3, NaN or infinite is left out).
 
     A polynomial, unlike a blurred ratio, does not pick up hair, brows or background that happen to
     lie under the mask, and it extends smoothly to the forehead and the mask's edge.
@@ -153,11 +154,15 @@ def shading_field(src_lin: np.ndarray, tgt_lin: np.ndarray, weight: np.ndarray, 
     h, w = weight.shape
     ys, xs = np.mgrid[0:h:stride, 0:w:stride]
     wv = weight[::stride, ::stride]
-    sel = wv > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = (np.log(luminance(tgt_lin[::stride, ::stride]) + 1e-3)
+                     - np.log(luminance(src_lin[::stride, ::stride]) + 1e-3))
+    # samples whose log is undefined (luminance at or below -1e-3: a dim scene-linear plate's noise; NaN, Inf)
+    # are left out; one of them in the fit made the whole field, and so the whole face, NaN
+    sel = (wv > 0) & np.isfinite(log_ratio)
     if sel.sum() < 12:
         return np.ones((h, w), np.float32)
-    d = (np.log(luminance(tgt_lin[::stride, ::stride]) + 1e-3)
-         - np.log(luminance(src_lin[::stride, ::stride]) + 1e-3))[sel].astype(np.float64)
+    d = log_ratio[sel].astype(np.float64)
     u = (xs[sel] - centre[0]) / scale
     v = (ys[sel] - centre[1]) / scale
     powers = [(k - j, j) for k in range(degree + 1) for j in range(k + 1)]  # (power of u, power of v)
