@@ -22,7 +22,8 @@ class RenderMemos:
     - ``working``: the exposure-normalised working-size plate crop, by (frame hash, box, working side).
     - ``matched``: the colour-matched face of a model output, by (model key, colour-stage controls).
     - ``composited``: a face's composited result at frame size, by (model key, controls): (face, mask, flags,
-      reach box) and, when an occluder ran, its keep-mask; a neighbour's result is reused when the next frame is rendered.
+      reach box) and, when an occluder ran, its keep-mask; a neighbour's result is reused when the next frame is
+      rendered.
     - ``plate_identity``: the identity embedding of a plate face (quality checks), by (frame, landmarks).
     """
 

@@ -235,7 +235,9 @@ def swap_model(target: np.ndarray, target_landmarks: np.ndarray, source: SourceF
     anchors_s = apply_affine(invert_affine(A), anchors_t)
     # keep the warp one-to-one: no landmark triangle may flip between the target and destination shapes
     ctrl_t = np.concatenate([T, anchors_t])
-    from scipy.spatial import Delaunay  # (lazy: scipy.spatial costs ~0.3 s of the server's start)
+    # (lazy: scipy.spatial costs ~0.4 s of the server's start; a server imports it beside the shot analysis,
+    # inference_server.server.warmup.RENDER_MODULES)
+    from scipy.spatial import Delaunay
 
     tri = Delaunay(ctrl_t).simplices
     D = untangle(np.concatenate([D, anchors_t]), ctrl_t, tri)[:68]
