@@ -4,16 +4,23 @@ asked as before."""
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Collection
+from pathlib import Path
 
 import pytest
 
 from inference_server.server.device import (
     GPU_DRIVER_FILES,
+    GPU_DRIVER_LIBRARIES,
+    _ldconfig_listing,
+    find_driver_library,
     gpu_driver_present,
+    library_in,
     resolve_device,
 )
 from inference_server.server.errors import InvalidRequest
@@ -36,6 +43,43 @@ def test_a_gpu_may_be_there_when_any_driver_leaves_a_trace() -> None:
     assert _probe("linux", libraries={"amdhip64"})   # ROCm: PyTorch answers torch.cuda there too
     assert not _probe("linux", {"/dev/null", "/proc/cpuinfo"}, {"m", "c"})
     assert _probe("darwin")                          # MPS is PyTorch's to tell
+
+
+LISTING = """1302 libs found in cache `/etc/ld.so.cache'
+\tlibcudart.so.12 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.12
+\tlibcuda-stub.so (libc6,x86-64) => /opt/stubs/libcuda-stub.so
+\tlibcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1
+\tlibamdhip64.so.6 (libc6,x86-64) => /opt/rocm/lib/libamdhip64.so.6
+"""
+
+
+def test_a_driver_library_is_found_in_the_loader_cache_or_the_library_path_by_its_exact_name() -> None:
+    assert library_in("cuda", LISTING, []) == "/usr/lib/x86_64-linux-gnu/libcuda.so.1"
+    assert library_in("amdhip64", LISTING, []) == "/opt/rocm/lib/libamdhip64.so.6"
+    runtime_only = LISTING.replace("libcuda.so.1 ", "libcudaX.so.1 ")  # only libcudart and a stub are left
+    assert library_in("cuda", runtime_only, []) is None
+    assert library_in("nvcuda", LISTING, []) is None
+    folders = [("/opt/a", ["libcudart.so", "libcuda.so.550.54.15.x"]), ("/opt/b", ["notes.txt", "libcuda.so"])]
+    assert library_in("cuda", "", folders) == "/opt/b/libcuda.so"   # the first folder has only look-alikes
+    assert library_in("cuda", "", folders[:1]) is None
+    assert library_in("cuda", "garbage => without an entry\n\n", []) is None
+
+
+def test_the_loader_lookup_answers_as_ctypes_does_on_this_machine(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same found / not found as ``ctypes.util.find_library`` for the driver names and for a sample of the
+    libraries this machine's loader cache holds; and a library put in a folder of ``LD_LIBRARY_PATH`` is found."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the loader lookup is Linux's")
+    listing = _ldconfig_listing()
+    names = sorted({line.split()[0].split(".so")[0][3:] for line in listing.splitlines()
+                    if "=>" in line and line.split()[0].startswith("lib")})
+    assert names, "ldconfig -p listed no library"
+    for name in [*GPU_DRIVER_LIBRARIES, *names[::max(1, len(names) // 25)]]:
+        assert (find_driver_library(name) is None) == (ctypes.util.find_library(name) is None), name
+    (tmp_path / "libamdhip64.so.6").write_bytes(b"")
+    monkeypatch.setenv("LD_LIBRARY_PATH", os.pathsep.join(["/nonexistent-folder", str(tmp_path)]))
+    assert find_driver_library("amdhip64") == str(tmp_path / "libamdhip64.so.6")
 
 
 def _in_fresh_python(code: str) -> str:
