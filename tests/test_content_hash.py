@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from inference_server.server.frame_io import HASH_ROWS, content_hash
+from inference_server.server.frame_io import HASH_ROWS, PlateFacts, content_hash
 
 
 @pytest.mark.parametrize(("shape", "rgb_index"), [
@@ -29,3 +29,10 @@ def test_the_content_hash_is_the_sha256_of_the_whole_interleaved_rgb(shape: tupl
     view = pixels[:, ::2]
     assert content_hash(view, rgb_index) == hashlib.sha256(
         np.ascontiguousarray(view[..., rgb_index], np.float32).tobytes()).hexdigest()
+
+
+def test_the_facts_recorded_for_a_file_read_back_as_written_and_anything_else_reads_as_unknown() -> None:
+    facts = PlateFacts("ab" * 32, (2, 0, 1), "ACES - ACEScg", (1080, 1920))
+    assert PlateFacts.from_text(facts.to_text()) == facts
+    for text in ("", "not json", "[]", '{"content_hash": "x"}', facts.to_text().replace("1080", '"tall"')):
+        assert PlateFacts.from_text(text) is None, text

@@ -64,6 +64,22 @@ def test_truncating_a_shot_keeps_the_frames_before_and_changes_its_fingerprint(t
     assert after[1:] == before[1:] and after != before
 
 
+def test_plate_file_facts_are_kept_per_decoder_across_connections_and_the_oldest_go(tmp_path: Path) -> None:
+    db = ShotDatabase(tmp_path / "shots.sqlite")
+    assert db.plate_file_facts("d1", "OpenImageIO 3.2") is None
+    db.remember_plate_file("d1", "OpenImageIO 3.2", '{"a": 1}', kept=3)
+    db.remember_plate_file("d1", "OpenImageIO 3.3", '{"a": 2}', kept=3)
+    reopened = ShotDatabase(tmp_path / "shots.sqlite")  # another server on the same database
+    assert reopened.plate_file_facts("d1", "OpenImageIO 3.2") == '{"a": 1}'
+    assert reopened.plate_file_facts("d1", "OpenImageIO 3.3") == '{"a": 2}'
+    assert reopened.plate_file_facts("d1", "OpenImageIO 9") is None
+    for digest in ("d2", "d3"):
+        reopened.remember_plate_file(digest, "OpenImageIO 3.2", "{}", kept=3)
+    assert db.plate_file_facts("d1", "OpenImageIO 3.2") is None  # the oldest of four went
+    assert [db.plate_file_facts(d, "OpenImageIO 3.2") for d in ("d2", "d3")] == ["{}", "{}"]
+    assert db.plate_file_facts("d1", "OpenImageIO 3.3") == '{"a": 2}'
+
+
 def test_committed_frames_survive_a_killed_writer(tmp_path: Path) -> None:
     path = tmp_path / "shots.sqlite"
     script = (

@@ -41,6 +41,11 @@ class Limits:
     max_decode_bytes: int = 1024**3
 
 
+DECODER = f"OpenImageIO {oiio.__version__}"
+"""What decodes plates here: a file's decoded pixels are recorded per decoder (another version may decode the
+same bytes differently)."""
+
+
 @dataclass
 class Plate:
     """One decoded image: subimage 0 as float32 pixels plus everything needed to write it back."""

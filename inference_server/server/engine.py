@@ -191,10 +191,11 @@ class FaceSwapEngine:
         allow_unverified: bool = False,
     ) -> None:
         self.memory = MemoryShares.of(memory_bytes)
-        self.frames = FrameLoader(Path(scratch_dir), limits, self.memory.preview_plates, roots, max_frame_bytes)
+        self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
+        self.frames = FrameLoader(Path(scratch_dir), limits, self.memory.preview_plates, roots, max_frame_bytes,
+                                  files=self.db)
         self.max_frame_bytes = max_frame_bytes
         self.sessions = SessionRegistry(max_sessions, max_sessions_per_peer, session_idle_s)
-        self.db = ShotDatabase(Path(cache_dir) / "shots.sqlite")
         self.cache = PayloadCache(Path(cache_dir) / "payloads", self.db, cache_bytes, self.memory.payloads)
         self.shots = ShotTargets(self.db, self.cache)
         self.pool = ModelPool(models_dir if models_dir is not None else resolve_models_dir(None, os.environ),

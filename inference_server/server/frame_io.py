@@ -1,5 +1,6 @@
 """Frames in and out of the engine: decoding or reading a frame (and a source photo), the file digest and
-the remembered content hash, the preview's remembered plates, and writing or encoding the result.
+what the file decodes to (its content hash, remembered in memory and in the shot database), the preview's
+remembered plates, and writing or encoding the result.
 
 Plates are :class:`~inference_server.plates.image_file.Plate` (``pixels`` ``(H, W, C)`` float32
 scene-linear, channels in file order).
@@ -8,15 +9,24 @@ scene-linear, channels in file order).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from ..plates.errors import PlateError
-from ..plates.image_file import Limits, MetadataValue, Plate, decode_plate, encode_plate
+from ..plates.image_file import (
+    DECODER,
+    Limits,
+    MetadataValue,
+    Plate,
+    decode_plate,
+    encode_plate,
+)
 from ..plates.source_image import source_rgb8
 from ..store.memo import Memo
 from .errors import SourceError
@@ -57,6 +67,62 @@ def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class PlateFacts:
+    """What an encoded frame file decodes to, as far as a replayed analysis needs it without the pixels.
+
+    Attributes:
+        content_hash: :func:`content_hash` of its R, G, B.
+        rgb_index: the indices of R, G, B among its channels.
+        colorspace: its ``oiio:ColorSpace`` attribute ("" when it has none).
+        size: its pixels' ``(height, width)``.
+    """
+
+    content_hash: str
+    rgb_index: tuple[int, ...]
+    colorspace: str
+    size: tuple[int, int]
+
+    @classmethod
+    def of(cls, plate: Plate, content: str) -> PlateFacts:
+        height, width = plate.pixels.shape[:2]
+        return cls(content, tuple(plate.channel_index(("R", "G", "B"))),
+                   plate.spec.get_string_attribute("oiio:ColorSpace"), (int(height), int(width)))
+
+    def to_text(self) -> str:
+        return json.dumps({"content_hash": self.content_hash, "rgb_index": list(self.rgb_index),
+                           "colorspace": self.colorspace, "size": list(self.size)}, sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> PlateFacts | None:
+        """The facts :meth:`to_text` wrote; None for anything else (then the file is decoded, as if unknown)."""
+        try:
+            d = json.loads(text)
+            height, width = (int(v) for v in d["size"])
+            return cls(str(d["content_hash"]), tuple(int(i) for i in d["rgb_index"]), str(d["colorspace"]),
+                       (height, width))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+class PlateFiles(Protocol):
+    """Where what plate files decode to is kept between processes (the shot database)."""
+
+    def plate_file_facts(self, digest: str, decoder: str) -> str | None: ...
+
+    def remember_plate_file(self, digest: str, decoder: str, facts: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame's encoded bytes as read (a stream's pieces, or a file's bytes), the name that tells OpenImageIO
+    its format, and their sha256."""
+
+    data: bytes | tuple[bytes | memoryview, ...]
+    name: str
+    digest: str
+
+
 class FrameLoader:
     """Reads frames for the engine and remembers what is worth keeping between requests.
 
@@ -66,26 +132,35 @@ class FrameLoader:
         preview_bytes: the budget of the plates remembered for previews.
         roots: the folders the path transport may read and write (none: path requests are refused).
         max_input_bytes: the largest input file read through the path transport.
+        files: keeps what plate files decode to between processes (None: only in memory), so that a replayed
+            analysis knows a file it has seen by its digest without decoding it.
     """
 
     def __init__(self, scratch_dir: Path, limits: Limits, preview_bytes: int, roots: FileRoots | None = None,
-                 max_input_bytes: int = 1024**3) -> None:
+                 max_input_bytes: int = 1024**3, files: PlateFiles | None = None) -> None:
         self.scratch_dir = Path(scratch_dir)
         self.limits = limits
         self.roots = roots if roots is not None else FileRoots()
         self.max_input_bytes = max_input_bytes
-        self._frame_hashes: Memo[str] = Memo(1 << 16)
+        self._files = files
+        self._facts: Memo[PlateFacts] = Memo(1 << 16)
         self._preview_plates: Memo[tuple[Plate, str]] = Memo(preview_bytes, lambda v: v[0].pixels.nbytes)
 
-    def load(self, request: FrameRequest) -> tuple[Plate, str]:
-        """The decoded plate and the sha256 of its encoded bytes (the key of its remembered content hash).
-        A path is read through :class:`FileRoots` (PlateError ``path`` when refused): the bytes decoded are
-        the bytes of the file that was checked."""
+    def read(self, request: FrameRequest) -> EncodedFrame:
+        """The frame's encoded bytes and their sha256. A path is read through :class:`FileRoots` (PlateError
+        ``path`` when refused): the bytes decoded are the bytes of the file that was checked."""
         if request.data is not None:
-            digest = _sha256(request.data)
-            return decode_plate(request.data, request.name, self.scratch_dir, self.limits), digest
+            return EncodedFrame(request.data, request.name, _sha256(request.data))
         data, real = self.roots.read_input(request.input_path, self.max_input_bytes)
-        return decode_plate(data, os.path.basename(real), self.scratch_dir, self.limits), hashlib.sha256(data).hexdigest()
+        return EncodedFrame(data, os.path.basename(real), hashlib.sha256(data).hexdigest())
+
+    def decode(self, encoded: EncodedFrame) -> Plate:
+        return decode_plate(encoded.data, encoded.name, self.scratch_dir, self.limits)
+
+    def load(self, request: FrameRequest) -> tuple[Plate, str]:
+        """The decoded plate and the sha256 of its encoded bytes (the key of what it decodes to)."""
+        encoded = self.read(request)
+        return self.decode(encoded), encoded.digest
 
     def load_remembered(self, request: FrameRequest) -> tuple[Plate, str]:
         """:meth:`load`, remembered for the next preview of the same file (by path, size and mtime) or bytes."""
@@ -97,13 +172,32 @@ class FrameLoader:
         hit = self._preview_plates.get(key)
         return hit if hit is not None else self._preview_plates.put(key, self.load(request))
 
+    def known_facts(self, file_digest: str) -> PlateFacts | None:
+        """What the file of sha256 ``file_digest`` decodes to, when this server (or one before it on the same
+        shot database) decoded it with the same decoder; None otherwise."""
+        hit = self._facts.get(file_digest)
+        if hit is not None or self._files is None:
+            return hit
+        text = self._files.plate_file_facts(file_digest, DECODER)
+        facts = PlateFacts.from_text(text) if text is not None else None
+        return self._facts.put(file_digest, facts) if facts is not None else None
+
+    def facts(self, plate: Plate, file_digest: str) -> PlateFacts:
+        """What ``plate``, decoded from the file of sha256 ``file_digest``, holds (:class:`PlateFacts`),
+        remembered by that digest; computed (its content hash) and recorded the first time. No digest: computed."""
+        if not file_digest:
+            return PlateFacts.of(plate, content_hash(plate.pixels, plate.channel_index(("R", "G", "B"))))
+        known = self.known_facts(file_digest)
+        if known is not None:
+            return known
+        facts = PlateFacts.of(plate, content_hash(plate.pixels, plate.channel_index(("R", "G", "B"))))
+        if self._files is not None:
+            self._files.remember_plate_file(file_digest, DECODER, facts.to_text())
+        return self._facts.put(file_digest, facts)
+
     def content_hash(self, plate: Plate, file_digest: str) -> str:
         """:func:`content_hash` of the plate, remembered by the digest of the file it was decoded from."""
-        rgb_index = plate.channel_index(("R", "G", "B"))
-        if not file_digest:
-            return content_hash(plate.pixels, rgb_index)
-        key = (file_digest, tuple(rgb_index))
-        return self._frame_hashes.get_or_compute(key, lambda: content_hash(plate.pixels, rgb_index))
+        return self.facts(plate, file_digest).content_hash
 
     def decode_source(self, label: str, data: bytes) -> np.ndarray:
         """A source photo's encoded bytes -> display-referred ``(H, W, 3)`` uint8 RGB (SourceError naming

@@ -61,7 +61,17 @@ CREATE TABLE IF NOT EXISTS cache_entries (
     last_used REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cache_lru ON cache_entries (last_used);
+CREATE TABLE IF NOT EXISTS plate_files (
+    digest TEXT NOT NULL,
+    decoder TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    added REAL NOT NULL,
+    PRIMARY KEY (digest, decoder)
+);
 """
+
+PLATE_FILES_KEPT = 200_000
+"""Rows of ``plate_files`` kept (the oldest go beyond): a row is ~300 bytes, one per distinct frame file decoded."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +280,24 @@ class ShotDatabase:
         rows = self._connection().execute("SELECT track, cut, embedding FROM tracks WHERE shot = ? ORDER BY track",
                                           (shot,))
         return {t: (c, _array(e, (-1,))) for t, c, e in rows}
+
+    # -- what plate files decode to ---------------------------------------------------------------
+    def plate_file_facts(self, digest: str, decoder: str) -> str | None:
+        """What the encoded file of sha256 ``digest`` decoded to with ``decoder`` (the text given to
+        :meth:`remember_plate_file`), or None when it was not recorded."""
+        row = self._connection().execute("SELECT facts FROM plate_files WHERE digest = ? AND decoder = ?",
+                                         (digest, decoder)).fetchone()
+        return str(row[0]) if row else None
+
+    def remember_plate_file(self, digest: str, decoder: str, facts: str, kept: int = PLATE_FILES_KEPT) -> None:
+        """Record what the file of sha256 ``digest`` decodes to with ``decoder``; beyond ``kept`` rows the
+        oldest are forgotten (they are only worth a decode)."""
+        with self._tx() as con:
+            con.execute("INSERT OR REPLACE INTO plate_files VALUES (?, ?, ?, ?)", (digest, decoder, facts, time.time()))
+            excess = int(con.execute("SELECT COUNT(*) FROM plate_files").fetchone()[0]) - kept
+            if excess > 0:
+                con.execute("DELETE FROM plate_files WHERE rowid IN "
+                            "(SELECT rowid FROM plate_files ORDER BY added, rowid LIMIT ?)", (excess,))
 
     # -- cache index ------------------------------------------------------------------------------
     def cache_lookup(self, key: str) -> CacheEntry | None:
