@@ -206,4 +206,6 @@ def shot_database_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
             "observations": con.execute("SELECT * FROM observations ORDER BY shot, frame, track").fetchall(),
             "tracks": con.execute("SELECT * FROM tracks ORDER BY shot, track").fetchall(),
             "cache": con.execute("SELECT key, relpath, size, sha256 FROM cache_entries ORDER BY key").fetchall(),
+            "plate_files": con.execute("SELECT digest, decoder, facts FROM plate_files ORDER BY digest, decoder")
+                              .fetchall(),
         }

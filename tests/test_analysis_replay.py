@@ -4,7 +4,9 @@ results stay those of the formulation replaced (every frame's proxy made when it
 analyser, one frame after the other) — for a first analysis, a full replay, a resumed analysis (the first new
 frame compares with the last replayed one, whose proxy is then made) and a replay whose plate changed in the
 middle (the analysis is truncated there and goes on from the replayed frames: the shot then equals a fresh
-analysis of the changed plates). Real EXR frames of lp_d18, real payload cache and SQLite database."""
+analysis of the changed plates). A replaying frame whose file the shot database has seen decoded (its sha256) is
+not decoded at all, unless a step needs its pixels after all (a proxy, a plate crop to store again). Real EXR
+frames of lp_d18, real payload cache and SQLite database."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
+import OpenImageIO as oiio
 import pytest
 from support import mirrored_head_plates, shot_database_rows
 
@@ -21,7 +24,9 @@ from inference_server.faces.dlib_models import DlibFaceModels
 from inference_server.server import analysis_steps
 from inference_server.server.analysis_steps import AnalyseResultData, FrameAnalysisSteps
 from inference_server.server.analysis_stream import analyse_in_order, analysis_readers
+from inference_server.plates.image_file import Plate, read_plate
 from inference_server.server.engine import FaceSwapEngine, FrameRequest
+from inference_server.server.frame_io import EncodedFrame
 from inference_server.server.sessions import SessionParams
 from inference_server.store.payload_cache import PayloadCache
 from inference_server.store.shot_db import ShotDatabase
@@ -61,6 +66,7 @@ class _Snapshot:
     crops: dict[str, np.ndarray]
     proxies: int  # display proxies made in the pass
     new_frames: int = 0  # calls of the steps' on_new_frame (the engine's warm-up of the render's imports)
+    decodes: int = 0  # frames decoded in the pass
 
 
 def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eager: bool,
@@ -78,6 +84,14 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
     monkeypatch.setattr(analysis_steps, "display_proxy", counted)
     (root / "scratch").mkdir(parents=True, exist_ok=True)
     engine = FaceSwapEngine(root / "scratch", root / "cache", models=dlib_models, models_dir=root / "no-models")
+    decoded: list[int] = []
+    decode = engine.frames.decode
+
+    def counted_decode(encoded: EncodedFrame) -> Plate:
+        decoded.append(1)
+        return decode(encoded)
+
+    monkeypatch.setattr(engine.frames, "decode", counted_decode)
     session = engine.open_session("test", "shot", [], SessionParams())
     analyser = engine.analyser(session)
     news: list[int] = []
@@ -95,7 +109,7 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
         payload = fresh.get(str(key))
         assert payload is not None and list(payload) == ["rgb_half"]
         crops[str(key)] = payload["rgb_half"]
-    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made), len(news))
+    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made), len(news), len(decoded))
 
 
 def _assert_same(new: _Snapshot, old: _Snapshot) -> None:
@@ -125,6 +139,9 @@ def test_first_analysis_full_replay_and_changed_plate_store_what_the_eager_analy
     # the replay: every frame replayed, nothing written, no proxy made (the eager one made twelve)
     assert all(r.replayed for r in replay.results) and replay.rows == first.rows
     assert (first.proxies, replay.proxies, old_replay.proxies) == (FRAMES, 0, FRAMES)
+    # ... and no frame decoded: the new server knows every file by its digest from the shot database
+    assert (first.decodes, replay.decodes, old_replay.decodes) == (FRAMES, 0, FRAMES)
+    assert len(first.rows["plate_files"]) == FRAMES
     # the render's imports are warmed for a first analysis, never for a replay (a re-render needs none of them)
     assert (first.new_frames, replay.new_frames, restart.new_frames) == (FRAMES, 0, FRAMES - CHANGED)
     # the changed plate: frames before it replay and stay analysed; the analysis is truncated there and goes on
@@ -135,6 +152,8 @@ def test_first_analysis_full_replay_and_changed_plate_store_what_the_eager_analy
     assert restart.rows["frames"][:CHANGED] == first.rows["frames"][:CHANGED]
     assert restart.rows["frames"][CHANGED][2] != first.rows["frames"][CHANGED][2]  # the new content hash
     assert restart.proxies == FRAMES - CHANGED + 1
+    assert restart.decodes == FRAMES - CHANGED + 1  # decoded only where a proxy was needed
+    assert len(restart.rows["plate_files"]) == FRAMES + 1  # the replacement's file beside the twelve
     fresh = _pass(tmp_path / "fresh", changed, dlib_models, False, monkeypatch)
     analysis_rows = ("shots", "frames", "observations", "tracks")
     assert {k: restart.rows[k] for k in analysis_rows} == {k: fresh.rows[k] for k in analysis_rows}
@@ -160,6 +179,42 @@ def test_a_resumed_analysis_makes_the_last_replayed_frames_proxy_for_the_first_n
     whole = _pass(tmp_path / "whole", plates, dlib_models, False, monkeypatch)
     assert resumed.rows == whole.rows
     assert [replace(r, replayed=False) for r in resumed.results] == whole.results
+
+
+def test_a_replay_whose_plate_crops_are_gone_decodes_the_frames_to_store_them_again(
+        clip: tuple[list[bytes], bytes], dlib_models: DlibFaceModels, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replaying frame known by its file is decoded after all when its stored plate crops are missing (a
+    cleared payload cache): they are stored again, the same bits; a re-encoded file (another digest, the same
+    pixels) is decoded once and replays."""
+    plates, _ = clip
+    first = _pass(tmp_path, plates, dlib_models, False, monkeypatch)
+    for payload in (tmp_path / "cache" / "payloads").rglob("*"):
+        if payload.is_file():
+            payload.unlink()
+    again = _pass(tmp_path, plates, dlib_models, False, monkeypatch)
+    assert all(r.replayed for r in again.results) and again.proxies == 0
+    assert again.decodes == FRAMES
+    assert list(again.crops) == list(first.crops)
+    assert all(np.array_equal(again.crops[key], crop) for key, crop in first.crops.items())
+    recoded = [_recoded(data, tmp_path / f"recoded.{i}.exr") for i, data in enumerate(plates[:3])]
+    assert all(r != p for r, p in zip(recoded, plates))
+    third = _pass(tmp_path, [*recoded, *plates[3:]], dlib_models, False, monkeypatch)
+    assert all(r.replayed for r in third.results) and third.proxies == 0 and third.decodes == 3
+    assert third.rows["frames"] == first.rows["frames"]
+
+
+def _recoded(data: bytes, path: Path) -> bytes:
+    """The EXR ``data`` written again with another compression (piz): other bytes, the same half pixels."""
+    path.with_suffix(".src.exr").write_bytes(data)
+    plate = read_plate(path.with_suffix(".src.exr"))
+    spec = plate.spec
+    spec.attribute("compression", "piz")
+    out = oiio.ImageOutput.create(str(path))
+    assert out is not None and out.open(str(path), spec)
+    assert out.write_image(plate.pixels)
+    out.close()
+    return path.read_bytes()
 
 
 def test_the_readers_are_a_small_function_of_the_cores() -> None:

@@ -5,13 +5,16 @@ stabilisation). A step that fails the frame gives its failed result, naming file
 
 A frame that replays needs no display proxy; one that was expected to replay but is analysed new after all (an
 earlier frame's changed plate truncated the analysis there), or whose proxy the next new frame compares with, has it
-made by the analyser when it needs it, from the same plate, so the same bits.
+made by the analyser when it needs it, from the same plate, so the same bits. A frame whose file this shot database
+has seen decoded (by its sha256, :meth:`FrameLoader.known_facts`) and that replays is not even decoded: its content
+hash is known, and its pixels are decoded only if a step asks for them after all (a plate crop to store again, a proxy).
 
 Plates are ``(H, W, C)`` float32 scene-linear (channels in file order); the proxy ``(H, W, 3)`` uint8 sRGB.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,7 +24,7 @@ from ..pipeline.timing import Stopwatch
 from ..plates.colour import ColourSpace, plate_colourspace
 from ..plates.errors import PlateError
 from ..temporal.analyse import FrameAnalysis, NotInAnalysis, ShotAnalyser
-from .frame_io import FrameLoader, FrameRequest
+from .frame_io import EncodedFrame, FrameLoader, FrameRequest
 from .shot_targets import ShotTargets
 
 
@@ -38,17 +41,50 @@ class AnalyseResultData:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+class DecodedOnce:
+    """A frame's ``(H, W, C)`` float32 pixels: given, or decoded the first time they are asked for (once, from any
+    thread; a decoding error is raised to each caller)."""
+
+    def __init__(self, decode: Callable[[], np.ndarray]) -> None:
+        self._decode: Callable[[], np.ndarray] | None = decode
+        self._pixels: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> DecodedOnce:
+        done = cls(lambda: pixels)
+        done._pixels, done._decode = pixels, None
+        return done
+
+    @property
+    def decoded(self) -> bool:
+        return self._pixels is not None
+
+    def __call__(self) -> np.ndarray:
+        with self._lock:
+            if self._pixels is None:
+                assert self._decode is not None
+                self._pixels = self._decode()
+                self._decode = None
+            return self._pixels
+
+
 @dataclass(frozen=True)
 class PreparedFrame:
-    """A decoded frame ready for the analyser."""
+    """A frame ready for the analyser: its content hash, and its pixels decoded or to be decoded on demand."""
 
     request: FrameRequest
-    pixels: np.ndarray   # (H, W, C) float32 plate
+    plate: DecodedOnce   # (H, W, C) float32 plate
+    size: tuple[int, int]  # (H, W)
     rgb_index: list[int]
     colourspace: ColourSpace
     proxy: np.ndarray | None  # (H, W, 3) uint8 display proxy; None: not made (the frame was expected to replay)
     frame_hash: str
     timings_ms: dict[str, float]
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.plate()
 
     def display_proxy(self) -> np.ndarray:
         """The ``(H, W, 3)`` uint8 display proxy: the one made, else made now (not kept)."""
@@ -98,22 +134,33 @@ class FrameAnalysisSteps:
         self.on_new_frame = on_new_frame
 
     def prepare(self, request: FrameRequest) -> PreparedFrame | AnalyseResultData:
-        """Decode the frame, its content hash and, unless the analyser holds the frame with this content (it
-        will replay), its display proxy (independent of the other frames: any thread)."""
+        """Read the frame, its content hash and, unless the analyser holds the frame with this content (it
+        will replay), its display proxy (independent of the other frames: any thread). A replaying frame whose
+        file is known by its digest is not decoded here (see the module docstring)."""
         clock = Stopwatch()
         try:
-            plate, digest = self.frames.load(request)
+            encoded = self.frames.read(request)
+            facts = self.frames.known_facts(encoded.digest)
+            if facts is not None and self.analyser.is_known(request.frame_number, facts.content_hash):
+                plate, replays = DecodedOnce(lambda: self._decode(encoded)), True
+            else:
+                decoded = self.frames.decode(encoded)
+                facts = self.frames.facts(decoded, encoded.digest)
+                plate = DecodedOnce.of(decoded.pixels)
+                replays = self.analyser.is_known(request.frame_number, facts.content_hash)
             clock.lap("decode")
-            rgb_index = plate.channel_index(("R", "G", "B"))
-            colourspace = plate_colourspace(self.colorspace, plate.spec.get_string_attribute("oiio:ColorSpace"))
-            frame_hash = self.frames.content_hash(plate, digest)
-            proxy = None
-            if not self.analyser.is_known(request.frame_number, frame_hash):
-                proxy = display_proxy(plate.pixels, rgb_index, colourspace)
+            rgb_index = list(facts.rgb_index)
+            colourspace = plate_colourspace(self.colorspace, facts.colorspace)
+            proxy = None if replays else display_proxy(plate(), rgb_index, colourspace)
             clock.lap("proxy")
         except (PlateError, ValueError) as exc:
             return failed_analysis(request, exc)
-        return PreparedFrame(request, plate.pixels, rgb_index, colourspace, proxy, frame_hash, clock.timings)
+        return PreparedFrame(request, plate, facts.size, rgb_index, colourspace, proxy, facts.content_hash,
+                             clock.timings)
+
+    def _decode(self, encoded: EncodedFrame) -> np.ndarray:
+        """The pixels of a frame whose file was known: decoded now that a step needs them after all."""
+        return self.frames.decode(encoded).pixels
 
     def analyse(self, prepared: PreparedFrame) -> AnalysedFrame | AnalyseResultData:
         """Analyse (or replay) the frame: the analyser commits it to the shot database."""
@@ -133,7 +180,7 @@ class FrameAnalysisSteps:
         prepared, analysis = analysed.prepared, analysed.analysis
         clock = Stopwatch()
         try:
-            self.shots.store_plate_crops(prepared.pixels, prepared.rgb_index, prepared.frame_hash,
+            self.shots.store_plate_crops(prepared.plate, prepared.size, prepared.rgb_index, prepared.frame_hash,
                                          [obs.landmarks for obs in analysis.observations])
         except (PlateError, ValueError) as exc:
             return failed_analysis(prepared.request, exc)

@@ -83,14 +83,16 @@ class ShotTargets:
         self._detections: Memo[dict[int, list[tuple[int, str]]]] = Memo(16)
         self._plans: Memo[tuple[SourceMix, ...]] = Memo(64)
 
-    def store_plate_crops(self, pixels: np.ndarray, rgb_index: list[int], frame_hash: str,
-                          landmark_sets: Sequence[np.ndarray]) -> None:
-        """Keep the plate around each analysed face, so neighbouring frames can be stabilised against it."""
+    def store_plate_crops(self, pixels: Callable[[], np.ndarray], size: tuple[int, int], rgb_index: list[int],
+                          frame_hash: str, landmark_sets: Sequence[np.ndarray]) -> None:
+        """Keep the plate around each analysed face, so neighbouring frames can be stabilised against it.
+        ``pixels`` gives the ``(H, W, C)`` float32 plate of ``size`` ``(H, W)``, asked for only when a crop is not
+        stored yet."""
         for landmarks in landmark_sets:
-            box = face_crop_box(landmarks, pixels.shape[:2], PLATE_CROP_MARGIN)
+            box = face_crop_box(landmarks, size, PLATE_CROP_MARGIN)
             key = plate_crop_key(frame_hash, box)
             if not self.cache.contains(key):
-                self.cache.put(key, plate_crop_payload(np.ascontiguousarray(pixels[box.slices][..., rgb_index],
+                self.cache.put(key, plate_crop_payload(np.ascontiguousarray(pixels()[box.slices][..., rgb_index],
                                                                             np.float32)))
 
     def is_analysed(self, shot: str, frame: int, frame_hash: str) -> bool:
