@@ -80,6 +80,20 @@ def test_plate_file_facts_are_kept_per_decoder_across_connections_and_the_oldest
     assert db.plate_file_facts("d1", "OpenImageIO 3.3") == '{"a": 2}'
 
 
+def test_recording_a_plate_file_is_best_effort_when_the_database_is_locked(tmp_path: Path) -> None:
+    db = ShotDatabase(tmp_path / "shots.sqlite", timeout=0.1)
+    other = sqlite3.connect(tmp_path / "shots.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holding the database past the timeout
+    try:
+        assert db.remember_plate_file("d1", "OpenImageIO 3.2", "{}") is False
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert db.plate_file_facts("d1", "OpenImageIO 3.2") is None
+    assert db.remember_plate_file("d1", "OpenImageIO 3.2", "{}") is True
+    assert db.plate_file_facts("d1", "OpenImageIO 3.2") == "{}"
+
+
 def test_committed_frames_survive_a_killed_writer(tmp_path: Path) -> None:
     path = tmp_path / "shots.sqlite"
     script = (

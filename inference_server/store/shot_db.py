@@ -10,6 +10,7 @@ rects as four float64 (exactly as the tracker holds them, so a resumed analysis 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -70,8 +71,10 @@ CREATE TABLE IF NOT EXISTS plate_files (
 );
 """
 
-PLATE_FILES_KEPT = 200_000
+PLATE_FILES_KEPT = 100_000
 """Rows of ``plate_files`` kept (the oldest go beyond): a row is ~300 bytes, one per distinct frame file decoded."""
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -284,20 +287,33 @@ class ShotDatabase:
     # -- what plate files decode to ---------------------------------------------------------------
     def plate_file_facts(self, digest: str, decoder: str) -> str | None:
         """What the encoded file of sha256 ``digest`` decoded to with ``decoder`` (the text given to
-        :meth:`remember_plate_file`), or None when it was not recorded."""
-        row = self._connection().execute("SELECT facts FROM plate_files WHERE digest = ? AND decoder = ?",
-                                         (digest, decoder)).fetchone()
+        :meth:`remember_plate_file`), or None when it was not recorded (or cannot be read now: the file is then
+        decoded, as an unknown one)."""
+        try:
+            row = self._connection().execute("SELECT facts FROM plate_files WHERE digest = ? AND decoder = ?",
+                                             (digest, decoder)).fetchone()
+        except sqlite3.Error as exc:
+            _LOG.warning("shot database %s: cannot look up a plate file (%s)", self.path, exc)
+            return None
         return str(row[0]) if row else None
 
-    def remember_plate_file(self, digest: str, decoder: str, facts: str, kept: int = PLATE_FILES_KEPT) -> None:
+    def remember_plate_file(self, digest: str, decoder: str, facts: str, kept: int = PLATE_FILES_KEPT) -> bool:
         """Record what the file of sha256 ``digest`` decodes to with ``decoder``; beyond ``kept`` rows the
-        oldest are forgotten (they are only worth a decode)."""
-        with self._tx() as con:
-            con.execute("INSERT OR REPLACE INTO plate_files VALUES (?, ?, ?, ?)", (digest, decoder, facts, time.time()))
-            excess = int(con.execute("SELECT COUNT(*) FROM plate_files").fetchone()[0]) - kept
-            if excess > 0:
-                con.execute("DELETE FROM plate_files WHERE rowid IN "
-                            "(SELECT rowid FROM plate_files ORDER BY added, rowid LIMIT ?)", (excess,))
+        oldest are forgotten. Best effort (it only spares a later decode): False, logged, when the database
+        cannot take it (locked past the timeout, read-only, full)."""
+        try:
+            with self._tx() as con:
+                con.execute("INSERT OR REPLACE INTO plate_files VALUES (?, ?, ?, ?)",
+                            (digest, decoder, facts, time.time()))
+                excess = int(con.execute("SELECT COUNT(*) FROM plate_files").fetchone()[0]) - kept
+                if excess > 0:
+                    con.execute("DELETE FROM plate_files WHERE rowid IN "
+                                "(SELECT rowid FROM plate_files ORDER BY added, rowid LIMIT ?)", (excess,))
+        except sqlite3.Error as exc:
+            _LOG.warning("shot database %s: cannot record a plate file (%s); it will be decoded again", self.path,
+                         exc)
+            return False
+        return True
 
     # -- cache index ------------------------------------------------------------------------------
     def cache_lookup(self, key: str) -> CacheEntry | None:
