@@ -1,15 +1,26 @@
 """Issue 15: the plate's content hash (the key of its analysis and of every cached model output) is gathered and
 hashed a block of rows at a time; it must stay the sha256 of the whole interleaved R, G, B float32 copy, or every
-existing shot database and cache would stop matching its plates."""
+existing shot database and cache would stop matching its plates. What a file decodes to (the content hash among it)
+is recorded in the shot database by the file's sha256, and believed only where it describes the plate in hand."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import OpenImageIO as oiio
 import pytest
 
-from inference_server.server.frame_io import HASH_ROWS, PlateFacts, content_hash
+from inference_server.plates.image_file import DECODER, Limits, Plate
+from inference_server.server.frame_io import (
+    HASH_ROWS,
+    FrameLoader,
+    PlateFacts,
+    content_hash,
+)
+from inference_server.store.shot_db import ShotDatabase
 
 
 @pytest.mark.parametrize(("shape", "rgb_index"), [
@@ -36,3 +47,28 @@ def test_the_facts_recorded_for_a_file_read_back_as_written_and_anything_else_re
     assert PlateFacts.from_text(facts.to_text()) == facts
     for text in ("", "not json", "[]", '{"content_hash": "x"}', facts.to_text().replace("1080", '"tall"')):
         assert PlateFacts.from_text(text) is None, text
+
+
+def test_recorded_facts_that_do_not_describe_the_decoded_plate_are_computed_and_recorded_again(
+        tmp_path: Path) -> None:
+    """A row of the shot database that does not fit the plate in hand (another size, channels or colour space:
+    damaged, or written by something else) is not believed: the content hash is computed from the pixels."""
+    plate = Plate(np.arange(4 * 6 * 4, dtype=np.float32).reshape(4, 6, 4), _spec(6, 4, ("R", "G", "B", "A")), "openexr")
+    db = ShotDatabase(tmp_path / "shots.sqlite")
+    truth = PlateFacts(content_hash(plate.pixels, [0, 1, 2]), (0, 1, 2), "", (4, 6))
+    for wrong in (replace(truth, content_hash="0" * 64, size=(6, 4)), replace(truth, rgb_index=(2, 1, 0)),
+                  replace(truth, content_hash="0" * 64, colorspace="ACEScg")):
+        db.remember_plate_file("d", DECODER, wrong.to_text())
+        loader = FrameLoader(tmp_path, Limits(), 0, files=db)  # a new server: nothing in memory
+        assert loader.known_facts("d") == wrong
+        assert loader.facts(plate, "d") == truth
+        assert PlateFacts.from_text(db.plate_file_facts("d", DECODER) or "") == truth
+    # facts that fit are believed as recorded (the content hash is not computed again)
+    db.remember_plate_file("d", DECODER, replace(truth, content_hash="1" * 64).to_text())
+    assert FrameLoader(tmp_path, Limits(), 0, files=db).content_hash(plate, "d") == "1" * 64
+
+
+def _spec(width: int, height: int, channels: tuple[str, ...]) -> oiio.ImageSpec:
+    spec = oiio.ImageSpec(width, height, len(channels), oiio.HALF)
+    spec.channelnames = channels
+    return spec

@@ -184,13 +184,16 @@ class FrameLoader:
 
     def facts(self, plate: Plate, file_digest: str) -> PlateFacts:
         """What ``plate``, decoded from the file of sha256 ``file_digest``, holds (:class:`PlateFacts`),
-        remembered by that digest; computed (its content hash) and recorded the first time. No digest: computed."""
+        remembered by that digest; computed (its content hash) and recorded the first time, and again when what
+        was recorded does not describe this plate (its size, channels or colour space attribute). No digest:
+        computed."""
+        rgb_index = plate.channel_index(("R", "G", "B"))
         if not file_digest:
-            return PlateFacts.of(plate, content_hash(plate.pixels, plate.channel_index(("R", "G", "B"))))
+            return PlateFacts.of(plate, content_hash(plate.pixels, rgb_index))
         known = self.known_facts(file_digest)
-        if known is not None:
+        if known is not None and known == PlateFacts.of(plate, known.content_hash):
             return known
-        facts = PlateFacts.of(plate, content_hash(plate.pixels, plate.channel_index(("R", "G", "B"))))
+        facts = PlateFacts.of(plate, content_hash(plate.pixels, rgb_index))
         if self._files is not None:
             self._files.remember_plate_file(file_digest, DECODER, facts.to_text())
         return self._facts.put(file_digest, facts)
