@@ -14,7 +14,9 @@ The raw echo sends each piece back as it arrives, so its two directions overlap;
 only when whole, so ours cannot overlap them: ``raw s&f`` is the same echo store-and-forward (the server
 answers once it has every piece) and ``ratio s&f`` ours against it. Throughput counts the frame's bytes
 once per round trip (its size over the transport time). The in-process copy of the bytes is printed too.
-Medians of ``--repeats``.
+Medians of ``--repeats`` frames; each frame's raw baselines are measured just before it (medians of
+``RAW_PER_FRAME`` round trips) and the ratios are the medians of the per-frame ratios, so that the machine's
+drift during the run (one frame takes seconds of server time) moves both sides of a ratio alike.
 
 Usage: python benchmarks/transport.py [--repeats 7]
 """
@@ -43,6 +45,7 @@ from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 from inference_server.server.service import MAX_MESSAGE_BYTES as SERVER_MAX_MESSAGE_BYTES  # noqa: E402
 
 RAW_CHUNK_BYTES = 4 * 1024 * 1024
+RAW_PER_FRAME = 3  # raw round trips measured before each frame (their median is that frame's baseline)
 
 
 def _echo(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -125,10 +128,12 @@ def main() -> int:
                 copy_ms = _median_ms(functools.partial(bytearray, data), args.repeats)
                 for use_paths in (False, True):
                     for session_label, session_id in sessions.items():
-                        raw_ms = _median_ms(functools.partial(raw.round_trip, data), args.repeats)
-                        gathered_ms = _median_ms(functools.partial(raw.round_trip, data, True), args.repeats)
-                        walls, servers = [], []
+                        walls, servers, raws, gathered = [], [], [], []
                         for k in range(args.repeats):
+                            # the raw streams measured beside each frame (medians of RAW_PER_FRAME), so that the
+                            # machine's drift over the run moves both sides of each ratio alike
+                            raws.append(_median_ms(functools.partial(raw.round_trip, data), RAW_PER_FRAME))
+                            gathered.append(_median_ms(functools.partial(raw.round_trip, data, True), RAW_PER_FRAME))
                             job = FrameJob(k, str(plate), str(work / f"out_{label}_{k}.exr"))
                             t = time.perf_counter()
                             (outcome,) = list(client.process(session_id, [job], use_paths=use_paths))
@@ -137,8 +142,11 @@ def main() -> int:
                                 raise RuntimeError(f"{label}: {outcome.message}")
                             servers.append(sum(outcome.timings_ms.values()))
                         wall, server = statistics.median(walls), statistics.median(servers)
-                        transport = max(0.0, statistics.median(w - s for w, s in zip(walls, servers)))
-                        ratio, ratio_gathered = raw_ms / transport, gathered_ms / transport
+                        transports = [max(1e-3, w - s) for w, s in zip(walls, servers)]
+                        transport = statistics.median(transports)
+                        raw_ms, gathered_ms = statistics.median(raws), statistics.median(gathered)
+                        ratio = statistics.median(r / t for r, t in zip(raws, transports))
+                        ratio_gathered = statistics.median(g / t for g, t in zip(gathered, transports))
                         print(f"{label:>6} {size / 1e6:5.1f} {'path' if use_paths else 'stream':>9} "
                               f"{session_label:>7} {wall:10.1f} {server:7.1f} {transport:9.1f} "
                               f"{_gbps(size, transport):5.2f} {raw_ms:7.1f} {_gbps(size, raw_ms):8.2f} "
