@@ -43,7 +43,7 @@ class AnalyseResultData:
 
 class DecodedOnce:
     """A frame's ``(H, W, C)`` float32 pixels: given, or decoded the first time they are asked for (once, from any
-    thread; a decoding error is raised to each caller)."""
+    thread; a decoding error is raised to each caller, and the next one tries again)."""
 
     def __init__(self, decode: Callable[[], np.ndarray]) -> None:
         self._decode: Callable[[], np.ndarray] | None = decode
@@ -55,10 +55,6 @@ class DecodedOnce:
         done = cls(lambda: pixels)
         done._pixels, done._decode = pixels, None
         return done
-
-    @property
-    def decoded(self) -> bool:
-        return self._pixels is not None
 
     def __call__(self) -> np.ndarray:
         with self._lock:
