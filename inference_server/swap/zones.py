@@ -19,6 +19,7 @@ import numpy as np
 
 from ..compositing.masks import face_polygon, forehead_points, polygon_mask
 from ..faces.geometry import BROWS, face_size
+from .erosion import erode_row_convex
 
 
 def on_grid(points: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
@@ -73,12 +74,16 @@ def _eroded(mask: np.ndarray, size: int) -> np.ndarray:
     as full, but an element reaching past that box from a pixel inside it first covers a pixel of the empty
     1 px ring (each row of the elliptic element is a run centred on its column, no shorter than the rows
     farther from its centre, and likewise each column), which already empties that pixel; where the box is
-    clipped by the mask's edge, the edge is the whole mask's edge."""
+    clipped by the mask's edge, the edge is the whole mask's edge. A mask whose rows are single runs (the skin
+    masks' convex hull) is eroded from its runs (:func:`~.erosion.erode_row_convex`: the same pixels, ~10x faster
+    for a 600 px face's element)."""
     box = _nonzero_box(mask, 1)
     out = np.zeros_like(mask)
     if box is not None:
         y0, x0, y1, x1 = box
-        out[y0:y1, x0:x1] = cv2.erode(np.ascontiguousarray(mask[y0:y1, x0:x1]), _ellipse(size))
+        inner, element = np.ascontiguousarray(mask[y0:y1, x0:x1]), _ellipse(size)
+        eroded = erode_row_convex(inner, element)
+        out[y0:y1, x0:x1] = eroded if eroded is not None else cv2.erode(inner, element)
     return out
 
 
