@@ -186,6 +186,27 @@ def test_finite_and_the_working_crop_cleaning_match_nan_to_num_bit_for_bit(seed:
     assert _finite_or(clean, scale) is clean  # all finite: nothing to copy
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_brightest_finite_value_is_the_gathered_ones_maximum(seed: int) -> None:
+    """The render's highlight limit (the crop's largest finite value) without gathering the finite values first:
+    the same value and type as ``crop[np.isfinite(crop)].max()`` whatever NaN and infinities the crop holds."""
+    from inference_server.pipeline.face_render import finite_max
+
+    x = _awkward_values(seed)
+    clean = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    with_minus_inf = clean.copy()
+    with_minus_inf.flat[::7] = -np.inf
+    with_nan = clean.copy()
+    with_nan.flat[3] = np.nan
+    for values in (x, clean, with_minus_inf, with_nan, -np.abs(clean), clean[:1], x.astype(np.float64)):
+        expected = values[np.isfinite(values)].max()
+        got = finite_max(values)
+        assert got is not None and got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    for nothing in (np.full(5, np.nan, np.float32), np.array([np.inf, -np.inf, np.nan], np.float32),
+                    np.zeros((0, 3), np.float32)):
+        assert finite_max(nothing) is None
+
+
 # --- one pair of DIS flows per pair of neighbouring frames ---------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,19 @@ def finite(crop: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(crop), crop, crop.dtype.type(0))
 
 
+def finite_max(values: np.ndarray) -> np.floating | None:
+    """The largest finite value of ``values`` (None when there is none): ``values[np.isfinite(values)].max()``,
+    without gathering the finite values when the plain maximum is finite already (no NaN or +inf among them: then
+    it is the largest finite value), which is the usual plate crop."""
+    if values.size == 0:
+        return None
+    top = values.max()
+    if np.isfinite(top):
+        return top
+    kept = values[np.isfinite(values)]
+    return kept.max() if kept.size else None
+
+
 def _finite_or(crop: np.ndarray, posinf: float) -> np.ndarray:
     """``crop`` with NaN and -inf as 0 and +inf as ``posinf`` (bit for bit ``np.nan_to_num`` with those
     values, in fewer passes); ``crop`` itself when it is all finite."""
@@ -337,9 +350,9 @@ class FaceRenderer:
         else:
             face, mask = _to_frame_size(face * np.float32(work.scale), mask, work)
         # no new highlights: the processed face never gets brighter than the brightest finite value of its crop
-        values = crop[np.isfinite(crop)]
-        if values.size:
-            face = np.minimum(face, np.float32(values.max()))
+        brightest = finite_max(crop)
+        if brightest is not None:
+            face = np.minimum(face, np.float32(brightest))
         occlusion = None if masks.occlusion is None else readonly(_keep_to_frame_size(masks.occlusion, work))
         reach = reach_box(output.box, work)
         if memos is not None:
