@@ -73,25 +73,33 @@ def _library_path_folders() -> list[tuple[str, list[str]]]:
     return found
 
 
-def find_driver_library(name: str, platform: str = sys.platform) -> str | None:
-    """Where the loader would find driver library ``name`` (see the module docstring); elsewhere than Linux
+def driver_library_finder(platform: str = sys.platform) -> Callable[[str], str | None]:
+    """Where the loader would find a driver library, by name (see the module docstring): on Linux from one listing
+    of the loader's cache and of ``LD_LIBRARY_PATH``, made now and shared by the names asked for; elsewhere
     ``ctypes.util.find_library`` (Windows searches ``PATH`` for ``<name>.dll``, no process started)."""
     if not platform.startswith("linux"):
-        return ctypes.util.find_library(name)
-    return library_in(name, _ldconfig_listing(), _library_path_folders())
+        return ctypes.util.find_library
+    listing, folders = _ldconfig_listing(), _library_path_folders()
+    return lambda name: library_in(name, listing, folders)
+
+
+def find_driver_library(name: str, platform: str = sys.platform) -> str | None:
+    """Where the loader would find driver library ``name`` (:func:`driver_library_finder`)."""
+    return driver_library_finder(platform)(name)
 
 
 def gpu_driver_present(platform: str = sys.platform, exists: Callable[[str], bool] = os.path.exists,
-                       find_library: Callable[[str], str | None] = find_driver_library) -> bool:
+                       find_library: Callable[[str], str | None] | None = None) -> bool:
     """Whether this machine may have a GPU PyTorch can use: always on macOS (MPS); elsewhere when a GPU
-    driver's files (:data:`GPU_DRIVER_FILES`) or a driver library (:data:`GPU_DRIVER_LIBRARIES`, found as
-    :func:`find_driver_library` finds it) are present. False only when none is: then there is no CUDA device to
-    find."""
+    driver's files (:data:`GPU_DRIVER_FILES`) or a driver library (:data:`GPU_DRIVER_LIBRARIES`, found by
+    ``find_library``, default :func:`driver_library_finder`'s, asked only when no such file is there) are present.
+    False only when none is: then there is no CUDA device to find."""
     if platform == "darwin":
         return True
     if any(exists(path) for path in GPU_DRIVER_FILES):
         return True
-    return any(find_library(name) for name in GPU_DRIVER_LIBRARIES)
+    find = find_library if find_library is not None else driver_library_finder(platform)
+    return any(find(name) for name in GPU_DRIVER_LIBRARIES)
 
 
 def _torch() -> ModuleType | None:
