@@ -52,9 +52,8 @@ class DecodedOnce:
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> DecodedOnce:
-        done = cls(lambda: pixels)
-        done._pixels, done._decode = pixels, None
-        return done
+        """Pixels decoded already."""
+        return cls(lambda: pixels)
 
     def __call__(self) -> np.ndarray:
         with self._lock:
