@@ -235,7 +235,8 @@ class FaceSwapEngine:
         self, client: str, shot: str, sources: list[tuple[str, bytes]], params: SessionParams,
         face_reference: tuple[str, bytes] | None = None, peer: str = "",
     ) -> Session:
-        """Validate parameters, decode the source images and find their faces; register the session."""
+        """Validate parameters, decode the source images and find their faces (a photo seen before, by this server
+        or one before it on the same cache, is not searched again: ``prepare_sources``); register the session."""
         params = params.validated()
         if params.colorspace:
             try:
@@ -246,13 +247,14 @@ class FaceSwapEngine:
         found_by = choose_finder(self.pool, params, self.models)
         images = [(label, self.frames.decode_source(label, data)) for label, data in sources]
         try:
-            prepared = prepare_sources(images, self.models)
+            models_id = f"{self.models.identifier}|{self.models.weights_hash()}"
+            prepared = prepare_sources(images, self.models, self.cache, models_id)
             reference = None
             if params.face == "ref":
                 if face_reference is None:
                     raise InvalidRequest("face selection 'ref' needs a reference image")
                 (ref,) = prepare_sources([(face_reference[0], self.frames.decode_source(*face_reference))],
-                                         self.models)
+                                         self.models, self.cache, models_id)
                 reference = ref.embedding.astype(np.float32)
         except NoFaceError as exc:
             raise SourceError(f"source '{exc.label}': no face found") from exc
