@@ -247,7 +247,7 @@ class FaceSwapEngine:
         found_by = choose_finder(self.pool, params, self.models)
         images = [(label, self.frames.decode_source(label, data)) for label, data in sources]
         try:
-            models_id = f"{self.models.identifier}|{self.models.weights_hash()}"
+            models_id = f"{self.models.identifier}|{self.models.weights_hash(self.db)}"
             prepared = prepare_sources(images, self.models, self.cache, models_id)
             reference = None
             if params.face == "ref":
@@ -371,7 +371,7 @@ class FaceSwapEngine:
         else:
             targets = detect_targets(plate.pixels, rgb_index, self.finder(session), settings.colourspace,
                                      MIN_DETECTION_SCORE, clock)
-        key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(),
+        key_base = hashlib.sha256("|".join([*session.model_ids, self.models.weights_hash(self.db),
                                             settings.model_key_material()]).encode()).hexdigest()
         outcome = render_faces(FramePlate(plate.pixels, rgb_index, frame_hash),
                                RenderRequest(targets, session.sources, session.source_hashes, settings, key_base),

@@ -69,10 +69,17 @@ CREATE TABLE IF NOT EXISTS plate_files (
     added REAL NOT NULL,
     PRIMARY KEY (digest, decoder)
 );
+CREATE TABLE IF NOT EXISTS file_digests (
+    signature TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    added REAL NOT NULL
+);
 """
 
 PLATE_FILES_KEPT = 100_000
 """Rows of ``plate_files`` kept (the oldest go beyond): a row is ~300 bytes, one per distinct frame file decoded."""
+FILE_DIGESTS_KEPT = 1_000
+"""Rows of ``file_digests`` kept (the oldest go beyond): one per state of a set of model files hashed."""
 
 _LOG = logging.getLogger(__name__)
 
@@ -312,6 +319,36 @@ class ShotDatabase:
         except sqlite3.Error as exc:
             _LOG.warning("shot database %s: cannot record a plate file (%s); it will be decoded again", self.path,
                          exc)
+            return False
+        return True
+
+    # -- digests of files by what the file system says of them -----------------------------------
+    def file_digest(self, signature: str) -> str | None:
+        """The digest recorded for the files whose state is ``signature`` (see
+        :meth:`~inference_server.faces.dlib_models.DlibFaceModels.weights_signature`), or None (not recorded, or the
+        database cannot be read now: the files are then hashed)."""
+        try:
+            row = self._connection().execute("SELECT digest FROM file_digests WHERE signature = ?",
+                                             (signature,)).fetchone()
+        except sqlite3.Error as exc:
+            _LOG.warning("shot database %s: cannot look up a file digest (%s)", self.path, exc)
+            return None
+        return str(row[0]) if row else None
+
+    def remember_file_digest(self, signature: str, digest: str, kept: int = FILE_DIGESTS_KEPT) -> bool:
+        """Record ``digest`` for the files whose state is ``signature``; beyond ``kept`` rows the oldest are
+        forgotten. Best effort (it only spares hashing the files again): False, logged, when the database cannot
+        take it."""
+        try:
+            with self._tx() as con:
+                con.execute("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?)", (signature, digest, time.time()))
+                excess = int(con.execute("SELECT COUNT(*) FROM file_digests").fetchone()[0]) - kept
+                if excess > 0:
+                    con.execute("DELETE FROM file_digests WHERE rowid IN "
+                                "(SELECT rowid FROM file_digests ORDER BY added, rowid LIMIT ?)", (excess,))
+        except sqlite3.Error as exc:
+            _LOG.warning("shot database %s: cannot record a file digest (%s); the files will be hashed again",
+                         self.path, exc)
             return False
         return True
 
