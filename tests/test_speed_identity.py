@@ -133,6 +133,28 @@ def test_thin_plate_spline_evaluation_is_bit_identical() -> None:
         assert np.array_equal(fn(pts), reference_tps(fn, pts))
 
 
+# --- the analysis's display proxy, made a block of rows at a time -------------------------------------------------
+
+@pytest.mark.parametrize("channels, rgb_index", [(4, [0, 1, 2]), (4, [2, 0, 3]), (3, [0, 1, 2])])
+def test_the_display_proxy_by_blocks_of_rows_equals_the_whole_frame_one(faces_dir: Path, channels: int,
+                                                                        rgb_index: list[int]) -> None:
+    from inference_server.plates.colour import LINEAR_REC709, ColourSpace
+    from inference_server.server.analysis_steps import PROXY_ROWS, display_proxy
+
+    rgb8 = load_rgb8(faces_dir / "fr_obama.jpg")
+    linear = ((rgb8.astype(np.float32) / 255.0) ** 2.2) * np.float32(3.0)  # HDR highlights past 1
+    h, w = linear.shape[:2]
+    plate = np.concatenate([linear, np.ones((h, w, channels - 3), np.float32)], axis=2) if channels > 3 else linear
+    plate[::37, ::41] = _awkward_values(5)[:len(range(0, h, 37)), :len(range(0, w, 41)), :1]  # NaN, inf, -0 ...
+    assert h % PROXY_ROWS != 0 or h > PROXY_ROWS  # a last block shorter than the others, or several blocks
+    colourspace = ColourSpace.named(LINEAR_REC709)
+    whole = np.ascontiguousarray(colourspace.to_proxy8(plate[..., rgb_index]))  # the formulation it replaces
+    blocked = display_proxy(plate, rgb_index, colourspace)
+    assert blocked.dtype == np.uint8 and blocked.shape == (h, w, 3) and blocked.flags.c_contiguous
+    assert np.array_equal(blocked, whole)
+    assert np.array_equal(display_proxy(plate[:PROXY_ROWS - 5], rgb_index, colourspace), whole[:PROXY_ROWS - 5])
+
+
 # --- cleaning non-finite values in fewer passes (bit for bit np.nan_to_num) ---------------------------------
 
 def _awkward_values(seed: int) -> np.ndarray:
