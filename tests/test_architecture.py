@@ -20,6 +20,7 @@ TOP = "inference_server"
 # own __init__, which holds the version)
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({TOP}),
+    frozenset({"file_digests"}),
     frozenset({"paths", "provenance", "faces", "plates", "store", "restore"}),
     frozenset({"compositing"}),
     frozenset({"models", "swap", "temporal"}),

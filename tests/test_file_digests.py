@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from inference_server.faces.dlib_models import REQUIRED_FILES, DlibFaceModels
-from inference_server.store.file_digests import (
+from inference_server.file_digests import (
     content_digest,
     files_signature,
     remembered_content_digest,

@@ -15,7 +15,7 @@ import cv2
 import dlib
 import numpy as np
 
-from ..store.file_digests import FileDigests, remembered_content_digest
+from ..file_digests import FileDigests, remembered_content_digest
 from .embed_process import CHIP_PADDING, CHIP_SIZE, EmbeddingProcess, detector_from_state
 from .errors import ModelFilesMissingError
 from .types import FaceDetection
@@ -121,7 +121,7 @@ class DlibFaceModels:
     def weights_hash(self, digests: FileDigests | None = None) -> str:
         """sha256 over the used ``.dat`` files (name + content), hex; computed once and cached. With ``digests``
         (the shot database), the digest recorded there for the files' present state is taken instead of reading
-        ~120 MB (~0.2 s a server start), and one computed is recorded (``store.file_digests``)."""
+        ~120 MB (~0.2 s a server start), and one computed is recorded (``inference_server.file_digests``)."""
         with self._lock:
             if self._weights_hash is None:
                 self._weights_hash = remembered_content_digest([self.directory / n for n in REQUIRED_FILES], digests)
