@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from threadpoolctl import ThreadpoolController
 
 from ..faces.dlib_models import DlibFaceModels
 from ..paths import default_audit_log, default_cache_dir, scratch_parent
@@ -134,6 +136,19 @@ def _usable_cache_dir(named: Path | None) -> Path:
     return cache_dir
 
 
+def one_blas_thread(environ: Mapping[str, str]) -> None:
+    """Let the OpenBLAS that numpy loaded run each matrix product on the calling thread, unless ``environ`` sets
+    ``OPENBLAS_NUM_THREADS`` (then as it says).
+
+    The server's parallelism is across frames (two in flight, the analysis's readers) and its products are small
+    (the warp's 8192x84 by 84x2 blocks): OpenBLAS's own threads only hand a few rows each to a core the other
+    frame needs and spin while they wait (the warp's product took 1.8 ms with two threads, 0.8 ms with one, on
+    the 2-core machine). Each row's sum is the same either way (outputs bit-identical: benchmarks/first_render.py).
+    Libraries loaded later (a model's torch) keep their own settings."""
+    if "OPENBLAS_NUM_THREADS" not in environ:
+        ThreadpoolController().select(internal_api="openblas").limit(limits=1)
+
+
 def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> RunningServer:
     """Load the models, bind ``config.host:config.port`` (port 0 = any free port) and start serving.
 
@@ -145,6 +160,7 @@ def start_server(config: ServerConfig, models: DlibFaceModels | None = None) -> 
     roots = FileRoots(config.allow_roots)  # RootsError (one line) for a root that is not a folder
     cache_dir = _usable_cache_dir(config.cache_dir)
     device = resolve_device(config.device)
+    one_blas_thread(os.environ)
     scratch = make_scratch(scratch_parent())  # (stale scratch folders of gone servers are removed first)
     try:
         engine = FaceSwapEngine(scratch, cache_dir, models=models or DlibFaceModels(embed_in_process=False),
