@@ -14,6 +14,10 @@ With ``--baseline REV`` the same two renders run first with the code of git revi
 is compared pixel for pixel with the current code's: how many frames are bit-identical, and the largest
 difference elsewhere. (``5ec326d`` is the code before issue 15's speed work.)
 
+With ``--running-server`` both renders are also measured through one ``facebridge serve`` started beforehand
+(``--server``), as the hosts use a server: neither pays a server start, and the re-render finds the first render's
+memos in that server's memory.
+
 With ``--runs N`` the floor and the renders are measured N times in turn (each render with a fresh cache), each
 round printed, then the medians: on a shared machine one round's figures can move by 10-15%.
 
@@ -144,6 +148,39 @@ def stage_table(reports: dict[str, Path]) -> None:
         print(f"{stage:24s}" + "".join(f"{loaded[name].get(stage, 0.0):16.1f}" for name in loaded))
 
 
+def running_server(cache: Path, roots: list[Path], code: Path) -> tuple[subprocess.Popen[str], str]:
+    """``facebridge serve`` with the code in ``code`` on a free loopback port, the model cache ``cache``, allowed
+    ``roots``, the token of this environment's ``FACEBRIDGE_TOKEN``: the process and its address, once it serves."""
+    command = [sys.executable, "-m", "facebridge", "serve", "--port", "0", "--cache-dir", str(cache),
+               *(a for root in roots for a in ("--allow-root", str(root)))]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=code,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(code)})
+    assert server.stdout is not None
+    line = server.stdout.readline()  # "facebridge serving on HOST:PORT (device ...)"
+    if not line.startswith("facebridge serving on "):
+        server.kill()
+        raise SystemExit(f"facebridge serve did not start: {line!r}")
+    return server, line.split()[3]
+
+
+def warm_renders(pattern: Path, source: Path, folder: Path, code: Path) -> tuple[float, float]:
+    """The first render and the blend-only re-render through one server started beforehand (as the hosts use
+    one): no server start in either, and the re-render finds the first's memos in memory. Seconds of each."""
+    out = folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    server, address = running_server(folder / "cache", [pattern.parent, out], code)
+    try:
+        extra = ["--server", address]
+        first = render(pattern, out / "warm-first.####.exr", source, folder / "cache", folder / "warm-first.json",
+                       extra, code)
+        blend = render(pattern, out / "warm-blend.####.exr", source, folder / "cache", folder / "warm-blend.json",
+                       [*extra, "--blend", "0.8"], code)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return first, blend
+
+
 def two_renders(pattern: Path, source: Path, folder: Path, code: Path) -> tuple[float, float, dict[str, Path]]:
     """The first render and the blend-only re-render (same fresh cache) with the code in ``code``: their
     seconds and reports; outputs in ``folder/out``."""
@@ -162,6 +199,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the work folder here")
     parser.add_argument("--baseline", help="also run the code of this git revision, in the same run")
     parser.add_argument("--runs", type=int, default=1, help="rounds of floor and renders (medians printed)")
+    parser.add_argument("--running-server", action="store_true",
+                        help="also both renders through one server started beforehand (no server start)")
     args = parser.parse_args()
     if not CLIP.is_file():
         print(f"{CLIP} not found: this benchmark needs ../shared", file=sys.stderr)
@@ -189,6 +228,13 @@ def main() -> int:
                       "(goal <= 6x)")
                 print(f"[{name}] blend-only re-render     {blend:7.2f} s   {first / blend:5.1f}x faster than the "
                       "first (goal >= 10x)")
+            if args.running_server:
+                os.environ.setdefault("FACEBRIDGE_TOKEN", "first-render-benchmark")
+                for name, code in codes.items():
+                    first, blend = warm_renders(pattern, source, work / f"{name}-warm{run}", code)
+                    print(f"[{name}] running server: first render {first:6.2f} s ({first / floor:.1f}x the floor), "
+                          f"blend-only re-render {blend:6.2f} s ({blend / floor:.1f}x the floor, "
+                          f"{first / blend:.1f}x faster than its first)")
         if args.runs > 1:
             print(f"medians of {args.runs} rounds: EXR floor {statistics.median(f for f, _ in rounds):.2f} s")
             for name in codes:
