@@ -1,5 +1,6 @@
 """Issue 15: dlib's identity network in a child process (it keeps the GIL for a whole embedding, stalling the
-server's other threads). The descriptors must be the in-process ones, bit for bit, and a child that dies must
+server's other threads), the path embeddings take when the network file cannot be read by ``dlib_resnet`` (here
+made so by setting the models' ``_resnet`` to None). The descriptors must be the in-process ones, bit for bit, and a child that dies must
 leave embeddings working in-process. The same child builds the HOG detector while the server starts (dlib's
 ``get_frontal_face_detector`` holds the GIL for 0.4-0.6 s) and hands it over: the same detections, bit for bit."""
 
@@ -25,6 +26,18 @@ from inference_server.faces.types import FaceDetection
 PHOTOS = ("fr_obama.jpg", "fr_two_people.jpg", "if_t1.jpg", "lp_d9.jpg", "cf_lq_whole_01.jpg")
 
 
+@pytest.fixture(autouse=True)
+def _embeddings_in_dlib(dlib_models: DlibFaceModels, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared models embed in dlib in these tests (as they do when dlib_resnet cannot read the file)."""
+    monkeypatch.setattr(dlib_models, "_resnet", None)
+
+
+def _in_dlib(models: DlibFaceModels) -> DlibFaceModels:
+    """``models`` embedding in dlib (its child, or in-process) rather than with dlib_resnet."""
+    models._resnet = None
+    return models
+
+
 @pytest.fixture(scope="module")
 def faces(faces_dir: Path, dlib_models: DlibFaceModels) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rgb8, landmarks) of every face HOG finds on a few real photos (single faces, groups, a low-quality one)."""
@@ -38,7 +51,7 @@ def faces(faces_dir: Path, dlib_models: DlibFaceModels) -> list[tuple[np.ndarray
 
 def test_descriptors_from_the_child_process_are_the_in_process_ones(
         faces: list[tuple[np.ndarray, np.ndarray]], dlib_models: DlibFaceModels) -> None:
-    offloaded = DlibFaceModels(embed_in_process=False)
+    offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
         assert offloaded._embedder is not None and offloaded._embedder.running
         for rgb8, landmarks in faces:
@@ -59,7 +72,7 @@ def test_descriptors_from_the_child_process_are_the_in_process_ones(
 def test_a_dead_child_leaves_embeddings_working_in_process(faces: list[tuple[np.ndarray, np.ndarray]],
                                                            dlib_models: DlibFaceModels,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    offloaded = DlibFaceModels(embed_in_process=False)
+    offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
         rgb8, landmarks = faces[1]
         assert np.array_equal(offloaded.embed(rgb8, landmarks), dlib_models.embed(rgb8, landmarks))
@@ -109,7 +122,7 @@ def test_other_threads_run_while_the_child_embeds(faces: list[tuple[np.ndarray, 
                                                   dlib_models: DlibFaceModels) -> None:
     """In-process, a thread of pure-Python work stops while dlib embeds; offloaded, it goes on. Counted as
     loop iterations done during four embeddings (a ratio in the same run, not a time)."""
-    offloaded = DlibFaceModels(embed_in_process=False)
+    offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
 
     def count_while(embed: DlibFaceModels) -> int:
         return spun_beside(lambda: [embed.embed(rgb8, landmarks) for rgb8, landmarks in faces[:4]])[0]
@@ -144,7 +157,7 @@ def _same_detections(a: list[FaceDetection], b: list[FaceDetection]) -> bool:
 def test_the_hog_detector_from_the_child_finds_the_in_process_detections(
         plates: list[np.ndarray], dlib_models: DlibFaceModels) -> None:
     reference = dlib.get_frontal_face_detector()  # what the server built in its own process before
-    offloaded = DlibFaceModels(embed_in_process=False)
+    offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
         assert offloaded._detector is None  # not built in the server's process at start
         total = 0
@@ -168,7 +181,7 @@ def test_the_hog_detector_from_the_child_finds_the_in_process_detections(
 
 def test_a_child_dead_before_the_first_detection_leaves_detection_and_embeddings_in_process(
         plates: list[np.ndarray], dlib_models: DlibFaceModels, caplog: pytest.LogCaptureFixture) -> None:
-    offloaded = DlibFaceModels(embed_in_process=False)
+    offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
         assert offloaded._embedder is not None and offloaded._embedder._process is not None
         offloaded._embedder._process.kill()

@@ -1,5 +1,7 @@
 """dlib's identity network in a process of its own, so that an embedding does not stall the server; the same
-process builds dlib's HOG face detector for the server while the server starts.
+process builds dlib's HOG face detector for the server while the server starts. (Embeddings run here only when
+the network file cannot be read by :mod:`.dlib_resnet`, which runs it with numpy in the server: the child loads
+the network at its first request.)
 
 dlib's Python binding keeps Python's GIL for the whole of ``compute_face_descriptor`` (~0.12 s on the
 2-core development machine): every other thread of the server (the second frame in flight, the stream
@@ -228,11 +230,13 @@ def main(argv: list[str]) -> int:
     source, sink = sys.stdin.buffer, sys.stdout.fileno()
     (state,) = dlib.get_frontal_face_detector().__getstate__()
     _write_all(sink, len(state).to_bytes(LENGTH_BYTES, "little") + state)
-    encoder = dlib.face_recognition_model_v1(argv[0])
+    encoder = None  # loaded at the first request (~0.5 s): a server whose embeddings run in numpy never sends one
     while True:
         data = _read_exactly(source, CHIP_BYTES)
         if len(data) < CHIP_BYTES:
             return 0
+        if encoder is None:
+            encoder = dlib.face_recognition_model_v1(argv[0])
         chip = np.frombuffer(data, np.uint8).reshape(CHIP_SIZE, CHIP_SIZE, 3).copy()
         _write_all(sink, np.asarray(encoder.compute_face_descriptor(chip), np.float64).tobytes())
 
