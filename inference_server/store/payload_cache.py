@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +36,16 @@ _KEY = re.compile(r"[0-9A-Za-z_-]{2,128}")  # (sha256 hex in practice; never a s
 Payload = dict[str, np.ndarray]
 
 
+_NPY_HEADERS = threading.Lock()
+"""Held while a payload is decoded. numpy reads each ``.npy`` header with ``ast.literal_eval``, and CPython 3.11
+keeps the AST conversion's recursion depth in one counter per interpreter: two threads converting at once (the
+GIL passed between them by a garbage collection that runs Python code) fail with ``SystemError: AST constructor
+recursion depth mismatch`` (reproduced here with Python 3.11.7: a render's frame failed so in CI; reported as
+python/cpython#106905 among others). So payloads are decoded one at a time."""
+
+
 def _decode(data: bytes) -> Payload:
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+    with _NPY_HEADERS, np.load(io.BytesIO(data), allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 
