@@ -6,7 +6,9 @@ Written for the tests (independent of the project's code paths they check).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,3 +211,24 @@ def shot_database_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
             "plate_files": con.execute("SELECT digest, decoder, facts FROM plate_files ORDER BY digest, decoder")
                               .fetchall(),
         }
+
+
+def spun_beside(work: Callable[[], object]) -> tuple[int, float]:
+    """How many loop iterations a thread of pure-Python work does while ``work`` runs, and ``work``'s seconds."""
+    done, stop = [0], threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            done[0] += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    time.sleep(0.01)
+    start, t0 = done[0], time.perf_counter()
+    try:
+        work()
+    finally:
+        seconds = time.perf_counter() - t0
+        stop.set()
+        spinner.join()
+    return done[0] - start, seconds

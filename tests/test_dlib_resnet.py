@@ -6,14 +6,12 @@ that network with one line (the models then embed in dlib)."""
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from pathlib import Path
 
 import dlib
 import numpy as np
 import pytest
-from support import load_rgb8
+from support import load_rgb8, spun_beside
 
 from inference_server.faces.dlib_models import (
     CHIP_PADDING,
@@ -85,22 +83,8 @@ def test_other_threads_run_while_it_embeds(faces: list[tuple[str, np.ndarray, np
     it in its matrix products. Loop iterations per second of a spinning thread beside each (a ratio in one run)."""
 
     def rate_beside(work: list[tuple[str, np.ndarray, np.ndarray]]) -> float:
-        done, stop = [0], threading.Event()
-
-        def spin() -> None:
-            while not stop.is_set():
-                done[0] += 1
-
-        spinner = threading.Thread(target=spin)
-        spinner.start()
-        time.sleep(0.01)
-        start, t0 = done[0], time.perf_counter()
-        for _, rgb8, landmarks in work:
-            dlib_models.embed(rgb8, landmarks)
-        seconds = time.perf_counter() - t0
-        stop.set()
-        spinner.join()
-        return (done[0] - start) / seconds
+        iterations, seconds = spun_beside(lambda: [dlib_models.embed(rgb8, landmarks) for _, rgb8, landmarks in work])
+        return iterations / seconds
 
     numpy_rate = rate_beside(faces[:4])
     monkeypatch.setattr(dlib_models, "_resnet", None)

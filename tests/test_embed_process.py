@@ -17,7 +17,7 @@ import cv2
 import dlib
 import numpy as np
 import pytest
-from support import FACES_DIR, load_rgb8
+from support import FACES_DIR, load_rgb8, spun_beside
 
 from inference_server.faces.dlib_models import RESNET_FILE, DlibFaceModels
 from inference_server.faces.embed_process import EmbeddingProcess
@@ -95,27 +95,6 @@ def test_a_chip_of_the_wrong_shape_is_refused(dlib_models: DlibFaceModels) -> No
     finally:
         process.close()
     assert process.descriptor(np.zeros((150, 150, 3), np.uint8)) is None  # closed
-
-
-def spun_beside(work: Callable[[], object]) -> tuple[int, float]:
-    """How many loop iterations a thread of pure-Python work does while ``work`` runs, and ``work``'s seconds."""
-    done, stop = [0], threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            done[0] += 1
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    time.sleep(0.01)
-    start, t0 = done[0], time.perf_counter()
-    try:
-        work()
-    finally:
-        seconds = time.perf_counter() - t0
-        stop.set()
-        spinner.join()
-    return done[0] - start, seconds
 
 
 def test_other_threads_run_while_the_child_embeds(faces: list[tuple[np.ndarray, np.ndarray]],
