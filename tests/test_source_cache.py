@@ -5,6 +5,7 @@ task of a farm job), does not search and embed it again; the prepared source is 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,13 +25,13 @@ class Searches:
         self.detected = self.embedded = 0
         detect, embed = models.detect, models.embed
 
-        def counted_detect(*args: object, **kwargs: object) -> object:
+        def counted_detect(*args: Any, **kwargs: Any) -> Any:
             self.detected += 1
-            return detect(*args, **kwargs)  # type: ignore[arg-type]
+            return detect(*args, **kwargs)
 
-        def counted_embed(*args: object, **kwargs: object) -> object:
+        def counted_embed(*args: Any, **kwargs: Any) -> Any:
             self.embedded += 1
-            return embed(*args, **kwargs)  # type: ignore[arg-type]
+            return embed(*args, **kwargs)
 
         monkeypatch.setattr(models, "detect", counted_detect)
         monkeypatch.setattr(models, "embed", counted_embed)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -180,16 +181,15 @@ def read_resnet(data: bytes) -> ResNet:
                 "avg_pool_2", "fc_2")
     if names != expected:
         raise ValueError(f"not dlib's face-recognition ResNet: {len(names)} layers found, {len(expected)} expected")
-    values = [value for _, value in layers]
-    mean = values[0]
-    stem = (values[1], values[2])
+    values = [value for _, value in layers]  # (their types follow from the names, checked above)
     blocks: list[Block] = []
     at = 5
     for down in downs:
         conv1, affine1, _, conv2, affine2 = values[at:at + 5]
-        blocks.append(Block(conv1, affine1, conv2, affine2, down))  # type: ignore[arg-type]
+        blocks.append(Block(cast(Conv, conv1), cast(Affine, affine1), cast(Conv, conv2), cast(Affine, affine2), down))
         at += len(_DOWN_BLOCK if down else _BLOCK)
-    return ResNet(mean, stem, tuple(blocks), values[-1])  # type: ignore[arg-type]
+    return ResNet(cast(np.ndarray, values[0]), (cast(Conv, values[1]), cast(Affine, values[2])), tuple(blocks),
+                  cast(np.ndarray, values[-1]))
 
 
 def _conv(x: np.ndarray, conv: Conv) -> np.ndarray:
