@@ -308,24 +308,29 @@ class ShotDatabase:
         """Record what the file of sha256 ``digest`` decodes to with ``decoder``; beyond ``kept`` rows the
         oldest are forgotten. Best effort (it only spares a later decode): False, logged, when the database
         cannot take it (locked past the timeout, read-only, full)."""
+        return self._remember_bounded("plate_files", (digest, decoder, facts, time.time()), kept,
+                                      "a plate file", "it will be decoded again")
+
+    def _remember_bounded(self, table: str, row: tuple[object, ...], kept: int, what: str, otherwise: str) -> bool:
+        """Insert (or replace) ``row`` into ``table`` (one of this module's tables whose last column is the time
+        ``added``) and forget its oldest rows beyond ``kept``; False, logged with ``what`` and what happens
+        ``otherwise``, when the database cannot take it (locked past the timeout, read-only, full)."""
         try:
             with self._tx() as con:
-                con.execute("INSERT OR REPLACE INTO plate_files VALUES (?, ?, ?, ?)",
-                            (digest, decoder, facts, time.time()))
-                excess = int(con.execute("SELECT COUNT(*) FROM plate_files").fetchone()[0]) - kept
+                con.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+                excess = int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]) - kept
                 if excess > 0:
-                    con.execute("DELETE FROM plate_files WHERE rowid IN "
-                                "(SELECT rowid FROM plate_files ORDER BY added, rowid LIMIT ?)", (excess,))
+                    con.execute(f"DELETE FROM {table} WHERE rowid IN "
+                                f"(SELECT rowid FROM {table} ORDER BY added, rowid LIMIT ?)", (excess,))
         except sqlite3.Error as exc:
-            _LOG.warning("shot database %s: cannot record a plate file (%s); it will be decoded again", self.path,
-                         exc)
+            _LOG.warning("shot database %s: cannot record %s (%s); %s", self.path, what, exc, otherwise)
             return False
         return True
 
     # -- digests of files by what the file system says of them -----------------------------------
     def file_digest(self, signature: str) -> str | None:
         """The digest recorded for the files whose state is ``signature`` (see
-        :meth:`~inference_server.faces.dlib_models.DlibFaceModels.weights_signature`), or None (not recorded, or the
+        :func:`inference_server.file_digests.files_signature`), or None (not recorded, or the
         database cannot be read now: the files are then hashed)."""
         try:
             row = self._connection().execute("SELECT digest FROM file_digests WHERE signature = ?",
@@ -339,18 +344,8 @@ class ShotDatabase:
         """Record ``digest`` for the files whose state is ``signature``; beyond ``kept`` rows the oldest are
         forgotten. Best effort (it only spares hashing the files again): False, logged, when the database cannot
         take it."""
-        try:
-            with self._tx() as con:
-                con.execute("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?)", (signature, digest, time.time()))
-                excess = int(con.execute("SELECT COUNT(*) FROM file_digests").fetchone()[0]) - kept
-                if excess > 0:
-                    con.execute("DELETE FROM file_digests WHERE rowid IN "
-                                "(SELECT rowid FROM file_digests ORDER BY added, rowid LIMIT ?)", (excess,))
-        except sqlite3.Error as exc:
-            _LOG.warning("shot database %s: cannot record a file digest (%s); the files will be hashed again",
-                         self.path, exc)
-            return False
-        return True
+        return self._remember_bounded("file_digests", (signature, digest, time.time()), kept, "a file digest",
+                                      "the files will be hashed again")
 
     # -- cache index ------------------------------------------------------------------------------
     def cache_lookup(self, key: str) -> CacheEntry | None:
