@@ -101,6 +101,11 @@ def test_a_file_that_is_not_the_network_is_refused_in_one_line(dlib_models: Dlib
         with pytest.raises(ValueError) as refused:
             read_resnet(wrong)
         assert "\n" not in str(refused.value) and str(refused.value)
+    # the same layers with another pooling (the max-pool's window 3 -> 2): the forward pass would be wrong
+    at = data.index(b"\x01\nmax_pool_2") + 12
+    assert data[at:at + 4] == b"\x01\x03\x01\x03"
+    with pytest.raises(ValueError, match="pooling"):
+        read_resnet(data[:at] + b"\x01\x02\x01\x02" + data[at + 4:])
     path = tmp_path / RESNET_FILE
     path.write_bytes(data[:len(data) // 2])
     with caplog.at_level(logging.WARNING):

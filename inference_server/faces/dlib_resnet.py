@@ -34,6 +34,8 @@ _LAYER_START = re.compile(b"\\x01([\\x04-\\x15])(" + b"|".join(re.escape(n) for 
 _STEM = ("con_4", "affine_", "relu_", "max_pool_2")
 _BLOCK = ("con_4", "affine_", "relu_", "con_4", "affine_", "add_prev_", "relu_")
 _DOWN_BLOCK = ("con_4", "affine_", "relu_", "con_4", "affine_", "avg_pool_2", "add_prev_", "relu_")
+# the pooling the forward pass does (rows, cols, stride y, stride x, padding y, padding x; 0x0 = the whole map)
+_MAX_POOL, _BLOCK_POOL, _GLOBAL_POOL = (3, 3, 2, 2, 0, 0), (2, 2, 2, 2, 0, 0), (0, 0, 1, 1, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ def read_resnet(data: bytes) -> ResNet:
     if names != expected:
         raise ValueError(f"not dlib's face-recognition ResNet: {len(names)} layers found, {len(expected)} expected")
     values = [value for _, value in layers]  # (their types follow from the names, checked above)
+    pools = [value for name, value in layers if name.endswith("_pool_2")]  # rows, cols, strides, paddings
+    if pools != [_MAX_POOL, *[_BLOCK_POOL] * sum(downs), _GLOBAL_POOL]:
+        raise ValueError(f"not dlib's face-recognition ResNet: pooling {pools}")
     blocks: list[Block] = []
     at = 5
     for down in downs:
