@@ -88,7 +88,7 @@ def face_zone(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float = 0.
     return cv2.dilate(zone, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
 
-def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path, np.ndarray]:
+def make_plate(photo: Path, out: Path, models, aovs: bool = True, compression: str = "zip") -> tuple[Path, np.ndarray]:
     """Linear half EXR (R,G,B,A,Z[,N.x]) from an sRGB photo, with HDR spots, a NaN and an Inf far from faces.
 
     Returns the path and the union of the plate's face zones (grown by 0.8 x face size, which is where no
@@ -118,7 +118,7 @@ def make_plate(photo: Path, out: Path, models, aovs: bool = True) -> tuple[Path,
         channels.append(rng.normal(0.0, 1.0, (h, w, 1)).astype(np.float32))
         names += ("N.x",)
         formats += (oiio.FLOAT,)
-    write_exr(out, np.concatenate(channels, axis=2), names, formats)
+    write_exr(out, np.concatenate(channels, axis=2), names, formats, compression)
     return out, zone
 
 

@@ -80,6 +80,35 @@ def test_swap_keeps_everything_outside_the_face_and_moves_identity(
     assert face["identity_distance"] < 0.6
 
 
+@pytest.mark.parametrize(("compression", "lines"), [("dwaa", 32), ("b44", 32), ("zip", 16)])
+def test_a_lossy_plate_keeps_its_stored_values_outside_the_faces_rows(
+    client: FaceBridgeClient, faces_dir: Path, dlib_models, tmp_path: Path, compression: str, lines: int,
+) -> None:
+    """A DWAA plate encoded again whole changed about a sixth of its values anywhere in the frame. Only the
+    chunks of rows the face changed are encoded now (scan-line chunks span the whole width, so a lossy format
+    still re-encodes the rows beside the face); every other row is the plate file's own, to the bit."""
+    plate_path, _ = make_plate(faces_dir / "fr_obama.jpg", tmp_path / "plate.exr", dlib_models, compression=compression)
+    plate = read_exr(plate_path)[0]
+    zone = np.zeros(plate.shape[:2], bool)
+    for det in dlib_models.detect(load_rgb8(faces_dir / "fr_obama.jpg")):
+        zone |= face_zone(plate.shape[:2], det.landmarks)
+    rows = np.nonzero(zone.any(axis=1))[0]
+    top, bottom = rows[0] // lines * lines, (rows[-1] // lines + 1) * lines
+    for use_paths in (False, True):
+        out_path = tmp_path / f"out_{use_paths}.exr"
+        _, (outcome,) = _run(client, [faces_dir / "fr_biden2.jpg"], [FrameJob(1, str(plate_path), str(out_path))],
+                             use_paths=use_paths)
+        assert outcome.status == "ok", outcome.message
+        out, spec = read_exr(out_path)
+        equal = same_bits(plate, out).all(axis=2)
+        assert equal[:top].all() and equal[bottom:].all(), \
+            f"{int((~equal[:top]).sum() + (~equal[bottom:]).sum())} pixels changed in rows without a face"
+        assert (~equal & zone).sum() > 0.1 * zone.sum(), "the face was hardly changed"
+        assert spec.get_string_attribute("compression") == compression
+        if compression != "dwaa":  # lossless for these values (B44 of decoded B44 data is exact): nothing beside it
+            assert equal[~zone].all()
+
+
 def test_blend_zero_returns_the_plate(client: FaceBridgeClient, faces_dir: Path, plates: dict[str, Path], tmp_path: Path) -> None:
     plate_path = plates["fr_obama.jpg"]
     _, (outcome,) = _run(client, [faces_dir / "fr_biden2.jpg"], [FrameJob(1, str(plate_path), str(tmp_path / "o.exr"))],

@@ -22,6 +22,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .errors import PlateError
+from .exr_chunks import band_rows, scanline_file, splice
 
 MetadataValue = str | int | float
 
@@ -149,6 +150,26 @@ def _output_spec(spec: oiio.ImageSpec, metadata: Mapping[str, MetadataValue]) ->
     return out
 
 
+def _write(path: Path, specs: Sequence[oiio.ImageSpec], images: Sequence[np.ndarray]) -> None:
+    """Write ``images`` (``(h, w, c)`` float32, converted to each spec's channel formats) as the subimages of
+    ``path``, in the format of its extension; PlateError(``encode``) when they cannot be written."""
+    out = oiio.ImageOutput.create(str(path))
+    if out is None:
+        raise PlateError("encode", f"no writer for '{path.suffix}' ({oiio.geterror().strip()})")
+    try:
+        if len(specs) > 1 and not out.supports("multiimage"):
+            raise PlateError("encode", f"'{path.suffix}' cannot hold the {len(specs)} parts of the input")
+        ok = out.open(str(path), list(specs)) if len(specs) > 1 else out.open(str(path), specs[0])
+        for index, (spec, image) in enumerate(zip(specs, images)):
+            if index > 0:
+                ok = ok and out.open(str(path), spec, "AppendSubimage")
+            ok = ok and out.write_image(np.ascontiguousarray(image, dtype=np.float32))
+        if not ok:
+            raise PlateError("encode", f"cannot write '{path.name}' ({out.geterror() or oiio.geterror()})")
+    finally:
+        out.close()
+
+
 def write_plate_atomic(
     path: str | os.PathLike[str],
     plate: Plate,
@@ -165,32 +186,64 @@ def write_plate_atomic(
         raise PlateError("encode", f"pixels {pixels.shape} do not match the plate {plate.pixels.shape}")
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     specs = [_output_spec(plate.spec, metadata)] + [_output_spec(s, metadata) for s, _ in plate.extra_subimages]
-    images = [pixels] + [p for _, p in plate.extra_subimages]
-    out = oiio.ImageOutput.create(str(tmp))
-    if out is None:
-        raise PlateError("encode", f"no writer for '{path.suffix}' ({oiio.geterror().strip()})")
     try:
-        if len(specs) > 1 and not out.supports("multiimage"):
-            raise PlateError("encode", f"'{path.suffix}' cannot hold the {len(specs)} parts of the input")
-        ok = out.open(str(tmp), specs) if len(specs) > 1 else out.open(str(tmp), specs[0])
-        for index, (spec, image) in enumerate(zip(specs, images)):
-            if index > 0:
-                ok = ok and out.open(str(tmp), spec, "AppendSubimage")
-            ok = ok and out.write_image(np.ascontiguousarray(image, dtype=np.float32))
-        if not ok:
-            raise PlateError("encode", f"cannot write '{path.name}' ({out.geterror() or oiio.geterror()})")
-        out.close()
+        _write(tmp, specs, [pixels] + [p for _, p in plate.extra_subimages])
         os.replace(tmp, path)
     except BaseException:
-        out.close()
         tmp.unlink(missing_ok=True)
         raise
 
 
+def changed_chunks(before: np.ndarray, after: np.ndarray, lines: int) -> list[int]:
+    """The indices of the blocks of ``lines`` rows (from row 0) where ``after`` differs from ``before`` in any bit
+    (both ``(H, W, C)`` float32; a NaN's payload and -0 count as values)."""
+    old, new = before.view(np.uint32), after.view(np.uint32)
+    return [top // lines for top in range(0, before.shape[0], lines)
+            if not np.array_equal(old[top:top + lines], new[top:top + lines])]
+
+
+def _spliced(plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], original: bytes,
+             scratch_dir: Path) -> bytes | None:
+    """``plate``'s file (``original``, the bytes it was decoded from) with only the chunks holding changed rows
+    encoded again (:mod:`.exr_chunks`), every other chunk the plate file's own bytes; None when ``original`` is
+    not a file that can be spliced this way."""
+    layout = scanline_file(original)
+    spec = plate.spec
+    if layout is None or plate.extra_subimages or spec.tile_width or \
+            layout.data_window != (spec.x, spec.y, spec.x + spec.width - 1, spec.y + spec.height - 1):
+        return None
+    changed = changed_chunks(plate.pixels, pixels, layout.lines_per_chunk)
+    # nothing changed: one chunk is still encoded, for the output's header (its metadata), and not used
+    top, bottom = band_rows(layout, changed[0], changed[-1]) if changed else band_rows(layout, 0, 0)
+    band = _output_spec(spec, metadata)
+    band.y, band.height = spec.y + top, bottom - top
+    path = Path(scratch_dir) / f"{uuid.uuid4().hex}.exr"
+    try:
+        _write(path, [band], [pixels[top:bottom]])
+        return splice(original, path.read_bytes(), changed)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def encode_plate(
-    plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], extension: str, scratch_dir: Path
+    plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], extension: str, scratch_dir: Path,
+    original: bytes | tuple[bytes | memoryview, ...] | None = None,
 ) -> bytes:
-    """Encode like ``write_plate_atomic`` and return the file's bytes (for streaming back)."""
+    """Encode like ``write_plate_atomic`` and return the file's bytes (for streaming back).
+
+    ``original``: the encoded bytes ``plate`` was decoded from (a stream's pieces in order, or one buffer). When
+    both it and the output are single-part scan-line EXRs, only the chunks of rows where ``pixels`` differ from
+    the plate are encoded; the others are the plate file's own bytes (:func:`_spliced`): the same pixels as
+    encoding the whole frame for lossless compressions, and for lossy ones (DWAA, DWAB, B44) the plate's stored
+    values, untouched, outside the changed rows.
+    """
+    if original is not None and extension.lstrip(".").lower() == "exr":
+        if pixels.shape != plate.pixels.shape:
+            raise PlateError("encode", f"pixels {pixels.shape} do not match the plate {plate.pixels.shape}")
+        whole = b"".join(original) if isinstance(original, tuple) else original
+        spliced = _spliced(plate, np.ascontiguousarray(pixels, dtype=np.float32), metadata, whole, scratch_dir)
+        if spliced is not None:
+            return spliced
     path = Path(scratch_dir) / f"{uuid.uuid4().hex}.{extension.lstrip('.')}"
     try:
         write_plate_atomic(path, plate, pixels, metadata)

@@ -394,7 +394,8 @@ class FaceSwapEngine:
     def _process(self, session: Session, request: FrameRequest) -> FrameResultData:
         where = f"{request.name} (frame {request.frame_number})"
         clock = Stopwatch()
-        plate, digest = self.frames.load(request)
+        encoded = self.frames.read(request)
+        plate, digest = self.frames.decode(encoded), encoded.digest
         clock.lap("decode")
         params = session.params
         rendered = self._render(session, params, plate, digest, request.frame_number, clock)
@@ -402,7 +403,7 @@ class FaceSwapEngine:
         metadata = output_metadata(params.mode, session.model_ids, session.params_hash, session.source_hashes)
         status, kind, message = frame_status(outcome, where, "plate passed through unchanged")
         output = deliver(request, plate, outcome.pixels, metadata, params.output_format, self.scratch_dir,
-                         self.frames.roots)
+                         self.frames.roots, encoded.data)
         clock.lap("encode")
         return FrameResultData(
             request.frame_number, status, kind, message, outcome.faces, clock.timings, output,

@@ -212,16 +212,19 @@ class FrameLoader:
 
 
 def deliver(request: FrameRequest, plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue],
-            output_format: str, scratch_dir: Path, roots: FileRoots | None = None) -> bytes | None:
+            output_format: str, scratch_dir: Path, roots: FileRoots | None = None,
+            original: bytes | tuple[bytes | memoryview, ...] | None = None) -> bytes | None:
     """The rendered ``pixels`` (``(H, W, C)`` float32, ``plate``'s channels) as the request wants them:
     encoded bytes in ``output_format`` for a stream request (returned), else written to its output path
-    (in the format of its extension, the input's channels; through ``roots``, atomically; None returned)."""
+    (in the format of its extension, the input's channels; through ``roots``, atomically; None returned).
+    ``original``: the encoded frame ``plate`` was decoded from, whose unchanged EXR chunks an EXR output reuses
+    (:func:`~inference_server.plates.image_file.encode_plate`)."""
     if request.data is not None:
-        return encode_plate(plate, pixels, metadata, output_format, scratch_dir)
+        return encode_plate(plate, pixels, metadata, output_format, scratch_dir, original)
     if roots is None or not roots.offered:
         raise PlateError("path", "this server does not offer the path transport (no --allow-root)")
     if not request.output_path:
         raise PlateError("path", "no output path")
-    data = encode_plate(plate, pixels, metadata, Path(request.output_path).suffix or ".exr", scratch_dir)
+    data = encode_plate(plate, pixels, metadata, Path(request.output_path).suffix or ".exr", scratch_dir, original)
     roots.write_output(request.output_path, data, request.input_path)
     return None
