@@ -27,6 +27,7 @@ from inference_server.store.shot_db import ShotDatabase
     ((1080, 1920, 4), [0, 1, 2]),              # RGBA plate
     ((HASH_ROWS * 3, 17, 3), [2, 1, 0]),       # rows a multiple of the block, channels reordered
     ((HASH_ROWS * 2 + 1, 5, 5), [4, 0, 2]),    # one row past a block, channels among others
+    ((HASH_ROWS + 3, 7, 6), [2, 3, 4]),        # in order after other channels (gathered as a slice)
     ((1, 1, 3), [0, 1, 2]),
 ])
 def test_the_content_hash_is_the_sha256_of_the_whole_interleaved_rgb(shape: tuple[int, int, int],
