@@ -12,11 +12,11 @@ import pytest
 from support import load_rgb8, srgb8_to_linear, write_exr
 
 from inference_server.plates.exr_chunks import LINES_PER_CHUNK, band_rows, scanline_file, splice
-from inference_server.plates.image_file import changed_chunks, decode_plate, encode_plate, read_plate
+from inference_server.plates.image_file import MetadataValue, changed_chunks, decode_plate, encode_plate, read_plate
 
 LOSSLESS = ["none", "rle", "zips", "zip", "piz"]
 LOSSY = ["pxr24", "b44", "b44a", "dwaa", "dwab"]
-META = {"facebridge:ai_processed": 1, "facebridge:models": "test-models", "facebridge:params_hash": "abc123"}
+META: dict[str, MetadataValue] = {"facebridge:ai_processed": 1, "facebridge:models": "test-models", "facebridge:params_hash": "abc123"}
 
 
 def _plate_pixels(faces_dir: Path) -> np.ndarray:
@@ -199,7 +199,7 @@ def test_damaged_or_mismatched_files_are_not_spliced(faces_dir: Path, tmp_path: 
         band = oiio.ImageSpec(spec)
         for key, value in changes.items():
             if key == "y":
-                band.y = int(value)  # type: ignore[call-overload]
+                band.y = int(value)
             else:
                 band.attribute(key, value)
         out = oiio.ImageOutput.create(str(band_path))
