@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -160,6 +161,8 @@ def running_server(cache: Path, roots: list[Path], code: Path) -> tuple[subproce
     if not line.startswith("facebridge serving on "):
         server.kill()
         raise SystemExit(f"facebridge serve did not start: {line!r}")
+    # the rest of its output is read as it comes, so the server never waits on a full pipe
+    threading.Thread(target=server.stdout.read, daemon=True).start()
     return server, line.split()[3]
 
 

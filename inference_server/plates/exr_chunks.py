@@ -2,7 +2,7 @@
 
 A render changes the plate only inside a band of rows (where faces are); every chunk of rows outside it can be
 copied from the plate file as it was read, compressed bytes and all, instead of being encoded again. That is
-both faster (a 1080p ZIP frame's encode is ~0.15 s, most of a re-render's per-frame time) and exact: a lossy
+both faster (a 1080p ZIP frame's encode is ~0.15 s, the largest stage of a blend-only re-render) and exact: a lossy
 plate (DWAA, DWAB) re-encoded whole changes pixels far from any face (16% of a 1080p half plate's values by up
 to 4e-3 here), while its copied chunks keep every stored value.
 
