@@ -51,4 +51,4 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     x = clip_unit(linear)
     x *= _LUT_STEPS
     x += 0.5
-    return _SRGB8_LUT[x.astype(np.uint16)]
+    return np.take(_SRGB8_LUT, x.astype(np.uint16))  # the same gather as indexing, ~15% faster here

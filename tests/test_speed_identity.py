@@ -135,7 +135,7 @@ def test_thin_plate_spline_evaluation_is_bit_identical() -> None:
 
 # --- the analysis's display proxy, made a block of rows at a time -------------------------------------------------
 
-@pytest.mark.parametrize("channels, rgb_index", [(4, [0, 1, 2]), (4, [2, 0, 3]), (3, [0, 1, 2])])
+@pytest.mark.parametrize("channels, rgb_index", [(4, [0, 1, 2]), (4, [2, 0, 3]), (3, [0, 1, 2]), (5, [2, 3, 4])])
 def test_the_display_proxy_by_blocks_of_rows_equals_the_whole_frame_one(faces_dir: Path, channels: int,
                                                                         rgb_index: list[int]) -> None:
     from inference_server.plates.colour import LINEAR_REC709, ColourSpace

@@ -69,6 +69,15 @@ class Plate:
         return [have.index(n) for n in names]
 
 
+def channel_selection(indices: Sequence[int]) -> slice | list[int]:
+    """How to pick channels ``indices`` from an ``(H, W, C)`` array's last axis: a slice when they are consecutive
+    and ascending (RGB of an RGB or RGBA plate; a view, nothing gathered: the same values as picking them, at a
+    fraction of the cost where the result is copied anyway), else the list."""
+    first = indices[0]
+    return slice(first, first + len(indices)) if list(indices) == list(range(first, first + len(indices))) \
+        else list(indices)
+
+
 def _decoded_bytes(spec: oiio.ImageSpec) -> int:
     return int(spec.width) * int(spec.height) * max(1, int(spec.depth)) * int(spec.nchannels) * 4
 

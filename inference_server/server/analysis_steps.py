@@ -23,6 +23,7 @@ import numpy as np
 from ..pipeline.timing import Stopwatch
 from ..plates.colour import ColourSpace, plate_colourspace
 from ..plates.errors import PlateError
+from ..plates.image_file import channel_selection
 from ..temporal.analyse import FrameAnalysis, NotInAnalysis, ShotAnalyser
 from .frame_io import EncodedFrame, FrameLoader, FrameRequest
 from .shot_targets import ShotTargets
@@ -98,8 +99,9 @@ def display_proxy(pixels: np.ndarray, rgb_index: list[int], colourspace: ColourS
     if not colourspace.is_linear_rec709:
         return np.ascontiguousarray(colourspace.to_proxy8(pixels[..., rgb_index]))
     proxy = np.empty(pixels.shape[:2] + (3,), np.uint8)
+    channels = channel_selection(rgb_index)  # a view where it can be: the conversion copies anyway
     for top in range(0, pixels.shape[0], PROXY_ROWS):
-        proxy[top:top + PROXY_ROWS] = colourspace.to_proxy8(pixels[top:top + PROXY_ROWS][..., rgb_index])
+        proxy[top:top + PROXY_ROWS] = colourspace.to_proxy8(pixels[top:top + PROXY_ROWS, :, channels])
     return proxy
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..plates.errors import PlateError
 from ..plates.image_file import (
+    channel_selection,
     DECODER,
     Limits,
     MetadataValue,
@@ -62,9 +63,7 @@ def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
     time (a cached block instead of a 25 MB copy of a 1080p plate; about 40% less time). Channels next to each
     other in order (an RGB or RGBA plate) are gathered as a slice, a strided copy (~25% faster than picking them)."""
     digest = hashlib.sha256()
-    first = rgb_index[0]
-    channels: slice | list[int] = slice(first, first + 3) if list(rgb_index) == [first, first + 1, first + 2] \
-        else list(rgb_index)
+    channels = channel_selection(rgb_index)
     for top in range(0, pixels.shape[0], HASH_ROWS):
         rows = np.ascontiguousarray(pixels[top:top + HASH_ROWS, :, channels], np.float32)
         digest.update(rows.data.cast("B"))

@@ -16,6 +16,7 @@ import numpy as np
 from ..pipeline.crops import Box, face_crop_box
 from ..pipeline.targets import FaceTarget, NeighbourPlate
 from ..plates.errors import PlateError
+from ..plates.image_file import channel_selection
 from ..store.memo import Memo
 from ..store.payload_cache import PayloadCache
 from ..store.shot_db import ShotDatabase
@@ -92,8 +93,8 @@ class ShotTargets:
             box = face_crop_box(landmarks, size, PLATE_CROP_MARGIN)
             key = plate_crop_key(frame_hash, box)
             if not self.cache.contains(key):
-                self.cache.put(key, plate_crop_payload(np.ascontiguousarray(pixels()[box.slices][..., rgb_index],
-                                                                            np.float32)))
+                rgb = pixels()[box.slices][..., channel_selection(rgb_index)]
+                self.cache.put(key, plate_crop_payload(np.ascontiguousarray(rgb, np.float32)))
 
     def is_analysed(self, shot: str, frame: int, frame_hash: str) -> bool:
         """Whether ``frame`` of ``shot`` was analysed with this very content."""
