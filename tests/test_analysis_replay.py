@@ -24,7 +24,7 @@ from inference_server.faces.dlib_models import DlibFaceModels
 from inference_server.server import analysis_steps
 from inference_server.server.analysis_steps import AnalyseResultData, FrameAnalysisSteps
 from inference_server.server.analysis_stream import analyse_in_order, analysis_readers
-from inference_server.plates.image_file import Plate, read_plate
+from inference_server.plates.image_file import Plate, RgbPlate, read_plate
 from inference_server.server.engine import FaceSwapEngine, FrameRequest
 from inference_server.server.frame_io import EncodedFrame
 from inference_server.server.sessions import SessionParams
@@ -67,6 +67,7 @@ class _Snapshot:
     proxies: int  # display proxies made in the pass
     new_frames: int = 0  # calls of the steps' on_new_frame (the engine's warm-up of the render's imports)
     decodes: int = 0  # frames decoded in the pass
+    whole_decodes: int = 0  # of them, with every channel (the analysis needs R, G, B only)
 
 
 def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eager: bool,
@@ -85,13 +86,20 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
     (root / "scratch").mkdir(parents=True, exist_ok=True)
     engine = FaceSwapEngine(root / "scratch", root / "cache", models=dlib_models, models_dir=root / "no-models")
     decoded: list[int] = []
-    decode = engine.frames.decode
+    whole: list[int] = []  # of them, decoded with every channel
+    decode, decode_rgb = engine.frames.decode, engine.frames.decode_rgb
 
     def counted_decode(encoded: EncodedFrame) -> Plate:
         decoded.append(1)
+        whole.append(1)
         return decode(encoded)
 
-    monkeypatch.setattr(engine.frames, "decode", counted_decode)
+    def counted_decode_rgb(encoded: EncodedFrame) -> RgbPlate:
+        decoded.append(1)
+        return decode_rgb(encoded)
+
+    monkeypatch.setattr(engine.frames, "decode", counted_decode)  # (the analysis decodes R, G, B only: the next)
+    monkeypatch.setattr(engine.frames, "decode_rgb", counted_decode_rgb)
     session = engine.open_session("test", "shot", [], SessionParams())
     analyser = engine.analyser(session)
     news: list[int] = []
@@ -109,7 +117,8 @@ def _pass(root: Path, plates: Sequence[bytes], dlib_models: DlibFaceModels, eage
         payload = fresh.get(str(key))
         assert payload is not None and list(payload) == ["rgb_half"]
         crops[str(key)] = payload["rgb_half"]
-    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made), len(news), len(decoded))
+    return _Snapshot([replace(r, timings_ms={}) for r in results], rows, crops, len(made), len(news), len(decoded),
+                     len(whole))
 
 
 def _assert_same(new: _Snapshot, old: _Snapshot) -> None:
@@ -141,6 +150,7 @@ def test_first_analysis_full_replay_and_changed_plate_store_what_the_eager_analy
     assert (first.proxies, replay.proxies, old_replay.proxies) == (FRAMES, 0, FRAMES)
     # ... and no frame decoded: the new server knows every file by its digest from the shot database
     assert (first.decodes, replay.decodes, old_replay.decodes) == (FRAMES, 0, FRAMES)
+    assert first.whole_decodes == replay.whole_decodes == 0
     assert len(first.rows["plate_files"]) == FRAMES
     # the render's imports are warmed for a first analysis, never for a replay (a re-render needs none of them)
     assert (first.new_frames, replay.new_frames, restart.new_frames) == (FRAMES, 0, FRAMES - CHANGED)

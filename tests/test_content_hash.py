@@ -13,7 +13,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from inference_server.plates.image_file import DECODER, Limits, Plate
+from inference_server.plates.image_file import DECODER, Limits, Plate, RgbPlate
 from inference_server.server.frame_io import (
     HASH_ROWS,
     FrameLoader,
@@ -67,6 +67,29 @@ def test_recorded_facts_that_do_not_describe_the_decoded_plate_are_computed_and_
     # facts that fit are believed as recorded (the content hash is not computed again)
     db.remember_plate_file("d", DECODER, replace(truth, content_hash="1" * 64).to_text())
     assert FrameLoader(tmp_path, Limits(), 0, files=db).content_hash(plate, "d") == "1" * 64
+
+
+@pytest.mark.parametrize("channels", [("R", "G", "B", "A"), ("Z", "R", "G", "B")])
+def test_the_facts_of_a_plates_rgb_alone_are_those_of_the_whole_plate(tmp_path: Path,
+                                                                       channels: tuple[str, ...]) -> None:
+    """The analysis decodes only R, G, B: what it records for a file must be what a render decoding every channel
+    finds (the same content hash, R, G, B's indices among all the channels, size, colour space), or the render would
+    not believe it and the two would record over each other."""
+    pixels = np.random.default_rng(1).standard_normal((5, 7, 4)).astype(np.float32)
+    spec = _spec(7, 5, channels)
+    spec.attribute("oiio:ColorSpace", "ACEScg")
+    plate = Plate(pixels, spec, "openexr")
+    rgb_index = plate.channel_index(("R", "G", "B"))
+    rgb = RgbPlate(np.ascontiguousarray(pixels[..., rgb_index]), spec, (rgb_index[0], rgb_index[1], rgb_index[2]))
+    whole = FrameLoader(tmp_path, Limits(), 0).facts(plate, "")
+    assert FrameLoader(tmp_path, Limits(), 0).facts(rgb, "") == whole
+    assert whole.rgb_index == tuple(rgb_index) and whole.colorspace == "ACEScg" and whole.size == (5, 7)
+    db = ShotDatabase(tmp_path / "shots.sqlite")
+    assert FrameLoader(tmp_path, Limits(), 0, files=db).facts(rgb, "d") == whole  # recorded by the analysis ...
+    # ... and believed by a render of the same file in a new server (not computed: these pixels would hash otherwise)
+    other = Plate(pixels + 1.0, spec, "openexr")
+    assert FrameLoader(tmp_path, Limits(), 0, files=db).facts(other, "d") == whole
+    assert FrameLoader(tmp_path, Limits(), 0).facts(other, "") != whole
 
 
 def _spec(width: int, height: int, channels: tuple[str, ...]) -> oiio.ImageSpec:

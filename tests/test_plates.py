@@ -11,7 +11,7 @@ from support import read_exr, same_bits, write_exr
 
 from inference_server.plates.colour import ColourSpace, linear_to_srgb8, plate_colourspace, srgb_decode, srgb_encode, to_uint8
 from inference_server.plates.errors import PlateError
-from inference_server.plates.image_file import Limits, read_plate, write_plate_atomic
+from inference_server.plates.image_file import Limits, decode_rgb, read_plate, read_rgb, write_plate_atomic
 
 
 def _awkward_plate(path: Path) -> np.ndarray:
@@ -97,6 +97,32 @@ def test_missing_rgb_channels_are_named(tmp_path: Path) -> None:
     with pytest.raises(PlateError, match="missing channel") as info:
         read_plate(tmp_path / "depth.exr").channel_index(("R", "G", "B"))
     assert info.value.kind == "channels"
+    with pytest.raises(PlateError, match="missing channel") as info:
+        read_rgb(tmp_path / "depth.exr")
+    assert info.value.kind == "channels"
+
+
+@pytest.mark.parametrize("names", [("R", "G", "B", "A", "Z", "crypto.r"), ("Y", "B", "G", "R"), ("R", "G", "B")])
+def test_reading_only_rgb_gives_the_values_the_whole_read_gives_them(tmp_path: Path, names: tuple[str, ...]) -> None:
+    rng = np.random.default_rng(len(names))
+    pixels = rng.normal(0.5, 2.0, (37, 53, len(names))).astype(np.float32)
+    pixels[3, 4, 0], pixels[5, 6, 1], pixels[7, 8, 2], pixels[9, 9, 0] = np.nan, np.inf, -0.0, 60000.0
+    formats = tuple(oiio.FLOAT if n in ("Z", "crypto.r") else oiio.HALF for n in names)
+    path = write_exr(tmp_path / "in.exr", pixels, names, formats, origin=(12, 7), display=(100, 60))
+    whole = read_plate(path)
+    rgb_index = whole.channel_index(("R", "G", "B"))
+    part = read_rgb(path)
+    assert part.rgb_index == tuple(rgb_index)
+    assert tuple(part.spec.channelnames) == whole.channel_names and part.spec.roi == whole.spec.roi
+    assert part.rgb.dtype == np.float32 and part.rgb.flags.c_contiguous and part.rgb.shape == (37, 53, 3)
+    expected = np.ascontiguousarray(whole.pixels[..., rgb_index])
+    assert (part.rgb.view(np.uint32) == expected.view(np.uint32)).all()
+    staged = decode_rgb((path.read_bytes()[:99], path.read_bytes()[99:]), "in.exr", tmp_path)
+    assert (staged.rgb.view(np.uint32) == expected.view(np.uint32)).all()
+    (tmp_path / "cut.exr").write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(PlateError) as info:
+        read_rgb(tmp_path / "cut.exr")
+    assert info.value.kind == "decode"
 
 
 def test_failed_write_leaves_no_file(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ made by the analyser when it needs it, from the same plate, so the same bits. A 
 has seen decoded (by its sha256, :meth:`FrameLoader.known_facts`) and that replays is not even decoded: its content
 hash is known, and its pixels are decoded only if a step asks for them after all (a plate crop to store again, a proxy).
 
-Plates are ``(H, W, C)`` float32 scene-linear (channels in file order); the proxy ``(H, W, 3)`` uint8 sRGB.
+The analysis decodes only a plate's R, G and B (:meth:`FrameLoader.decode_rgb`: its other channels are never
+looked at here): ``(H, W, 3)`` float32 scene-linear; the proxy ``(H, W, 3)`` uint8 sRGB.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class AnalyseResultData:
 
 
 class DecodedOnce:
-    """A frame's ``(H, W, C)`` float32 pixels: given, or decoded the first time they are asked for (once, from any
+    """A frame's ``(H, W, 3)`` float32 R, G, B: given, or decoded the first time they are asked for (once, from any
     thread; a decoding error is raised to each caller, and the next one tries again)."""
 
     def __init__(self, decode: Callable[[], np.ndarray]) -> None:
@@ -70,9 +71,9 @@ class PreparedFrame:
     """A frame ready for the analyser: its content hash, and its pixels decoded or to be decoded on demand."""
 
     request: FrameRequest
-    plate: DecodedOnce   # (H, W, C) float32 plate
+    plate: DecodedOnce   # (H, W, 3) float32 R, G, B of the plate
     size: tuple[int, int]  # (H, W)
-    rgb_index: list[int]
+    rgb_index: list[int]  # of R, G, B in ``plate``: [0, 1, 2], as it holds them only
     colourspace: ColourSpace
     proxy: np.ndarray | None  # (H, W, 3) uint8 display proxy; None: not made (the frame was expected to replay)
     frame_hash: str
@@ -153,12 +154,12 @@ class FrameAnalysisSteps:
             if facts is not None and self.analyser.is_known(request.frame_number, facts.content_hash):
                 plate, replays = DecodedOnce(lambda: self._decode(encoded)), True
             else:
-                decoded = self.frames.decode(encoded)
+                decoded = self.frames.decode_rgb(encoded)
                 facts = self.frames.facts(decoded, encoded.digest)
-                plate = DecodedOnce.of(decoded.pixels)
+                plate = DecodedOnce.of(decoded.rgb)
                 replays = self.analyser.is_known(request.frame_number, facts.content_hash)
             clock.lap("decode")
-            rgb_index = list(facts.rgb_index)
+            rgb_index = [0, 1, 2]  # the plate holds R, G, B only
             colourspace = plate_colourspace(self.colorspace, facts.colorspace)
             proxy = None if replays else display_proxy(plate(), rgb_index, colourspace)
             clock.lap("proxy")
@@ -168,8 +169,8 @@ class FrameAnalysisSteps:
                              clock.timings)
 
     def _decode(self, encoded: EncodedFrame) -> np.ndarray:
-        """The pixels of a frame whose file was known: decoded now that a step needs them after all."""
-        return self.frames.decode(encoded).pixels
+        """The R, G, B of a frame whose file was known: decoded now that a step needs them after all."""
+        return self.frames.decode_rgb(encoded).rgb
 
     def analyse(self, prepared: PreparedFrame) -> AnalysedFrame | AnalyseResultData:
         """Analyse (or replay) the frame: the analyser commits it to the shot database."""

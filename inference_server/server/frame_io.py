@@ -20,12 +20,14 @@ import numpy as np
 
 from ..plates.errors import PlateError
 from ..plates.image_file import (
-    channel_selection,
     DECODER,
     Limits,
     MetadataValue,
     Plate,
+    RgbPlate,
+    channel_selection,
     decode_plate,
+    decode_rgb,
     encode_plate,
 )
 from ..plates.source_image import source_rgb8
@@ -87,10 +89,11 @@ class PlateFacts:
     size: tuple[int, int]
 
     @classmethod
-    def of(cls, plate: Plate, content: str) -> PlateFacts:
-        height, width = plate.pixels.shape[:2]
-        return cls(content, tuple(plate.channel_index(("R", "G", "B"))),
-                   plate.spec.get_string_attribute("oiio:ColorSpace"), (int(height), int(width)))
+    def of(cls, plate: Plate | RgbPlate, content: str) -> PlateFacts:
+        """The facts of a decoded plate (all its channels, or its R, G, B only) whose content hash is ``content``."""
+        rgb_index = plate.rgb_index if isinstance(plate, RgbPlate) else tuple(plate.channel_index(("R", "G", "B")))
+        height, width = (plate.rgb if isinstance(plate, RgbPlate) else plate.pixels).shape[:2]
+        return cls(content, rgb_index, plate.spec.get_string_attribute("oiio:ColorSpace"), (int(height), int(width)))
 
     def to_text(self) -> str:
         return json.dumps({"content_hash": self.content_hash, "rgb_index": list(self.rgb_index),
@@ -160,6 +163,10 @@ class FrameLoader:
     def decode(self, encoded: EncodedFrame) -> Plate:
         return decode_plate(encoded.data, encoded.name, self.scratch_dir, self.limits)
 
+    def decode_rgb(self, encoded: EncodedFrame) -> RgbPlate:
+        """Only the frame's R, G and B (what an analysis needs; see :func:`~..plates.image_file.read_rgb`)."""
+        return decode_rgb(encoded.data, encoded.name, self.scratch_dir, self.limits)
+
     def load(self, request: FrameRequest) -> tuple[Plate, str]:
         """The decoded plate and the sha256 of its encoded bytes (the key of what it decodes to)."""
         encoded = self.read(request)
@@ -185,18 +192,22 @@ class FrameLoader:
         facts = PlateFacts.from_text(text) if text is not None else None
         return self._facts.put(file_digest, facts) if facts is not None else None
 
-    def facts(self, plate: Plate, file_digest: str) -> PlateFacts:
-        """What ``plate``, decoded from the file of sha256 ``file_digest``, holds (:class:`PlateFacts`),
-        remembered by that digest; computed (its content hash) and recorded the first time, and again when what
-        was recorded does not describe this plate (its size, channels or colour space attribute). No digest:
-        computed."""
-        rgb_index = plate.channel_index(("R", "G", "B"))
+    def facts(self, plate: Plate | RgbPlate, file_digest: str) -> PlateFacts:
+        """What ``plate`` (all its channels, or its R, G, B only), decoded from the file of sha256 ``file_digest``,
+        holds (:class:`PlateFacts`), remembered by that digest; computed (its content hash) and recorded the first
+        time, and again when what was recorded does not describe this plate (its size, channels or colour space
+        attribute). No digest: computed."""
+        def hashed() -> str:
+            if isinstance(plate, RgbPlate):
+                return content_hash(plate.rgb, [0, 1, 2])
+            return content_hash(plate.pixels, plate.channel_index(("R", "G", "B")))
+
         if not file_digest:
-            return PlateFacts.of(plate, content_hash(plate.pixels, rgb_index))
+            return PlateFacts.of(plate, hashed())
         known = self.known_facts(file_digest)
         if known is not None and known == PlateFacts.of(plate, known.content_hash):
             return known
-        facts = PlateFacts.of(plate, content_hash(plate.pixels, rgb_index))
+        facts = PlateFacts.of(plate, hashed())
         if self._files is not None:
             self._files.remember_plate_file(file_digest, DECODER, facts.to_text())
         return self._facts.put(file_digest, facts)
