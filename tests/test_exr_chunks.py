@@ -30,10 +30,10 @@ def _plate_pixels(faces_dir: Path) -> np.ndarray:
     return np.concatenate([rgb, alpha, depth], axis=2).astype(np.float32)
 
 
-def _plate(faces_dir: Path, folder: Path, compression: str, **kwargs: object) -> tuple[Path, bytes]:
+def _plate(faces_dir: Path, folder: Path, compression: str) -> tuple[Path, bytes]:
     path = write_exr(folder / f"plate_{compression}.exr", _plate_pixels(faces_dir), ("R", "G", "B", "A", "Z"),
                      (oiio.HALF,) * 4 + (oiio.FLOAT,), compression=compression, origin=(-8, -5),
-                     display=(241, 291), **kwargs)  # type: ignore[arg-type]
+                     display=(241, 291))
     return path, path.read_bytes()
 
 
@@ -131,7 +131,7 @@ def test_unchanged_chunks_between_two_faces_keep_the_plates_bytes(faces_dir: Pat
     assert (_bits(out[64:224]) == _bits(plate.pixels[64:224])).all()
 
 
-def _plate_file(tmp_path: Path, name: str, pixels: np.ndarray, spec_changes: dict[str, object],
+def _plate_file(tmp_path: Path, name: str, pixels: np.ndarray, spec_changes: dict[str, int | str],
                 subimages: int = 1) -> Path:
     path = tmp_path / name
     spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], pixels.shape[2], oiio.HALF)
@@ -139,7 +139,7 @@ def _plate_file(tmp_path: Path, name: str, pixels: np.ndarray, spec_changes: dic
     spec.attribute("compression", "zip")
     for key, value in spec_changes.items():
         if key == "tile":
-            spec.tile_width = spec.tile_height = int(value)  # type: ignore[call-overload]
+            spec.tile_width = spec.tile_height = int(value)
         else:
             spec.attribute(key, value)
     out = oiio.ImageOutput.create(str(path))
@@ -160,7 +160,7 @@ def _plate_file(tmp_path: Path, name: str, pixels: np.ndarray, spec_changes: dic
     ("plate.png", {}, 1),
 ])
 def test_files_it_cannot_splice_are_encoded_whole(faces_dir: Path, tmp_path: Path, name: str,
-                                                  changes: dict[str, object], subimages: int) -> None:
+                                                  changes: dict[str, int | str], subimages: int) -> None:
     pixels = np.ascontiguousarray(_plate_pixels(faces_dir)[..., :4])
     if name.endswith(".png"):
         pixels = np.clip(np.nan_to_num(pixels), 0.0, 1.0)
