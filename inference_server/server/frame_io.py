@@ -72,6 +72,15 @@ def content_hash(pixels: np.ndarray, rgb_index: list[int]) -> str:
     return digest.hexdigest()
 
 
+def _rgb_of(plate: Plate | RgbPlate) -> tuple[np.ndarray, list[int], tuple[int, ...]]:
+    """A decoded plate's pixels (all its channels, or its R, G, B only), the indices of R, G, B among them, and
+    their indices among the file's channels."""
+    if isinstance(plate, RgbPlate):
+        return plate.rgb, [0, 1, 2], plate.rgb_index
+    index = plate.channel_index(("R", "G", "B"))
+    return plate.pixels, index, tuple(index)
+
+
 @dataclass(frozen=True)
 class PlateFacts:
     """What an encoded frame file decodes to, as far as a replayed analysis needs it without the pixels.
@@ -91,9 +100,9 @@ class PlateFacts:
     @classmethod
     def of(cls, plate: Plate | RgbPlate, content: str) -> PlateFacts:
         """The facts of a decoded plate (all its channels, or its R, G, B only) whose content hash is ``content``."""
-        rgb_index = plate.rgb_index if isinstance(plate, RgbPlate) else tuple(plate.channel_index(("R", "G", "B")))
-        height, width = (plate.rgb if isinstance(plate, RgbPlate) else plate.pixels).shape[:2]
-        return cls(content, rgb_index, plate.spec.get_string_attribute("oiio:ColorSpace"), (int(height), int(width)))
+        pixels, _, in_file = _rgb_of(plate)
+        height, width = pixels.shape[:2]
+        return cls(content, in_file, plate.spec.get_string_attribute("oiio:ColorSpace"), (int(height), int(width)))
 
     def to_text(self) -> str:
         return json.dumps({"content_hash": self.content_hash, "rgb_index": list(self.rgb_index),
@@ -198,9 +207,8 @@ class FrameLoader:
         time, and again when what was recorded does not describe this plate (its size, channels or colour space
         attribute). No digest: computed."""
         def hashed() -> str:
-            if isinstance(plate, RgbPlate):
-                return content_hash(plate.rgb, [0, 1, 2])
-            return content_hash(plate.pixels, plate.channel_index(("R", "G", "B")))
+            pixels, rgb_index, _ = _rgb_of(plate)
+            return content_hash(pixels, rgb_index)
 
         if not file_digest:
             return PlateFacts.of(plate, hashed())
