@@ -206,5 +206,5 @@ def test_damaged_or_mismatched_files_are_not_spliced(faces_dir: Path, tmp_path: 
         assert out is not None and out.open(str(band_path), band)
         assert out.write_image(np.ascontiguousarray(plate.pixels[band.y - plate.spec.y:][:16]))
         out.close()
-        assert (splice(original, band_path.read_bytes(), [1]) is not None) == good, changes
-    assert splice(original, band_path.read_bytes(), [2]) is None  # a chunk the band does not hold
+        assert (splice(original, layout, band_path.read_bytes(), [1]) is not None) == good, changes
+    assert splice(original, layout, band_path.read_bytes(), [2]) is None  # a chunk the band does not hold

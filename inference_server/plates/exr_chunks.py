@@ -127,9 +127,10 @@ def band_rows(layout: ScanlineFile, first: int, last: int) -> tuple[int, int]:
     return first * lines, min(layout.data_window[3] - layout.data_window[1] + 1, (last + 1) * lines)
 
 
-def splice(plate: bytes, band: bytes, take: Collection[int]) -> bytes | None:
+def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]) -> bytes | None:
     """A file with ``band``'s header (its data window set to ``plate``'s) and, chunk by chunk, ``band``'s chunks
-    for the chunk indices in ``take`` and ``plate``'s elsewhere; None when the two cannot be spliced.
+    for the chunk indices in ``take`` and ``plate``'s elsewhere; None when the two cannot be spliced. ``whole`` is
+    ``plate``'s layout (:func:`scanline_file`).
 
     ``band`` must be a scan-line EXR of whole chunks of ``plate``'s rows (its data window's x range the plate's,
     its first row on one of the plate's chunk boundaries, its last row at one or at the plate's end), with the
@@ -138,8 +139,8 @@ def splice(plate: bytes, band: bytes, take: Collection[int]) -> bytes | None:
     plate's pixels with the rows of ``take`` replaced, except that every other chunk keeps the plate's own
     compressed bytes.
     """
-    whole, part = scanline_file(plate), scanline_file(band)
-    if whole is None or part is None:
+    part = scanline_file(band)
+    if part is None:
         return None
     if any(whole.value(plate, name) != part.value(band, name) for name in ("channels", "compression", "lineOrder")):
         return None

@@ -292,7 +292,7 @@ def _spliced(plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataVa
     path = Path(scratch_dir) / f"{uuid.uuid4().hex}.exr"
     try:
         _write(path, [band], [pixels[top:bottom]])
-        return splice(original, path.read_bytes(), changed)
+        return splice(original, layout, path.read_bytes(), changed)
     finally:
         path.unlink(missing_ok=True)
 
