@@ -19,7 +19,9 @@ With ``--running-server`` both renders are also measured through one ``facebridg
 memos in that server's memory.
 
 With ``--runs N`` the floor and the renders are measured N times in turn (each render with a fresh cache), each
-round printed, then the medians: on a shared machine one round's figures can move by 10-15%.
+round printed, then the medians: on a shared machine one round's figures can move by 10-20%. Each render's CPU
+seconds (user + system of ``facebridge process`` and its server) are printed beside its wall time: they move far
+less with the machine's speed, so they show a change in the work done that the wall-clock ratios may hide.
 
 Needs ``../shared`` (the clip). Usage:
 python benchmarks/first_render.py [--frames 12] [--keep DIR] [--baseline REV] [--runs N]
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -96,19 +100,34 @@ def exr_floor(folder: Path, frames: int) -> float:
     return time.perf_counter() - t
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A render's wall-clock seconds and its CPU seconds (user + system, of ``facebridge process`` and of the
+    processes it waited for: its private server and the server's child). On a machine whose speed drifts, the
+    CPU time of the same work moves much less than its wall time."""
+
+    wall: float
+    cpu: float
+
+
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def render(pattern: Path, out: Path, source: Path, cache: Path, report: Path, extra: list[str],
-           code: Path = REPO) -> float:
-    """Seconds ``facebridge process`` takes, end to end, with the code in the folder ``code``."""
+           code: Path = REPO) -> Timed:
+    """What ``facebridge process`` takes, end to end, with the code in the folder ``code``."""
     command = [sys.executable, "-m", "facebridge", "process", "--input", str(pattern), "--output", str(out),
                "--source", str(source), "--cache-dir", str(cache), "--report", str(report), "--progress", "none",
                *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(code)}
-    t = time.perf_counter()
+    cpu, t = _cpu_of_children(), time.perf_counter()
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=code)
-    seconds = time.perf_counter() - t
+    timed = Timed(time.perf_counter() - t, _cpu_of_children() - cpu)
     if done.returncode != 0:
         raise SystemExit(f"facebridge process failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    return seconds
+    return timed
 
 
 def extract(revision: str, folder: Path) -> Path:
@@ -175,18 +194,18 @@ def warm_renders(pattern: Path, source: Path, folder: Path, code: Path) -> tuple
     try:
         extra = ["--server", address]
         first = render(pattern, out / "warm-first.####.exr", source, folder / "cache", folder / "warm-first.json",
-                       extra, code)
+                       extra, code).wall
         blend = render(pattern, out / "warm-blend.####.exr", source, folder / "cache", folder / "warm-blend.json",
-                       [*extra, "--blend", "0.8"], code)
+                       [*extra, "--blend", "0.8"], code).wall
     finally:
         server.terminate()
         server.wait(timeout=30)
     return first, blend
 
 
-def two_renders(pattern: Path, source: Path, folder: Path, code: Path) -> tuple[float, float, dict[str, Path]]:
+def two_renders(pattern: Path, source: Path, folder: Path, code: Path) -> tuple[Timed, Timed, dict[str, Path]]:
     """The first render and the blend-only re-render (same fresh cache) with the code in ``code``: their
-    seconds and reports; outputs in ``folder/out``."""
+    times and reports; outputs in ``folder/out``."""
     cache = folder / "cache"
     reports = {"first": folder / "first.json", "blend": folder / "blend.json"}
     first = render(pattern, folder / "out" / "first.####.exr", source, cache, reports["first"], [], code)
@@ -218,7 +237,7 @@ def main() -> int:
         if args.baseline:
             codes = {"baseline": compiled(extract(args.baseline, work / "baseline")), **codes}
         print(f"{args.frames} frames 1920x1080 half RGBA, one ~600 px face")
-        rounds: list[tuple[float, dict[str, tuple[float, float, dict[str, Path]]]]] = []
+        rounds: list[tuple[float, dict[str, tuple[Timed, Timed, dict[str, Path]]]]] = []
         for run in range(max(1, args.runs)):
             floor = statistics.median(exr_floor(plates, args.frames) for _ in range(args.repeats))
             renders = {name: two_renders(pattern, source, work / f"{name}-run{run}", code)
@@ -227,28 +246,30 @@ def main() -> int:
             print(f"{'round ' + str(run + 1) + ': ' if args.runs > 1 else ''}EXR read+write (OpenImageIO)   "
                   f"{floor:7.2f} s")
             for name, (first, blend, _) in renders.items():
-                print(f"[{name}] first render (process)   {first:7.2f} s   {first / floor:5.1f}x the EXR floor "
-                      "(goal <= 6x)")
-                print(f"[{name}] blend-only re-render     {blend:7.2f} s   {first / blend:5.1f}x faster than the "
-                      "first (goal >= 10x)")
+                print(f"[{name}] first render (process)   {first.wall:7.2f} s   {first.wall / floor:5.1f}x the EXR "
+                      f"floor (goal <= 6x)   CPU {first.cpu:6.2f} s")
+                print(f"[{name}] blend-only re-render     {blend.wall:7.2f} s   {first.wall / blend.wall:5.1f}x faster "
+                      f"than the first (goal >= 10x)   CPU {blend.cpu:6.2f} s")
             if args.running_server:
                 os.environ.setdefault("FACEBRIDGE_TOKEN", "first-render-benchmark")
                 for name, code in codes.items():
-                    first, blend = warm_renders(pattern, source, work / f"{name}-warm{run}", code)
-                    print(f"[{name}] running server: first render {first:6.2f} s ({first / floor:.1f}x the floor), "
-                          f"blend-only re-render {blend:6.2f} s ({blend / floor:.1f}x the floor, "
-                          f"{first / blend:.1f}x faster than its first)")
+                    warm_first, warm_blend = warm_renders(pattern, source, work / f"{name}-warm{run}", code)
+                    print(f"[{name}] running server: first render {warm_first:6.2f} s "
+                          f"({warm_first / floor:.1f}x the floor), blend-only re-render {warm_blend:6.2f} s "
+                          f"({warm_blend / floor:.1f}x the floor, {warm_first / warm_blend:.1f}x faster than its first)")
         if args.runs > 1:
             print(f"medians of {args.runs} rounds: EXR floor {statistics.median(f for f, _ in rounds):.2f} s")
             for name in codes:
-                firsts = [r[name][0] for _, r in rounds]
-                blends = [r[name][1] for _, r in rounds]
-                ratios = [r[name][0] / f for f, r in rounds]
-                speedups = [r[name][0] / r[name][1] for _, r in rounds]
+                firsts = [r[name][0].wall for _, r in rounds]
+                blends = [r[name][1].wall for _, r in rounds]
+                ratios = [r[name][0].wall / f for f, r in rounds]
+                speedups = [r[name][0].wall / r[name][1].wall for _, r in rounds]
+                cpu_first = statistics.median(r[name][0].cpu for _, r in rounds)
+                cpu_blend = statistics.median(r[name][1].cpu for _, r in rounds)
                 print(f"[{name}] first render {statistics.median(firsts):6.2f} s "
                       f"({min(firsts):.2f}-{max(firsts):.2f}), {statistics.median(ratios):.1f}x the floor; "
                       f"re-render {statistics.median(blends):6.2f} s ({min(blends):.2f}-{max(blends):.2f}), "
-                      f"{statistics.median(speedups):.1f}x faster")
+                      f"{statistics.median(speedups):.1f}x faster; CPU {cpu_first:.2f} / {cpu_blend:.2f} s")
         renders = rounds[-1][1]
         tables = {f"{name}:{kind}": path for name, (_, _, reports) in renders.items() for kind, path in reports.items()}
         stage_table(tables)
