@@ -24,7 +24,7 @@ seconds (user + system of ``facebridge process`` and its server) are printed bes
 less with the machine's speed, so they show a change in the work done that the wall-clock ratios may hide.
 
 Needs ``../shared`` (the clip). Usage:
-python benchmarks/first_render.py [--frames 12] [--keep DIR] [--baseline REV] [--runs N]
+python benchmarks/first_render.py [--frames 12] [--keep DIR] [--baseline REV] [--runs N] [--running-server]
 """
 
 from __future__ import annotations
