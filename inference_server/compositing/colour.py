@@ -128,7 +128,7 @@ def match_statistics(src_lin: np.ndarray, tgt_lin: np.ndarray, src_w: np.ndarray
     # chromaticity cs = rgb / Y moved to the target's mean, spread scaled by r: cs * r + (cm_t - cm_s * r)
     c_out = _times(src_lin, np.float32(r) / (ys + np.float32(_EPS)))
     off = cm_t - cm_s * r
-    c_out = cv2.add(c_out, (float(off[0]), float(off[1]), float(off[2]), 0.0))  # type: ignore[call-overload]  # a per-channel scalar, which OpenCV takes and its stubs lack
+    c_out = cv2.add(c_out, (float(off[0]), float(off[1]), float(off[2]), 0.0))  # type: ignore[call-overload, unused-ignore]  # a per-channel scalar, which OpenCV takes and its stubs before 5.1 lack
     np.maximum(c_out, 0.0, out=c_out)
     return _times(c_out, y_out / np.maximum(luminance(c_out), np.float32(1e-6)))
 

@@ -79,7 +79,7 @@ def reduce_rgb(pixels: np.ndarray, rgb_index: Sequence[int], box: Box, size: tup
     np.clip(rgb, -HALF_MAX, HALF_MAX, out=rgb)
     np.copyto(rgb, np.float32(0.0), where=np.isnan(rgb))
     # the same bits as numpy's astype(float16), faster
-    return cv2.multiply(rgb, 1.0, dtype=cv2.CV_16F)  # type: ignore[call-overload]  # a scalar factor, which OpenCV takes and its stubs lack
+    return cv2.multiply(rgb, 1.0, dtype=cv2.CV_16F)  # type: ignore[call-overload, unused-ignore]  # a scalar factor, which OpenCV takes and its stubs before 5.1 lack
 
 
 def to_preview_points(points: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
