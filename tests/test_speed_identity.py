@@ -498,8 +498,9 @@ def test_thin_plate_spline_wanted_rows_and_remap_windows_are_bit_identical() -> 
         for wanted in (rng.random(m) < 0.3, np.arange(m) % 8192 < 100, np.arange(m) >= m - 5):
             got = fn(pts, wanted)
             assert np.array_equal(got[wanted], whole[wanted]) and np.isnan(got[~wanted]).all()
-    # (a block's rows do depend on the block's shape: the same rows evaluated on their own differ)
-    assert not all(np.array_equal(fn(pts[i:i + 100]), whole[i:i + 100]) for i in range(0, 3000, 100))
+    # (the rows are compared with the whole evaluation's, not with the same rows evaluated on their own: a
+    # matrix product's rows may depend on the block's shape, as they did with the numpy this was written with and do not
+    # with numpy 2.4.6's; that is the BLAS's choice, not something this code may rely on either way)
     for h, w in ((1009, 1024), (301, 517)):
         mx, my = warp.remap_grid(fn, (h, w), 4)
         for window in ((0, 0, h, w), (120, 64, h * 2 // 3, w * 3 // 4), (4, 128, h, w), (h - 9, w - 16, h, w - 3)):
