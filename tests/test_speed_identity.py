@@ -499,8 +499,8 @@ def test_thin_plate_spline_wanted_rows_and_remap_windows_are_bit_identical() -> 
             got = fn(pts, wanted)
             assert np.array_equal(got[wanted], whole[wanted]) and np.isnan(got[~wanted]).all()
     # (the rows are compared with the whole evaluation's, not with the same rows evaluated on their own: a
-    # matrix product's rows may depend on the block's shape, as they did with the numpy this was written with and do not
-    # with numpy 2.4.6's; that is the BLAS's choice, not something this code may rely on either way)
+    # matrix product's rows may depend on the block's shape, as they did with the numpy this was written with
+    # and do not with numpy 2.4.6; that is the BLAS's choice, not something this code may rely on either way)
     for h, w in ((1009, 1024), (301, 517)):
         mx, my = warp.remap_grid(fn, (h, w), 4)
         for window in ((0, 0, h, w), (120, 64, h * 2 // 3, w * 3 // 4), (4, 128, h, w), (h - 9, w - 16, h, w - 3)):
