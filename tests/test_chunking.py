@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 from facebridge_wire.chunking import (MAX_CHUNK_BYTES, ChunkCursor, ChunkError, ChunkPieces, ChunkView, Reassembler,
-                                      chunk_deserializer, encoded_chunk, serialize, split_chunks)
+                                      chunk_deserializer, encoded_chunk, packed_chunks, serialize, split_chunks)
 from facebridge_wire.v1 import facebridge_pb2 as pb
 from google.protobuf.message import Message
 
@@ -74,6 +74,33 @@ def test_chunk_cursor_checks_without_keeping() -> None:
     assert cursor.complete and cursor.received == 10
     with pytest.raises(ChunkError, match="exceeds the limit"):
         ChunkCursor(101, limit=100)
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [5], [1000], [1001], [3, 4, 5], [999, 2, 2000, 1, 0, 7000], [10] * 250])
+def test_packed_chunks_pack_small_pieces_and_split_large_ones(sizes: list[int]) -> None:
+    pieces = [os.urandom(n) for n in sizes]
+    joined = b"".join(pieces)
+    messages = [pb.ProcessFramesResponse.FromString(m) for m in packed_chunks(pb.ProcessFramesResponse, 7, 300,
+                                                                               [memoryview(p) for p in pieces], 1000)]
+    assert [m.chunk.offset for m in messages] == list(range(300, 300 + len(joined), 1000))
+    assert all(m.chunk.frame_id == 7 and len(m.chunk.data) <= 1000 for m in messages)
+    assert all(len(m.chunk.data) == 1000 for m in messages[:-1])
+    assert b"".join(m.chunk.data for m in messages) == joined
+    # the same bytes as the chunks of the joined pieces, each as protobuf serializes it
+    assert list(packed_chunks(pb.ProcessFramesResponse, 7, 300, pieces, 1000)) == \
+        [encoded_chunk(pb.ProcessFramesResponse, 7, 300 + o, p) for o, p in split_chunks(joined, 1000)]
+
+
+def test_ranges_are_checked_like_chunks_but_may_be_longer() -> None:
+    cursor = ChunkCursor(10_000, limit=10_000, max_chunk=4)
+    cursor.advance(0, 4)
+    with pytest.raises(ChunkError, match="expected 4"):
+        cursor.advance_range(5, 100)
+    cursor.advance_range(4, 9_000)
+    with pytest.raises(ChunkError, match="beyond the announced 10000"):
+        cursor.advance_range(9_004, 997)
+    cursor.advance_range(9_004, 996)
+    assert cursor.complete
 
 
 def test_atomic_file_appears_only_when_committed(tmp_path: Path) -> None:

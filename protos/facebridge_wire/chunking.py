@@ -6,7 +6,7 @@ Both directions of ``ProcessFrames`` carry a frame as a header announcing ``tota
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -64,6 +64,29 @@ def encoded_chunk(container: type[Message], frame_id: int, offset: int, data: by
     one copy of ``data`` (protobuf would copy a chunk three times, each into fresh memory)."""
     size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
     return b"".join((chunk_prefix(container, frame_id, offset, size), data))
+
+
+def packed_chunks(container: type[Message], frame_id: int, offset: int,
+                  pieces: Iterable[bytes | memoryview], chunk_bytes: int = MAX_CHUNK_BYTES) -> Iterator[bytes]:
+    """Serialized ``container`` chunk messages (as :func:`encoded_chunk`) carrying ``pieces`` one after another
+    from ``offset`` on: small pieces packed into one chunk, large ones split, every chunk but the last
+    ``chunk_bytes`` long. Each byte is copied once (into its message)."""
+    if chunk_bytes <= 0:
+        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+    batch: list[memoryview] = []
+    size = 0
+    for piece in pieces:
+        view = memoryview(piece).cast("B")
+        while view.nbytes:
+            take = view[:chunk_bytes - size]
+            batch.append(take)
+            size += take.nbytes
+            view = view[take.nbytes:]
+            if size == chunk_bytes:
+                yield b"".join([chunk_prefix(container, frame_id, offset, size), *batch])
+                offset, batch, size = offset + size, [], 0
+    if size:
+        yield b"".join([chunk_prefix(container, frame_id, offset, size), *batch])
 
 
 M = TypeVar("M", bound=Message)
@@ -203,6 +226,11 @@ class ChunkCursor:
         ``max_chunk`` long and must not overrun the announced size (``ChunkError`` otherwise)."""
         if size > self._max_chunk:
             raise ChunkError(f"chunk of {size} bytes exceeds the limit of {self._max_chunk} bytes")
+        self.advance_range(offset, size)
+
+    def advance_range(self, offset: int, size: int) -> None:
+        """Account for ``size`` bytes at ``offset`` that did not come as one chunk (a ``FrameCopy``): in order, within
+        the announced size, of any length (``ChunkError`` otherwise)."""
         if offset != self._received:
             raise ChunkError(f"chunk at offset {offset}, expected {self._received}")
         end = offset + size

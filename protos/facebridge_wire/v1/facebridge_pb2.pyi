@@ -209,7 +209,7 @@ class StreamStart(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class FrameHeader(_message.Message):
-    __slots__ = ("frame_id", "frame_number", "name", "transport", "total_bytes", "input_path", "output_path")
+    __slots__ = ("frame_id", "frame_number", "name", "transport", "total_bytes", "input_path", "output_path", "input_copies")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_NUMBER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +217,7 @@ class FrameHeader(_message.Message):
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     INPUT_PATH_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    INPUT_COPIES_FIELD_NUMBER: _ClassVar[int]
     frame_id: int
     frame_number: int
     name: str
@@ -224,7 +225,8 @@ class FrameHeader(_message.Message):
     total_bytes: int
     input_path: str
     output_path: str
-    def __init__(self, frame_id: _Optional[int] = ..., frame_number: _Optional[int] = ..., name: _Optional[str] = ..., transport: _Optional[_Union[Transport, str]] = ..., total_bytes: _Optional[int] = ..., input_path: _Optional[str] = ..., output_path: _Optional[str] = ...) -> None: ...
+    input_copies: bool
+    def __init__(self, frame_id: _Optional[int] = ..., frame_number: _Optional[int] = ..., name: _Optional[str] = ..., transport: _Optional[_Union[Transport, str]] = ..., total_bytes: _Optional[int] = ..., input_path: _Optional[str] = ..., output_path: _Optional[str] = ..., input_copies: _Optional[bool] = ...) -> None: ...
 
 class FrameChunk(_message.Message):
     __slots__ = ("frame_id", "offset", "data")
@@ -376,13 +378,27 @@ class AnalyseProgress(_message.Message):
     timings_ms: _containers.ScalarMap[str, float]
     def __init__(self, frame_number: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, _Mapping]] = ..., cut: _Optional[int] = ..., keyframe: _Optional[bool] = ..., replayed: _Optional[bool] = ..., tracks: _Optional[_Iterable[int]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class FrameCopy(_message.Message):
+    __slots__ = ("frame_id", "offset", "input_offset", "length")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    INPUT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    offset: int
+    input_offset: int
+    length: int
+    def __init__(self, frame_id: _Optional[int] = ..., offset: _Optional[int] = ..., input_offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
 class ProcessFramesResponse(_message.Message):
-    __slots__ = ("result", "chunk")
+    __slots__ = ("result", "chunk", "copy")
     RESULT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    COPY_FIELD_NUMBER: _ClassVar[int]
     result: FrameResult
     chunk: FrameChunk
-    def __init__(self, result: _Optional[_Union[FrameResult, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+    copy: FrameCopy
+    def __init__(self, result: _Optional[_Union[FrameResult, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ..., copy: _Optional[_Union[FrameCopy, _Mapping]] = ...) -> None: ...
 
 class ListShotsRequest(_message.Message):
     __slots__ = ("shot", "with_frames", "smoothing")
