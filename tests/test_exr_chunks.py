@@ -12,7 +12,8 @@ import pytest
 from support import load_rgb8, srgb8_to_linear, write_exr
 
 from inference_server.plates.exr_chunks import LINES_PER_CHUNK, band_rows, scanline_file, splice
-from inference_server.plates.image_file import MetadataValue, changed_chunks, decode_plate, encode_plate, read_plate
+from inference_server.plates.image_file import (MetadataValue, changed_chunks, decode_plate, encode_output, encode_plate,
+                                                read_plate)
 
 LOSSLESS = ["none", "rle", "zips", "zip", "piz"]
 LOSSY = ["pxr24", "b44", "b44a", "dwaa", "dwab"]
@@ -52,7 +53,8 @@ def test_only_the_changed_rows_chunks_are_encoded(faces_dir: Path, tmp_path: Pat
     path, original = _plate(faces_dir, tmp_path, compression)
     plate = read_plate(path)
     pixels = _changed(plate.pixels, slice(101, 187))
-    spliced = encode_plate(plate, pixels, META, "exr", tmp_path, original)
+    pieces = encode_output(plate, pixels, META, "exr", tmp_path, original)
+    spliced = pieces.join()
     whole = encode_plate(plate, pixels, META, "exr", tmp_path)
     layout = scanline_file(original)
     assert layout is not None and layout.compression == list(LINES_PER_CHUNK)[
@@ -70,6 +72,15 @@ def test_only_the_changed_rows_chunks_are_encoded(faces_dir: Path, tmp_path: Pat
     assert out.spec.get_int_attribute("facebridge:ai_processed") == 1
     assert out.spec.get_string_attribute("facebridge:params_hash") == "abc123"
     assert out.spec.get_string_attribute("compression") == full.spec.get_string_attribute("compression")
+    # the plate's chunks above and below the band (DWAB's first chunk holds the band): a piece each, that says
+    # where it is in the plate file
+    copied = [(p.input_offset, bytes(p.data)) for p in pieces.pieces if p.input_offset is not None]
+    above = [layout.chunks[0][0]] if top else []
+    below = [layout.chunks[bottom // lines][0]] if bottom < plate.pixels.shape[0] else []
+    assert [at for at, _ in copied] == above + below and len(copied) == 2 - (compression == "dwab")
+    assert all(original[at:at + len(data)] == data for at, data in copied)
+    assert sum(len(data) for _, data in copied) == sum(length for i, (_, length) in enumerate(layout.chunks)
+                                                       if not top // lines <= i < -(-bottom // lines))
     if compression in LOSSLESS:
         # a plate the same encoder wrote: the same file, byte for byte, as encoding the whole frame
         assert spliced == whole

@@ -14,8 +14,8 @@ NUL byte; one uint64 offset per chunk, ordered by increasing y whatever the line
 ZIP, PXR24 16; PIZ, B44, B44A, DWAA 32; DWAB 256), counted from the data window's first line, the last chunk
 holding what is left. All integers little-endian.
 
-Everything here is pure: bytes in, bytes (or None) out; None means "not a file this module splices" and the
-caller encodes the whole frame as before.
+Everything here is pure: bytes in, the spliced file's pieces (or None) out; None means "not a file this module
+splices" and the caller encodes the whole frame as before.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from .encoded_file import EncodedFile, Piece
 
 MAGIC = b"\x76\x2f\x31\x01"
 _TILED, _NON_IMAGE, _MULTIPART = 0x200, 0x800, 0x1000
@@ -127,8 +129,8 @@ def band_rows(layout: ScanlineFile, first: int, last: int) -> tuple[int, int]:
     return first * lines, min(layout.data_window[3] - layout.data_window[1] + 1, (last + 1) * lines)
 
 
-def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]) -> bytes | None:
-    """A file with ``band``'s header (its data window set to ``plate``'s) and, chunk by chunk, ``band``'s chunks
+def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]) -> EncodedFile | None:
+    """The pieces of a file with ``band``'s header (its data window set to ``plate``'s) and, chunk by chunk, ``band``'s chunks
     for the chunk indices in ``take`` and ``plate``'s elsewhere; None when the two cannot be spliced. ``whole`` is
     ``plate``'s layout (:func:`scanline_file`).
 
@@ -137,7 +139,8 @@ def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]
     same channels, compression and line order: as an encoder writes the same image restricted to those rows;
     ``take`` must lie within those rows. The result is then the file that encoder would have written for the
     plate's pixels with the rows of ``take`` replaced, except that every other chunk keeps the plate's own
-    compressed bytes.
+    compressed bytes. Each run of the plate's chunks that follow one another in ``plate`` is one piece, a view of
+    ``plate`` that says where it is there (:class:`~.encoded_file.Piece`).
     """
     part = scanline_file(band)
     if part is None:
@@ -161,12 +164,20 @@ def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]
             return None
         header[at:at + 4] = struct.pack("<i", len(whole.chunks))
     taken = set(take)
-    pieces: list[bytes | memoryview] = []
+    pieces: list[Piece] = []
+    offsets, position = [], len(header) + 8 * len(whole.chunks)
+    plate_view, band_view = memoryview(plate), memoryview(band)
     for index, (offset, length) in enumerate(whole.chunks):
-        source, (at, size) = (band, part.chunks[index - first_band]) if index in taken else (plate, (offset, length))
-        pieces.append(memoryview(source)[at:at + size])
-    offsets, position = [], len(header) + 8 * len(pieces)
-    for piece in pieces:
         offsets.append(position)
-        position += len(piece)
-    return b"".join([bytes(header), struct.pack(f"<{len(offsets)}Q", *offsets), *pieces])
+        if index in taken:
+            at, size = part.chunks[index - first_band]
+            pieces.append(Piece(band_view[at:at + size]))
+            position += size
+            continue
+        position += length
+        last = pieces[-1] if pieces else None
+        if last is not None and last.input_offset is not None and last.input_offset + last.size == offset:
+            pieces[-1] = Piece(plate_view[last.input_offset:offset + length], last.input_offset)  # the run goes on
+        else:
+            pieces.append(Piece(plate_view[offset:offset + length], offset))
+    return EncodedFile((Piece(bytes(header) + struct.pack(f"<{len(offsets)}Q", *offsets)), *pieces))

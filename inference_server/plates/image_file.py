@@ -23,6 +23,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .errors import PlateError
+from .encoded_file import EncodedFile
 from .exr_chunks import band_rows, scanline_file, splice
 
 MetadataValue = str | int | float
@@ -275,7 +276,7 @@ def changed_chunks(before: np.ndarray, after: np.ndarray, lines: int) -> list[in
 
 
 def _spliced(plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], original: bytes,
-             scratch_dir: Path) -> bytes | None:
+             scratch_dir: Path) -> EncodedFile | None:
     """``plate``'s file (``original``, the bytes it was decoded from) with only the chunks holding changed rows
     encoded again (:mod:`.exr_chunks`), every other chunk the plate file's own bytes; None when ``original`` is
     not a file that can be spliced this way."""
@@ -297,17 +298,17 @@ def _spliced(plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataVa
         path.unlink(missing_ok=True)
 
 
-def encode_plate(
+def encode_output(
     plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], extension: str, scratch_dir: Path,
     original: bytes | tuple[bytes | memoryview, ...] | None = None,
-) -> bytes:
-    """Encode like ``write_plate_atomic`` and return the file's bytes (for streaming back).
+) -> EncodedFile:
+    """Encode like ``write_plate_atomic``; the file as its pieces (for streaming back, or joined).
 
     ``original``: the encoded bytes ``plate`` was decoded from (a stream's pieces in order, or one buffer). When
     both it and the output are single-part scan-line EXRs, only the chunks of rows where ``pixels`` differ from
-    the plate are encoded; the others are the plate file's own bytes (:func:`_spliced`): the same pixels as
-    encoding the whole frame for lossless compressions, and for lossy ones (DWAA, DWAB, B44) the plate's stored
-    values, untouched, outside the changed rows.
+    the plate are encoded; the others are the plate file's own bytes (:func:`_spliced`), pieces that say where
+    they are in ``original``: the same pixels as encoding the whole frame for lossless compressions, and for lossy
+    ones (DWAA, DWAB, B44) the plate's stored values, untouched, outside the changed rows.
     """
     if original is not None and extension.lstrip(".").lower() == "exr":
         if pixels.shape != plate.pixels.shape:
@@ -319,6 +320,14 @@ def encode_plate(
     path = Path(scratch_dir) / f"{uuid.uuid4().hex}.{extension.lstrip('.')}"
     try:
         write_plate_atomic(path, plate, pixels, metadata)
-        return path.read_bytes()
+        return EncodedFile.of(path.read_bytes())
     finally:
         path.unlink(missing_ok=True)
+
+
+def encode_plate(
+    plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue], extension: str, scratch_dir: Path,
+    original: bytes | tuple[bytes | memoryview, ...] | None = None,
+) -> bytes:
+    """:func:`encode_output`, joined: the file's bytes."""
+    return encode_output(plate, pixels, metadata, extension, scratch_dir, original).join()

@@ -35,6 +35,7 @@ from ..pipeline.stages import with_paste
 from ..pipeline.targets import FaceTarget, detect_targets
 from ..pipeline.timing import Stopwatch
 from ..plates.colour import plate_colourspace
+from ..plates.encoded_file import EncodedFile
 from ..plates.errors import PlateError
 from ..plates.image_file import Limits, Plate
 from ..provenance import output_metadata, params_hash, sha256_hex
@@ -69,7 +70,7 @@ class FrameResultData:
     message: str = ""
     faces: tuple[FaceReport, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
-    output: bytes | None = None
+    output: EncodedFile | None = None  # stream transport: the encoded result
     output_path: str = ""
     analysed: bool = False
 

@@ -28,8 +28,10 @@ from ..plates.image_file import (
     channel_selection,
     decode_plate,
     decode_rgb,
+    encode_output,
     encode_plate,
 )
+from ..plates.encoded_file import EncodedFile
 from ..plates.source_image import source_rgb8
 from ..store.memo import Memo
 from .errors import SourceError
@@ -39,13 +41,15 @@ from .file_roots import FileRoots
 @dataclass(frozen=True)
 class FrameRequest:
     """One frame: its encoded bytes (stream transport: the pieces it came in, in order, as ``bytes`` or
-    read-only views into the received messages) or an input path, and where the result goes."""
+    read-only views into the received messages) or an input path, and where the result goes.
+    ``input_copies``: the client can take parts of the result from the file it sent (stream transport)."""
 
     frame_number: int
     name: str
     data: tuple[bytes | memoryview, ...] | None = None
     input_path: str = ""
     output_path: str = ""
+    input_copies: bool = False
 
 
 def _sha256(pieces: tuple[bytes | memoryview, ...]) -> str:
@@ -235,14 +239,14 @@ class FrameLoader:
 
 def deliver(request: FrameRequest, plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataValue],
             output_format: str, scratch_dir: Path, roots: FileRoots | None = None,
-            original: bytes | tuple[bytes | memoryview, ...] | None = None) -> bytes | None:
+            original: bytes | tuple[bytes | memoryview, ...] | None = None) -> EncodedFile | None:
     """The rendered ``pixels`` (``(H, W, C)`` float32, ``plate``'s channels) as the request wants them:
-    encoded bytes in ``output_format`` for a stream request (returned), else written to its output path
+    encoded in ``output_format`` for a stream request (returned, in pieces), else written to its output path
     (in the format of its extension, the input's channels; through ``roots``, atomically; None returned).
     ``original``: the encoded frame ``plate`` was decoded from, whose unchanged EXR chunks an EXR output reuses
     (:func:`~inference_server.plates.image_file.encode_plate`)."""
     if request.data is not None:
-        return encode_plate(plate, pixels, metadata, output_format, scratch_dir, original)
+        return encode_output(plate, pixels, metadata, output_format, scratch_dir, original)
     if roots is None or not roots.offered:
         raise PlateError("path", "this server does not offer the path transport (no --allow-root)")
     if not request.output_path:

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 import numpy as np
 from facebridge import schema
-from facebridge_wire.chunking import MAX_CHUNK_BYTES, encoded_chunk, split_chunks
+from facebridge_wire.chunking import packed_chunks
 from facebridge_wire.v1 import facebridge_pb2 as pb
 
 from ..pipeline.render import FaceReport
+from ..plates.encoded_file import EncodedFile
 from .engine import AnalyseResultData, FrameResultData, PreviewData, ShotSummary
 from .sessions import SessionParams
 
@@ -43,8 +44,11 @@ def face_qc(face: FaceReport) -> pb.FaceQC:
     )
 
 
-def result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.ProcessFramesResponse | bytes]:
-    """The frame's result, then its output in chunks (serialized ``ProcessFramesResponse``: ``encoded_chunk``)."""
+def result_messages(frame_id: int, result: FrameResultData, input_copies: bool = False
+                    ) -> Iterator[pb.ProcessFramesResponse | bytes]:
+    """The frame's result, then its output in chunks (serialized ``ProcessFramesResponse``: ``packed_chunks``);
+    with ``input_copies`` (the client takes parts of the result from the input it sent), every part of the output
+    that is a range of the input as a ``FrameCopy`` instead of its bytes."""
     qc = pb.FrameQC(
         faces_found=len(result.faces),
         faces_swapped=sum(f.swapped for f in result.faces),
@@ -58,13 +62,30 @@ def result_messages(frame_id: int, result: FrameResultData) -> Iterator[pb.Proce
             frame_number=result.frame_number,
             status=pb.FrameStatus(code=FRAME_CODE[result.status], kind=result.kind, message=result.message),
             qc=qc,
-            total_bytes=len(result.output) if result.output is not None else 0,
+            total_bytes=result.output.size if result.output is not None else 0,
             output_path=result.output_path,
         )
     )
     if result.output is not None:
-        for offset, piece in split_chunks(result.output, MAX_CHUNK_BYTES):
-            yield encoded_chunk(pb.ProcessFramesResponse, frame_id, offset, piece)
+        yield from output_messages(frame_id, result.output, input_copies)
+
+
+def output_messages(frame_id: int, output: EncodedFile, input_copies: bool) -> Iterator[pb.ProcessFramesResponse | bytes]:
+    """``output`` as ``ProcessFramesResponse`` chunks in order; with ``input_copies``, its pieces that are ranges of
+    the input as ``FrameCopy`` messages (one per piece: :func:`~..plates.exr_chunks.splice` gives each run of
+    the input's bytes as one piece) and the new bytes between them packed into chunks."""
+    offset = start = 0  # where the next piece goes; where the new bytes not yet sent begin
+    new: list[bytes | memoryview] = []
+    for piece in output.pieces:
+        if input_copies and piece.input_offset is not None:
+            yield from packed_chunks(pb.ProcessFramesResponse, frame_id, start, new)
+            yield pb.ProcessFramesResponse(copy=pb.FrameCopy(frame_id=frame_id, offset=offset,
+                                                             input_offset=piece.input_offset, length=piece.size))
+            new, start = [], offset + piece.size
+        else:
+            new.append(piece.data)
+        offset += piece.size
+    yield from packed_chunks(pb.ProcessFramesResponse, frame_id, start, new)
 
 
 def analyse_message(result: AnalyseResultData) -> pb.AnalyseProgress:

@@ -374,7 +374,8 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
                 assembler.add(chunk.offset, chunk.data)
                 if assembler.complete:
                     del pending[chunk.frame_id]
-                    yield chunk.frame_id, FrameRequest(header.frame_number, header.name, data=assembler.result())
+                    yield chunk.frame_id, FrameRequest(header.frame_number, header.name, data=assembler.result(),
+                                                       input_copies=header.input_copies)
             elif (kind := message.WhichOneof("payload")) == "header":
                 header = message.header
                 if header.frame_id in seen:
@@ -416,6 +417,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         done: list[int] = []
         failed: list[int] = []
         paths: list[dict[str, object]] = []
+        input_copies: set[int] = set()  # frame ids whose client takes parts of the result from the input it sent
 
         def submit(pool: ThreadPoolExecutor, request: FrameRequest | _Truncated) -> Future[FrameResultData]:
             if isinstance(request, _Truncated):
@@ -431,7 +433,7 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
         def finished(frame_id: int, future: Future[FrameResultData]) -> Iterator[pb.ProcessFramesResponse | bytes]:
             result = future.result()
             (failed if result.failed else done).append(result.frame_number)
-            yield from messages.result_messages(frame_id, result)
+            yield from messages.result_messages(frame_id, result, frame_id in input_copies)
 
         # frames are independent (each a pure function of its plate, the analysis and the parameters), so
         # up to ``frame_workers`` run at once: one frame's decode and encode overlap another's compositing.
@@ -443,6 +445,8 @@ class FaceBridgeService(pb_grpc.FaceBridgeServicer):
             with ThreadPoolExecutor(self.frame_workers, thread_name_prefix="facebridge-frame") as pool:
                 try:
                     for frame_id, request in self._incoming_frames(request_iterator, context):
+                        if isinstance(request, FrameRequest) and request.input_copies:
+                            input_copies.add(frame_id)
                         in_flight.append((frame_id, submit(pool, request)))
                         while len(in_flight) >= self.frame_workers or (in_flight and in_flight[0][1].done()):
                             yield from finished(*in_flight.popleft())
