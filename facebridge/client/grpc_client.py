@@ -27,7 +27,7 @@ from facebridge.settings import RenderParams
 
 from .channel import open_channel
 from .errors import ClientError
-from .input_buffer import BufferPool, InputChanged, InputFile
+from .input_buffer import BufferPool, InputChanged, InputCopy, InputFile
 from .jobs import AnalyseOutcome, FrameJob, FrameOutcome
 from .params import to_proto
 from .result_writer import QueuedWriter
@@ -163,16 +163,21 @@ def _face_dict(face: pb.FaceQC) -> dict[str, Any]:
 class _ResultFile:
     """A streamed result on its way to its job's output path: the chunks are checked (order, size) and
     written as they arrive to a temporary file beside it (on a helper thread: ``QueuedWriter``), renamed
-    into place when the last one is in.
+    into place when the last one is in. Parts the server sends as copies of the frame's input (``FrameCopy``,
+    only where the frame was sent with ``input_copies``: ``sent`` says from which file, as it was) are read from
+    that file, which must still be as it was sent when the result is complete.
 
-    A result that cannot be written (read-only folder, full disk) is still received to its end, then
-    reported as the job's failed outcome; nothing is left at the output path.
+    A result that cannot be written (read-only folder, full disk, an input changed since it was sent) is still
+    received to its end, then reported as the job's failed outcome; nothing is left at the output path.
     """
 
-    def __init__(self, result: pb.FrameResult, job: FrameJob) -> None:
+    def __init__(self, result: pb.FrameResult, job: FrameJob, sent: _SentInput | None = None) -> None:
         self.result = result
         self.job = job
         self.error = ""
+        self._kind, self._subject = "write", job.output_path  # what failed, and the file its message names
+        self._sent = sent
+        self._input: InputCopy | None = None
         self._cursor = ChunkCursor(result.total_bytes, result.total_bytes)
         self._writer: QueuedWriter | None = None
         try:
@@ -180,7 +185,7 @@ class _ResultFile:
             reserved = result.total_bytes if result.total_bytes <= _RESERVE_MAX_BYTES else None
             self._writer = QueuedWriter(AtomicFile(job.output_path, size=reserved))
         except OSError as exc:
-            self.error = exc.strerror or str(exc)
+            self.error = f"cannot write the result ({exc.strerror or exc})"
 
     def add(self, offset: int, data: bytes | memoryview) -> bool:
         """Take one chunk (``bytes`` or a view of them); True when the result is complete (and committed,
@@ -188,24 +193,68 @@ class _ResultFile:
         self._cursor.advance(offset, len(data))
         if self._writer is not None:
             self._writer.write(data)
-            if self._cursor.complete:
-                writer, self._writer = self._writer, None
-                try:
-                    writer.finish()
-                except OSError as exc:
-                    self.error = exc.strerror or str(exc)
-        return self._cursor.complete
+        return self._completed()
+
+    def copy(self, offset: int, input_offset: int, length: int) -> bool:
+        """Take ``length`` bytes at ``offset`` from the input as sent, at ``input_offset`` (ChunkError when the frame
+        was not sent for copies, or the range is not in it); True when the result is complete, as :meth:`add`."""
+        if self._sent is None:
+            raise ChunkError(f"a copy of the input for frame id {self.result.frame_id}, not sent with input_copies")
+        if input_offset + length > self._sent.identity[0]:
+            raise ChunkError(f"a copy of input bytes {input_offset}..{input_offset + length}, beyond its "
+                             f"{self._sent.identity[0]} bytes")
+        self._cursor.advance_range(offset, length)
+        if self._writer is not None:
+            try:
+                if self._input is None:
+                    self._input = InputCopy(self._sent.path, self._sent.identity)
+                for data in self._input.read(input_offset, length, MAX_CHUNK_BYTES):
+                    self._writer.write(data)
+            except OSError as exc:
+                self._failed_input(self._sent.path, exc)
+        return self._completed()
+
+    def _failed_input(self, path: str, exc: OSError) -> None:
+        why = str(exc) if isinstance(exc, InputChanged) else f"cannot be read again ({exc.strerror or exc})"
+        self.error = f"{why}; the result reuses parts of it and was not written (render the frame again)"
+        self._kind, self._subject = "input", path
+        self.discard()
+
+    def _completed(self) -> bool:
+        """True when every byte is in; the file is then committed (after checking that the input copied from is
+        still as it was sent) or, failing that, discarded with the reason in ``error``."""
+        if not self._cursor.complete:
+            return False
+        if self._input is not None:
+            try:
+                self._input.check_unchanged()
+            except OSError as exc:
+                self._failed_input(self._input.path, exc)
+        self._close_input()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.finish()
+            except OSError as exc:
+                self.error = f"cannot write the result ({exc.strerror or exc})"
+        return True
+
+    def _close_input(self) -> None:
+        source, self._input = self._input, None
+        if source is not None:
+            source.close()
 
     def discard(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.abandon()
+        self._close_input()
 
     def outcome(self) -> "FrameOutcome":
         """The failed outcome of a result that could not be written."""
         job = self.job
-        return FrameOutcome(job.frame_number, "failed", "write", f"{job.output_path} (frame {job.frame_number}): "
-                            f"cannot write the result ({self.error})", job.input_path, "")
+        return FrameOutcome(job.frame_number, "failed", self._kind, f"{self._subject} (frame {job.frame_number}): "
+                            f"{self.error}", job.input_path, "")
 
 
 class FaceBridgeClient:
@@ -327,38 +376,49 @@ class FaceBridgeClient:
             raise _mapped(exc, "CloseSession", self.address) from exc
         return reply.frames_processed, reply.frames_failed
 
-    def process(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False) -> Iterator[FrameOutcome]:
+    def process(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False,
+                input_copies: bool = True) -> Iterator[FrameOutcome]:
         """Send ``jobs`` through the server; yield one outcome per job as results come back.
 
         Results are written to each job's ``output_path`` atomically (stream transport: by this client;
         path transport: by the server). A frame that fails leaves nothing at its output path.
+        ``input_copies`` (stream transport): the server may send the parts of a result that are the input's own
+        bytes (an EXR's unchanged chunks) as references, which are then read from the input file here; a file
+        that changed since it was sent then fails its frame. Off: every byte of every result is sent.
         """
         sending = _Sending()
-        call = self._process_frames(self._requests(session_id, jobs, use_paths, sending))
+        call = self._process_frames(self._requests(session_id, jobs, use_paths, input_copies, sending))
         receiving: _ResultFile | None = None
         try:
             for message in call:
-                if not isinstance(message, ChunkView):
-                    if message.WhichOneof("payload") != "result":
-                        raise ClientError(f"ProcessFrames: server {self.address} sent a message with no result")
+                part: ChunkView | pb.FrameCopy
+                if isinstance(message, ChunkView):
+                    part = message
+                elif (kind := message.WhichOneof("payload")) == "copy":
+                    part = message.copy
+                elif kind == "result":
                     result = message.result
                     if result.frame_id == sending.frame_id:  # the frame the stream stopped in
                         sending.check()
                     if receiving is not None:
                         raise ClientError(f"server sent frame id {result.frame_id} before the rest of frame id "
                                           f"{receiving.result.frame_id}")
+                    sent = sending.inputs.pop(result.frame_id, None)
                     if result.total_bytes:
-                        receiving = _ResultFile(result, jobs[result.frame_id])
+                        receiving = _ResultFile(result, jobs[result.frame_id], sent)
                         continue
                     yield self._outcome(jobs[result.frame_id], result)
+                    continue
                 else:
-                    chunk = message
-                    if receiving is None or chunk.frame_id != receiving.result.frame_id:
-                        raise ClientError(f"server sent a chunk for frame id {chunk.frame_id} out of order")
-                    if not receiving.add(chunk.offset, chunk.data):
-                        continue
-                    done, receiving = receiving, None
-                    yield done.outcome() if done.error else self._outcome(done.job, done.result)
+                    raise ClientError(f"ProcessFrames: server {self.address} sent a message with no result")
+                if receiving is None or part.frame_id != receiving.result.frame_id:
+                    raise ClientError(f"server sent a chunk for frame id {part.frame_id} out of order")
+                complete = receiving.add(part.offset, part.data) if isinstance(part, ChunkView) else \
+                    receiving.copy(part.offset, part.input_offset, part.length)
+                if not complete:
+                    continue
+                done, receiving = receiving, None
+                yield done.outcome() if done.error else self._outcome(done.job, done.result)
             sending.check()
         except grpc.RpcError as exc:
             sending.check()
@@ -388,7 +448,7 @@ class FaceBridgeClient:
     def analyse(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool = False) -> Iterator[AnalyseOutcome]:
         """Analyse the session's shot over ``jobs`` (increasing frame order); one outcome per frame."""
         sending = _Sending()
-        call = self._analyse_shot(self._requests(session_id, jobs, use_paths, sending))
+        call = self._analyse_shot(self._requests(session_id, jobs, use_paths, False, sending))
         try:
             for reply in call:
                 if reply.frame_number == sending.frame_number:  # the frame the stream stopped in
@@ -517,13 +577,15 @@ class FaceBridgeClient:
             round_trip_ms=round_trip,
         )
 
-    def _requests(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool,
+    def _requests(self, session_id: str, jobs: Sequence[FrameJob], use_paths: bool, input_copies: bool,
                   sending: _Sending) -> Iterator[pb.ProcessFramesRequest | bytes]:
         """The stream's messages; a frame's chunks come encoded (``ProcessFramesRequest`` bytes), each read from
         its file as it is about to leave (``InputFile``). A file that cannot be read to its end as it was
         when opened ends the stream before its last chunk (the server reports the frame incomplete and
         processes nothing of it) and is noted in ``sending``; a file that cannot be opened is announced
-        empty (the server answers with a failed frame naming it) and the stream goes on."""
+        empty (the server answers with a failed frame naming it) and the stream goes on. With ``input_copies``,
+        each file not changed in the last ``FRESH_S`` is sent offering them (``_ResultFile``) and noted in
+        ``sending``."""
         yield pb.ProcessFramesRequest(start=pb.StreamStart(session_id=session_id))
         for frame_id, job in enumerate(jobs):
             name = os.path.basename(job.input_path)
@@ -539,9 +601,12 @@ class FaceBridgeClient:
                     frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM))
                 continue
             with source, self._chunk_buffers.lend() as buffer:
+                copies = input_copies and not source.fresh
+                if copies:
+                    sending.inputs[frame_id] = _SentInput(source.path, source.identity)
                 yield pb.ProcessFramesRequest(header=pb.FrameHeader(
                     frame_id=frame_id, frame_number=job.frame_number, name=name, transport=pb.TRANSPORT_STREAM,
-                    total_bytes=source.size))
+                    total_bytes=source.size, input_copies=copies))
                 try:
                     yield from source.chunks(buffer, CHUNK_PREFIX_BYTES, MAX_CHUNK_BYTES, functools.partial(
                         chunk_prefix, pb.ProcessFramesRequest, frame_id))
@@ -552,14 +617,24 @@ class FaceBridgeClient:
                     return
 
 
+@dataclass(frozen=True)
+class _SentInput:
+    """The file a frame was sent from, and what it was when opened (``InputFile.identity``)."""
+
+    path: str
+    identity: tuple[int, ...]
+
+
 class _Sending:
     """What the request stream of a call ran into: a frame whose file could not be sent whole (the call then
-    fails with ``error``, once the frames before it are reported)."""
+    fails with ``error``, once the frames before it are reported); the inputs of the frames sent with
+    ``input_copies``, by frame id, until their results are in (``inputs``)."""
 
     def __init__(self) -> None:
         self.error = ""
         self.frame_id = -1
         self.frame_number: int | None = None
+        self.inputs: dict[int, _SentInput] = {}
 
     def stop(self, frame_id: int, frame_number: int, error: str) -> None:
         self.frame_id, self.frame_number, self.error = frame_id, frame_number, error

@@ -85,6 +85,8 @@ class InputFile:
             self._handle.close()
             raise
         self._opened = _identity(stat)
+        self.identity = self._opened
+        """What the file was when opened (size, times, inode, device): :class:`InputCopy` checks it again."""
         self.size = self._opened[0]
         self.fresh = stat.st_ctime_ns > opened_at - int(fresh_s * 1e9)
 
@@ -157,3 +159,51 @@ class InputFile:
                 yield bytes(view[start:headroom + size])
         finally:
             view.release()
+
+
+class InputCopy:
+    """An input file opened again, after it was sent, to copy ranges of it into its frame's result (the parts of
+    the result a server sends as ``FrameCopy``). It must be the file that was sent, as it was: the identity
+    :class:`InputFile` saw when it opened it (size, times, inode, device), checked when opened here and again by
+    :meth:`check_unchanged` once every range is read (InputChanged otherwise). Only a file that was not
+    ``fresh`` when sent may be copied from: a recent change could share its change time with a later one.
+
+    Args:
+        path: the file.
+        identity: ``InputFile.identity`` when it was sent.
+    """
+
+    def __init__(self, path: str, identity: tuple[int, ...]) -> None:
+        self.path = path
+        self._identity = identity
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            self.check_unchanged()
+        except OSError:
+            os.close(self._fd)
+            raise
+
+    @property
+    def size(self) -> int:
+        return self._identity[0]
+
+    def check_unchanged(self) -> None:
+        """InputChanged when the file is no longer as it was sent."""
+        if _identity(os.fstat(self._fd)) != self._identity:
+            raise InputChanged("changed after it was sent")
+
+    def read(self, offset: int, length: int, block: int) -> Iterator[bytes]:
+        """Bytes ``[offset, offset + length)`` of the file, in order, at most ``block`` at a time (ValueError for a
+        range beyond the file's size when sent; InputChanged when the file ends early)."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"bytes {offset}..{offset + length} of a {self.size}-byte input")
+        end = offset + length
+        while offset < end:
+            data = os.pread(self._fd, min(block, end - offset), offset)
+            if not data:
+                raise InputChanged(f"changed after it was sent (it ended at {offset})")
+            offset += len(data)
+            yield data
+
+    def close(self) -> None:
+        os.close(self._fd)
