@@ -1,10 +1,14 @@
 """Frame transport round trip through the server, against raw gRPC streaming the same bytes in the same run.
 
-For 1080p and 4K half RGBA plates (no face in them), each frame goes client -> server -> client through a
-real server on a loopback port, by stream (chunks of ``MAX_CHUNK_BYTES``) and by path, in two sessions:
-one with the quality checks on (the default) and one with them off (nothing computed beyond decode,
-detection and encode). The server reports how long it spent on the frame (decode, detection, encode);
-the rest of the wall time is transport.
+For 1080p and 4K half RGBA plates without a face, and a 1080p plate with one (Grace Hopper), each frame goes
+client -> server -> client through a real server on a loopback port, in two sessions: one with the quality
+checks on (the default) and one with them off (nothing computed beyond decode, detection and encode). Three
+transports: ``stream`` (chunks of ``MAX_CHUNK_BYTES``; the result's unchanged EXR chunks come back as references
+to the input the client sent, which it copies from its file: ``FrameCopy``), ``stream full`` (the same with every
+byte of the result sent back: ``input_copies=False``) and ``path``. The server reports how long it spent on the
+frame (decode, detection, encode); the rest of the wall time is transport. ``back MB``: the result's bytes that
+came back over the wire (a faceless plate's result is its plate's chunks under a new header: nearly nothing comes
+back with copies; a face's rows do).
 
 Baseline: a generic gRPC bidi stream (bytes in, the same bytes out, no protobuf) on a second loopback
 server with the same channel and server options, echoing the same file's bytes in 4 MiB chunks; the
@@ -13,10 +17,12 @@ our stream transport's throughput over the raw stream's (1.0: as fast as gRPC it
 The raw echo sends each piece back as it arrives, so its two directions overlap; a frame is processed
 only when whole, so ours cannot overlap them: ``raw s&f`` is the same echo store-and-forward (the server
 answers once it has every piece) and ``ratio s&f`` ours against it. Throughput counts the frame's bytes
-once per round trip (its size over the transport time). The in-process copy of the bytes is printed too.
-Medians of ``--repeats`` frames; each frame's raw baselines are measured just before it (medians of
-``RAW_PER_FRAME`` round trips) and the ratios are the medians of the per-frame ratios, so that the machine's
-drift during the run (one frame takes seconds of server time) moves both sides of a ratio alike.
+once per round trip (its size over the transport time), whatever came back. The in-process copy of the bytes
+is printed too. Medians of ``--repeats`` frames; each frame's raw baselines are measured just before it
+(medians of ``RAW_PER_FRAME`` round trips) and the ratios are the medians of the per-frame ratios, so that the
+machine's drift during the run (one frame takes seconds of server time) moves both sides of a ratio alike.
+The plates are older than ``FRESH_S`` when sent, as files on disk are (a file changed just before it is sent is
+answered in full).
 
 Usage: python benchmarks/transport.py [--repeats 7]
 """
@@ -38,14 +44,38 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _plates import astronaut_png, noise_plate  # noqa: E402
+from _plates import astronaut_png, noise_plate, one_face_1080p  # noqa: E402
 
+from facebridge.client import grpc_client  # noqa: E402
 from facebridge.client.grpc_client import MAX_MESSAGE_BYTES, FaceBridgeClient, FrameJob  # noqa: E402
+from facebridge.client.input_buffer import FRESH_S  # noqa: E402
 from inference_server.server.app import ServerConfig, start_server  # noqa: E402
 from inference_server.server.service import MAX_MESSAGE_BYTES as SERVER_MAX_MESSAGE_BYTES  # noqa: E402
 
 RAW_CHUNK_BYTES = 4 * 1024 * 1024
 RAW_PER_FRAME = 3  # raw round trips measured before each frame (their median is that frame's baseline)
+PLATES: dict[str, Callable[[Path], Path]] = {
+    "1080p": lambda path: noise_plate(path, 1920, 1080),
+    "4K": lambda path: noise_plate(path, 3840, 2160),
+    "1080p face": one_face_1080p,
+}
+TRANSPORTS: dict[str, dict[str, bool]] = {
+    "stream": {}, "stream full": {"input_copies": False}, "path": {"use_paths": True},
+}
+
+
+class ChunkBytes:
+    """The result bytes the client received in chunks, counted as they arrive (wraps ``_ResultFile.add``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        add = grpc_client._ResultFile.add
+
+        def counted(result_file: grpc_client._ResultFile, offset: int, data: bytes | memoryview) -> bool:
+            self.count += len(data)
+            return add(result_file, offset, data)
+
+        setattr(grpc_client._ResultFile, "add", counted)  # noqa: B010 - a spy on the class, for this benchmark
 
 
 def _echo(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -116,41 +146,46 @@ def main() -> int:
             source = astronaut_png(work / "src.png")
             sessions = {"qc on": client.open_session([source]).session_id,
                         "qc off": client.open_session([source], quality_checks=False).session_id}
-            print(f"{'frame':>6} {'MB':>5} {'transport':>9} {'session':>7} {'round trip':>10} {'server':>7} "
-                  f"{'transport':>9} {'GB/s':>5} {'raw ms':>7} {'raw GB/s':>8} {'ratio':>6} "
+            print(f"{'frame':>10} {'MB':>5} {'transport':>11} {'session':>7} {'round trip':>10} {'server':>7} "
+                  f"{'transport':>9} {'back MB':>7} {'GB/s':>5} {'raw ms':>7} {'raw GB/s':>8} {'ratio':>6} "
                   f"{'raw s&f ms':>10} {'ratio s&f':>9} {'copy ms':>7}")
-            for label, (w, h) in (("1080p", (1920, 1080)), ("4K", (3840, 2160))):
-                plate = noise_plate(work / f"{label}.exr", w, h)
+            received = ChunkBytes()
+            for label, make_plate in PLATES.items():
+                plate = make_plate(work / f"{label.replace(' ', '_')}.exr")
                 data = plate.read_bytes()
                 size = len(data)
                 if b"".join(raw.round_trip(data)) != data or b"".join(raw.round_trip(data, True)) != data:
                     raise AssertionError("raw echo changed the bytes")
                 copy_ms = _median_ms(functools.partial(bytearray, data), args.repeats)
-                for use_paths in (False, True):
+                time.sleep(max(0.0, plate.stat().st_ctime + FRESH_S + 0.05 - time.time()))  # a file on disk, settled
+                for transport_label, transport in TRANSPORTS.items():
                     for session_label, session_id in sessions.items():
-                        walls, servers, raws, gathered = [], [], [], []
+                        walls, servers, raws, gathered, back = [], [], [], [], []
                         for k in range(args.repeats):
                             # the raw streams measured beside each frame (medians of RAW_PER_FRAME), so that the
                             # machine's drift over the run moves both sides of each ratio alike
                             raws.append(_median_ms(functools.partial(raw.round_trip, data), RAW_PER_FRAME))
                             gathered.append(_median_ms(functools.partial(raw.round_trip, data, True), RAW_PER_FRAME))
-                            job = FrameJob(k, str(plate), str(work / f"out_{label}_{k}.exr"))
+                            job = FrameJob(k, str(plate), str(work / f"out_{k}.exr"))
+                            received.count = 0
                             t = time.perf_counter()
-                            (outcome,) = list(client.process(session_id, [job], use_paths=use_paths))
+                            (outcome,) = list(client.process(session_id, [job], **transport))
                             walls.append((time.perf_counter() - t) * 1000)
                             if outcome.failed:
                                 raise RuntimeError(f"{label}: {outcome.message}")
                             servers.append(sum(outcome.timings_ms.values()))
+                            back.append(received.count)
                         wall, server = statistics.median(walls), statistics.median(servers)
                         transports = [max(1e-3, w - s) for w, s in zip(walls, servers)]
-                        transport = statistics.median(transports)
+                        transport_ms = statistics.median(transports)
                         raw_ms, gathered_ms = statistics.median(raws), statistics.median(gathered)
                         ratio = statistics.median(r / t for r, t in zip(raws, transports))
                         ratio_gathered = statistics.median(g / t for g, t in zip(gathered, transports))
-                        print(f"{label:>6} {size / 1e6:5.1f} {'path' if use_paths else 'stream':>9} "
-                              f"{session_label:>7} {wall:10.1f} {server:7.1f} {transport:9.1f} "
-                              f"{_gbps(size, transport):5.2f} {raw_ms:7.1f} {_gbps(size, raw_ms):8.2f} "
-                              f"{ratio:6.2f} {gathered_ms:10.1f} {ratio_gathered:9.2f} {copy_ms:7.2f}")
+                        back_mb = f"{statistics.median(back) / 1e6:7.2f}" if transport_label != "path" else f"{'-':>7}"
+                        print(f"{label:>10} {size / 1e6:5.1f} {transport_label:>11} {session_label:>7} {wall:10.1f} "
+                              f"{server:7.1f} {transport_ms:9.1f} {back_mb} {_gbps(size, transport_ms):5.2f} "
+                              f"{raw_ms:7.1f} {_gbps(size, raw_ms):8.2f} {ratio:6.2f} {gathered_ms:10.1f} "
+                              f"{ratio_gathered:9.2f} {copy_ms:7.2f}")
             for session_id in sessions.values():
                 client.close_session(session_id)
     finally:
