@@ -130,9 +130,9 @@ def band_rows(layout: ScanlineFile, first: int, last: int) -> tuple[int, int]:
 
 
 def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]) -> EncodedFile | None:
-    """The pieces of a file with ``band``'s header (its data window set to ``plate``'s) and, chunk by chunk, ``band``'s chunks
-    for the chunk indices in ``take`` and ``plate``'s elsewhere; None when the two cannot be spliced. ``whole`` is
-    ``plate``'s layout (:func:`scanline_file`).
+    """The pieces of a file with ``band``'s header (its data window set to ``plate``'s) and, chunk by chunk,
+    ``band``'s chunks for the chunk indices in ``take`` and ``plate``'s elsewhere; None when the two cannot be
+    spliced. ``whole`` is ``plate``'s layout (:func:`scanline_file`).
 
     ``band`` must be a scan-line EXR of whole chunks of ``plate``'s rows (its data window's x range the plate's,
     its first row on one of the plate's chunk boundaries, its last row at one or at the plate's end), with the

@@ -70,7 +70,8 @@ def result_messages(frame_id: int, result: FrameResultData, input_copies: bool =
         yield from output_messages(frame_id, result.output, input_copies)
 
 
-def output_messages(frame_id: int, output: EncodedFile, input_copies: bool) -> Iterator[pb.ProcessFramesResponse | bytes]:
+def output_messages(frame_id: int, output: EncodedFile,
+                    input_copies: bool) -> Iterator[pb.ProcessFramesResponse | bytes]:
     """``output`` as ``ProcessFramesResponse`` chunks in order; with ``input_copies``, its pieces that are ranges of
     the input as ``FrameCopy`` messages (one per piece: :func:`~..plates.exr_chunks.splice` gives each run of
     the input's bytes as one piece) and the new bytes between them packed into chunks."""
