@@ -11,7 +11,8 @@ import OpenImageIO as oiio
 import pytest
 from support import load_rgb8, srgb8_to_linear, write_exr
 
-from inference_server.plates.exr_chunks import LINES_PER_CHUNK, band_rows, scanline_file, splice
+from inference_server.plates import image_file
+from inference_server.plates.exr_chunks import LINES_PER_CHUNK, band_rows, chunk_runs, scanline_file, splice
 from inference_server.plates.image_file import (MetadataValue, changed_chunks, decode_plate, encode_output, encode_plate,
                                                 read_plate)
 
@@ -129,17 +130,58 @@ def test_changed_chunks_compares_bits() -> None:
     assert changed_chunks(before, nan_payload, 7) == [0]
 
 
-def test_unchanged_chunks_between_two_faces_keep_the_plates_bytes(faces_dir: Path, tmp_path: Path) -> None:
+def _rows_written(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The rows ``(y, height)`` of every band encoded from now on (a spy on ``image_file._write``)."""
+    rows: list[tuple[int, int]] = []
+    write = image_file._write
+
+    def spied(path: Path, specs: list[oiio.ImageSpec], images: list[np.ndarray]) -> None:
+        rows.extend((spec.y, spec.height) for spec in specs)
+        write(path, specs, images)
+
+    monkeypatch.setattr(image_file, "_write", spied)
+    return rows
+
+
+def test_chunk_runs() -> None:
+    assert chunk_runs([]) == []
+    assert chunk_runs([4]) == [(4, 4)]
+    assert chunk_runs([7, 0, 1, 2, 5, 9, 8]) == [(0, 2), (5, 5), (7, 9)]
+
+
+def test_unchanged_chunks_between_two_faces_keep_the_plates_bytes(faces_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     path, original = _plate(faces_dir, tmp_path, "dwaa")
     plate = read_plate(path)
     pixels = _changed(_changed(plate.pixels, slice(10, 40)), slice(230, 250))  # chunks 0, 1 and 7 of 10
+    rows = _rows_written(monkeypatch)
     spliced = encode_plate(plate, pixels, META, "exr", tmp_path, original)
+    # two bands: chunks 0-1 and chunk 7 (32 rows each, from the data window's first row -5); none between
+    assert rows == [(-5, 64), (-5 + 7 * 32, 32)]
     layout, result = scanline_file(original), scanline_file(spliced)
     assert layout is not None and result is not None
     same = [original[a:a + n] == spliced[b:b + m] for (a, n), (b, m) in zip(layout.chunks, result.chunks)]
     assert same == [False, False, True, True, True, True, True, False, True, True]
     out = decode_plate(spliced, "o.exr", tmp_path).pixels
     assert (_bits(out[64:224]) == _bits(plate.pixels[64:224])).all()
+
+
+@pytest.mark.parametrize("compression", ["zip", "piz"])
+def test_two_bands_make_the_same_file_as_encoding_the_whole_frame(faces_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  compression: str) -> None:
+    """Faces far apart: each is encoded as its own band, and the file is byte for byte the whole frame's."""
+    path, original = _plate(faces_dir, tmp_path, compression)
+    plate = read_plate(path)
+    lines = LINES_PER_CHUNK[scanline_file(original).compression]  # type: ignore[union-attr]
+    pixels = _changed(_changed(_changed(plate.pixels, slice(3, 20)), slice(150, 152)), slice(280, 301))
+    whole = encode_plate(plate, pixels, META, "exr", tmp_path)
+    rows = _rows_written(monkeypatch)
+    assert encode_plate(plate, pixels, META, "exr", tmp_path, original) == whole
+    expected = [(-5 + first * lines, min(301, (last + 1) * lines) - first * lines)
+                for first, last in chunk_runs(changed_chunks(plate.pixels, pixels, lines))]
+    assert rows == expected and len(rows) == 3
+    assert sum(height for _, height in rows) < 301 // 2
 
 
 def _plate_file(tmp_path: Path, name: str, pixels: np.ndarray, spec_changes: dict[str, int | str],
@@ -202,20 +244,30 @@ def test_damaged_or_mismatched_files_are_not_spliced(faces_dir: Path, tmp_path: 
     long_size[at + 4:at + 8] = struct.pack("<i", len(original))
     assert scanline_file(bytes(long_size)) is None
     plate = read_plate(path)
-    band_path = tmp_path / "band.exr"
-    # a band with other channels, or rows not on the plate's chunk boundaries, is refused
-    spec = oiio.ImageSpec(plate.spec)
-    spec.y, spec.height = plate.spec.y + 16, 16
-    for changes, good in (({}, True), ({"y": plate.spec.y + 17}, False), ({"compression": "zips"}, False)):
-        band = oiio.ImageSpec(spec)
+
+    def band(y: int, changes: dict[str, int | str]) -> bytes:
+        spec = oiio.ImageSpec(plate.spec)
+        spec.y, spec.height = plate.spec.y + y, 16
         for key, value in changes.items():
             if key == "y":
-                band.y = int(value)
+                spec.y = int(value)
             else:
-                band.attribute(key, value)
+                spec.attribute(key, value)
+        band_path = tmp_path / "band.exr"
         out = oiio.ImageOutput.create(str(band_path))
-        assert out is not None and out.open(str(band_path), band)
-        assert out.write_image(np.ascontiguousarray(plate.pixels[band.y - plate.spec.y:][:16]))
+        assert out is not None and out.open(str(band_path), spec)
+        assert out.write_image(np.ascontiguousarray(plate.pixels[spec.y - plate.spec.y:][:16]))
         out.close()
-        assert (splice(original, layout, band_path.read_bytes(), [1]) is not None) == good, changes
-    assert splice(original, layout, band_path.read_bytes(), [2]) is None  # a chunk the band does not hold
+        return band_path.read_bytes()
+
+    # a band with other channels, or rows not on the plate's chunk boundaries, is refused
+    cases: list[tuple[dict[str, int | str], bool]] = [({}, True), ({"y": plate.spec.y + 17}, False),
+                                                     ({"compression": "zips"}, False)]
+    for changes, good in cases:
+        assert (splice(original, layout, [band(16, changes)], [1]) is not None) == good, changes
+    assert splice(original, layout, [band(16, {})], [2]) is None  # a chunk the band does not hold
+    assert splice(original, layout, [], []) is None
+    assert splice(original, layout, [band(16, {})] * 2, [1]) is None  # two bands with the same rows
+    # bands of other rows must have the same header but for the data window
+    assert splice(original, layout, [band(16, {}), band(48, {})], [1, 3]) is not None
+    assert splice(original, layout, [band(16, {}), band(48, {"facebridge:note": "other"})], [1, 3]) is None

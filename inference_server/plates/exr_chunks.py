@@ -21,7 +21,7 @@ splices" and the caller encodes the whole frame as before.
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .encoded_file import EncodedFile, Piece
@@ -129,19 +129,20 @@ def band_rows(layout: ScanlineFile, first: int, last: int) -> tuple[int, int]:
     return first * lines, min(layout.data_window[3] - layout.data_window[1] + 1, (last + 1) * lines)
 
 
-def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]) -> EncodedFile | None:
-    """The pieces of a file with ``band``'s header (its data window set to ``plate``'s) and, chunk by chunk,
-    ``band``'s chunks for the chunk indices in ``take`` and ``plate``'s elsewhere; None when the two cannot be
-    spliced. ``whole`` is ``plate``'s layout (:func:`scanline_file`).
+def chunk_runs(indices: Collection[int]) -> list[tuple[int, int]]:
+    """Sorted chunk ``indices`` as runs of consecutive ones, ``(first, last)`` inclusive, in order."""
+    runs: list[tuple[int, int]] = []
+    for index in sorted(indices):
+        if runs and index == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
 
-    ``band`` must be a scan-line EXR of whole chunks of ``plate``'s rows (its data window's x range the plate's,
-    its first row on one of the plate's chunk boundaries, its last row at one or at the plate's end), with the
-    same channels, compression and line order: as an encoder writes the same image restricted to those rows;
-    ``take`` must lie within those rows. The result is then the file that encoder would have written for the
-    plate's pixels with the rows of ``take`` replaced, except that every other chunk keeps the plate's own
-    compressed bytes. Each run of the plate's chunks that follow one another in ``plate`` is one piece, a view of
-    ``plate`` that says where it is there (:class:`~.encoded_file.Piece`).
-    """
+
+def _band_chunks(plate: bytes, whole: ScanlineFile, band: bytes) -> tuple[ScanlineFile, int] | None:
+    """``band``'s layout and the index of its first chunk among ``plate``'s, when it is a band of ``plate`` as
+    :func:`splice` wants it; None otherwise."""
     part = scanline_file(band)
     if part is None:
         return None
@@ -150,27 +151,63 @@ def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]
     wx0, wy0, wx1, wy1 = whole.data_window
     bx0, by0, bx1, by1 = part.data_window
     lines = whole.lines_per_chunk
-    first_band = (by0 - wy0) // lines
     if (bx0, bx1) != (wx0, wx1) or by0 < wy0 or by1 > wy1 or (by0 - wy0) % lines \
-            or (by1 != wy1 and (by1 + 1 - wy0) % lines) \
-            or any(not first_band <= index < first_band + len(part.chunks) for index in take):
+            or (by1 != wy1 and (by1 + 1 - wy0) % lines):
         return None
-    header = bytearray(band[:part.header_end])
-    _, at, _ = part.attributes["dataWindow"]
+    return part, (by0 - wy0) // lines
+
+
+def _whole_header(band: bytes, layout: ScanlineFile, whole: ScanlineFile) -> bytes | None:
+    """``band``'s header (``layout``) made the whole file's: its data window and chunk count ``whole``'s."""
+    header = bytearray(band[:layout.header_end])
+    _, at, _ = layout.attributes["dataWindow"]
     header[at:at + 16] = struct.pack("<4i", *whole.data_window)
-    if "chunkCount" in part.attributes:  # written by multi-part aware encoders; must count the whole file's
-        kind, at, size = part.attributes["chunkCount"]
+    if "chunkCount" in layout.attributes:  # written by multi-part aware encoders; must count the whole file's
+        kind, at, size = layout.attributes["chunkCount"]
         if (kind, size) != ("int", 4):
             return None
         header[at:at + 4] = struct.pack("<i", len(whole.chunks))
+    return bytes(header)
+
+
+def splice(plate: bytes, whole: ScanlineFile, bands: Sequence[bytes], take: Collection[int]) -> EncodedFile | None:
+    """The pieces of a file with the bands' header (its data window set to ``plate``'s) and, chunk by chunk,
+    the bands' chunks for the chunk indices in ``take`` and ``plate``'s elsewhere; None when they cannot be
+    spliced. ``whole`` is ``plate``'s layout (:func:`scanline_file`).
+
+    Each band must be a scan-line EXR of whole chunks of ``plate``'s rows (its data window's x range the
+    plate's, its first row on one of the plate's chunk boundaries, its last row at one or at the plate's end),
+    with the same channels, compression and line order: as an encoder writes the same image restricted to those
+    rows (several bands: several such writes, of rows that do not overlap, with the same header otherwise);
+    every index of ``take`` must lie within a band. The result is then the file that encoder would have written
+    for the plate's pixels with the rows of ``take`` replaced, except that every other chunk keeps the plate's
+    own compressed bytes. Each run of the plate's chunks that follow one another in ``plate`` is one piece, a
+    view of ``plate`` that says where it is there (:class:`~.encoded_file.Piece`).
+    """
+    parts = [part for part in (_band_chunks(plate, whole, band) for band in bands) if part is not None]
+    if not bands or len(parts) != len(bands):
+        return None
+    owner: dict[int, tuple[memoryview, tuple[int, int]]] = {}  # chunk index -> the band's bytes, its chunk there
+    for band, (layout, first) in zip(bands, parts):
+        for k, chunk in enumerate(layout.chunks):
+            if first + k in owner:
+                return None  # two bands hold the same rows
+            owner[first + k] = (memoryview(band), chunk)
+    if any(index not in owner for index in take):
+        return None
+    # one header for all: bands written with other attributes (or one that cannot describe the file) are refused
+    headers = {_whole_header(band, layout, whole) for band, (layout, _) in zip(bands, parts)}
+    header = headers.pop() if len(headers) == 1 else None
+    if header is None:
+        return None
     taken = set(take)
     pieces: list[Piece] = []
     offsets, position = [], len(header) + 8 * len(whole.chunks)
-    plate_view, band_view = memoryview(plate), memoryview(band)
+    plate_view = memoryview(plate)
     for index, (offset, length) in enumerate(whole.chunks):
         offsets.append(position)
         if index in taken:
-            at, size = part.chunks[index - first_band]
+            band_view, (at, size) = owner[index]
             pieces.append(Piece(band_view[at:at + size]))
             position += size
             continue
@@ -180,4 +217,4 @@ def splice(plate: bytes, whole: ScanlineFile, band: bytes, take: Collection[int]
             pieces[-1] = Piece(plate_view[last.input_offset:offset + length], last.input_offset)  # the run goes on
         else:
             pieces.append(Piece(plate_view[offset:offset + length], offset))
-    return EncodedFile((Piece(bytes(header) + struct.pack(f"<{len(offsets)}Q", *offsets)), *pieces))
+    return EncodedFile((Piece(header + struct.pack(f"<{len(offsets)}Q", *offsets)), *pieces))

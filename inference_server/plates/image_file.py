@@ -24,7 +24,7 @@ import OpenImageIO as oiio
 
 from .errors import PlateError
 from .encoded_file import EncodedFile
-from .exr_chunks import band_rows, scanline_file, splice
+from .exr_chunks import band_rows, chunk_runs, scanline_file, splice
 
 MetadataValue = str | int | float
 T = TypeVar("T")
@@ -279,7 +279,8 @@ def _spliced(plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataVa
              scratch_dir: Path) -> EncodedFile | None:
     """``plate``'s file (``original``, the bytes it was decoded from) with only the chunks holding changed rows
     encoded again (:mod:`.exr_chunks`), every other chunk the plate file's own bytes; None when ``original`` is
-    not a file that can be spliced this way."""
+    not a file that can be spliced this way. Each run of consecutive changed chunks (a face, or faces whose rows
+    meet) is encoded as one band; the rows between two faces are not encoded at all."""
     layout = scanline_file(original)
     spec = plate.spec
     if layout is None or plate.extra_subimages or spec.tile_width or \
@@ -287,15 +288,18 @@ def _spliced(plate: Plate, pixels: np.ndarray, metadata: Mapping[str, MetadataVa
         return None
     changed = changed_chunks(plate.pixels, pixels, layout.lines_per_chunk)
     # nothing changed: one chunk is still encoded, for the output's header (its metadata), and not used
-    top, bottom = band_rows(layout, changed[0], changed[-1]) if changed else band_rows(layout, 0, 0)
-    band = _output_spec(spec, metadata)
-    band.y, band.height = spec.y + top, bottom - top
-    path = Path(scratch_dir) / f"{uuid.uuid4().hex}.exr"
-    try:
-        _write(path, [band], [pixels[top:bottom]])
-        return splice(original, layout, path.read_bytes(), changed)
-    finally:
-        path.unlink(missing_ok=True)
+    bands = []
+    for first, last in chunk_runs(changed) or [(0, 0)]:
+        top, bottom = band_rows(layout, first, last)
+        band = _output_spec(spec, metadata)
+        band.y, band.height = spec.y + top, bottom - top
+        path = Path(scratch_dir) / f"{uuid.uuid4().hex}.exr"
+        try:
+            _write(path, [band], [pixels[top:bottom]])
+            bands.append(path.read_bytes())
+        finally:
+            path.unlink(missing_ok=True)
+    return splice(original, layout, bands, changed)
 
 
 def encode_output(
