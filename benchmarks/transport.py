@@ -18,7 +18,7 @@ The raw echo sends each piece back as it arrives, so its two directions overlap;
 only when whole, so ours cannot overlap them: ``raw s&f`` is the same echo store-and-forward (the server
 answers once it has every piece) and ``ratio s&f`` ours against it. Throughput counts the frame's bytes
 once per round trip (its size over the transport time), whatever came back. The in-process copy of the bytes
-is printed too. Medians of ``--repeats`` frames; each frame's raw baselines are measured just before it
+is printed too. Medians of ``--repeats`` frames (after one not measured, each plate's first render); each frame's raw baselines are measured just before it
 (medians of ``RAW_PER_FRAME`` round trips) and the ratios are the medians of the per-frame ratios, so that the
 machine's drift during the run (one frame takes seconds of server time) moves both sides of a ratio alike.
 The plates are older than ``FRESH_S`` when sent, as files on disk are (a file changed just before it is sent is
@@ -158,6 +158,8 @@ def main() -> int:
                     raise AssertionError("raw echo changed the bytes")
                 copy_ms = _median_ms(functools.partial(bytearray, data), args.repeats)
                 time.sleep(max(0.0, plate.stat().st_ctime + FRESH_S + 0.05 - time.time()))  # a file on disk, settled
+                for session_id in sessions.values():  # not measured: the plate's first render (model, cache writes)
+                    list(client.process(session_id, [FrameJob(0, str(plate), str(work / f"warm_{plate.stem}.exr"))]))
                 for transport_label, transport in TRANSPORTS.items():
                     for session_label, session_id in sessions.items():
                         walls, servers, raws, gathered, back = [], [], [], [], []
@@ -166,7 +168,8 @@ def main() -> int:
                             # machine's drift over the run moves both sides of each ratio alike
                             raws.append(_median_ms(functools.partial(raw.round_trip, data), RAW_PER_FRAME))
                             gathered.append(_median_ms(functools.partial(raw.round_trip, data, True), RAW_PER_FRAME))
-                            job = FrameJob(k, str(plate), str(work / f"out_{k}.exr"))
+                            # each plate's own outputs: replacing another plate's larger file costs its unlink
+                            job = FrameJob(k, str(plate), str(work / f"out_{plate.stem}_{k}.exr"))
                             received.count = 0
                             t = time.perf_counter()
                             (outcome,) = list(client.process(session_id, [job], **transport))
