@@ -200,9 +200,9 @@ class _ResultFile:
         was not sent for copies, or the range is not in it); True when the result is complete, as :meth:`add`."""
         if self._sent is None:
             raise ChunkError(f"a copy of the input for frame id {self.result.frame_id}, not sent with input_copies")
-        if input_offset + length > self._sent.identity[0]:
+        if input_offset + length > self._sent.size:
             raise ChunkError(f"a copy of input bytes {input_offset}..{input_offset + length}, beyond its "
-                             f"{self._sent.identity[0]} bytes")
+                             f"{self._sent.size} bytes")
         self._cursor.advance_range(offset, length)
         if self._writer is not None:
             try:
@@ -623,6 +623,10 @@ class _SentInput:
 
     path: str
     identity: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return self.identity[0]
 
 
 class _Sending:

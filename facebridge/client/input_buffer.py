@@ -84,10 +84,9 @@ class InputFile:
         except OSError:
             self._handle.close()
             raise
-        self._opened = _identity(stat)
-        self.identity = self._opened
+        self.identity = _identity(stat)
         """What the file was when opened (size, times, inode, device): :class:`InputCopy` checks it again."""
-        self.size = self._opened[0]
+        self.size = self.identity[0]
         self.fresh = stat.st_ctime_ns > opened_at - int(fresh_s * 1e9)
 
     def __enter__(self) -> InputFile:
@@ -109,7 +108,7 @@ class InputFile:
         now = _identity(os.fstat(self._handle.fileno()))
         if now[0] != self.size:
             raise self._changed(f"{self.size} bytes when opened, {now[0]} now")
-        if now != self._opened:
+        if now != self.identity:
             raise self._changed("written to while it was read")
         if digest is not None:
             again = hashlib.sha256()
