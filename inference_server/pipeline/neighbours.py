@@ -14,6 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from ..plates.halves import float_to_half, half_to_float
 from .crops import Box, contains, face_crop_box, intersection, union
 from .face_render import FaceRenderer, ModelCache, Processed
 from .settings import RenderSettings
@@ -41,12 +42,12 @@ def pair_flow(plate_t: Callable[[], np.ndarray], plate_n: Callable[[], np.ndarra
     def compute() -> dict[str, np.ndarray]:
         a, b = (plate_t(), plate_n()) if t_first else (plate_n(), plate_t())
         (ab, ab_rel), (ba, ba_rel) = reliable_flow_pair(_grey(a, settings), _grey(b, settings), settings.flow_threshold)
-        return {"ab": ab.astype(np.float16), "ab_reliability": ab_rel.astype(np.float16),
-                "ba": ba.astype(np.float16), "ba_reliability": ba_rel.astype(np.float16)}
+        return {"ab": float_to_half(ab), "ab_reliability": float_to_half(ab_rel),
+                "ba": float_to_half(ba), "ba_reliability": float_to_half(ba_rel)}
 
     payload = cache.get_or_compute(key, compute)[0] if cache is not None else compute()
     name = "ab" if t_first else "ba"
-    return payload[name].astype(np.float32), payload[f"{name}_reliability"].astype(np.float32)
+    return half_to_float(payload[name]), half_to_float(payload[f"{name}_reliability"])
 
 
 FLOW_CONTEXT = 0.1  # the flow's area reaches this far (x its size) beyond where the two faces can change pixels

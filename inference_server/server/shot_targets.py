@@ -16,6 +16,7 @@ import numpy as np
 from ..pipeline.crops import Box, face_crop_box
 from ..pipeline.targets import FaceTarget, NeighbourPlate
 from ..plates.errors import PlateError
+from ..plates.halves import float_to_half, half_to_float
 from ..plates.image_file import channel_selection
 from ..store.memo import Memo
 from ..store.payload_cache import PayloadCache
@@ -62,8 +63,8 @@ def plate_crop_payload(crop: np.ndarray) -> dict[str, np.ndarray]:
     plate's values always: half the bytes to write, hash and read), else ``rgb`` (float32).
 
     ``crop``: ``(h, w, 3)`` float32 scene-linear RGB."""
-    half = crop.astype(np.float16)
-    if (half.astype(np.float32).view(np.uint32) == crop.view(np.uint32)).all():
+    half = float_to_half(crop)
+    if np.array_equal(half_to_float(half).view(np.uint32), crop.view(np.uint32)):
         return {"rgb_half": half}
     return {"rgb": crop}
 
@@ -71,7 +72,7 @@ def plate_crop_payload(crop: np.ndarray) -> dict[str, np.ndarray]:
 def plate_crop_rgb(payload: Mapping[str, np.ndarray]) -> np.ndarray:
     """The ``(h, w, 3)`` float32 crop a payload of :func:`plate_crop_payload` holds (the same bits)."""
     half = payload.get("rgb_half")
-    return half.astype(np.float32) if half is not None else np.asarray(payload["rgb"], np.float32)
+    return half_to_float(half) if half is not None else np.asarray(payload["rgb"], np.float32)
 
 
 class ShotTargets:
