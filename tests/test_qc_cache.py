@@ -23,17 +23,21 @@ from inference_server.store.shot_db import ShotDatabase
 
 
 class CountingModels:
-    """The real dlib models, counting identity embeddings."""
+    """The real dlib models, counting identity embeddings (and keeping the landmarks each was given) and landmark
+    fits."""
 
     def __init__(self, models: DlibFaceModels) -> None:
-        self.models, self.embedded = models, 0
+        self.models, self.embedded, self.fitted = models, 0, 0
         self.identifier = models.identifier
+        self.at: list[np.ndarray] = []
 
     def landmarks(self, rgb8: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
+        self.fitted += 1
         return self.models.landmarks(rgb8, rect)
 
     def embed(self, rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         self.embedded += 1
+        self.at.append(np.array(landmarks, np.float32))
         return self.models.embed(rgb8, landmarks)
 
 
@@ -97,6 +101,10 @@ def test_a_tracked_face_s_plate_identity_is_its_track_s_and_a_restoration_still_
     def qc(target: FaceTarget, src: SourceFace | None) -> tuple[FaceReport, int]:
         count = CountingModels(dlib_models)
         done = with_identity(report, frame, out, box, target, src, count, colourspace, None)  # type: ignore[arg-type]
+        # the output (and the plate) embedded at the face's landmarks on the crop: no landmarks fitted again
+        assert count.fitted == 0
+        offset = np.array([box.x0, box.y0], np.float32)
+        assert all(np.array_equal(at, face.landmarks - offset) for at in count.at)
         return done, count.embedded
 
     swapped, embedded = qc(tracked, source)
@@ -144,3 +152,4 @@ def test_the_targets_of_an_analysed_shot_carry_their_tracks_identities(
         for target in targets:
             assert target.identity is not None and target.identity.shape == (128,)
             assert np.array_equal(target.identity, tracks[target.track][1])
+

@@ -29,6 +29,12 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
     track rather than embedded again on every frame (one of the two identity embeddings a frame's checks cost).
     A face without a track (no shot analysis) is embedded on this frame, as a restoration's always is.
 
+    The output's face is embedded where the target's landmarks say it is, as the plate's is: the swap and the
+    restoration draw the face onto those landmarks, so the output's identity is read from the same chip the
+    plate's would be (not from landmarks fitted again on the output, which would add the landmark model's own
+    wobble on a blended face to the distance), and a render that replays an analysis needs no landmark model at
+    all (the embedded models then never load it: ~1.1 s of a render task's start).
+
     Args:
         frame: the plate; ``out`` ``(H, W, C)`` float32 the rendered frame.
         models: the dlib models (landmarks and identity embeddings on display-referred proxies).
@@ -38,8 +44,7 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
             output's embedding), or None.
     """
     offset = np.array([box.x0, box.y0], np.float32)
-    rect = target.rect
-    local = (rect[0] - box.x0, rect[1] - box.y0, rect[2] - box.x0, rect[3] - box.y0)
+    landmarks = target.landmarks - offset  # the face's landmarks on the crop: where the plate's and the output's are
     rgb_index = frame.rgb_index
 
     key = ("plate-identity", frame.frame_hash, tuple(box), colourspace.name,
@@ -47,7 +52,7 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
 
     def embedded() -> dict[str, np.ndarray]:
         plate8 = np.ascontiguousarray(colourspace.to_proxy8(frame.pixels[box.slices][..., rgb_index]))
-        return {"embedding": np.asarray(models.embed(plate8, target.landmarks - offset), np.float64)}
+        return {"embedding": np.asarray(models.embed(plate8, landmarks), np.float64)}
 
     def plate_embedding() -> np.ndarray:
         if cache is None:
@@ -62,8 +67,7 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
     else:
         plate_id = plate_embedding()
     out8 = np.ascontiguousarray(colourspace.to_proxy8(out[box.slices][..., rgb_index]))
-    out_landmarks = models.landmarks(out8, local)
-    out_id = models.embed(out8, out_landmarks)
+    out_id = models.embed(out8, landmarks)
     if source is None:
         return replace(report, identity_distance=float(np.linalg.norm(out_id - plate_id)))
     return replace(
