@@ -53,7 +53,7 @@ def test_descriptors_from_the_child_process_are_the_in_process_ones(
         faces: list[tuple[np.ndarray, np.ndarray]], dlib_models: DlibFaceModels) -> None:
     offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
-        assert offloaded._embedder is not None and offloaded._embedder.running
+        assert offloaded._embedder is None  # started when first needed
         for rgb8, landmarks in faces:
             here = dlib_models.embed(rgb8, landmarks)
             there = offloaded.embed(rgb8, landmarks)
@@ -61,7 +61,9 @@ def test_descriptors_from_the_child_process_are_the_in_process_ones(
             assert np.array_equal(here, there)
         others = [np.linalg.norm(offloaded.embed(*faces[0]) - offloaded.embed(*f)) for f in faces[1:]]
         assert min(others) > 0.1  # different people, different descriptors (not a constant answer)
+        assert offloaded._embedder is not None and offloaded._embedder.running
         assert offloaded._encoder is None  # the server never loaded the identity network itself
+        assert offloaded._predictor is None  # nor the landmark model: embedding needs none
     finally:
         offloaded.close()
     assert not offloaded._embedder.running
@@ -139,6 +141,7 @@ def test_the_hog_detector_from_the_child_finds_the_in_process_detections(
     offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
         assert offloaded._detector is None  # not built in the server's process at start
+        assert offloaded._embedder is None and offloaded._predictor is None  # nor anything else: the first detection
         total = 0
         for rgb8 in plates:
             for upsample in (1, 2) if max(rgb8.shape[:2]) <= 720 else (1,):  # (2: as for small source photos)
@@ -162,9 +165,13 @@ def test_a_child_dead_before_the_first_detection_leaves_detection_and_embeddings
         plates: list[np.ndarray], dlib_models: DlibFaceModels, caplog: pytest.LogCaptureFixture) -> None:
     offloaded = _in_dlib(DlibFaceModels(embed_in_process=False))
     try:
-        assert offloaded._embedder is not None and offloaded._embedder._process is not None
-        offloaded._embedder._process.kill()
-        offloaded._embedder._process.wait()
+        with offloaded._lock:
+            child = offloaded._child()  # (started, as a first detection would start it)
+        assert child is not None and child is offloaded._embedder
+        process = child._process
+        assert process is not None
+        process.kill()
+        process.wait()
         with caplog.at_level("WARNING"):
             for rgb8 in plates[:3]:
                 here, there = dlib_models.detect(rgb8), offloaded.detect(rgb8)

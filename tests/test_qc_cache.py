@@ -153,3 +153,42 @@ def test_the_targets_of_an_analysed_shot_carry_their_tracks_identities(
             assert target.identity is not None and target.identity.shape == (128,)
             assert np.array_equal(target.identity, tracks[target.track][1])
 
+
+def test_a_replayed_render_on_a_new_server_loads_no_landmark_model(faces_dir: Path, dlib_models: DlibFaceModels,
+                                                                   tmp_path: Path) -> None:
+    """A re-render on a new server over the same cache (a render task of a farm job, a private server's re-render):
+    the analysis replays, the source photo's face is cached and the quality checks embed at the analysed landmarks,
+    so the server's embedded models never load the landmark model, build the HOG detector or start their child
+    process; the frames and their quality values are the first render's, bit for bit."""
+    from facebridge.client.sequence import parse_pattern
+    from inference_server.server.engine import FaceSwapEngine, FrameResultData
+    from inference_server.server.frame_io import FrameRequest
+    from inference_server.server.sessions import SessionParams
+    from support import make_sequence
+
+    pattern = parse_pattern(make_sequence(faces_dir / "lp_d18.mp4", tmp_path / "clip", 3, start=40))
+    requests = [FrameRequest(1001 + i, f"plate.{1001 + i}.exr", data=(Path(pattern.path(1001 + i)).read_bytes(),))
+                for i in range(3)]
+    source = ("rose.jpg", (faces_dir / "fr_rose_leslie.jpg").read_bytes())
+    (tmp_path / "scratch").mkdir()
+
+    def render(models: DlibFaceModels) -> list[FrameResultData]:
+        engine = FaceSwapEngine(tmp_path / "scratch", tmp_path / "cache", models=models,
+                                models_dir=tmp_path / "no-models")
+        session = engine.open_session("test", "shot", [source], SessionParams())
+        assert all(a.status == "ok" for a in engine.analyse_frames(session, engine.analyser(session), requests))
+        return [engine.process_frame(session, request) for request in requests]
+
+    first = render(dlib_models)
+    fresh = DlibFaceModels(embed_in_process=False)
+    try:
+        again = render(fresh)
+        assert fresh._predictor is None and fresh._detector is None and fresh._embedder is None
+    finally:
+        fresh.close()
+    for a, b in zip(first, again):
+        assert a.status == b.status == "ok" and len(a.faces) == len(b.faces) == 1 and b.analysed
+        assert np.isfinite(a.faces[0].identity_distance)
+        assert b.faces[0].identity_distance == a.faces[0].identity_distance
+        assert b.faces[0].identity_distance_plate == a.faces[0].identity_distance_plate
+        assert a.output is not None and b.output is not None and a.output.join() == b.output.join()

@@ -118,9 +118,12 @@ class DlibFaceModels:
     ``dlib.get_frontal_face_detector()``) while this process loads the landmark model, and hands it over for
     the first detection (the same detections).
 
-    Built on first use, under the lock: the HOG detector (from the child, or in-process without one) and dlib's
-    in-process identity network (only needed when the file is not read by :mod:`.dlib_resnet` and there is no
-    child, or it has died).
+    Built on first use, under the lock: the landmark model (~1.1 s to load; the child, when wanted, is started
+    just before it, so the HOG detector is built meanwhile), the HOG detector (from the child, or in-process
+    without one) and dlib's in-process identity network (only needed when the file is not read by
+    :mod:`.dlib_resnet` and there is no child, or it has died). A render that replays a shot analysis detects
+    nothing and fits no landmarks (its quality checks embed at the analysed landmarks), so it loads neither the
+    landmark model nor starts the child: only the identity network is read here (~0.08 s).
 
     Attributes:
         directory: where the ``.dat`` files were read from.
@@ -133,9 +136,10 @@ class DlibFaceModels:
         self.directory = Path(directory) if directory is not None else model_dir()
         _check_files(self.directory)
         self._lock = threading.Lock()
-        # the child first: it starts (and builds the HOG detector) while the landmark model loads here
-        self._embedder = None if embed_in_process else EmbeddingProcess(self.directory / RESNET_FILE)
-        self._predictor = dlib.shape_predictor(str(self.directory / LANDMARKS_68_FILE))
+        self._offload = not embed_in_process  # a child for the HOG build and dlib's embeddings, started when needed
+        self._closed = False
+        self._embedder: EmbeddingProcess | None = None  # started on first need (_child)
+        self._predictor: dlib.shape_predictor | None = None  # loaded on first use (_landmark_model)
         self._resnet = _read_network(self.directory / RESNET_FILE)
         self._detector: dlib.fhog_object_detector | None = None  # built on first use (_hog)
         self._encoder: dlib.face_recognition_model_v1 | None = None  # loaded on first in-process embedding
@@ -143,9 +147,27 @@ class DlibFaceModels:
         self._weights_hash: str | None = None
 
     def close(self) -> None:
-        """Stop the embedding process, if any (later embeddings run in-process)."""
-        if self._embedder is not None:
-            self._embedder.close()
+        """Stop the embedding process, if any (later embeddings, and a HOG detector built later, run in-process)."""
+        with self._lock:
+            self._closed = True
+            embedder = self._embedder
+        if embedder is not None:
+            embedder.close()
+
+    def _child(self) -> EmbeddingProcess | None:
+        """The embedding process (the lock held): started by the first call when this instance offloads to one and
+        was not closed; None without one."""
+        if self._embedder is None and self._offload and not self._closed:
+            self._embedder = EmbeddingProcess(self.directory / RESNET_FILE)
+        return self._embedder
+
+    def _landmark_model(self) -> dlib.shape_predictor:
+        """dlib's 68-landmark model (the lock held), loaded on first use; the child is started first, so it builds
+        the HOG detector while the model loads here (a detection needs both)."""
+        if self._predictor is None:
+            self._child()
+            self._predictor = dlib.shape_predictor(str(self.directory / LANDMARKS_68_FILE))
+        return self._predictor
 
     # -- provenance -------------------------------------------------------------------------------
     def weights_hash(self, digests: FileDigests | None = None) -> str:
@@ -161,7 +183,9 @@ class DlibFaceModels:
     def _hog(self) -> dlib.fhog_object_detector:
         """dlib's HOG frontal face detector (the lock held): the child's, or built here without one."""
         if self._detector is None:
-            state = self._embedder.detector_state() if self._embedder is not None else None
+            self._landmark_model()  # (loaded while the child builds the detector: the detections need it next)
+            child = self._child()
+            state = child.detector_state() if child is not None else None
             self._detector = dlib.get_frontal_face_detector() if state is None else detector_from_state(state)
         return self._detector
 
@@ -256,7 +280,7 @@ class DlibFaceModels:
         x0, y0, x1, y1 = rect
         r = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1, int(round(y1)) - 1)
         with self._lock:
-            shape = self._predictor(img, r)
+            shape = self._landmark_model()(img, r)
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
     def embed(self, rgb8: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -269,9 +293,11 @@ class DlibFaceModels:
         if self._resnet is not None:
             return descriptor(self._resnet, np.asarray(dlib.get_face_chip(img, det, size=CHIP_SIZE,
                                                                            padding=CHIP_PADDING)))
-        if self._embedder is not None:
+        with self._lock:
+            child = self._child()
+        if child is not None:
             chip = dlib.get_face_chip(img, det, size=CHIP_SIZE, padding=CHIP_PADDING)
-            outside = self._embedder.descriptor(chip)
+            outside = child.descriptor(chip)
             if outside is not None:
                 return outside
         with self._lock:
