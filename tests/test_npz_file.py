@@ -1,6 +1,7 @@
 """Issue 15: payloads are written as ``.npz`` files from headers and views of the arrays (store/npz_file.py)
-instead of through ``np.savez`` into memory: the same ``.npy`` members, read back by ``np.load`` (and so by
-the payload cache) to the same arrays, the file's sha256 recorded and checked as before."""
+instead of through ``np.savez`` into memory: the same ``.npy`` members, read back by ``np.load`` to the same
+arrays, the file's sha256 recorded and checked as before; and the payload cache reads a checked file's stored
+members as read-only views of its bytes (``stored_arrays``) instead of copying them out through ``np.load``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference_server.store.npz_file import npz_pieces, pieces_size
+from inference_server.store.npz_file import npz_pieces, pieces_size, stored_arrays
 from inference_server.store.payload_cache import PayloadCache
 from inference_server.store.shot_db import ShotDatabase
 
@@ -79,8 +80,43 @@ def test_the_payload_cache_writes_it_records_its_sha256_and_reads_it_back(tmp_pa
     assert got is not None and list(got) == list(payload)
     for name, array in payload.items():
         assert got[name].dtype == array.dtype and got[name].tobytes() == array.tobytes()
+        assert not got[name].flags.writeable  # views of the file's bytes, shared with every reader
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))  # a flipped bit: a miss, as before
     assert PayloadCache(tmp_path / "payloads", ShotDatabase(tmp_path / "shots.sqlite")).get(key) is None
 
+
+
+@pytest.mark.parametrize("name", list(PAYLOADS))
+@pytest.mark.parametrize("writer", ["ours", "np.savez"])
+def test_stored_members_are_read_as_views_with_np_loads_values(name: str, writer: str) -> None:
+    payload = PAYLOADS[name]
+    data = _file(npz_pieces(payload)) if writer == "ours" else _savez(payload)
+    arrays = stored_arrays(data)
+    assert arrays is not None and list(arrays) == list(payload)
+    with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+        for key in payload:
+            mine, theirs = arrays[key], loaded[key]
+            assert mine.dtype == theirs.dtype and mine.shape == theirs.shape and mine.tobytes() == theirs.tobytes()
+            assert mine.flags.f_contiguous == theirs.flags.f_contiguous and not mine.flags.writeable
+            if mine.nbytes:
+                assert np.shares_memory(mine, np.frombuffer(data, np.uint8))  # a view, not a copy
+
+
+def test_other_files_are_left_to_np_load() -> None:
+    payload = PAYLOADS["many kinds"]
+    compressed = io.BytesIO()
+    np.savez_compressed(compressed, **payload)  # type: ignore[arg-type]
+    objects = io.BytesIO()
+    np.savez(objects, o=np.array([{"x": 1}], dtype=object))
+    data = _file(npz_pieces(payload))
+    for other in (compressed.getvalue(), objects.getvalue(), b"", b"not a zip", data[: len(data) // 2]):
+        assert stored_arrays(other) is None
+    npy = io.BytesIO()
+    np.save(npy, np.arange(3))
+    clash = io.BytesIO()  # two members of one name
+    with zipfile.ZipFile(clash, "w") as archive, pytest.warns(UserWarning, match="Duplicate name"):
+        archive.writestr("a.npy", npy.getvalue())
+        archive.writestr("a.npy", npy.getvalue())
+    assert stored_arrays(clash.getvalue()) is None

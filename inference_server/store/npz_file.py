@@ -4,12 +4,17 @@ the arrays' own memory. ``np.load`` reads the file as it reads ``np.savez``'s, m
 ``.npy`` bytes (only the zip's timestamps differ: fixed at 1980-01-01 here, so equal payloads give equal
 files); ``np.savez`` makes anything outside the fast path (an array not C-contiguous, of objects, or with a
 header beyond npy format 1.0, a name not ASCII).
+
+And the reverse, :func:`stored_arrays`: the arrays of such a file's bytes as read-only views of them, for a
+reader that has checked the bytes already (the cache checks a file's sha256 before it reads it): no member
+copied, no CRC computed again.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
 from collections.abc import Mapping
 
@@ -80,3 +85,52 @@ def npz_pieces(payload: Mapping[str, np.ndarray]) -> list[Piece]:
 def pieces_size(pieces: list[Piece]) -> int:
     """Bytes of the file the pieces make."""
     return sum(memoryview(piece).nbytes for piece in pieces)
+
+
+def _stored_array(data: memoryview, info: zipfile.ZipInfo) -> tuple[str, np.ndarray] | None:
+    """One stored ``<name>.npy`` member of the zip ``data`` as (name, read-only view of its values), or None when
+    it is not one this reader takes (compressed, encrypted, not ``.npy``, not npy format 1.0/2.0, objects)."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or not info.filename.endswith(".npy"):
+        return None
+    at = info.header_offset
+    if bytes(data[at:at + 4]) != b"PK\x03\x04":
+        return None
+    name_length, extra_length = struct.unpack("<2H", data[at + 26:at + 30])
+    start = at + 30 + name_length + extra_length
+    member = data[start:start + info.file_size]
+    if member.nbytes != info.file_size:
+        return None
+    stream = io.BytesIO(member[:min(member.nbytes, 65536 + 12)])  # (the header only: at most 64 KiB, format 2.0)
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        return None
+    shape, fortran, dtype = (np.lib.format.read_array_header_1_0(stream) if version == (1, 0)
+                             else np.lib.format.read_array_header_2_0(stream))
+    if dtype.hasobject:
+        return None
+    count = int(np.prod(shape, dtype=np.int64))
+    offset = stream.tell()
+    if offset + count * dtype.itemsize != member.nbytes:
+        return None
+    values = np.frombuffer(member, dtype, count, offset).reshape(shape, order="F" if fortran else "C")
+    return info.filename[:-4], values
+
+
+def stored_arrays(data: bytes) -> dict[str, np.ndarray] | None:
+    """The arrays of an ``.npz`` file's bytes whose members are all stored ``.npy`` files (as :func:`npz_pieces` and
+    ``np.savez`` write them): name -> read-only view into ``data`` (which they keep alive), the values ``np.load``
+    gives. None when a member is of another kind (compressed, pickled objects, ...) or the zip is not well formed:
+    read those with ``np.load``. The members' CRCs are not checked (the caller checked the bytes)."""
+    view = memoryview(data)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:  # (the central directory only: the members are viewed)
+            infos = archive.infolist()
+        arrays = {}
+        for info in infos:
+            found = _stored_array(view, info)
+            if found is None or found[0] in arrays:
+                return None
+            arrays[found[0]] = found[1]
+    except (zipfile.BadZipFile, ValueError, struct.error, OSError):
+        return None
+    return arrays

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .memo import Memo
-from .npz_file import npz_pieces, pieces_size
+from .npz_file import npz_pieces, pieces_size, stored_arrays
 from .private import FILE_MODE, private_dir
 from .shot_db import CacheEntry, ShotDatabase
 from .single_flight import SingleFlight
@@ -45,8 +45,14 @@ python/cpython#106905 among others). So payloads are decoded one at a time."""
 
 
 def _decode(data: bytes) -> Payload:
-    with _NPY_HEADERS, np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+    """The payload of a file's checked bytes: read-only views into them when its members are stored ``.npy`` files
+    (:func:`~.npz_file.stored_arrays`: nothing copied, no CRC), else as ``np.load`` reads it."""
+    with _NPY_HEADERS:
+        arrays = stored_arrays(data)
+        if arrays is not None:
+            return arrays
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
 
 
 class PayloadCache:
