@@ -37,7 +37,7 @@ def with_identity(report: FaceReport, frame: FramePlate, out: np.ndarray, box: B
 
     Args:
         frame: the plate; ``out`` ``(H, W, C)`` float32 the rendered frame.
-        models: the dlib models (landmarks and identity embeddings on display-referred proxies).
+        models: the dlib models (identity embeddings of display-referred proxies; no landmarks are fitted).
         colourspace: how the plate becomes a display-referred proxy.
         memos: where the plate face's embedding is remembered (by frame, box and landmarks), or None.
         cache: where it is also kept across servers (a re-render in a new process computes only the
