@@ -80,25 +80,42 @@ def make_shot(folder: Path, frames: int) -> Path:
     return folder / "plate.####.exr"
 
 
+def write_half_zip(out_path: Path, spec: oiio.ImageSpec, pixels: np.ndarray, top: int = 0) -> None:
+    """Write ``pixels`` (rows ``top`` on of the image ``spec`` describes) to ``out_path``: same channels, half, zip;
+    a band keeps its rows' place in the frame."""
+    out_spec = oiio.ImageSpec(spec.width, pixels.shape[0], spec.nchannels, oiio.HALF)
+    if pixels.shape[0] != spec.height:
+        out_spec.y, out_spec.full_height, out_spec.full_y = spec.y + top, spec.full_height, spec.full_y
+    out_spec.channelnames = spec.channelnames
+    out_spec.attribute("compression", "zip")
+    out = oiio.ImageOutput.create(str(out_path))
+    if out is None:
+        raise SystemExit(oiio.geterror())
+    out.open(str(out_path), out_spec)
+    out.write_image(pixels)
+    out.close()
+
+
+def read_rows(plate: Path, rows: tuple[int, int] | None = None) -> tuple[oiio.ImageSpec, np.ndarray]:
+    """OpenImageIO's spec of ``plate`` and its pixels as float32: all of them, or only the rows ``[top, bottom)``."""
+    src = oiio.ImageInput.open(str(plate))
+    if src is None:
+        raise SystemExit(oiio.geterror())
+    spec = src.spec()
+    pixels = src.read_image(oiio.FLOAT) if rows is None else \
+        src.read_scanlines(0, 0, spec.y + rows[0], spec.y + rows[1], 0, 0, spec.nchannels, oiio.FLOAT)
+    src.close()
+    if pixels is None:
+        raise SystemExit(f"{plate}: {oiio.geterror()}")
+    return spec, pixels
+
+
 def exr_floor(folder: Path, frames: int) -> float:
     """Seconds OpenImageIO takes to read every plate and write it back (same channels, half, zip)."""
     t = time.perf_counter()
     for k in range(1, frames + 1):
-        src = oiio.ImageInput.open(str(folder / f"plate.{k:04d}.exr"))
-        if src is None:
-            raise SystemExit(oiio.geterror())
-        spec = src.spec()
-        pixels = src.read_image(oiio.FLOAT)
-        src.close()
-        out_spec = oiio.ImageSpec(spec.width, spec.height, spec.nchannels, oiio.HALF)
-        out_spec.channelnames = spec.channelnames
-        out_spec.attribute("compression", "zip")
-        out = oiio.ImageOutput.create(str(folder / f"io.{k:04d}.exr"))
-        if out is None:
-            raise SystemExit(oiio.geterror())
-        out.open(str(folder / f"io.{k:04d}.exr"), out_spec)
-        out.write_image(pixels)
-        out.close()
+        spec, pixels = read_rows(folder / f"plate.{k:04d}.exr")
+        write_half_zip(folder / f"io.{k:04d}.exr", spec, pixels)
     return time.perf_counter() - t
 
 
@@ -126,22 +143,8 @@ def face_rows_floor(folder: Path, bands: list[tuple[int, int]]) -> float:
     for k, (top, bottom) in enumerate(bands, start=1):
         if bottom <= top:
             continue
-        src = oiio.ImageInput.open(str(folder / f"plate.{k:04d}.exr"))
-        if src is None:
-            raise SystemExit(oiio.geterror())
-        spec = src.spec()
-        pixels = src.read_scanlines(0, 0, spec.y + top, spec.y + bottom, 0, 0, spec.nchannels, oiio.FLOAT)
-        src.close()
-        out_spec = oiio.ImageSpec(spec.width, bottom - top, spec.nchannels, oiio.HALF)
-        out_spec.y, out_spec.full_height, out_spec.full_y = spec.y + top, spec.full_height, spec.full_y
-        out_spec.channelnames = spec.channelnames
-        out_spec.attribute("compression", "zip")
-        out = oiio.ImageOutput.create(str(folder / f"band.{k:04d}.exr"))
-        if out is None:
-            raise SystemExit(oiio.geterror())
-        out.open(str(folder / f"band.{k:04d}.exr"), out_spec)
-        out.write_image(pixels)
-        out.close()
+        spec, pixels = read_rows(folder / f"plate.{k:04d}.exr", (top, bottom))
+        write_half_zip(folder / f"band.{k:04d}.exr", spec, pixels, top)
     return time.perf_counter() - t
 
 
