@@ -119,19 +119,20 @@ def exr_floor(folder: Path, frames: int) -> float:
     return time.perf_counter() - t
 
 
-CHUNK_ROWS = 16  # the rows of one zip chunk of an OpenEXR scan-line file
-
-
 def changed_rows(plate: Path, output: Path) -> tuple[int, int]:
-    """The rows ``[top, bottom)`` of the zip chunks holding every row where ``output`` differs from ``plate`` in
-    any bit (the rows a bit-identical re-render must composite and encode again)."""
+    """The rows ``[top, bottom)`` of ``plate``'s chunks from the first to the last holding a row where ``output``
+    differs from it in any bit (the rows a bit-identical re-render must composite and encode again): the server's
+    own ``changed_chunks`` over the plate file's chunk layout."""
+    from inference_server.plates.exr_chunks import band_rows, scanline_file
+    from inference_server.plates.image_file import changed_chunks
+
+    layout = scanline_file(plate.read_bytes())
+    if layout is None:
+        raise SystemExit(f"{plate}: not a single-part scan-line EXR")
     a = np.asarray(oiio.ImageBuf(str(plate)).get_pixels(oiio.FLOAT), np.float32)
     b = np.asarray(oiio.ImageBuf(str(output)).get_pixels(oiio.FLOAT), np.float32)
-    rows = np.nonzero((a.view(np.uint32) != b.view(np.uint32)).any(axis=(1, 2)))[0]
-    if rows.size == 0:
-        return 0, 0
-    top = int(rows[0]) // CHUNK_ROWS * CHUNK_ROWS
-    return top, min(a.shape[0], (int(rows[-1]) // CHUNK_ROWS + 1) * CHUNK_ROWS)
+    changed = changed_chunks(a, b, layout.lines_per_chunk)
+    return band_rows(layout, changed[0], changed[-1]) if changed else (0, 0)
 
 
 def face_rows_floor(folder: Path, bands: list[tuple[int, int]]) -> float:
@@ -319,12 +320,12 @@ def main() -> int:
                       f"re-render {statistics.median(blends):6.2f} s ({min(blends):.2f}-{max(blends):.2f}), "
                       f"{statistics.median(speedups):.1f}x faster; CPU {cpu_first:.2f} / {cpu_blend:.2f} s")
         renders = rounds[-1][1]
-        first_out = work / f"{next(reversed(codes))}-run{len(rounds) - 1}" / "out"
+        first_out = work / f"now-run{len(rounds) - 1}" / "out"
         bands = [changed_rows(plates / f"plate.{k:04d}.exr", first_out / f"first.{k:04d}.exr")
                  for k in range(1, args.frames + 1)]
         rows = statistics.median(bottom - top for top, bottom in bands)
         band_floor = statistics.median(face_rows_floor(plates, bands) for _ in range(args.repeats))
-        first_now = statistics.median(r[next(reversed(codes))][0].wall for _, r in rounds)
+        first_now = statistics.median(r["now"][0].wall for _, r in rounds)
         print(f"the face's rows alone (median {rows:.0f} of 1080 a frame), read and written: {band_floor:.2f} s; "
               f"a 10x re-render has {first_now / 10:.2f} s for everything")
         tables = {f"{name}:{kind}": path for name, (_, _, reports) in renders.items() for kind, path in reports.items()}
